@@ -1,0 +1,1 @@
+"""Models: lookup by name (filled in by the lead)."""

@@ -1,0 +1,1 @@
+"""Utilities: errors, logging, checkpoints, HTML pages, image I/O."""

@@ -1,0 +1,22 @@
+"""User-facing errors.
+
+A :class:`UserError` is a mistake the user can fix (a bad option, a missing folder, an unreadable
+file). ``train.py`` / ``test.py`` catch it and print its one-line message without a traceback, then
+exit with status 2. Anything else is a bug and keeps its traceback.
+"""
+
+
+class UserError(Exception):
+    """A one-line, user-fixable error: name the option, path or file and what is allowed."""
+
+
+def worker_message(exc: BaseException) -> str:
+    """The original one-line message of an error re-raised from a DataLoader worker.
+
+    PyTorch re-raises worker errors with the worker's traceback prepended; the user only needs the
+    last line (``UserError: cannot read image ...``) without the class name.
+    """
+    lines = [line for line in str(exc).strip().splitlines() if line.strip()]
+    last = lines[-1] if lines else str(exc)
+    prefix = type(exc).__name__ + ": "
+    return last[len(prefix):] if last.startswith(prefix) else last
