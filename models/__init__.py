@@ -1,1 +1,45 @@
-"""Models: lookup by name (filled in by the lead)."""
+"""Models, found by name: ``--model sc`` -> ``models/sc_model.py`` -> ``SCModel(BaseModel)``.
+
+Adding a model means adding one file ``models/<name>_model.py`` with a ``BaseModel`` subclass whose
+lowercased class name is ``<name>model`` (underscores dropped); nothing else changes.
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import Callable
+
+from util.errors import UserError
+
+
+def available_models() -> list[str]:
+    """Names of every ``models/<name>_model.py`` except the template."""
+    here = Path(__file__).resolve().parent
+    names = [p.name[: -len("_model.py")] for p in here.glob("*_model.py")]
+    return sorted(n for n in names if n not in ("base", "template"))
+
+
+def find_model_using_name(model_name: str) -> type:
+    """The BaseModel subclass defined in ``models/<model_name>_model.py``."""
+    from models.base_model import BaseModel
+
+    known = available_models() + ["template"]
+    if model_name not in known:
+        raise UserError(f"--model: unknown model '{model_name}'; choose from {', '.join(available_models())}")
+    module = importlib.import_module(f"models.{model_name}_model")
+    target = model_name.replace("_", "") + "model"
+    for name, cls in vars(module).items():
+        if name.lower() == target and isinstance(cls, type) and issubclass(cls, BaseModel):
+            return cls
+    raise ValueError(f"models/{model_name}_model.py defines no BaseModel subclass named like {target}")
+
+
+def get_option_setter(model_name: str) -> Callable:
+    """The model class's ``modify_commandline_options(parser, is_train)``."""
+    return find_model_using_name(model_name).modify_commandline_options
+
+
+def create_model(opt) -> "BaseModel":  # noqa: F821 - BaseModel is imported lazily above
+    """Instantiate the model named by ``opt.model``."""
+    return find_model_using_name(opt.model)(opt)

@@ -5,6 +5,8 @@ file). ``train.py`` / ``test.py`` catch it and print its one-line message withou
 exit with status 2. Anything else is a bug and keeps its traceback.
 """
 
+from typing import Callable
+
 
 class UserError(Exception):
     """A one-line, user-fixable error: name the option, path or file and what is allowed."""
@@ -20,3 +22,17 @@ def worker_message(exc: BaseException) -> str:
     last = lines[-1] if lines else str(exc)
     prefix = type(exc).__name__ + ": "
     return last[len(prefix):] if last.startswith(prefix) else last
+
+
+def run_cli(main: "Callable[[], object]") -> None:
+    """Run a script's ``main``: user errors print one line and exit 2; Ctrl-C exits 130."""
+    import sys
+
+    try:
+        main()
+    except UserError as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        sys.exit(2)
+    except KeyboardInterrupt:
+        sys.stderr.write("interrupted\n")
+        sys.exit(130)

@@ -1,0 +1,241 @@
+"""The ``sc`` model: unpaired translation with the spatially-correlative loss (F-LSeSim).
+
+FSeSim: ``--model sc`` (fixed VGG16 self-similarity). LSeSim: add ``--learned_attn --augment``
+(1x1 heads trained contrastively, usually with ``--patch_size 32``).
+
+One training step (SPEC 2): forward G -> [head step] -> D step -> G step. VGG16 features of the real
+and augmented images are computed once per step without gradients, those of fake_B once with
+gradients; the head step reuses detached copies. The VGG never gets gradients or optimiser state.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Optional
+
+import torch
+
+from models.base_model import BaseModel
+from models.losses import GANLoss, gradient_penalty, perceptual_loss, style_loss
+from models.networks import define_D, define_G
+from models.sesim import LAYER_NAMES, SpatialCorrelativeLoss, VGG16Features, VGGWeightsError
+from util.errors import UserError
+from util.image_pool import ImagePool
+
+PERCEPTUAL_LAYER = 6           # relu3_3
+STYLE_LAYERS = (1, 3, 6, 9)    # relu1_2, relu2_2, relu3_3, relu4_3
+
+
+def parse_attn_layers(value: str) -> list[int]:
+    """'4,7,9' -> [4, 7, 9]; UserError for anything outside 0-12."""
+    try:
+        layers = [int(v) for v in str(value).replace(" ", "").split(",") if v != ""]
+    except ValueError:
+        raise UserError(f"--attn_layers {value}: give comma-separated VGG16 layer indices 0-12") from None
+    bad = [i for i in layers if not 0 <= i < len(LAYER_NAMES)]
+    if bad or not layers:
+        raise UserError(f"--attn_layers {value}: indices must be in 0-12 "
+                        f"(0 = relu1_1 ... 12 = relu5_3; default 4,7,9)")
+    return layers
+
+
+def rot180(x: torch.Tensor) -> torch.Tensor:
+    """Rotate (B, C, H, W) images by 180 degrees (flip H and W): the 'other' image of SPEC 1.7."""
+    return torch.flip(x, dims=(2, 3))
+
+
+class SCModel(BaseModel):
+    """Single-modal translation A -> B with the spatially-correlative loss."""
+
+    @staticmethod
+    def modify_commandline_options(parser: argparse.ArgumentParser, is_train: bool) -> argparse.ArgumentParser:
+        g = parser.add_argument_group("sc model")
+        g.add_argument("--attn_layers", default="4,7,9",
+                       help="VGG16 layers (0-12) of the spatially-correlative loss: 4,7,9 = relu3_1, relu4_1, relu4_3")
+        g.add_argument("--patch_nums", type=int, default=256, help="query locations per layer (<= 0: all)")
+        g.add_argument("--patch_size", type=int, default=64, help="local key window; global when >= the map")
+        g.add_argument("--loss_mode", default="cos", choices=["cos", "l1", "info"],
+                       help="how the self-similarity maps are compared")
+        g.add_argument("--use_norm", action="store_true", help="cosine similarity and L1 instead of tanh and SmoothL1")
+        g.add_argument("--learned_attn", action="store_true", help="LSeSim: learn 1x1 heads contrastively")
+        g.add_argument("--T", type=float, default=0.07, help="temperature of the contrastive head loss")
+        g.add_argument("--lambda_spatial", type=float, default=10.0, help="weight of the spatial loss")
+        g.add_argument("--lambda_spatial_idt", type=float, default=0.0, help="spatial loss on G(real_B) vs real_B")
+        g.add_argument("--lambda_perceptual", type=float, default=0.0, help="L1 of relu3_3 of real_A vs fake_B")
+        g.add_argument("--lambda_style", type=float, default=0.0, help="Gram-matrix L1 of real_B vs fake_B")
+        g.add_argument("--lambda_identity", type=float, default=0.0, help="L1 of G(real_B) vs real_B")
+        g.add_argument("--lambda_gradient", type=float, default=0.0, help="WGAN-GP gradient penalty weight")
+        g.add_argument("--vgg_weights", default="imagenet",
+                       help="imagenet (torch hub cache; see scripts/download_vgg16.py), a path, or random (smoke tests)")
+        return parser
+
+    def __init__(self, opt: argparse.Namespace) -> None:
+        super().__init__(opt)
+        self.attn_layers = parse_attn_layers(opt.attn_layers)
+        self.use_idt = opt.lambda_identity > 0 or opt.lambda_spatial_idt > 0
+        self.visual_names = ["real_A", "fake_B", "real_B"] + (["idt_B"] if self.use_idt and self.is_train else [])
+        self.model_names = ["G"]
+        norm_g, norm_d = (opt.norm, opt.norm) if opt.norm else (opt.normG, opt.normD)
+        self.netG = define_G(opt.netG, opt.input_nc, opt.output_nc, opt.ngf, norm_g, not opt.no_dropout,
+                             opt.init_type, opt.init_gain, opt.no_antialias, opt.no_antialias_up).to(self.device)
+        if self.is_train:
+            self._build_training(opt, norm_d)
+
+    # ---- construction -------------------------------------------------------------------
+    def _build_training(self, opt: argparse.Namespace, norm_d: str) -> None:
+        if opt.augment and not opt.learned_attn:
+            print("Note: --augment only feeds the learned heads; without --learned_attn it has no effect.")
+        self.loss_names = ["G_GAN", "G_s", "D_real", "D_fake"]
+        for flag, names in ((opt.learned_attn, ["spatial"]), (opt.lambda_spatial_idt > 0, ["G_s_idt_B"]),
+                            (opt.lambda_identity > 0, ["idt_B"]), (opt.lambda_perceptual > 0, ["per"]),
+                            (opt.lambda_style > 0, ["style"]), (opt.lambda_gradient > 0, ["D_Gradient"])):
+            self.loss_names += names if flag else []
+        self.model_names += ["D"] + (["F"] if opt.learned_attn else [])
+        self.netD = define_D(opt.netD, opt.output_nc, opt.ndf, opt.n_layers_D, norm_d, opt.init_type,
+                             opt.init_gain, opt.no_antialias).to(self.device)
+        layers = set(self.attn_layers)
+        layers |= {PERCEPTUAL_LAYER} if opt.lambda_perceptual > 0 else set()
+        layers |= set(STYLE_LAYERS) if opt.lambda_style > 0 else set()
+        try:
+            self.vgg = VGG16Features(layers=sorted(layers), weights=opt.vgg_weights).to(self.device)
+        except (VGGWeightsError, ValueError) as exc:
+            raise UserError(str(exc)) from None
+        channels = [self.vgg.out_channels[self.vgg.layers.index(i)] for i in self.attn_layers]
+        self.netF = SpatialCorrelativeLoss(mode=opt.loss_mode, patch_nums=opt.patch_nums,
+                                           patch_size=opt.patch_size, use_norm=opt.use_norm,
+                                           learned=opt.learned_attn, T=opt.T, in_channels=channels).to(self.device)
+        self.criterionGAN = GANLoss(opt.gan_mode).to(self.device)
+        self.fake_pool = ImagePool(opt.pool_size, generator=torch.Generator().manual_seed(opt.seed))
+        betas = (opt.beta1, opt.beta2)
+        self.optimizer_G = torch.optim.Adam(self.netG.parameters(), lr=opt.lr, betas=betas)
+        self.optimizer_D = torch.optim.Adam(self.netD.parameters(), lr=opt.lr, betas=betas)
+        self.optimizers = [self.optimizer_G, self.optimizer_D]
+        if opt.learned_attn:
+            self.optimizer_F = torch.optim.Adam(self.netF.parameters(), lr=opt.lr, betas=betas)
+            self.optimizers.append(self.optimizer_F)
+
+    # ---- data and forward ---------------------------------------------------------------
+    def set_input(self, batch: dict) -> None:
+        """batch: 'A' (B, C, H, W) in [-1, 1], optional 'B', 'A_aug', 'B_aug', and 'A_paths'."""
+        def get(key: str) -> Optional[torch.Tensor]:
+            return batch[key].to(self.device) if key in batch else None
+        self.real_A, self.real_B = get("A"), get("B")
+        self.real_A_aug, self.real_B_aug = get("A_aug"), get("B_aug")
+        self.image_paths = batch.get("A_paths", [])
+
+    def forward(self) -> None:
+        self.fake_B = self.netG(self.real_A)
+        if self.is_train and self.use_idt:
+            self.idt_B = self.netG(self.real_B)
+
+    def _layer_feats(self, feats: list[torch.Tensor], layers: tuple | list) -> list[torch.Tensor]:
+        return [feats[self.vgg.layers.index(i)] for i in layers]
+
+    def _extract_features(self) -> None:
+        """VGG16 features, once per step: real images in one batch without gradients, fakes with."""
+        opt = self.opt
+        learned = opt.learned_attn
+        need_other = learned or opt.loss_mode == "info"
+        need_real_B = opt.lambda_style > 0 or opt.lambda_spatial_idt > 0
+        augment = learned and self.real_A_aug is not None and self.real_B_aug is not None
+        reals = {"A": self.real_A}
+        reals.update({"other": rot180(self.real_B)} if need_other else {})
+        reals.update({"A_aug": self.real_A_aug, "other_aug": rot180(self.real_B_aug)} if augment else {})
+        reals.update({"B": self.real_B} if need_real_B else {})
+        with torch.no_grad():
+            maps = self.vgg(torch.cat(list(reals.values())))
+        n = self.real_A.shape[0]
+        self.feats = {key: [m[i * n:(i + 1) * n] for m in maps] for i, key in enumerate(reals)}
+        fakes = [self.fake_B] + ([self.idt_B] if opt.lambda_spatial_idt > 0 else [])
+        maps = self.vgg(torch.cat(fakes))
+        self.feats["fake_B"] = [m[:n] for m in maps]
+        if opt.lambda_spatial_idt > 0:
+            self.feats["idt_B"] = [m[n:] for m in maps]
+
+    # ---- losses -------------------------------------------------------------------------
+    def spatial_src_tgt_other(self, detach_target: bool) -> tuple[list, list, Optional[list]]:
+        """Source, target and other feature lists of the head step (doubled with --augment)."""
+        src = self._layer_feats(self.feats["A"], self.attn_layers)
+        tgt = self._layer_feats(self.feats["fake_B"], self.attn_layers)
+        tgt = [t.detach() for t in tgt] if detach_target else tgt
+        other = self._layer_feats(self.feats["other"], self.attn_layers) if "other" in self.feats else None
+        if detach_target and "A_aug" in self.feats:
+            aug = self._layer_feats(self.feats["A_aug"], self.attn_layers)
+            other_aug = self._layer_feats(self.feats["other_aug"], self.attn_layers)
+            src = [torch.cat([s, s]) for s in src]
+            tgt = [torch.cat([t, a]) for t, a in zip(tgt, aug)]
+            other = [torch.cat([o, a]) for o, a in zip(other, other_aug)]
+        return src, tgt, other
+
+    def compute_F_loss(self) -> tuple[torch.Tensor, dict]:
+        """Contrastive loss that trains the heads: real_A vs fake_B (detached) vs rot180(real_B)."""
+        src, tgt, other = self.spatial_src_tgt_other(detach_target=True)
+        loss = self.netF(src, tgt, other)
+        return loss, {"spatial": loss.detach()}
+
+    def compute_D_loss(self) -> tuple[torch.Tensor, dict]:
+        """0.5 (GAN(D(real_B), real) + GAN(D(pool(fake_B)), fake)) [+ gradient penalty]."""
+        fake = self.fake_pool.query(self.fake_B.detach())
+        loss_fake = self.criterionGAN(self.netD(fake), False)
+        loss_real = self.criterionGAN(self.netD(self.real_B), True)
+        total = 0.5 * (loss_real + loss_fake)
+        parts = {"D_real": loss_real.detach(), "D_fake": loss_fake.detach()}
+        if self.opt.lambda_gradient > 0:
+            gp = gradient_penalty(self.netD, self.real_B, self.fake_B.detach(), lambda_gp=self.opt.lambda_gradient)
+            total = total + gp
+            parts["D_Gradient"] = gp.detach()
+        return total, parts
+
+    def compute_G_loss(self) -> tuple[torch.Tensor, dict]:
+        """GAN + lambda_spatial * spatial(real_A, fake_B) + the optional identity/perceptual/style terms."""
+        opt = self.opt
+        terms = {"G_GAN": self.criterionGAN(self.netD(self.fake_B), True, for_discriminator=False)}
+        src, tgt, other = self.spatial_src_tgt_other(detach_target=False)
+        other = other if opt.loss_mode == "info" else None
+        terms["G_s"] = self.netF(src, tgt, other) * opt.lambda_spatial
+        if opt.lambda_spatial_idt > 0:
+            src_b = self._layer_feats(self.feats["B"], self.attn_layers)
+            idt = self._layer_feats(self.feats["idt_B"], self.attn_layers)
+            terms["G_s_idt_B"] = self.netF(src_b, idt, other) * opt.lambda_spatial_idt
+        if opt.lambda_identity > 0:
+            terms["idt_B"] = torch.nn.functional.l1_loss(self.idt_B, self.real_B) * opt.lambda_identity
+        if opt.lambda_perceptual > 0:
+            a, b = (self._layer_feats(self.feats[k], [PERCEPTUAL_LAYER])[0] for k in ("A", "fake_B"))
+            terms["per"] = perceptual_loss(a, b) * opt.lambda_perceptual
+        if opt.lambda_style > 0:
+            real, fake = (self._layer_feats(self.feats[k], STYLE_LAYERS) for k in ("B", "fake_B"))
+            terms["style"] = style_loss(real, fake) * opt.lambda_style
+        total = sum(terms.values())
+        return total, {k: v.detach() for k, v in terms.items()}
+
+    # ---- the step -----------------------------------------------------------------------
+    def optimize_parameters(self) -> None:
+        self.forward()
+        self._extract_features()
+        parts = {}
+        if self.opt.learned_attn:
+            self.set_requires_grad([self.netF], True)
+            self.optimizer_F.zero_grad(set_to_none=True)
+            loss_F, parts_F = self.compute_F_loss()
+            loss_F.backward()
+            self.optimizer_F.step()
+            parts.update(parts_F)
+        self.set_requires_grad([self.netD], True)
+        self.optimizer_D.zero_grad(set_to_none=True)
+        loss_D, parts_D = self.compute_D_loss()
+        loss_D.backward()
+        self.optimizer_D.step()
+        self.set_requires_grad([self.netD, self.netF], False)
+        self.optimizer_G.zero_grad(set_to_none=True)
+        loss_G, parts_G = self.compute_G_loss()
+        loss_G.backward()
+        self.optimizer_G.step()
+        self.loss_parts = {**parts, **parts_D, **parts_G}
+        self.feats = {}
+
+    def extra_state(self) -> dict:
+        return {"pool": self.fake_pool.state_dict()} if self.is_train else {}
+
+    def load_extra_state(self, state: dict) -> None:
+        if self.is_train and "pool" in state:
+            self.fake_pool.load_state_dict(state["pool"])

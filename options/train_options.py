@@ -1,0 +1,50 @@
+"""Training options: display, saving, resuming, schedule and optimiser."""
+
+import argparse
+
+from models.losses import GAN_MODES
+from options.base_options import BaseOptions
+
+LR_POLICIES = ("linear", "step", "plateau", "cosine")
+
+
+class TrainOptions(BaseOptions):
+    """``opt = TrainOptions().parse()`` in train.py."""
+
+    is_train = True
+
+    def initialize(self, parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        parser = super().initialize(parser)
+        g = parser.add_argument_group("display")
+        g.add_argument("--display_id", type=int, default=0,
+                       help="visdom window id; 0 or -1 disables visdom (the default)")
+        g.add_argument("--display_server", default="http://localhost", help="visdom server")
+        g.add_argument("--display_env", default="main", help="visdom environment")
+        g.add_argument("--display_port", type=int, default=8097, help="visdom port")
+        g.add_argument("--display_ncols", type=int, default=4, help="images per row in visdom")
+        g.add_argument("--display_freq", type=int, default=400, help="show results every N images")
+        g.add_argument("--update_html_freq", type=int, default=1000, help="save results to HTML every N images")
+        g.add_argument("--print_freq", type=int, default=100, help="print losses every N images")
+        g.add_argument("--no_html", action="store_true", help="no web/index.html")
+        g = parser.add_argument_group("saving and resuming")
+        g.add_argument("--save_latest_freq", type=int, default=5000, help="save 'latest' every N images")
+        g.add_argument("--save_epoch_freq", type=int, default=10, help="save <epoch>_net_*.pth every N epochs")
+        g.add_argument("--save_by_iter", action="store_true", help="also keep iter_<N> checkpoints")
+        g.add_argument("--continue_train", action="store_true",
+                       help="resume from the 'latest' (or --epoch) training state: counters restored by themselves")
+        g.add_argument("--epoch_count", type=int, default=1,
+                       help="first epoch number of a new run (resumed runs take it from the checkpoint)")
+        g.add_argument("--max_iters", type=int, default=0,
+                       help="stop after this many training steps in total, saving 'latest' (0: no limit)")
+        g.add_argument("--phase", default="train", help="train, val, test, ...")
+        g = parser.add_argument_group("schedule and optimiser")
+        g.add_argument("--n_epochs", type=int, default=200, help="epochs at the initial learning rate")
+        g.add_argument("--n_epochs_decay", type=int, default=200, help="epochs of linear decay to zero")
+        g.add_argument("--beta1", type=float, default=0.5, help="Adam beta1")
+        g.add_argument("--beta2", type=float, default=0.999, help="Adam beta2")
+        g.add_argument("--lr", type=float, default=0.0001, help="initial Adam learning rate")
+        g.add_argument("--gan_mode", default="lsgan", choices=list(GAN_MODES), help="GAN objective")
+        g.add_argument("--pool_size", type=int, default=50, help="image pool size for D (0: no pool)")
+        g.add_argument("--lr_policy", default="linear", choices=list(LR_POLICIES))
+        g.add_argument("--lr_decay_iters", type=int, default=50, help="step policy: decay every N epochs")
+        return parser

@@ -1,0 +1,110 @@
+"""Train an image-to-image translation model.
+
+    python train.py --dataroot ./datasets/horse2zebra --name h2z --model sc                          # FSeSim
+    python train.py --dataroot ./datasets/horse2zebra --name h2z_l --model sc --learned_attn --augment  # LSeSim
+    python train.py ... --continue_train                     # resume 'latest' exactly where it stopped
+
+Checkpoints, loss_log.txt and web/index.html go to checkpoints/<name>/. Ctrl-C saves 'latest'.
+"""
+
+import sys
+import time
+
+from tqdm import tqdm
+
+from data import create_dataset
+from models import create_model
+from options.train_options import TrainOptions
+from util.checkpoint import load_training_checkpoint, save_training_checkpoint, seed_everything
+from util.errors import run_cli
+from util.logger import Logger
+
+
+def crossed(count: int, step: int, freq: int) -> bool:
+    """Whether adding ``step`` to reach ``count`` crossed a multiple of ``freq``."""
+    return freq > 0 and count // freq != (count - step) // freq
+
+
+def main() -> None:
+    # Options, seed, data, model, logger.
+    options = TrainOptions()
+    opt = options.parse()
+    seed_everything(opt.seed)
+    dataset = create_dataset(opt)
+    model = create_model(opt)
+    model.setup()
+    logger = Logger(log_dir=model.save_dir, name=opt.name, display_id=opt.display_id,
+                    display_server=opt.display_server, display_port=opt.display_port,
+                    display_env=opt.display_env, display_ncols=opt.display_ncols,
+                    display_winsize=opt.display_winsize, use_html=not opt.no_html)
+    options.save_options(opt, "train")
+    print(f"{len(dataset)} training images, {dataset.num_batches} steps per epoch; saving to {model.save_dir}")
+
+    # Resume: counters, weights, optimisers, schedulers, pool, RNGs.
+    counters = {"epoch": opt.epoch_count, "batch": 0, "images": 0, "steps": 0, "loss_sum": 0.0}
+    if opt.continue_train:
+        counters = load_training_checkpoint(model, logger, opt.epoch)
+        print(f"resuming at epoch {counters['epoch']}, step {counters['batch']} of the epoch "
+              f"({counters['steps']} steps done)")
+
+    def save(tag: str) -> None:
+        save_training_checkpoint(model, logger, counters, vars(opt), tag)
+
+    last_epoch = opt.epoch_count + opt.n_epochs + opt.n_epochs_decay - 1
+    interactive = sys.stderr.isatty()
+    try:
+        while counters["epoch"] <= last_epoch:
+            epoch = counters["epoch"]
+            dataset.set_epoch(epoch, start_batch=counters["batch"])
+            bar = tqdm(dataset, total=dataset.num_batches, initial=counters["batch"], disable=not interactive,
+                       desc=f"epoch {epoch}/{last_epoch}", unit="step", dynamic_ncols=True)
+            t_data = time.time()
+            for batch in bar:
+                # One step.
+                t_start = time.time()
+                model.set_input(batch)
+                model.optimize_parameters()
+                size = batch["A"].shape[0]
+                counters["batch"] += 1
+                counters["images"] += size
+                counters["steps"] += 1
+                losses = model.get_current_losses()
+                counters["loss_sum"] += sum(v for k, v in losses.items() if k.startswith("G_"))
+
+                # Logging, display, saving.
+                images = counters["images"]
+                if crossed(images, size, opt.print_freq):
+                    line = logger.log_scalars(epoch, counters["batch"] / dataset.num_batches,
+                                              counters["batch"] * opt.batch_size, losses,
+                                              (time.time() - t_start) / size, (t_start - t_data) / size)
+                    tqdm.write(line) if interactive else print(line, flush=True)
+                if crossed(images, size, opt.display_freq):
+                    model.compute_visuals()
+                    logger.log_images(epoch, model.get_current_visuals(),
+                                      save_result=crossed(images, size, opt.update_html_freq))
+                if crossed(images, size, opt.save_latest_freq):
+                    save("latest")
+                    if opt.save_by_iter:
+                        save(f"iter_{images}")
+                if opt.max_iters and counters["steps"] >= opt.max_iters:
+                    save("latest")
+                    print(f"reached --max_iters {opt.max_iters}: saved 'latest' in {model.save_dir}")
+                    return
+                t_data = time.time()
+            bar.close()
+
+            # End of epoch: save, step the learning rate, move on.
+            if epoch % opt.save_epoch_freq == 0:
+                model.save_networks(str(epoch))
+            lr = model.update_learning_rate(counters["loss_sum"] / max(counters["batch"], 1))
+            counters.update(epoch=epoch + 1, batch=0, loss_sum=0.0)
+            save("latest")
+            print(f"end of epoch {epoch}/{last_epoch}: {counters['steps']} steps, learning rate {lr:.7f}")
+    except KeyboardInterrupt:
+        save("latest")
+        print(f"\ninterrupted: saved 'latest' in {model.save_dir}; resume with --continue_train")
+        raise
+
+
+if __name__ == "__main__":
+    run_cli(main)

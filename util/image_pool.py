@@ -1,0 +1,69 @@
+"""History of generated images for the discriminator (Shrivastava et al. 2017, as in CycleGAN).
+
+Showing D some older fakes stops G and D from chasing each other around the latest batch.
+"""
+
+from typing import Any
+
+import torch
+
+
+class ImagePool:
+    """A buffer of up to ``pool_size`` generated images.
+
+    For each image of a batch: while the pool is filling, store it and return it; once full, with
+    probability 0.5 return a uniformly chosen stored image and store the new one in its place,
+    otherwise return the new image. The random draws come from ``generator`` (a CPU torch.Generator;
+    by default a private one seeded 0) so that ``state_dict`` / ``load_state_dict`` resume exactly.
+    pool_size 0 disables the pool.
+    """
+
+    def __init__(self, pool_size: int, generator: torch.Generator | None = None) -> None:
+        if pool_size < 0:
+            raise ValueError(f"pool_size must be >= 0, got {pool_size}")
+        self.pool_size = pool_size
+        self.generator = generator if generator is not None else torch.Generator().manual_seed(0)
+        self.images: list[torch.Tensor] = []  # each (C, H, W), detached
+
+    def query(self, images: torch.Tensor) -> torch.Tensor:
+        """images: (B, C, H, W) new fakes -> (B, C, H, W) detached mix of new and stored fakes.
+
+        Stored images must have the shape of the new ones (the same crop size throughout training).
+        """
+        if self.pool_size == 0:
+            return images
+        returned = []
+        for image in images.detach():
+            returned.append(self._swap(image))
+        return torch.stack(returned, dim=0)
+
+    def _swap(self, image: torch.Tensor) -> torch.Tensor:
+        """Store one (C, H, W) image and return it or an older one, per the rule above."""
+        if len(self.images) < self.pool_size:
+            self.images.append(image.clone())
+            return image
+        if torch.rand(1, generator=self.generator).item() > 0.5:
+            index = int(torch.randint(0, self.pool_size, (1,), generator=self.generator).item())
+            old = self.images[index].to(image.device)
+            self.images[index] = image.clone()
+            return old
+        return image
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def state_dict(self) -> dict[str, Any]:
+        """The stored images (list of (C, H, W) tensors), the pool size and the generator state."""
+        return {
+            "pool_size": self.pool_size,
+            "images": [image.clone() for image in self.images],
+            "generator_state": self.generator.get_state(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`state_dict` returned; later queries then repeat the saved run exactly."""
+        images = list(state["images"])
+        if len(images) > self.pool_size:
+            raise ValueError(f"saved pool holds {len(images)} images but pool_size is {self.pool_size}")
+        self.images = [image.clone() for image in images]
+        self.generator.set_state(state["generator_state"])
