@@ -104,11 +104,19 @@ class BaseOptions:
         parser = OptionParser(formatter_class=argparse.ArgumentDefaultsHelpFormatter)
         parser = self.initialize(parser)
         known, _ = parser.parse_known_args(self.argv)
+        inherited = self.inherited_defaults(known)
+        if inherited:
+            parser.set_defaults(**inherited)
+            known, _ = parser.parse_known_args(self.argv)
         parser = models.get_option_setter(known.model)(parser, self.is_train)
         known, _ = parser.parse_known_args(self.argv)
         parser = data.get_option_setter(known.dataset_mode)(parser, self.is_train)
         self.parser = parser
         return parser.parse_args(self.argv)
+
+    def inherited_defaults(self, known: argparse.Namespace) -> dict:
+        """Defaults taken from elsewhere (test.py: the trained run's architecture); none here."""
+        return {}
 
     def parse(self) -> argparse.Namespace:
         """The options, checked and completed (gpu_ids as a list, suffix applied). Never changed later."""

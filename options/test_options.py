@@ -1,14 +1,23 @@
 """Test options: where results go and how many images to translate."""
 
 import argparse
+import json
+import os
 
 from options.base_options import BaseOptions
+from util.errors import UserError
+
+# Options that fix a generator's architecture: test.py takes them from the run's opt.json unless
+# they are given on the command line, so a model trained with --ngf 32 tests without repeating it.
+ARCHITECTURE_OPTIONS = ("model", "netG", "ngf", "normG", "norm", "no_dropout", "no_antialias",
+                        "no_antialias_up", "input_nc", "output_nc", "direction")
 
 
 class TestOptions(BaseOptions):
     """``opt = TestOptions().parse()`` in test.py."""
 
     is_train = False
+    __test__ = False  # not a pytest class, despite the name
 
     def initialize(self, parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
         parser = super().initialize(parser)
@@ -22,3 +31,15 @@ class TestOptions(BaseOptions):
         parser.set_defaults(load_size=parser.get_default("crop_size"), no_flip=True, serial_batches=True,
                             num_threads=0)
         return parser
+
+    def inherited_defaults(self, known: argparse.Namespace) -> dict:
+        """The architecture options recorded in checkpoints/<name>/opt.json, if the run has one."""
+        path = os.path.join(known.checkpoints_dir, known.name, "opt.json")
+        if not os.path.isfile(path):
+            return {}
+        try:
+            with open(path) as f:
+                saved = json.load(f)
+        except (OSError, ValueError) as exc:
+            raise UserError(f"{path} is not readable JSON ({exc}); delete it or fix it") from None
+        return {k: saved[k] for k in ARCHITECTURE_OPTIONS if k in saved}
