@@ -6,6 +6,7 @@ lowercased class name is ``<name>model`` (underscores dropped); nothing else cha
 
 from __future__ import annotations
 
+import argparse
 import importlib
 from pathlib import Path
 from typing import Callable
@@ -40,6 +41,6 @@ def get_option_setter(model_name: str) -> Callable:
     return find_model_using_name(model_name).modify_commandline_options
 
 
-def create_model(opt) -> "BaseModel":  # noqa: F821 - BaseModel is imported lazily above
+def create_model(opt: "argparse.Namespace") -> "BaseModel":  # noqa: F821 - imported lazily
     """Instantiate the model named by ``opt.model``."""
     return find_model_using_name(opt.model)(opt)

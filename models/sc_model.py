@@ -51,7 +51,7 @@ class SCModel(BaseModel):
     def modify_commandline_options(parser: argparse.ArgumentParser, is_train: bool) -> argparse.ArgumentParser:
         g = parser.add_argument_group("sc model")
         g.add_argument("--attn_layers", default="4,7,9",
-                       help="VGG16 layers (0-12) of the spatially-correlative loss: 4,7,9 = relu3_1, relu4_1, relu4_3")
+                       help="VGG16 layers (0-12) of the spatial loss: 4,7,9 = relu3_1, relu4_1, relu4_3")
         g.add_argument("--patch_nums", type=int, default=256, help="query locations per layer (<= 0: all)")
         g.add_argument("--patch_size", type=int, default=64, help="local key window; global when >= the map")
         g.add_argument("--loss_mode", default="cos", choices=["cos", "l1", "info"],
@@ -66,7 +66,7 @@ class SCModel(BaseModel):
         g.add_argument("--lambda_identity", type=float, default=0.0, help="L1 of G(real_B) vs real_B")
         g.add_argument("--lambda_gradient", type=float, default=0.0, help="WGAN-GP gradient penalty weight")
         g.add_argument("--vgg_weights", default="imagenet",
-                       help="imagenet (torch hub cache; see scripts/download_vgg16.py), a path, or random (smoke tests)")
+                       help="imagenet (hub cache; scripts/download_vgg16.py), a path, or random (smoke tests)")
         return parser
 
     def __init__(self, opt: argparse.Namespace) -> None:

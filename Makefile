@@ -1,0 +1,32 @@
+# Two commands a newcomer types: `make demo` and `make test`. Both set everything up first.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: install test lint demo weights clean-demo
+
+$(STAMP): requirements.txt requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -r requirements.txt -r requirements-dev.txt
+	# visdom 0.2.4's setup.py imports pkg_resources: build it with an older setuptools, no isolation.
+	$(PY) -m pip install "setuptools<81" wheel
+	$(PY) -m pip install --no-build-isolation visdom==0.2.4
+	touch $(STAMP)
+
+install: $(STAMP)
+
+lint: install
+	$(PY) -m ruff check .
+
+test: install lint
+	$(PY) -m pytest -q tests
+
+weights: install
+	$(PY) scripts/download_vgg16.py
+
+demo: install weights
+	bash scripts/demo.sh
+
+clean-demo:
+	rm -rf checkpoints/demo_photo2painting results/demo_photo2painting
