@@ -1,6 +1,6 @@
 """The spatially-correlative loss (Zheng, Cham & Cai, CVPR 2021) and the frozen VGG16 it measures with.
 
-This file is self-contained (torch + torchvision only) so it can be copied into other projects::
+This file is self-contained (it imports torch only) so it can be copied into other projects::
 
     vgg = VGG16Features(layers=(4, 7, 9), weights="imagenet")
     criterion = SpatialCorrelativeLoss(mode="cos", patch_nums=256, patch_size=64)
@@ -107,6 +107,30 @@ def _load_weights(weights: str) -> tuple[dict, Sequence[float], Sequence[float],
     return state, IMAGENET_MEAN, IMAGENET_STD, path
 
 
+# torchvision's VGG16 "D" configuration: conv widths, "M" = 2x2 max-pool.
+_VGG16_CONFIG = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M")
+
+
+def vgg16_features(length: int = 31) -> nn.Sequential:
+    """The first ``length`` modules of torchvision's ``vgg16().features`` (same indices and keys).
+
+    Built here rather than through torchvision so that the 120M-parameter classifier is never
+    allocated; convolutions get torchvision's initialisation (Kaiming normal, fan_out; zero bias).
+    """
+    modules: list[nn.Module] = []
+    channels = 3
+    for item in _VGG16_CONFIG:
+        if item == "M":
+            modules.append(nn.MaxPool2d(kernel_size=2, stride=2))
+        else:
+            conv = nn.Conv2d(channels, item, kernel_size=3, padding=1)
+            nn.init.kaiming_normal_(conv.weight, mode="fan_out", nonlinearity="relu")
+            nn.init.zeros_(conv.bias)
+            modules += [conv, nn.ReLU(inplace=True)]
+            channels = item
+    return nn.Sequential(*modules[:length])
+
+
 class VGG16Features(nn.Module):
     """Frozen ImageNet VGG16 that returns the ReLU feature maps the loss measures with.
 
@@ -122,15 +146,12 @@ class VGG16Features(nn.Module):
 
     def __init__(self, layers: Sequence[Union[int, str]] = (4, 7, 9), weights: str = "imagenet") -> None:
         super().__init__()
-        import torchvision  # imported here so that the loss alone needs torch only
-
         self.layers = [_layer_index(layer) for layer in layers]
         if not self.layers:
             raise ValueError("VGG16Features needs at least one layer")
         self.out_channels = [_CHANNELS[i] for i in self.layers]
         self.layer_names = [LAYER_NAMES[i] for i in self.layers]
-        last = _TAP_AFTER[max(self.layers)]
-        self.features = torchvision.models.vgg16(weights=None).features[: last + 1]
+        self.features = vgg16_features(_TAP_AFTER[max(self.layers)] + 1)
         if weights == "random":
             warnings.warn("VGG16Features: random weights (--vgg_weights random) make the spatially-"
                           "correlative loss meaningless; use them for smoke tests only", stacklevel=2)

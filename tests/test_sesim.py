@@ -309,3 +309,17 @@ def test_loss_on_vgg_features_is_cuda_free_and_backpropagates():
     loss.backward()
     assert torch.isfinite(loss) and fake.grad.abs().sum() > 0
     assert not any(p.is_cuda for p in loss_fn.parameters())
+
+
+def test_own_vgg16_layout_equals_torchvision():
+    import torchvision
+
+    from models.sesim import vgg16_features
+    ours, theirs = vgg16_features(), torchvision.models.vgg16(weights=None).features
+    assert [type(m) for m in ours] == [type(m) for m in theirs]
+    assert {k: v.shape for k, v in ours.state_dict().items()} == {k: v.shape for k, v in theirs.state_dict().items()}
+    for a, b in zip(ours, theirs):
+        if isinstance(a, torch.nn.Conv2d):
+            assert (a.kernel_size, a.padding, a.stride) == (b.kernel_size, b.padding, b.stride)
+        if isinstance(a, torch.nn.MaxPool2d):
+            assert (a.kernel_size, a.stride) == (b.kernel_size, b.stride)
