@@ -1,8 +1,8 @@
-"""Shared test setup: the repository root on sys.path, CPU only."""
+"""Make the repository root importable (``import data``, ``import util``) when pytest runs."""
 
+import os
 import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if REPO_ROOT not in sys.path:
+    sys.path.insert(0, REPO_ROOT)

@@ -20,8 +20,11 @@ def worker_message(exc: BaseException) -> str:
     """
     lines = [line for line in str(exc).strip().splitlines() if line.strip()]
     last = lines[-1] if lines else str(exc)
-    prefix = type(exc).__name__ + ": "
-    return last[len(prefix):] if last.startswith(prefix) else last
+    # The worker's last traceback line names the class, with or without its module.
+    for prefix in (f"{type(exc).__module__}.{type(exc).__qualname__}: ", f"{type(exc).__name__}: "):
+        if last.startswith(prefix):
+            return last[len(prefix):]
+    return last
 
 
 def run_cli(main: "Callable[[], object]") -> None:
