@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import warnings
 from collections import OrderedDict
 from typing import Any, Iterable, Optional
 
@@ -104,11 +105,14 @@ class BaseModel:
 
     def update_learning_rate(self, metric: Optional[float] = None) -> float:
         """Step every scheduler once (at the end of an epoch); returns the new learning rate."""
-        for scheduler in self.schedulers:
-            if self.opt.lr_policy == "plateau":
-                scheduler.step(metric if metric is not None else 0.0)
-            else:
-                scheduler.step()
+        with warnings.catch_warnings():
+            # A run resumed at an epoch's end steps the schedule before its first optimizer step.
+            warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step")
+            for scheduler in self.schedulers:
+                if self.opt.lr_policy == "plateau":
+                    scheduler.step(metric if metric is not None else 0.0)
+                else:
+                    scheduler.step()
         return self.optimizers[0].param_groups[0]["lr"] if self.optimizers else 0.0
 
     @staticmethod
