@@ -266,7 +266,9 @@ def masked_comparison(sim_src: torch.Tensor, sim_tgt: torch.Tensor, mode: str,
     """
     num_keys = sim_tgt.shape[-1]
     quarter = num_keys // 4
-    threshold = torch.kthvalue(sim_tgt.detach(), num_keys - quarter, dim=-1, keepdim=True).values
+    # the (quarter + 1)-th largest value of each row: topk of a quarter beats kthvalue and a sort
+    top = torch.topk(sim_tgt.detach(), quarter + 1, dim=-1, sorted=False).values
+    threshold = top.amin(dim=-1, keepdim=True)
     mask = (sim_tgt.detach() >= threshold).to(sim_tgt.dtype)       # (B, Nq, Nk)
     sim_src, sim_tgt = sim_src * mask, sim_tgt * mask
     criterion = F.l1_loss if use_norm else F.smooth_l1_loss
@@ -354,6 +356,7 @@ class SpatialCorrelativeLoss(nn.Module):
         src_feats / tgt_feats / other_feats: lists (one per layer) of (B, C_l, H_l, W_l) maps.
         With ``other_feats`` the contrastive (head-training) form is returned. ``patch_ids``: one
         LongTensor of flat query positions per layer; drawn anew per layer and call when omitted.
+        Under ``torch.autocast`` only the heads run in reduced precision; the rest is float32.
         """
         if len(src_feats) != len(tgt_feats) or (other_feats is not None and len(other_feats) != len(src_feats)):
             raise ValueError("src_feats, tgt_feats and other_feats need one map per layer each")
@@ -368,13 +371,16 @@ class SpatialCorrelativeLoss(nn.Module):
         total = 0.0
         for layer, (src, tgt) in enumerate(zip(src_feats, tgt_feats)):
             maps = [src, tgt] if other_feats is None else [src, tgt, other_feats[layer]]
-            batch = torch.cat(maps, dim=0)                              # one head pass, one product
-            if heads:
-                batch = heads[layer](batch)
-            sims = self_similarity(batch, patch_ids[layer], self.patch_size, self.use_norm)
-            sims = sims.chunk(len(maps), dim=0)
-            if other_feats is None:
-                total = total + masked_comparison(sims[0], sims[1], self.mode, self.use_norm)
-            else:
-                total = total + contrastive_comparison(*sims, self.temperature)
+            # Each map on its own: one that needs no gradient (the source in the generator step,
+            # with frozen heads) then builds no graph at all, which halves the backward work.
+            maps = [heads[layer](m) if heads else m for m in maps]
+            # Under autocast the similarity products, top-quarter masks and softmax would run in
+            # 16 bits; they decide the loss, so they stay float32 (the heads may run in 16 bits).
+            with torch.autocast(src.device.type, enabled=False):
+                sims = [self_similarity(m.float(), patch_ids[layer], self.patch_size, self.use_norm)
+                        for m in maps]
+                if other_feats is None:
+                    total = total + masked_comparison(sims[0], sims[1], self.mode, self.use_norm)
+                else:
+                    total = total + contrastive_comparison(*sims, self.temperature)
         return total / len(src_feats)
