@@ -23,6 +23,13 @@ def mkdirs(paths: str | list[str]) -> None:
         os.makedirs(path, exist_ok=True)
 
 
+def _default_file_mode() -> int:
+    """0o666 minus the process umask: what ``open(path, 'w')`` would have given."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
 @contextlib.contextmanager
 def atomic_path(path: str) -> Iterator[str]:
     """Yield a temporary file name next to ``path``; on success it replaces ``path`` in one step.
@@ -37,6 +44,7 @@ def atomic_path(path: str) -> Iterator[str]:
     os.close(fd)
     try:
         yield tmp
+        os.chmod(tmp, _default_file_mode())  # mkstemp makes owner-only files; give the usual mode
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):

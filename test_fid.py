@@ -1,0 +1,144 @@
+"""Score every saved epoch of a run: FID, KID and density & coverage against all real images.
+
+    python test_fid.py --dataroot ./datasets/horse2zebra --name h2z --model sc
+    python test_fid.py ... --inception_weights ./pt_inception-2015-12-05-6726825d.pth   # no download
+    python test_fid.py ... --features efficientnet_lite0   # offline; NOT comparable with published FIDs
+
+For each epoch E with checkpoints/<name>/E_net_G.pth (``--epochs all``, the default, or a list such
+as ``--epochs 100,200,latest``) it translates every image of the test split into
+<results_dir>/<name>/fid_<phase>/epoch_<E>/, scores them against every image of ``--real_dir``
+(default <dataroot>/<phase>B, or <phase>A with --direction BtoA), and rewrites fid.csv and fid.png
+in <results_dir>/<name>/fid_<phase>/ after each epoch. The real features are computed once and
+cached in ``--stats_cache`` under a key of the folder's content and the network's weights.
+Prints the best epoch (lowest FID).
+"""
+
+import argparse
+import os
+
+from tqdm import tqdm
+
+from data import create_dataset
+from evaluations.features import FEATURES, build_feature_extractor, cached_folder_features, compute_features
+from evaluations.features import list_images
+from evaluations.paired import paired_scores
+from evaluations.realism import realism_scores
+from evaluations.report import best_row, plot_scores, write_scores_csv
+from models import create_model
+from options.test_options import TestOptions
+from util.errors import UserError, run_cli
+from util.image_io import save_image
+
+
+class FIDOptions(TestOptions):
+    """TestOptions plus the feature network, the real set, the epochs and the score settings."""
+
+    def initialize(self, parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        parser = super().initialize(parser)
+        g = parser.add_argument_group("fid")
+        g.add_argument("--features", default="inception", choices=sorted(FEATURES),
+                       help="inception: pytorch-fid's (published FIDs); efficientnet_lite0: offline, not comparable")
+        g.add_argument("--inception_weights", default=None,
+                       help="pt_inception-2015-12-05-6726825d.pth; default: pytorch-fid's download / torch hub cache")
+        g.add_argument("--feature_weights", default=None,
+                       help="EfficientNet-Lite0 weights; default: the torch hub cache "
+                            "(python scripts/download_efficientnet_lite0.py)")
+        g.add_argument("--dims", type=int, default=2048, choices=[64, 192, 768, 2048],
+                       help="Inception feature block (2048 = pool3, the standard)")
+        g.add_argument("--real_dir", default=None, help="real images; default <dataroot>/<phase>B (A with BtoA)")
+        g.add_argument("--epochs", default="all", help="'all' saved numeric epochs, or a list like 5,10,latest")
+        g.add_argument("--stats_cache", default=None, help="default <checkpoints_dir>/fid_stats_cache")
+        g.add_argument("--fid_batch_size", type=int, default=50, help="images per feature-network pass")
+        g.add_argument("--kid_subsets", type=int, default=100, help="KID: number of random subsets")
+        g.add_argument("--kid_subset_size", type=int, default=1000, help="KID: subset size (capped by the sets)")
+        g.add_argument("--prdc_k", type=int, default=5, help="density & coverage neighbours (paper: 95); 0 skips")
+        g.add_argument("--paired", action="store_true",
+                       help="also SSIM/PSNR against the real image of the same name (sets with ground truth)")
+        parser.set_defaults(num_test=0)
+        return parser
+
+
+def saved_epochs(save_dir: str, wanted: str) -> list[str]:
+    """Epoch tags to score: every numeric ``<tag>_net_G.pth`` in order for 'all', else the list given."""
+    tags = [name[: -len("_net_G.pth")] for name in os.listdir(save_dir) if name.endswith("_net_G.pth")] \
+        if os.path.isdir(save_dir) else []
+    if wanted == "all":
+        found = sorted((t for t in tags if t.isdigit()), key=int)
+        if not found:
+            raise UserError(f"--epochs all: no <epoch>_net_G.pth in {save_dir} (train with --save_epoch_freq, "
+                            "or give --epochs latest)")
+        return found
+    found = [t.strip() for t in wanted.split(",") if t.strip()]
+    missing = [t for t in found if t not in tags]
+    if not found or missing:
+        raise UserError(f"--epochs {wanted}: no {', '.join(missing) or 'epoch'} checkpoint in {save_dir} "
+                        f"(saved: {', '.join(sorted(tags)) or 'none'})")
+    return found
+
+
+def translate(model: object, dataset: object, folder: str, limit: int) -> str:
+    """Write fake_B of the first ``limit`` test images as <folder>/<input name>.png (old images removed).
+
+    Each input is translated once: an unaligned test split is as long as its larger side, so the
+    A images come round again when B has more; translation stops there.
+    """
+    os.makedirs(folder, exist_ok=True)
+    for name in os.listdir(folder):
+        if name.endswith(".png"):
+            os.remove(os.path.join(folder, name))
+    seen: set[str] = set()
+    for batch in dataset:
+        model.set_input(batch)
+        model.test()
+        for image, path in zip(model.get_current_visuals()["fake_B"], model.get_image_paths()):
+            if len(seen) >= limit or path in seen:
+                return folder
+            seen.add(path)
+            save_image(image, os.path.join(folder, os.path.splitext(os.path.basename(path))[0] + ".png"))
+    return folder
+
+
+def main() -> None:
+    # Options, feature network and the (cached) real features.
+    opt = FIDOptions().parse()
+    save_dir = os.path.join(opt.checkpoints_dir, opt.name)
+    epochs = saved_epochs(save_dir, opt.epochs)
+    real_dir = opt.real_dir or os.path.join(opt.dataroot, opt.phase + ("A" if opt.direction == "BtoA" else "B"))
+    device = f"cuda:{opt.gpu_ids[0]}" if opt.gpu_ids else "cpu"
+    weights = opt.inception_weights if opt.features == "inception" else opt.feature_weights
+    extractor = build_feature_extractor(opt.features, weights=weights, dims=opt.dims, device=device)
+    print(f"features: {extractor.description}")
+    real = cached_folder_features(real_dir, extractor, opt.stats_cache or os.path.join(opt.checkpoints_dir,
+                                  "fid_stats_cache"), opt.fid_batch_size, device, option="--real_dir")
+    print(f"real images: {len(real)} in {real_dir}")
+
+    # Translate the test split with every epoch's generator, score, and rewrite the table and plot.
+    dataset = create_dataset(opt)
+    model = create_model(opt)
+    model.setup()
+    out_dir = os.path.join(opt.results_dir, opt.name, f"fid_{opt.phase}")
+    limit = opt.num_test if opt.num_test > 0 else len(dataset)
+    title = f"{opt.name} ({opt.phase}, {len(real)} real images): {extractor.description}"
+    rows = []
+    for epoch in tqdm(epochs, desc="epochs", unit="epoch"):
+        model.load_networks(epoch)
+        if opt.eval:
+            model.eval()
+        folder = translate(model, dataset, os.path.join(out_dir, f"epoch_{epoch}"), limit)
+        fake = compute_features(list_images(folder), extractor, opt.fid_batch_size, device)
+        row = {"epoch": epoch, "images": len(fake), **realism_scores(
+            real, fake, opt.kid_subsets, opt.kid_subset_size, opt.prdc_k, seed=opt.seed)}
+        if opt.paired:
+            row.update(paired_scores(folder, real_dir)["mean"])
+        rows.append(row)
+        write_scores_csv(rows, os.path.join(out_dir, "fid.csv"))
+        plot_scores(rows, os.path.join(out_dir, "fid.png"), title)
+        tqdm.write(f"epoch {epoch}: " + ", ".join(f"{k} {v:.4g}" for k, v in row.items()
+                                                  if isinstance(v, float)))
+    best = best_row(rows)
+    print(f"scores: {os.path.join(out_dir, 'fid.csv')} and fid.png")
+    print(f"best epoch: {best['epoch']} (FID {best['fid']:.3f}, {opt.features} features)")
+
+
+if __name__ == "__main__":
+    run_cli(main)
