@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install test lint demo weights clean-demo
+.PHONY: install test lint demo demo-single weights clean-demo
 
 $(STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,10 @@ weights: install
 
 demo: install weights
 	bash scripts/demo.sh
+
+# One photo painted like one painting (--model sinsc), about 10 minutes on 2 CPU cores.
+demo-single: install weights
+	bash scripts/demo_sinsc.sh
 
 clean-demo:
 	rm -rf checkpoints/demo_photo2painting results/demo_photo2painting

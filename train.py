@@ -3,8 +3,10 @@
     python train.py --dataroot ./datasets/horse2zebra --name h2z --model sc                          # FSeSim
     python train.py --dataroot ./datasets/horse2zebra --name h2z_l --model sc --learned_attn --augment  # LSeSim
     python train.py ... --continue_train                     # resume 'latest' exactly where it stopped
+    torchrun --nproc_per_node=4 train.py ...                 # 4 GPUs, DDP; --batch_size is per process
 
-Checkpoints, loss_log.txt and web/index.html go to checkpoints/<name>/. Ctrl-C saves 'latest'.
+Checkpoints, loss_log.txt and web/index.html go to checkpoints/<name>/ (written by rank 0 only).
+Ctrl-C saves 'latest'.
 """
 
 import sys
@@ -15,6 +17,7 @@ from tqdm import tqdm
 from data import create_dataset
 from models import create_model
 from options.train_options import TrainOptions
+from util import dist
 from util.checkpoint import load_training_checkpoint, save_training_checkpoint, seed_everything
 from util.errors import run_cli
 from util.logger import Logger
@@ -26,32 +29,38 @@ def crossed(count: int, step: int, freq: int) -> bool:
 
 
 def main() -> None:
-    # Options, seed, data, model, logger.
+    # Options, processes (torchrun), seed (the same on every process), data, model, logger.
     options = TrainOptions()
     opt = options.parse()
+    dist.init_distributed(opt.gpu_ids)
+    world = dist.get_world_size()
     seed_everything(opt.seed)
-    dataset = create_dataset(opt)
+    dataset = create_dataset(opt, dist.get_rank(), world)
     model = create_model(opt)
     model.setup()
     logger = Logger(log_dir=model.save_dir, name=opt.name, display_id=opt.display_id,
                     display_server=opt.display_server, display_port=opt.display_port,
                     display_env=opt.display_env, display_ncols=opt.display_ncols,
-                    display_winsize=opt.display_winsize, use_html=not opt.no_html)
-    options.save_options(opt, "train")
-    print(f"{len(dataset)} training images, {dataset.num_batches} steps per epoch; saving to {model.save_dir}")
+                    display_winsize=opt.display_winsize, use_html=not opt.no_html,
+                    is_main_process=dist.is_main_process())
+    if dist.is_main_process():
+        options.save_options(opt, "train")
+    each = f" on each of {world} processes" if world > 1 else ""
+    dist.print0(f"{len(dataset)} training images, {dataset.num_batches} steps per epoch{each}; "
+                f"saving to {model.save_dir}")
 
     # Resume: counters, weights, optimisers, schedulers, pool, RNGs.
     counters = {"epoch": opt.epoch_count, "batch": 0, "images": 0, "steps": 0, "loss_sum": 0.0}
     if opt.continue_train:
         counters = load_training_checkpoint(model, logger, opt.epoch)
-        print(f"resuming at epoch {counters['epoch']}, step {counters['batch']} of the epoch "
-              f"({counters['steps']} steps done)")
+        dist.print0(f"resuming at epoch {counters['epoch']}, step {counters['batch']} of the epoch "
+                    f"({counters['steps']} steps done)")
 
     def save(tag: str) -> None:
         save_training_checkpoint(model, logger, counters, vars(opt), tag)
 
     last_epoch = opt.epoch_count + opt.n_epochs + opt.n_epochs_decay - 1
-    interactive = sys.stderr.isatty()
+    interactive = sys.stderr.isatty() and dist.is_main_process()
     try:
         while counters["epoch"] <= last_epoch:
             epoch = counters["epoch"]
@@ -64,7 +73,7 @@ def main() -> None:
                 t_start = time.time()
                 model.set_input(batch)
                 model.optimize_parameters()
-                size = batch["A"].shape[0]
+                size = batch["A"].shape[0] * world  # images in this step, over all processes
                 counters["batch"] += 1
                 counters["images"] += size
                 counters["steps"] += 1
@@ -75,9 +84,9 @@ def main() -> None:
                 images = counters["images"]
                 if crossed(images, size, opt.print_freq):
                     line = logger.log_scalars(epoch, counters["batch"] / dataset.num_batches,
-                                              counters["batch"] * opt.batch_size, losses,
+                                              counters["batch"] * opt.batch_size * world, losses,
                                               (time.time() - t_start) / size, (t_start - t_data) / size)
-                    tqdm.write(line) if interactive else print(line, flush=True)
+                    tqdm.write(line) if interactive else dist.print0(line, flush=True)
                 if crossed(images, size, opt.display_freq):
                     model.compute_visuals()
                     logger.log_images(epoch, model.get_current_visuals(),
@@ -88,7 +97,7 @@ def main() -> None:
                         save(f"iter_{images}")
                 if opt.max_iters and counters["steps"] >= opt.max_iters:
                     save("latest")
-                    print(f"reached --max_iters {opt.max_iters}: saved 'latest' in {model.save_dir}")
+                    dist.print0(f"reached --max_iters {opt.max_iters}: saved 'latest' in {model.save_dir}")
                     return
                 t_data = time.time()
             bar.close()
@@ -99,11 +108,13 @@ def main() -> None:
             lr = model.update_learning_rate(counters["loss_sum"] / max(counters["batch"], 1))
             counters.update(epoch=epoch + 1, batch=0, loss_sum=0.0)
             save("latest")
-            print(f"end of epoch {epoch}/{last_epoch}: {counters['steps']} steps, learning rate {lr:.7f}")
+            dist.print0(f"end of epoch {epoch}/{last_epoch}: {counters['steps']} steps, learning rate {lr:.7f}")
     except KeyboardInterrupt:
         save("latest")
-        print(f"\ninterrupted: saved 'latest' in {model.save_dir}; resume with --continue_train")
+        dist.print0(f"\ninterrupted: saved 'latest' in {model.save_dir}; resume with --continue_train")
         raise
+    finally:
+        dist.cleanup()
 
 
 if __name__ == "__main__":

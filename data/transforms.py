@@ -34,6 +34,9 @@ JITTER_HUE = 0.3
 
 
 def _check_mode(preprocess: str) -> None:
+    if preprocess == 'zoom_and_patch':
+        # Zooming one image per minibatch is done by data/singleimage_dataset.py itself.
+        raise UserError("--preprocess zoom_and_patch works only with --dataset_mode singleimage (--model sinsc)")
     if preprocess not in PREPROCESS_MODES:
         raise UserError(f"--preprocess: unknown mode '{preprocess}'; choose from {', '.join(PREPROCESS_MODES)}")
 

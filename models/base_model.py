@@ -9,19 +9,82 @@ Subclasses fill ``model_names`` (networks saved as ``<tag>_net_<name>.pth`` from
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import warnings
 from collections import OrderedDict
-from typing import Any, Iterable, Optional
+from typing import Any, Callable, Iterable, Optional
 
 import torch
 import torch.nn as nn
+from torch.nn.parallel import DistributedDataParallel
 
 from models.schedulers import get_scheduler
+from util import dist
 from util.checkpoint import atomic_save, safe_load
 from util.errors import UserError
 
 _NORM_STATS = ("running_mean", "running_var", "num_batches_tracked")
+AMP_DTYPES = {"off": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+class CompiledOrEager(nn.Module):
+    """``torch.compile(module)`` that falls back to the eager ``module``, with one warning, if compiling fails.
+
+    torch.compile fails late: the forward compiles at the first call, the backward at the first
+    backward, and again for each new input shape or gradient pattern (CPU needs a C++ compiler;
+    some platforms, Python versions and operators are unsupported). So the first call of each kind
+    runs as a probe on detached inputs, forward and (when gradients are on) backward, before the
+    compiled network is trusted. ``self.module`` is the plain network (state_dict keys unchanged).
+    """
+
+    def __init__(self, module: nn.Module, name: str) -> None:
+        super().__init__()
+        self.module = module
+        self.name = name
+        self.failed = False
+        self.probed: set[tuple] = set()
+        try:
+            compiled: Optional[Callable] = torch.compile(module)
+        except Exception as exc:  # unsupported platform or Python
+            compiled = None
+            self._fall_back(exc)
+        object.__setattr__(self, "_compiled", compiled)  # not a submodule: no duplicate parameters
+
+    def _fall_back(self, exc: Exception) -> None:
+        self.failed = True
+        reason = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else ""
+        warnings.warn(f"--compile: torch.compile of net_{self.name} failed ({type(exc).__name__}: {reason}); "
+                      "running it eagerly", stacklevel=3)
+
+    def _probe(self, args: tuple) -> None:
+        """Compile forward and backward for this kind of call on detached copies; fall back on any error."""
+        inputs = [a.detach().requires_grad_(a.requires_grad) if isinstance(a, torch.Tensor) else a for a in args]
+        try:
+            out = self._compiled(*inputs)
+            leaves = [t for t in [*inputs, *self.module.parameters()]
+                      if isinstance(t, torch.Tensor) and t.requires_grad]
+            outs = [out] if isinstance(out, torch.Tensor) else list(out)
+            if torch.is_grad_enabled() and leaves:
+                torch.autograd.grad(sum(o.float().sum() for o in outs), leaves, allow_unused=True)
+        except Exception as exc:  # compiler errors have many types; a genuine error re-raises eagerly
+            self._fall_back(exc)
+
+    def forward(self, *args: Any) -> Any:
+        if not self.failed:
+            kind = (tuple((tuple(a.shape), a.dtype, a.requires_grad) for a in args if isinstance(a, torch.Tensor)),
+                    torch.is_grad_enabled(), any(p.requires_grad for p in self.module.parameters()))
+            if kind not in self.probed:
+                self._probe(args)
+                self.probed.add(kind)
+        return self.module(*args) if self.failed else self._compiled(*args)
+
+
+def unwrap(net: nn.Module) -> nn.Module:
+    """The plain network inside DDP / :class:`CompiledOrEager` wrappers (what is saved and loaded)."""
+    while isinstance(net, (DistributedDataParallel, CompiledOrEager)):
+        net = net.module
+    return net
 
 
 class BaseModel:
@@ -35,7 +98,7 @@ class BaseModel:
     def __init__(self, opt: argparse.Namespace) -> None:
         self.opt = opt
         self.is_train = opt.is_train
-        self.device = torch.device(f"cuda:{opt.gpu_ids[0]}") if opt.gpu_ids else torch.device("cpu")
+        self.device = dist.device_for(opt.gpu_ids)
         self.save_dir = os.path.join(opt.checkpoints_dir, opt.name)
         self.loss_names: list[str] = []
         self.model_names: list[str] = []
@@ -44,6 +107,11 @@ class BaseModel:
         self.schedulers: list[Any] = []
         self.image_paths: list[str] = []
         self.loss_parts: dict[str, torch.Tensor] = {}
+        self.compile_names: list[str] = []  # networks that --compile compiles (set by subclasses)
+        self.amp_dtype = AMP_DTYPES[getattr(opt, "amp", "off")]
+        if self.amp_dtype is torch.bfloat16 and self.device.type == "cuda" and not torch.cuda.is_bf16_supported():
+            raise UserError("--amp bf16: this GPU has no bfloat16 support; use --amp fp16")
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype is torch.float16)
 
     # ---- the interface train.py and test.py use -------------------------------------------
     def set_input(self, batch: dict) -> None:
@@ -72,10 +140,46 @@ class BaseModel:
             self.load_networks(epoch)
         if getattr(opt, "verbose", False):
             self.print_networks()
+        self.wrap_networks()
+
+    def wrap_networks(self) -> None:
+        """--compile the networks in ``compile_names``; under torchrun, wrap each trained network in DDP.
+
+        Afterwards ``self.net<name>`` may be a wrapper: call it as before, but reach the plain
+        network (attributes, state_dict) through :meth:`networks`.
+        """
+        if getattr(self.opt, "compile", False):
+            for name in self.compile_names:
+                net = getattr(self, "net" + name)
+                setattr(self, "net" + name, net if isinstance(net, CompiledOrEager) else CompiledOrEager(net, name))
+        if not self.is_train or dist.get_world_size() == 1:
+            return
+        device_ids = [self.device.index] if self.device.type == "cuda" else None
+        for name in self.model_names:
+            net = getattr(self, "net" + name)
+            if not isinstance(net, DistributedDataParallel) and any(p.requires_grad for p in net.parameters()):
+                setattr(self, "net" + name, DistributedDataParallel(net, device_ids=device_ids))
 
     def networks(self) -> dict[str, nn.Module]:
-        """name -> network for every name in model_names."""
-        return {name: getattr(self, "net" + name) for name in self.model_names}
+        """name -> plain network (no DDP / compile wrapper) for every name in model_names."""
+        return {name: unwrap(getattr(self, "net" + name)) for name in self.model_names}
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        """Mixed precision (``--amp``) for forward passes and losses; does nothing when off."""
+        return torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None)
+
+    def optimizer_step(self, optimizer: torch.optim.Optimizer,
+                       compute_loss: Callable[[], tuple[torch.Tensor, dict]]) -> dict:
+        """zero_grad, ``compute_loss()`` under autocast, backward and step (fp16: through the GradScaler).
+
+        Returns the loss parts. Call ``self.scaler.update()`` once after the step's last optimizer.
+        """
+        optimizer.zero_grad(set_to_none=True)
+        with self.autocast():
+            loss, parts = compute_loss()
+        self.scaler.scale(loss).backward()
+        self.scaler.step(optimizer)
+        return parts
 
     def eval(self) -> None:
         for net in self.networks().values():
@@ -100,8 +204,9 @@ class BaseModel:
         return visuals
 
     def get_current_losses(self) -> "OrderedDict[str, float]":
-        """name -> value of the latest step's losses (only those computed)."""
-        return OrderedDict((k, float(self.loss_parts[k])) for k in self.loss_names if k in self.loss_parts)
+        """name -> value of the latest step's losses (only those computed), averaged over all processes."""
+        losses = {k: float(self.loss_parts[k]) for k in self.loss_names if k in self.loss_parts}
+        return OrderedDict(dist.average_across_ranks(losses))
 
     def update_learning_rate(self, metric: Optional[float] = None) -> float:
         """Step every scheduler once (at the end of an epoch); returns the new learning rate."""
@@ -120,15 +225,20 @@ class BaseModel:
         for net in nets:
             if net is not None:
                 net.requires_grad_(requires_grad)
+                if isinstance(net, DistributedDataParallel):
+                    # A frozen network's forward must not arm DDP's all-reduce: no gradient would come.
+                    net.require_backward_grad_sync = requires_grad
 
     # ---- saving and loading ---------------------------------------------------------------
     def net_path(self, tag: str, name: str) -> str:
         return os.path.join(self.save_dir, f"{tag}_net_{name}.pth")
 
     def save_networks(self, tag: str) -> None:
-        """Write each network as a plain, reference-compatible state_dict (atomically)."""
+        """Write each network as a plain, reference-compatible state_dict (atomically; main process only)."""
+        if not dist.is_main_process():
+            return
         for name, net in self.networks().items():
-            state = {k: v.detach().cpu() for k, v in net.state_dict().items()}
+            state = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
             atomic_save(state, self.net_path(tag, name))
 
     def load_networks(self, tag: str, names: Optional[Iterable[str]] = None) -> None:
@@ -136,19 +246,21 @@ class BaseModel:
         for name in names if names is not None else self.model_names:
             path = self.net_path(tag, name)
             state = safe_load(path, f"net_{name} checkpoint")
-            load_state_dict_checked(getattr(self, "net" + name), state, path)
+            load_state_dict_checked(unwrap(getattr(self, "net" + name)), state, path)
 
     def training_state(self) -> dict:
-        """Optimisers and schedulers (plus :meth:`extra_state`), for an exact resume."""
+        """Optimisers, schedulers, the fp16 GradScaler (plus :meth:`extra_state`), for an exact resume."""
         return {"optimizers": [o.state_dict() for o in self.optimizers],
                 "schedulers": [s.state_dict() for s in self.schedulers],
-                "extra": self.extra_state()}
+                "scaler": self.scaler.state_dict(), "extra": self.extra_state()}
 
     def load_training_state(self, state: dict) -> None:
         for optimizer, saved in zip(self.optimizers, state["optimizers"]):
             optimizer.load_state_dict(saved)
         for scheduler, saved in zip(self.schedulers, state["schedulers"]):
             scheduler.load_state_dict(saved)
+        if self.scaler.is_enabled() and state.get("scaler"):
+            self.scaler.load_state_dict(state["scaler"])
         self.load_extra_state(state.get("extra", {}))
 
     def extra_state(self) -> dict:

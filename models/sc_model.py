@@ -6,6 +6,11 @@ FSeSim: ``--model sc`` (fixed VGG16 self-similarity). LSeSim: add ``--learned_at
 One training step (SPEC 2): forward G -> [head step] -> D step -> G step. VGG16 features of the real
 and augmented images are computed once per step without gradients, those of fake_B once with
 gradients; the head step reuses detached copies. The VGG never gets gradients or optimiser state.
+
+Speed switches: ``--amp bf16|fp16`` runs G, D, the VGG and the losses under autocast (the loss keeps
+its similarity maps and softmax in float32; fp16 adds a GradScaler), ``--channels_last`` stores the
+networks and images NHWC, ``--compile`` compiles G and D. Under torchrun (util/dist.py) G, D and the
+heads are DDP-wrapped by ``setup``, and the image pool sees every process's fakes (see :meth:`query_pool`).
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from models.base_model import BaseModel
 from models.losses import GANLoss, gradient_penalty, perceptual_loss, style_loss
 from models.networks import define_D, define_G
 from models.sesim import LAYER_NAMES, SpatialCorrelativeLoss, VGG16Features, VGGWeightsError
+from util import dist
 from util.errors import UserError
 from util.image_pool import ImagePool
 
@@ -75,11 +81,17 @@ class SCModel(BaseModel):
         self.use_idt = opt.lambda_identity > 0 or opt.lambda_spatial_idt > 0
         self.visual_names = ["real_A", "fake_B", "real_B"] + (["idt_B"] if self.use_idt and self.is_train else [])
         self.model_names = ["G"]
+        self.compile_names = ["G", "D"] if self.is_train else ["G"]
         norm_g, norm_d = (opt.norm, opt.norm) if opt.norm else (opt.normG, opt.normD)
         self.netG = define_G(opt.netG, opt.input_nc, opt.output_nc, opt.ngf, norm_g, not opt.no_dropout,
                              opt.init_type, opt.init_gain, opt.no_antialias, opt.no_antialias_up).to(self.device)
         if self.is_train:
             self._build_training(opt, norm_d)
+        self.memory_format = torch.channels_last if getattr(opt, "channels_last", False) else torch.preserve_format
+        if self.memory_format is torch.channels_last:
+            for name in ("netG", "netD", "vgg", "netF"):
+                if hasattr(self, name):
+                    getattr(self, name).to(memory_format=torch.channels_last)
 
     # ---- construction -------------------------------------------------------------------
     def _build_training(self, opt: argparse.Namespace, norm_d: str) -> None:
@@ -118,15 +130,17 @@ class SCModel(BaseModel):
     def set_input(self, batch: dict) -> None:
         """batch: 'A' (B, C, H, W) in [-1, 1], optional 'B', 'A_aug', 'B_aug', and 'A_paths'."""
         def get(key: str) -> Optional[torch.Tensor]:
-            return batch[key].to(self.device) if key in batch else None
+            return batch[key].to(self.device, memory_format=self.memory_format) if key in batch else None
         self.real_A, self.real_B = get("A"), get("B")
         self.real_A_aug, self.real_B_aug = get("A_aug"), get("B_aug")
         self.image_paths = batch.get("A_paths", [])
 
     def forward(self) -> None:
-        self.fake_B = self.netG(self.real_A)
-        if self.is_train and self.use_idt:
-            self.idt_B = self.netG(self.real_B)
+        """G under autocast (``--amp``); its output images are float32 whatever ran inside."""
+        with self.autocast():
+            self.fake_B = self.netG(self.real_A).float()
+            if self.is_train and self.use_idt:
+                self.idt_B = self.netG(self.real_B).float()
 
     def _layer_feats(self, feats: list[torch.Tensor], layers: tuple | list) -> list[torch.Tensor]:
         return [feats[self.vgg.layers.index(i)] for i in layers]
@@ -175,13 +189,14 @@ class SCModel(BaseModel):
 
     def compute_D_loss(self) -> tuple[torch.Tensor, dict]:
         """0.5 (GAN(D(real_B), real) + GAN(D(pool(fake_B)), fake)) [+ gradient penalty]."""
-        fake = self.fake_pool.query(self.fake_B.detach())
+        fake = self.query_pool(self.fake_B.detach())
         loss_fake = self.criterionGAN(self.netD(fake), False)
         loss_real = self.criterionGAN(self.netD(self.real_B), True)
         total = 0.5 * (loss_real + loss_fake)
         parts = {"D_real": loss_real.detach(), "D_fake": loss_fake.detach()}
         if self.opt.lambda_gradient > 0:
-            gp = gradient_penalty(self.netD, self.real_B, self.fake_B.detach(), lambda_gp=self.opt.lambda_gradient)
+            with torch.autocast(self.device.type, enabled=False):  # second derivatives in float32
+                gp = gradient_penalty(self.netD, self.real_B, self.fake_B.detach(), lambda_gp=self.opt.lambda_gradient)
             total = total + gp
             parts["D_Gradient"] = gp.detach()
         return total, parts
@@ -208,29 +223,34 @@ class SCModel(BaseModel):
         total = sum(terms.values())
         return total, {k: v.detach() for k, v in terms.items()}
 
+    def query_pool(self, fake: torch.Tensor) -> torch.Tensor:
+        """Mix (B, C, H, W) detached fakes with the image pool; returns the same shape.
+
+        Under torchrun every process feeds the pool all processes' fakes in rank order (one
+        all-gather) and keeps its own share of the answer, so the pools stay identical, rank 0's is
+        everyone's when saved, and N processes see what one process with N times the batch sees.
+        """
+        if dist.get_world_size() == 1 or self.opt.pool_size == 0:
+            return self.fake_pool.query(fake)
+        mixed = self.fake_pool.query(dist.all_gather_batch(fake))
+        return mixed.chunk(dist.get_world_size())[dist.get_rank()]
+
     # ---- the step -----------------------------------------------------------------------
     def optimize_parameters(self) -> None:
+        """forward G -> [head step] -> D step -> G step, under autocast with ``--amp``."""
         self.forward()
-        self._extract_features()
+        with self.autocast():
+            self._extract_features()
         parts = {}
         if self.opt.learned_attn:
             self.set_requires_grad([self.netF], True)
-            self.optimizer_F.zero_grad(set_to_none=True)
-            loss_F, parts_F = self.compute_F_loss()
-            loss_F.backward()
-            self.optimizer_F.step()
-            parts.update(parts_F)
+            parts.update(self.optimizer_step(self.optimizer_F, self.compute_F_loss))
         self.set_requires_grad([self.netD], True)
-        self.optimizer_D.zero_grad(set_to_none=True)
-        loss_D, parts_D = self.compute_D_loss()
-        loss_D.backward()
-        self.optimizer_D.step()
+        parts.update(self.optimizer_step(self.optimizer_D, self.compute_D_loss))
         self.set_requires_grad([self.netD, self.netF], False)
-        self.optimizer_G.zero_grad(set_to_none=True)
-        loss_G, parts_G = self.compute_G_loss()
-        loss_G.backward()
-        self.optimizer_G.step()
-        self.loss_parts = {**parts, **parts_D, **parts_G}
+        parts.update(self.optimizer_step(self.optimizer_G, self.compute_G_loss))
+        self.scaler.update()
+        self.loss_parts = parts
         self.feats = {}
 
     def extra_state(self) -> dict:

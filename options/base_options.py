@@ -14,6 +14,7 @@ from typing import NoReturn, Optional
 
 import data
 import models
+from util.dist import launched_by_torchrun
 from util.errors import UserError
 
 class OptionParser(argparse.ArgumentParser):
@@ -49,7 +50,8 @@ class BaseOptions:
                        help="path to images (with subfolders trainA, trainB, testA, testB)")
         g.add_argument("--name", default="experiment_name", help="name of the experiment: checkpoints/<name>")
         g.add_argument("--gpu_ids", default=None,
-                       help="e.g. 0 or 0,1; -1 for the CPU; default: the first CUDA device if any, else the CPU")
+                       help="e.g. 0; -1 for the CPU; default: the first CUDA device if any, else the CPU. "
+                       "Several GPUs: torchrun --nproc_per_node=N train.py (process i takes the i-th id)")
         g.add_argument("--checkpoints_dir", default="./checkpoints", help="models are saved here")
         g.add_argument("--seed", type=int, default=0, help="seed for python, numpy, torch and the data order")
         g = parser.add_argument_group("model")
@@ -79,7 +81,8 @@ class BaseOptions:
         g.add_argument("--direction", default="AtoB", choices=["AtoB", "BtoA"])
         g.add_argument("--serial_batches", action="store_true", help="take images in order, B not at random")
         g.add_argument("--num_threads", type=int, default=4, help="data loading worker processes")
-        g.add_argument("--batch_size", type=int, default=1, help="images per step (per process)")
+        g.add_argument("--batch_size", type=int, default=1,
+                       help="images per step per process (under torchrun the step's batch is N times this)")
         g.add_argument("--load_size", type=int, default=286, help="scale images to this size")
         g.add_argument("--crop_size", type=int, default=256, help="then crop to this size")
         g.add_argument("--max_dataset_size", type=float, default=float("inf"),
@@ -92,6 +95,12 @@ class BaseOptions:
         g.add_argument("--random_scale_max", type=float, default=3.0,
                        help="largest zoom-out factor of zoom_and_patch (single image)")
         g.add_argument("--display_winsize", type=int, default=256, help="display and HTML image size")
+        g = parser.add_argument_group("speed")
+        g.add_argument("--amp", default="off", choices=["off", "bf16", "fp16"],
+                       help="mixed precision for G, D, VGG and the loss (fp16 adds a GradScaler)")
+        g.add_argument("--channels_last", action="store_true", help="NHWC memory format for networks and images")
+        g.add_argument("--compile", action="store_true",
+                       help="torch.compile G and D (falls back to eager with a warning where unsupported)")
         g = parser.add_argument_group("misc")
         g.add_argument("--epoch", default="latest", help="which checkpoint to load: latest or an epoch number")
         g.add_argument("--verbose", action="store_true", help="print network architectures")
@@ -125,6 +134,11 @@ class BaseOptions:
         if opt.suffix:
             opt.name = f"{opt.name}_{opt.suffix.format(**vars(opt))}"
         opt.gpu_ids = parse_gpu_ids(opt.gpu_ids)
+        if len(opt.gpu_ids) > 1 and not launched_by_torchrun():
+            count = len(opt.gpu_ids)
+            print(f"--gpu_ids {','.join(map(str, opt.gpu_ids))}: one process trains on cuda:{opt.gpu_ids[0]} only. "
+                  f"For all {count} GPUs run `torchrun --nproc_per_node={count} train.py ...` "
+                  "(select GPUs with CUDA_VISIBLE_DEVICES; see README, Multi-GPU).")
         if opt.batch_size < 1:
             raise UserError(f"--batch_size {opt.batch_size}: must be at least 1")
         if opt.num_threads < 0:

@@ -107,7 +107,9 @@ def test_every_generator_keeps_the_input_size(name: str, size: tuple[int, int]) 
     with torch.no_grad():
         y = net(x)
     assert y.shape == (2, 3, *size)
-    assert y.abs().max() <= 1.0 and torch.isfinite(y).all()
+    assert torch.isfinite(y).all()
+    if name != "stylegan2":  # the reference's StyleGAN2 G ends in a leaky ReLU, not tanh
+        assert y.abs().max() <= 1.0
 
 
 @pytest.mark.parametrize("no_antialias,no_antialias_up", [(True, False), (False, True), (True, True)])
@@ -172,7 +174,8 @@ def test_single_scale_discriminators(name: str, size: tuple[int, int], no_antial
     assert min(expected) >= 1
 
 
-@pytest.mark.parametrize("name", sorted(DISCRIMINATORS))
+# 'stylegan2' gives one logit per image; tests/test_sinsc.py covers it.
+@pytest.mark.parametrize("name", sorted(set(DISCRIMINATORS) - {"stylegan2"}))
 @pytest.mark.parametrize("size", [(64, 64), (69, 51)])
 def test_every_discriminator_gives_patch_logits(name: str, size: tuple[int, int]) -> None:
     output = make_D(name)(torch.randn(2, 3, *size))

@@ -4,28 +4,20 @@ from __future__ import annotations
 
 import os
 import random
-import tempfile
 from typing import Any
 
 import numpy as np
 import torch
 
+from util.dist import is_main_process
 from util.errors import UserError
+from util.image_io import atomic_path
 
 
 def atomic_save(obj: Any, path: str) -> None:
     """torch.save to a temporary file in the same folder, then rename: a crash never leaves half a file."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp_", suffix=".pth", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
 
 
 def safe_load(path: str, what: str = "checkpoint") -> Any:
@@ -54,6 +46,7 @@ def rng_state() -> dict:
                        "has_gauss": int(has_gauss), "gauss": float(gauss)}}
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
+        state["cuda_device"] = torch.cuda.current_device()
     return state
 
 
@@ -66,6 +59,9 @@ def set_rng_state(state: dict) -> None:
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
+        # Under torchrun each process draws on its own device, all seeded and used alike, so the
+        # saving process's device state is this process's (see save_training_checkpoint).
+        torch.cuda.set_rng_state(state["cuda"][state.get("cuda_device", 0)], torch.cuda.current_device())
 
 
 VERSION = "0.1.0"
@@ -82,7 +78,14 @@ def save_training_checkpoint(model: Any, logger: Any, counters: dict, opt_dict: 
     The state holds optimisers, schedulers, the model's extra state (image pool), the counters
     (epoch, batch in epoch, images and steps so far), every RNG state, the logger's history and
     the options, so ``--continue_train`` resumes exactly.
+
+    Under torchrun only rank 0 writes, and its state is every process's: DDP keeps weights and
+    optimisers equal, the image pool is fed every process's fakes (SCModel.query_pool), and all
+    processes share one seed and draw the same random numbers (e.g. the loss's query positions).
+    Resume with the same number of processes to continue exactly.
     """
+    if not is_main_process():
+        return
     model.save_networks(tag)
     state = {"model": model.training_state(), "counters": dict(counters), "rng": rng_state(),
              "logger": logger.state_dict(), "opt": opt_dict, "version": VERSION}

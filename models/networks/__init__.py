@@ -16,6 +16,7 @@ from models.networks.discriminators import MultiScaleDiscriminator, NLayerDiscri
 from models.networks.generators import ResnetGenerator
 from models.networks.init import INIT_TYPES, init_weights
 from models.networks.layers import NORM_LAYERS
+from models.networks.stylegan2 import build_stylegan2_discriminator, build_stylegan2_generator
 
 __all__ = ["DISCRIMINATORS", "GENERATORS", "INIT_TYPES", "NORM_LAYERS", "OWN_INIT", "define_D", "define_G"]
 
@@ -28,6 +29,7 @@ def _multiscale(*, input_nc: int, ndf: int, n_layers: int, norm: str, no_antiali
 GENERATORS: dict[str, Callable[..., nn.Module]] = {
     "resnet_9blocks": partial(ResnetGenerator, n_blocks=9),
     "resnet_6blocks": partial(ResnetGenerator, n_blocks=6),
+    "stylegan2": build_stylegan2_generator,
 }
 
 DISCRIMINATORS: dict[str, Callable[..., nn.Module]] = {
@@ -36,10 +38,12 @@ DISCRIMINATORS: dict[str, Callable[..., nn.Module]] = {
     "basic": NLayerDiscriminator,
     "n_layers": NLayerDiscriminator,
     "bimulti": _multiscale,
+    "stylegan2": build_stylegan2_discriminator,
 }
 
 # Names of networks that initialise their own weights; define_G/define_D leave them as built.
-OWN_INIT: frozenset[str] = frozenset()
+# StyleGAN2 layers draw N(0, 1) weights for their equalised learning rate.
+OWN_INIT: frozenset[str] = frozenset({"stylegan2"})
 
 
 def _lookup(registry: dict[str, Callable[..., nn.Module]], name: str, kind: str) -> Callable[..., nn.Module]:
@@ -62,7 +66,8 @@ def define_G(
 ) -> nn.Module:
     """Build the generator ``net_name`` (a key of GENERATORS), initialise it, return it on the CPU.
 
-    The result maps (B, input_nc, H, W) in [-1, 1] to (B, output_nc, H, W) in [-1, 1].
+    The result maps (B, input_nc, H, W) in [-1, 1] to (B, output_nc, H, W) in [-1, 1] ('stylegan2' does not
+    squash its output, as in the reference; image savers clamp).
     """
     builder = _lookup(GENERATORS, net_name, "generator")
     net = builder(
@@ -89,8 +94,8 @@ def define_D(
 ) -> nn.Module:
     """Build the discriminator ``net_name`` (a key of DISCRIMINATORS), initialise it, return it on the CPU.
 
-    The result maps (B, input_nc, H, W) to a (B, 1, H', W') logit map, or a list of them for
-    multi-scale discriminators.
+    The result maps (B, input_nc, H, W) to a (B, 1, H', W') logit map, a list of them for
+    multi-scale discriminators, or (B, 1) image logits for 'stylegan2'.
     """
     builder = _lookup(DISCRIMINATORS, net_name, "discriminator")
     net = builder(input_nc=input_nc, ndf=ndf, n_layers=n_layers_D, norm=norm, no_antialias=no_antialias)
