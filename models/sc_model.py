@@ -45,6 +45,13 @@ def parse_attn_layers(value: str) -> list[int]:
     return layers
 
 
+def to_channels_last(net: torch.nn.Module) -> None:
+    """Store the 4-D weights and buffers of ``net`` NHWC, in place (``Module.to`` also tries 5-D ones and fails)."""
+    for tensor in [*net.parameters(), *net.buffers()]:
+        if tensor.dim() == 4:
+            tensor.data = tensor.data.contiguous(memory_format=torch.channels_last)
+
+
 def rot180(x: torch.Tensor) -> torch.Tensor:
     """Rotate (B, C, H, W) images by 180 degrees (flip H and W): the 'other' image of SPEC 1.7."""
     return torch.flip(x, dims=(2, 3))
@@ -91,7 +98,7 @@ class SCModel(BaseModel):
         if self.memory_format is torch.channels_last:
             for name in ("netG", "netD", "vgg", "netF"):
                 if hasattr(self, name):
-                    getattr(self, name).to(memory_format=torch.channels_last)
+                    to_channels_last(getattr(self, name))
 
     # ---- construction -------------------------------------------------------------------
     def _build_training(self, opt: argparse.Namespace, norm_d: str) -> None:
@@ -195,8 +202,11 @@ class SCModel(BaseModel):
         total = 0.5 * (loss_real + loss_fake)
         parts = {"D_real": loss_real.detach(), "D_fake": loss_fake.detach()}
         if self.opt.lambda_gradient > 0:
-            with torch.autocast(self.device.type, enabled=False):  # second derivatives in float32
-                gp = gradient_penalty(self.netD, self.real_B, self.fake_B.detach(), lambda_gp=self.opt.lambda_gradient)
+            # Second derivatives in float32, through the plain D: compiled graphs have no double
+            # backward, and under DDP the D calls above already make its gradients all-reduced.
+            with torch.autocast(self.device.type, enabled=False):
+                gp = gradient_penalty(self.networks()["D"], self.real_B, self.fake_B.detach(),
+                                      lambda_gp=self.opt.lambda_gradient)
             total = total + gp
             parts["D_Gradient"] = gp.detach()
         return total, parts
