@@ -7,6 +7,8 @@
 Times ``optimize_parameters`` of ``sc`` FSeSim and ``sc`` LSeSim (``--learned_attn --augment
 --patch_size 32``) at 256² batch 1 and of ``sinsc`` at 128² batch 16, for every combination of
 ``--amp``, ``--channels_last`` and ``--compile`` that the device supports, and prints a Markdown table.
+Unless ``--amp`` is given, a 16-bit type whose matrix multiply is slower than float32 on the device
+(emulated, as bf16 and fp16 on CPUs without AVX512-BF16/AMX) is left out, with a note.
 Each configuration runs in a fresh process, so compile caches, threads and peak memory do not leak
 between rows. Batches are random images and the VGG16 has random weights: neither changes the time.
 
@@ -235,7 +237,15 @@ def main() -> None:
         if wanted is not None:
             values = wanted if key == "amp" else [v == "on" for v in wanted]
             switches[key] = [v for v in switches[key] if v in values]
-    peaks = _in_subprocess("peak", {"device": args.device, "dtypes": ["fp32"] + switches["amp"][1:]}, args.threads)
+    dtypes = ["fp32"] + [amp for amp in switches["amp"] if amp != "off"]
+    peaks = _in_subprocess("peak", {"device": args.device, "dtypes": dtypes}, args.threads)
+    notes = []
+    if args.amp is None:   # by default, skip a 16-bit type the device only emulates
+        for amp in dtypes[1:]:
+            if peaks[amp] < peaks["fp32"]:
+                switches["amp"].remove(amp)
+                notes.append(f"--amp {amp} not run: the device's {amp} matmul ({peaks[amp]:.3g} GFLOP/s) is slower "
+                             f"than float32 ({peaks['fp32']:.3g} GFLOP/s), i.e. not native; pass --amp {amp} to run it")
     rows = []
     for model in args.models:
         model_rows = []
@@ -254,6 +264,7 @@ def main() -> None:
     print(f"Device: {name}; torch {torch.__version__}; threads: {args.threads or 'default'}; "
           f"repeats: {args.repeats}\n")
     print(format_table(rows, peaks, args.device))
+    print("".join(f"\n- {note}" for note in notes))
 
 
 if __name__ == "__main__":
