@@ -151,7 +151,12 @@ def _gen_step_calls(criterion: SpatialCorrelativeLoss, feats: dict, ids: list,
 
 def _head_step_calls(criterion: SpatialCorrelativeLoss, feats: dict, ids: list,
                      patch_size: int) -> tuple[Callable, Callable]:
-    """Head step with --augment: src [A, A], tgt [fake_B, A_aug], other rot180 [B, B_aug]; heads learn."""
+    """Head step with --augment: src [A, A], tgt [fake_B, A_aug], other rot180 [B, B_aug]; heads learn.
+
+    The loop gets the doubled source, as the published code builds it; the module gets [A], which it
+    tiles after its heads (what the sc model passes), so A's head and similarity run once.
+    """
+    single_src = feats["A"]
     src = [torch.cat([a, a]) for a in feats["A"]]
     tgt = [torch.cat([f, a]) for f, a in zip(feats["fake_B"], feats["A_aug"])]
     other = [torch.cat([o, a]) for o, a in zip(feats["other"], feats["other_aug"])]
@@ -162,7 +167,7 @@ def _head_step_calls(criterion: SpatialCorrelativeLoss, feats: dict, ids: list,
         loss_fn().backward()
         criterion.zero_grad(set_to_none=True)
 
-    module = lambda: run(lambda: criterion(src, tgt, other, ids))  # noqa: E731
+    module = lambda: run(lambda: criterion(single_src, tgt, other, ids))  # noqa: E731
     loop = lambda: run(lambda: loop_loss(src, tgt, other, ids, mode="cos", patch_size=patch_size,  # noqa: E731
                                          use_norm=False, heads=heads, T=criterion.temperature))
     return module, loop

@@ -183,7 +183,7 @@ class SCModel(BaseModel):
         if detach_target and "A_aug" in self.feats:
             aug = self._layer_feats(self.feats["A_aug"], self.attn_layers)
             other_aug = self._layer_feats(self.feats["other_aug"], self.attn_layers)
-            src = [torch.cat([s, s]) for s in src]
+            # the source stays [real_A]: the loss tiles it to [real_A, real_A] after its heads
             tgt = [torch.cat([t, a]) for t, a in zip(tgt, aug)]
             other = [torch.cat([o, a]) for o, a in zip(other, other_aug)]
         return src, tgt, other

@@ -15,7 +15,6 @@ target, and asks the two maps to agree. Appearance may change completely; struct
 
 from __future__ import annotations
 
-import math
 import os
 import warnings
 from typing import Optional, Sequence, Union
@@ -245,15 +244,19 @@ def self_similarity(feat: torch.Tensor, query_ids: torch.Tensor, patch_size: int
     """
     b, c, h, w = feat.shape
     feat = feat - feat.mean(dim=(2, 3), keepdim=True)
-    feat = F.normalize(feat, dim=1) if use_norm else feat / math.sqrt(c)
+    feat = F.normalize(feat, dim=1) if use_norm else feat
     flat = feat.flatten(2)                                          # (B, C, HW)
     query_ids = query_ids.to(feat.device)
-    queries = flat[:, :, query_ids]                                 # (B, C, Nq)
-    sim = torch.bmm(queries.transpose(1, 2), flat)                  # (B, Nq, HW)
+    queries = flat[:, :, query_ids].transpose(1, 2)                 # (B, Nq, C)
+    if not use_norm:
+        # (q / sqrt(C)) . (k / sqrt(C)) / 10 with the whole factor on the few queries, not on the
+        # map and not on the (much larger) product.
+        queries = queries * (0.1 / c)
+    sim = torch.bmm(queries, flat)                                  # (B, Nq, HW)
     if patch_size < h and patch_size < w:
         keys = window_key_ids(query_ids, h, w, patch_size)          # (Nq, p*p)
         sim = sim.gather(2, keys.unsqueeze(0).expand(b, -1, -1))    # (B, Nq, p*p)
-    return sim if use_norm else torch.tanh(sim / 10.0)
+    return sim if use_norm else torch.tanh(sim)
 
 
 def masked_comparison(sim_src: torch.Tensor, sim_tgt: torch.Tensor, mode: str,
@@ -295,6 +298,15 @@ def contrastive_comparison(sim_src: torch.Tensor, sim_tgt: torch.Tensor, sim_oth
     num_queries = logits.shape[1]
     target = torch.arange(num_queries, device=logits.device).repeat(logits.shape[0])
     return F.cross_entropy(logits.flatten(0, 1), target)
+
+
+def _tile_batch(sim: torch.Tensor, batch: int) -> torch.Tensor:
+    """(b, Nq, Nk) -> (batch, Nq, Nk) as torch.cat([sim] * (batch // b)); b must divide batch."""
+    if sim.shape[0] == batch:
+        return sim
+    if batch % sim.shape[0]:
+        raise ValueError(f"the source batch ({sim.shape[0]}) must equal or divide the target batch ({batch})")
+    return sim.repeat(batch // sim.shape[0], 1, 1)
 
 
 def _head(in_channels: int) -> nn.Sequential:
@@ -356,7 +368,10 @@ class SpatialCorrelativeLoss(nn.Module):
         src_feats / tgt_feats / other_feats: lists (one per layer) of (B, C_l, H_l, W_l) maps.
         With ``other_feats`` the contrastive (head-training) form is returned. ``patch_ids``: one
         LongTensor of flat query positions per layer; drawn anew per layer and call when omitted.
-        Under ``torch.autocast`` only the heads run in reduced precision; the rest is float32.
+        A source batch may also divide the others' (B = k * B_src): it then stands for
+        ``torch.cat([src] * k)`` (the head step's [real_A, real_A] with ``--augment``) with its heads
+        and similarities computed once. Under ``torch.autocast`` only the heads run in reduced
+        precision; the rest is float32.
         """
         if len(src_feats) != len(tgt_feats) or (other_feats is not None and len(other_feats) != len(src_feats)):
             raise ValueError("src_feats, tgt_feats and other_feats need one map per layer each")
@@ -379,6 +394,7 @@ class SpatialCorrelativeLoss(nn.Module):
             with torch.autocast(src.device.type, enabled=False):
                 sims = [self_similarity(m.float(), patch_ids[layer], self.patch_size, self.use_norm)
                         for m in maps]
+                sims[0] = _tile_batch(sims[0], sims[1].shape[0])
                 if other_feats is None:
                     total = total + masked_comparison(sims[0], sims[1], self.mode, self.use_norm)
                 else:

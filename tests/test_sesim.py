@@ -153,6 +153,32 @@ def test_module_matches_loop_oracle(mode, use_norm, local, learned, shape, batch
         torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6 * scale)
 
 
+@pytest.mark.parametrize("mode,src_batch,tiles", [("info", 1, 2), ("info", 2, 2), ("cos", 1, 3)])
+def test_source_batch_dividing_the_target_batch_stands_for_the_repeated_source(mode, src_batch, tiles):
+    """The head step's [real_A, real_A] passed as [real_A]: the oracle gets the source concatenated."""
+    shapes = SHAPES["nonsquare"]
+    loss_fn = SpatialCorrelativeLoss(mode=mode, patch_nums=9, patch_size=3, learned=True, in_channels=CHANNELS)
+    for p in loss_fn.parameters():
+        p.data.normal_(0, 0.3)
+    src = [s.requires_grad_() for s in make_feats(src_batch, shapes, 11)]
+    tgt = make_feats(src_batch * tiles, shapes, 12)
+    oth = make_feats(src_batch * tiles, shapes, 13) if mode == "info" else None
+    ids = [sample_patch_ids(h * w, 9, torch.Generator().manual_seed(i)) for i, (h, w) in enumerate(shapes)]
+    value = loss_fn(src, tgt, oth, patch_ids=ids)
+    grads = torch.autograd.grad(value, src + list(loss_fn.parameters()))
+    heads = [tuple(getattr(loss_fn, f"conv_{i}")[j].weight if k == 0 else getattr(loss_fn, f"conv_{i}")[j].bias
+                   for j in (0, 2) for k in (0, 1)) for i in range(2)]
+    expected = oracle_loss([torch.cat([s] * tiles) for s in src], tgt, oth, ids, mode=mode, use_norm=False,
+                           patch_size=3, heads=heads)
+    expected_grads = torch.autograd.grad(expected, src + list(loss_fn.parameters()))
+    torch.testing.assert_close(value, expected, rtol=1e-5, atol=1e-7)
+    scale = max(want.abs().max().item() for want in expected_grads)
+    for got, want in zip(grads, expected_grads):
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6 * scale)
+    with pytest.raises(ValueError, match="divide"):
+        loss_fn([s[:1].repeat(3, 1, 1, 1) for s in src], make_feats(4, shapes, 12), oth and make_feats(4, shapes, 13))
+
+
 def test_window_ids_decode_rows_with_width():
     # a 4 x 10 map: index 23 is row 2, column 3 -> window rows 1..3 (clamped to H - p = 1), cols 2..4
     ids = window_key_ids(torch.tensor([23]), height=4, width=10, patch_size=3)
