@@ -31,14 +31,7 @@ from util.errors import UserError, run_cli
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Small tensors on a shared CPU: a second intra-op thread costs more in synchronisation than it
-    saves (several times slower when other processes load the cores). Restored afterwards."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def smooth_images(folder, count, size=(80, 80), seed=0):

@@ -24,14 +24,7 @@ from models.sesim import SpatialCorrelativeLoss, VGG16Features, masked_compariso
 from util.errors import UserError
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Small tensors on a shared CPU: a second intra-op thread costs more in synchronisation than it
-    saves (several times slower when other processes load the cores). Restored afterwards."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def psd_sqrt(matrix):

@@ -21,14 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PALETTE = {v: k for k, v in COLOUR_TO_TRAIN_ID.items() if v != 255}   # train id -> colour
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Small tensors on a shared CPU: a second intra-op thread costs more in synchronisation than it
-    saves (several times slower when other processes load the cores). Restored afterwards."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def load_script(name):
