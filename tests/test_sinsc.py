@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from helpers import reference_sections, run_script as run
 import test as test_script
 import train as train_script
 from data import DatasetLoader, create_dataset
@@ -31,23 +32,11 @@ from models.networks.stylegan2 import (
 )
 from options.test_options import TestOptions
 from options.train_options import TrainOptions
-from util.errors import UserError, run_cli
+from util.errors import UserError
 
 REFERENCE_KEYS = Path(__file__).resolve().parents[2] / "shared" / "reference" / "checkpoint_keys_sinsc.txt"
 TINY = ["--gpu_ids", "-1", "--vgg_weights", "random", "--num_threads", "0", "--crop_size", "32", "--batch_size", "2",
         "--display_freq", "2", "--update_html_freq", "2", "--print_freq", "2", "--patch_nums", "16"]
-
-
-def reference_sections() -> dict:
-    sections, current = {}, None
-    for line in REFERENCE_KEYS.read_text().splitlines():
-        header = re.match(r"## (\w+):", line)
-        if header:
-            current = sections.setdefault(header.group(1), {})
-        elif line.strip():
-            key, shape = re.match(r"(\S+) \(([\d, ]*)\)", line).groups()
-            current[key] = tuple(int(d) for d in shape.split(",") if d.strip())
-    return sections
 
 
 def shapes_of(net: torch.nn.Module) -> dict:
@@ -146,7 +135,7 @@ def test_noise_injection_adds_weighted_noise_shared_over_channels():
 # ---- networks ----------------------------------------------------------------------------------
 
 def test_default_networks_match_the_reference_checkpoint_keys():
-    reference = reference_sections()
+    reference = reference_sections(REFERENCE_KEYS)
     assert shapes_of(build_G()) == reference["net_G"]
     assert shapes_of(build_D()) == reference["net_D"]
 
@@ -333,15 +322,6 @@ def test_defaults_are_the_single_image_settings_and_overridable():
                             "--gan_mode", "lsgan", "--batch_size", "4"]).parse()
     assert (changed.ngf, changed.lr, changed.crop_size, changed.gan_mode, changed.batch_size) == (16, 0.002, 64,
                                                                                                   "lsgan", 4)
-
-
-def run(script, argv, monkeypatch):
-    monkeypatch.setattr(sys, "argv", [script.__file__] + [str(a) for a in argv])
-    try:
-        run_cli(script.main)
-    except SystemExit as exc:
-        return exc.code
-    return 0
 
 
 @pytest.fixture(scope="module")

@@ -10,13 +10,14 @@ import pytest
 import torch
 from PIL import Image
 
+from helpers import run_script as run
 import test as test_script
 import train as train_script
 from models import available_models, create_model, find_model_using_name
 from models.schedulers import get_scheduler
 from options.test_options import TestOptions
 from options.train_options import TrainOptions
-from util.errors import UserError, run_cli
+from util.errors import UserError
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--gpu_ids", "-1", "--vgg_weights", "random", "--ngf", "8", "--ndf", "8", "--load_size", "36",
@@ -39,16 +40,6 @@ def tiny(tmp_path):
     for i, split in enumerate(["trainA", "trainB", "testA", "testB"]):
         write_images(root / split, 3, seed=i)
     return root
-
-
-def run(script, argv, monkeypatch):
-    """Run a script's main through run_cli as the command line would; returns the exit code."""
-    monkeypatch.setattr(sys, "argv", [script.__file__] + [str(a) for a in argv])
-    try:
-        run_cli(script.main)
-    except SystemExit as exc:
-        return exc.code
-    return 0
 
 
 def common(tiny, tmp_path, name):
