@@ -53,6 +53,41 @@ def _pad_mode(pad: str) -> str:
     return _PAD_MODES[pad]
 
 
+def replicate_pad(x: torch.Tensor, pad: tuple[int, int, int, int]) -> torch.Tensor:
+    """``F.pad(x, pad, mode='replicate')`` built from slices, ``expand`` and ``cat``.
+
+    x: (..., H, W); pad: (left, right, top, bottom), each >= 0; returns (..., H + top + bottom,
+    W + left + right) with the edge rows and columns repeated. Equal to F.pad forward (exactly) and
+    backward (up to the order in which a corner's gradients are summed). torch.compile (Inductor)
+    cannot use ``aten.replication_pad2d_backward``: it has no lowering, and its meta kernel's strides
+    disagree with what the CPU kernel returns, so a compiled backward through F.pad fails; slices
+    and ``cat`` lower to plain indexing.
+    """
+    left, right, top, bottom = pad
+    lead = x.shape[:-2]
+    width = x.shape[-1]
+    x = torch.cat([x[..., :1, :].expand(*lead, top, width), x, x[..., -1:, :].expand(*lead, bottom, width)], dim=-2)
+    height = x.shape[-2]
+    return torch.cat([x[..., :1].expand(*lead, height, left), x, x[..., -1:].expand(*lead, height, right)], dim=-1)
+
+
+def pad2d(x: torch.Tensor, pad: tuple[int, int, int, int], mode: str) -> torch.Tensor:
+    """``F.pad(x, pad, mode=mode)`` for (B, C, H, W), with replicate padding by :func:`replicate_pad`."""
+    return replicate_pad(x, pad) if mode == "replicate" else F.pad(x, pad, mode=mode)
+
+
+class ReplicationPad2d(nn.Module):
+    """Drop-in for ``nn.ReplicationPad2d(padding)`` that torch.compile can differentiate (see :func:`replicate_pad`)."""
+
+    def __init__(self, padding: int) -> None:
+        super().__init__()
+        self.padding = (padding,) * 4
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x: (B, C, H, W) -> (B, C, H + 2p, W + 2p)."""
+        return replicate_pad(x, self.padding)
+
+
 class Downsample(nn.Module):
     """Anti-aliased downsampling: pad, fixed binomial blur, subsample by ``stride``, per channel.
 
@@ -72,7 +107,7 @@ class Downsample(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: (B, C, H, W) -> (B, C, H', W') blurred and subsampled."""
-        padded = F.pad(x, self.pad_sizes, mode=self.pad_mode)
+        padded = pad2d(x, self.pad_sizes, self.pad_mode)
         return F.conv2d(padded, self.filt, stride=self.stride, groups=self.channels)
 
 
@@ -96,7 +131,7 @@ class Upsample(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: (B, C, H, W) -> (B, C, stride*H, stride*W)."""
         height, width = x.shape[-2:]
-        padded = F.pad(x, (1, 1, 1, 1), mode=self.pad_mode)  # (B, C, H+2, W+2)
+        padded = pad2d(x, (1, 1, 1, 1), self.pad_mode)  # (B, C, H+2, W+2)
         out = F.conv_transpose2d(padded, self.filt, stride=self.stride, padding=1 + self.pad_size, groups=self.channels)
         # The one-pixel edge pad leaves one extra output row/column in front; drop it and whatever
         # the kernel size leaves beyond stride*H.
