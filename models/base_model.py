@@ -95,6 +95,13 @@ class BaseModel:
         """Add model-specific flags or change defaults; return the parser."""
         return parser
 
+    @staticmethod
+    def preset_defaults(known: argparse.Namespace, is_train: bool) -> dict:
+        """Defaults that depend on the model's own flags as given (a named variant such as
+        ``--CUT_mode FastCUT``): option -> default, applied before the final parse, so options
+        given on the command line still win. None by default."""
+        return {}
+
     def __init__(self, opt: argparse.Namespace) -> None:
         self.opt = opt
         self.is_train = opt.is_train
@@ -133,14 +140,24 @@ class BaseModel:
         """Build schedulers (training) and load networks (testing, or ``epoch`` when given)."""
         opt = self.opt
         if self.is_train:
-            self.schedulers = [get_scheduler(o, policy=opt.lr_policy, n_epochs=opt.n_epochs,
-                                             n_epochs_decay=opt.n_epochs_decay, epoch_count=opt.epoch_count,
-                                             lr_decay_iters=opt.lr_decay_iters) for o in self.optimizers]
+            self.build_schedulers(opt.epoch_count if opt.epoch_count is not None else 1)
         if epoch is not None:
             self.load_networks(epoch)
         if getattr(opt, "verbose", False):
             self.print_networks()
         self.wrap_networks()
+
+    def build_schedulers(self, first_epoch: int) -> None:
+        """(Re)build every optimiser's schedule from the options, starting at epoch ``first_epoch``.
+
+        For the epoch-based policies this also sets each optimiser's rate to that epoch's; a
+        resumed run calls it again at the epoch it resumes, so it follows the options it was
+        resumed with (a longer ``--n_epochs``, say), as CycleGAN does.
+        """
+        opt = self.opt
+        self.schedulers = [get_scheduler(o, policy=opt.lr_policy, n_epochs=opt.n_epochs,
+                                         n_epochs_decay=opt.n_epochs_decay, epoch_count=first_epoch,
+                                         lr_decay_iters=opt.lr_decay_iters) for o in self.optimizers]
 
     def wrap_networks(self) -> None:
         """--compile the networks in ``compile_names``; under torchrun, wrap each trained network in DDP.
@@ -220,6 +237,14 @@ class BaseModel:
                     scheduler.step()
         return self.optimizers[0].param_groups[0]["lr"] if self.optimizers else 0.0
 
+    def learning_rates(self) -> dict[str, float]:
+        """The current learning rate of each optimiser, named by its attribute (``optimizer_G`` -> ``G``;
+        one not held in an ``optimizer_<X>`` attribute is named by its index in ``optimizers``)."""
+        names = {id(value): key[len("optimizer_"):] for key, value in vars(self).items()
+                 if key.startswith("optimizer_") and isinstance(value, torch.optim.Optimizer)}
+        return {names.get(id(optimizer), str(index)): optimizer.param_groups[0]["lr"]
+                for index, optimizer in enumerate(self.optimizers)}
+
     @staticmethod
     def set_requires_grad(nets: Iterable[nn.Module], requires_grad: bool) -> None:
         for net in nets:
@@ -254,14 +279,38 @@ class BaseModel:
                 "schedulers": [s.state_dict() for s in self.schedulers],
                 "scaler": self.scaler.state_dict(), "extra": self.extra_state()}
 
-    def load_training_state(self, state: dict) -> None:
+    def load_training_state(self, state: dict, first_epoch: int, saved_opt: Optional[dict] = None) -> None:
+        """Restore :meth:`training_state` to resume at epoch ``first_epoch``.
+
+        The schedules are rebuilt from the current options at that epoch (only a ``plateau``
+        schedule, which depends on the losses seen, keeps its saved state). ``saved_opt``, the
+        options of the saved run, lets an allowed change of ``--lr`` / ``--beta1`` / ``--beta2``
+        take effect (the rates of every optimiser scale by the new ``--lr`` over the old).
+        """
         for optimizer, saved in zip(self.optimizers, state["optimizers"]):
             optimizer.load_state_dict(saved)
-        for scheduler, saved in zip(self.schedulers, state["schedulers"]):
-            scheduler.load_state_dict(saved)
+        saved_opt = saved_opt or {}
+        self._apply_optimiser_changes(saved_opt)
+        self.build_schedulers(first_epoch)
+        if self.opt.lr_policy == "plateau" and saved_opt.get("lr_policy", "plateau") == "plateau":
+            for scheduler, saved in zip(self.schedulers, state["schedulers"]):
+                scheduler.load_state_dict(saved)
         if self.scaler.is_enabled() and state.get("scaler"):
             self.scaler.load_state_dict(state["scaler"])
         self.load_extra_state(state.get("extra", {}))
+
+    def _apply_optimiser_changes(self, saved_opt: dict) -> None:
+        """A new ``--lr`` scales every group's base rate; new betas replace the saved ones."""
+        opt = self.opt
+        ratio = opt.lr / saved_opt["lr"] if saved_opt.get("lr") else 1.0
+        old_betas = (saved_opt.get("beta1", opt.beta1), saved_opt.get("beta2", opt.beta2))
+        for optimizer in self.optimizers:
+            for group in optimizer.param_groups:
+                if ratio != 1.0:
+                    group["initial_lr"] = group.get("initial_lr", group["lr"]) * ratio
+                    group["lr"] *= ratio
+                if tuple(group.get("betas", ())) == old_betas != (opt.beta1, opt.beta2):
+                    group["betas"] = (opt.beta1, opt.beta2)
 
     def extra_state(self) -> dict:
         """Model-specific training state (e.g. the image pool)."""

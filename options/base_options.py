@@ -14,8 +14,11 @@ from typing import NoReturn, Optional
 
 import data
 import models
-from util.dist import launched_by_torchrun
+from data.transforms import PREPROCESS_CHOICES
+from util.dist import is_main_process, launched_by_torchrun
 from util.errors import UserError
+from util.image_io import write_text_atomic
+
 
 class OptionParser(argparse.ArgumentParser):
     """argparse whose errors are one line (no usage block) and exit with status 2."""
@@ -23,16 +26,6 @@ class OptionParser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         sys.stderr.write(f"{self.prog}: error: {message}\n")
         sys.exit(2)
-
-
-def _preprocess(value: str) -> str:
-    tokens = value.split("_and_")
-    names = {"resize", "crop", "scale_width", "none", "zoom", "patch"}
-    if not value or not all(t in names for t in tokens):
-        raise argparse.ArgumentTypeError(
-            f"'{value}' is not one of resize_and_crop, crop, scale_width, scale_width_and_crop, none, "
-            "zoom_and_patch")
-    return value
 
 
 class BaseOptions:
@@ -87,8 +80,8 @@ class BaseOptions:
         g.add_argument("--crop_size", type=int, default=256, help="then crop to this size")
         g.add_argument("--max_dataset_size", type=float, default=float("inf"),
                        help="use at most this many images per epoch")
-        g.add_argument("--preprocess", type=_preprocess, default="resize_and_crop",
-                       help="resize_and_crop | crop | scale_width | scale_width_and_crop | none")
+        g.add_argument("--preprocess", default="resize_and_crop", choices=PREPROCESS_CHOICES,
+                       help="how images are resized and cropped (zoom_and_patch: singleimage data only)")
         g.add_argument("--no_flip", action="store_true", help="no random horizontal flips")
         g.add_argument("--augment", action="store_true",
                        help="also return colour-jittered copies (A_aug, B_aug) for LSeSim's head training")
@@ -117,8 +110,13 @@ class BaseOptions:
         if inherited:
             parser.set_defaults(**inherited)
             known, _ = parser.parse_known_args(self.argv)
-        parser = models.get_option_setter(known.model)(parser, self.is_train)
+        model_class = models.find_model_using_name(known.model)
+        parser = model_class.modify_commandline_options(parser, self.is_train)
         known, _ = parser.parse_known_args(self.argv)
+        presets = model_class.preset_defaults(known, self.is_train)  # e.g. --CUT_mode FastCUT's defaults
+        if presets:
+            parser.set_defaults(**presets)
+            known, _ = parser.parse_known_args(self.argv)
         parser = data.get_option_setter(known.dataset_mode)(parser, self.is_train)
         self.parser = parser
         return parser.parse_args(self.argv)
@@ -157,14 +155,18 @@ class BaseOptions:
         return "\n".join(lines)
 
     def save_options(self, opt: argparse.Namespace, phase: str) -> None:
-        """Write ``<phase>_opt.txt`` (humans) and ``opt.json`` (programs) into checkpoints/<name>."""
+        """Write ``<phase>_opt.txt`` (humans) and ``opt.json`` (programs) into checkpoints/<name>.
+
+        Only the main process writes (under torchrun the others return at once).
+        """
+        if not is_main_process():
+            return
         folder = os.path.join(opt.checkpoints_dir, opt.name)
         os.makedirs(folder, exist_ok=True)
-        with open(os.path.join(folder, f"{phase}_opt.txt"), "w") as f:
-            f.write(self.format_options(opt) + "\n")
+        write_text_atomic(os.path.join(folder, f"{phase}_opt.txt"), self.format_options(opt) + "\n")
         if phase == "train":
-            with open(os.path.join(folder, "opt.json"), "w") as f:
-                json.dump({k: v for k, v in vars(opt).items() if k != "gpu_ids"}, f, indent=1, default=str)
+            options = {k: v for k, v in vars(opt).items() if k != "gpu_ids"}
+            write_text_atomic(os.path.join(folder, "opt.json"), json.dumps(options, indent=1, default=str))
 
 
 def parse_gpu_ids(value: Optional[str]) -> list[int]:

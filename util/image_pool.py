@@ -7,6 +7,8 @@ from typing import Any
 
 import torch
 
+from util import dist
+
 
 class ImagePool:
     """A buffer of up to ``pool_size`` generated images.
@@ -67,3 +69,16 @@ class ImagePool:
             raise ValueError(f"saved pool holds {len(images)} images but pool_size is {self.pool_size}")
         self.images = [image.clone() for image in images]
         self.generator.set_state(state["generator_state"])
+
+
+def query_across_ranks(pool: ImagePool, fake: torch.Tensor) -> torch.Tensor:
+    """Mix (B, C, H, W) detached fakes with ``pool`` under torchrun as one process would; returns (B, C, H, W).
+
+    Every process feeds the pool all processes' fakes in rank order (one all-gather) and keeps its
+    own share of the answer, so the pools stay identical and N processes see what one process with N
+    times the batch sees. In one process (or with pool_size 0) it is ``pool.query(fake)``.
+    """
+    if dist.get_world_size() == 1 or pool.pool_size == 0:
+        return pool.query(fake)
+    mixed = pool.query(dist.all_gather_batch(fake))
+    return mixed.chunk(dist.get_world_size())[dist.get_rank()]

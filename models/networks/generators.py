@@ -1,14 +1,15 @@
 """ResNet generators (Johnson et al. 2016, as used by CycleGAN / CUT / F-LSeSim).
 
 The layer order inside ``ResnetGenerator.model`` is part of the checkpoint format: published
-``net_G`` files name their tensors ``model.<index>.*`` (see shared/reference/checkpoint_keys_sc.txt).
+``net_G`` files name their tensors ``model.<index>.*`` (see tests/data/checkpoint_keys_sc.txt).
 """
 
+from typing import Sequence
+
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from models.networks.layers import Downsample, Upsample, get_norm_layer
+from models.networks.layers import Downsample, ReplicationPad2d, Upsample, get_norm_layer, pad2d
 
 # Two stride-2 stages, so sizes must be multiples of 4; at least 8 keeps the bottleneck map >= 2
 # pixels, which the residual blocks' reflection padding needs.
@@ -43,7 +44,7 @@ class ResnetBlock(nn.Module):
 
 def _block_padding(padding_type: str) -> list[nn.Module]:
     """The explicit padding layer for a 3x3 conv ('zero' pads inside the conv instead)."""
-    pads = {"reflect": nn.ReflectionPad2d, "replicate": nn.ReplicationPad2d}
+    pads = {"reflect": nn.ReflectionPad2d, "replicate": ReplicationPad2d}
     if padding_type == "zero":
         return []
     if padding_type not in pads:
@@ -108,6 +109,39 @@ class ResnetGenerator(nn.Module):
         out = self.model(pad_to_multiple(x, _SIZE_MULTIPLE, _MIN_SIZE))
         return out[:, :, :height, :width]
 
+    def _check_layers(self, layers: Sequence[int]) -> None:
+        bad = [i for i in layers if not 0 <= i < len(self.model)]
+        if bad or not layers:
+            raise ValueError(f"layers {list(layers)}: give indices into the generator's {len(self.model)} "
+                             f"modules (0-{len(self.model) - 1})")
+
+    def layer_channels(self, layers: Sequence[int]) -> list[int]:
+        """Channels of the output of ``self.model[i]`` for each i in ``layers`` (CUT's ``--nce_layers``).
+
+        For resnet_9blocks with ngf 64 and anti-aliasing, layers 0, 4, 8, 12, 16 give 3, 128, 256,
+        256, 256: the padded image, the first two convs' outputs and three residual blocks.
+        """
+        self._check_layers(layers)
+        channels, found = self.input_nc, []
+        for module in self.model:
+            convs = [m for m in module.modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))]
+            channels = convs[-1].out_channels if convs else channels
+            found.append(channels)
+        return [found[i] for i in layers]
+
+    def encode(self, x: torch.Tensor, layers: Sequence[int]) -> list[torch.Tensor]:
+        """The outputs of ``self.model[i]`` for i in ``layers`` (in that order) for the input padded as
+        :meth:`forward` pads it; x: (B, input_nc, H, W) -> list of (B, C_i, H_i, W_i). Runs no further
+        than the deepest layer asked for."""
+        self._check_layers(layers)
+        h = pad_to_multiple(x, _SIZE_MULTIPLE, _MIN_SIZE)
+        found = {}
+        for index, module in enumerate(self.model[: max(layers) + 1]):
+            h = module(h)
+            if index in layers:
+                found[index] = h
+        return [found[i] for i in layers]
+
 
 def _down_stage(in_channels: int, out_channels: int, norm: str, use_bias: bool, no_antialias: bool) -> list[nn.Module]:
     """Halve the resolution: conv3x3 s1 → norm → ReLU → blur-downsample, or conv3x3 s2 → norm → ReLU."""
@@ -151,5 +185,5 @@ def pad_to_multiple(x: torch.Tensor, multiple: int, min_size: int = 1) -> torch.
         if amount == 0:
             continue
         pad = (0, amount, 0, 0) if dim == -1 else (0, 0, 0, amount)
-        x = F.pad(x, pad, mode="reflect" if amount < size else "replicate")
+        x = pad2d(x, pad, "reflect" if amount < size else "replicate")
     return x
