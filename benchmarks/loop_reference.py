@@ -1,7 +1,7 @@
 """A slow re-implementation of the spatially-correlative loss the way the published F-LSeSim code runs it.
 
 Only for benchmarks/bench_loss.py: it computes the same values as ``models.sesim.SpatialCorrelativeLoss``
-for the same query ids, but with the published code's costly structure (SPEC section 8):
+for the same query ids, but with the published code's costly structure:
 
 - every map (source, target, other) goes through its head and its similarity computation separately;
 - local keys: a Python loop over the queries cuts each query's p x p window out of the feature map,

@@ -20,10 +20,9 @@ import torch.nn.functional as F
 
 from data.base_dataset import BaseDataset, mix_seed
 from data.image_folder import load_image, make_dataset
-from data.transforms import color_jitter, to_tensor
+from data.transforms import ZOOM_AND_PATCH, color_jitter, to_tensor
 from util.errors import UserError
 
-ZOOM_AND_PATCH = "zoom_and_patch"
 CROPS_PER_EPOCH = 100_000
 
 

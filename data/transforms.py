@@ -25,6 +25,10 @@ from PIL import Image
 from util.errors import UserError
 
 PREPROCESS_MODES: tuple[str, ...] = ('resize_and_crop', 'crop', 'scale_width', 'scale_width_and_crop', 'none')
+# Zooming one image per minibatch and cutting grid patches is done by data/singleimage_dataset.py itself.
+ZOOM_AND_PATCH = 'zoom_and_patch'
+# Every value --preprocess accepts (checked by the option parser).
+PREPROCESS_CHOICES: tuple[str, ...] = PREPROCESS_MODES + (ZOOM_AND_PATCH,)
 
 # ColorJitter strengths used for A_aug / B_aug (F-LSeSim): brightness, contrast, saturation, hue.
 JITTER_BRIGHTNESS = 0.5
@@ -34,8 +38,7 @@ JITTER_HUE = 0.3
 
 
 def _check_mode(preprocess: str) -> None:
-    if preprocess == 'zoom_and_patch':
-        # Zooming one image per minibatch is done by data/singleimage_dataset.py itself.
+    if preprocess == ZOOM_AND_PATCH:
         raise UserError("--preprocess zoom_and_patch works only with --dataset_mode singleimage (--model sinsc)")
     if preprocess not in PREPROCESS_MODES:
         raise UserError(f"--preprocess: unknown mode '{preprocess}'; choose from {', '.join(PREPROCESS_MODES)}")

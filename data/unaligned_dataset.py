@@ -19,7 +19,8 @@ from data.transforms import color_jitter
 class UnalignedDataset(BaseDataset):
     """Images from two folders with no pairing; B is drawn at random unless ``--serial_batches``.
 
-    Length is max(|A|, |B|). Each item holds
+    Length is max(|A|, |B|) for training and |A| for testing (test.py translates each source image
+    once, however many B images there are). Each item holds
     ``'A'``: (input_nc, H, W) in [-1, 1], ``'B'``: (output_nc, H', W') in [-1, 1],
     ``'A_paths'``, ``'B_paths'``: the source files, and with ``--augment`` also
     ``'A_aug'`` / ``'B_aug'``: colour-jittered copies of ``'A'`` / ``'B'`` (same crop and flip,
@@ -39,10 +40,11 @@ class UnalignedDataset(BaseDataset):
         self.channels_B: int = opt.output_nc
         self.serial_batches = bool(opt.serial_batches)
         self.augment = bool(opt.augment)
+        self.source_only = not opt.is_train
 
     def __len__(self) -> int:
-        """max(|A|, |B|): every image of the larger folder is seen once per epoch."""
-        return max(len(self.A_paths), len(self.B_paths))
+        """Training: max(|A|, |B|), every image of the larger folder once per epoch; testing: |A|."""
+        return len(self.A_paths) if self.source_only else max(len(self.A_paths), len(self.B_paths))
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         """Sample ``index`` of the current epoch; see the class docstring for the keys."""

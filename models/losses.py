@@ -1,7 +1,7 @@
 """GAN objectives, the WGAN-GP gradient penalty, and the perceptual / style terms.
 
 Discriminator outputs may be a Tensor (one PatchGAN map) or a list of Tensors (multi-scale D); the
-losses average over the scales.
+losses of the scales are summed, as in the published code.
 """
 
 from typing import Callable, Sequence, Union
@@ -68,7 +68,8 @@ class GANLoss(nn.Module):
         self.gan_mode = gan_mode
 
     def forward(self, prediction: Prediction, target_is_real: bool, for_discriminator: bool = True) -> torch.Tensor:
-        """prediction: (B, 1, H', W') logits or a list of such maps (one per scale); returns a scalar.
+        """prediction: (B, 1, H', W') logits or a list of such maps (one per scale); returns a scalar,
+        the sum of the per-scale losses for a list.
 
         target_is_real: whether the prediction should be judged real; for_discriminator: False when
         the loss trains the generator (only 'hinge' treats the two differently).
@@ -78,7 +79,7 @@ class GANLoss(nn.Module):
             raise ValueError("GANLoss got an empty list of predictions")
         loss_fn = _GAN_LOSSES[self.gan_mode]
         losses = [loss_fn(p, target_is_real, for_discriminator) for p in maps]
-        return torch.stack(losses).mean()
+        return torch.stack(losses).sum()
 
 
 GP_MODES: tuple[str, ...] = ("real", "fake", "mixed")
@@ -124,10 +125,14 @@ def gradient_penalty(
 
 
 def gram_matrix(feat: torch.Tensor) -> torch.Tensor:
-    """feat: (B, C, H, W) -> (B, C, C) Gram matrices F Fᵀ normalised by C·H·W."""
+    """feat: (B, C, H, W) -> (B, C, C) per-image Gram matrices F Fᵀ normalised by B·C·H·W.
+
+    The batch size in the divisor is the published code's: at batch 1 it is the usual C·H·W, and
+    at batch B every entry (so the style loss) is B times smaller than at batch 1.
+    """
     batch, channels, height, width = feat.shape
     flat = feat.reshape(batch, channels, height * width)  # (B, C, HW)
-    return torch.bmm(flat, flat.transpose(1, 2)) / (channels * height * width)
+    return torch.bmm(flat, flat.transpose(1, 2)) / (batch * channels * height * width)
 
 
 def style_loss(feats_a: Sequence[torch.Tensor], feats_b: Sequence[torch.Tensor]) -> torch.Tensor:

@@ -3,7 +3,7 @@
 FSeSim: ``--model sc`` (fixed VGG16 self-similarity). LSeSim: add ``--learned_attn --augment``
 (1x1 heads trained contrastively, usually with ``--patch_size 32``).
 
-One training step (SPEC 2): forward G -> [head step] -> D step -> G step. VGG16 features of the real
+One training step: forward G -> [head step] -> D step -> G step. VGG16 features of the real
 and augmented images are computed once per step without gradients, those of fake_B once with
 gradients; the head step reuses detached copies. The VGG never gets gradients or optimiser state.
 
@@ -53,7 +53,7 @@ def to_channels_last(net: torch.nn.Module) -> None:
 
 
 def rot180(x: torch.Tensor) -> torch.Tensor:
-    """Rotate (B, C, H, W) images by 180 degrees (flip H and W): the 'other' image of SPEC 1.7."""
+    """Rotate (B, C, H, W) images by 180 degrees (flip H and W): the 'other' image of the head step."""
     return torch.flip(x, dims=(2, 3))
 
 
@@ -195,7 +195,10 @@ class SCModel(BaseModel):
         return loss, {"spatial": loss.detach()}
 
     def compute_D_loss(self) -> tuple[torch.Tensor, dict]:
-        """0.5 (GAN(D(real_B), real) + GAN(D(pool(fake_B)), fake)) [+ gradient penalty]."""
+        """0.5 (GAN(D(real_B), real) + GAN(D(pool(fake_B)), fake)) [+ gradient penalty].
+
+        The penalty interpolates real_B with the same pooled fakes D is trained on in this step.
+        """
         fake = self.query_pool(self.fake_B.detach())
         loss_fake = self.criterionGAN(self.netD(fake), False)
         loss_real = self.criterionGAN(self.netD(self.real_B), True)
@@ -205,7 +208,7 @@ class SCModel(BaseModel):
             # Second derivatives in float32, through the plain D: compiled graphs have no double
             # backward, and under DDP the D calls above already make its gradients all-reduced.
             with torch.autocast(self.device.type, enabled=False):
-                gp = gradient_penalty(self.networks()["D"], self.real_B, self.fake_B.detach(),
+                gp = gradient_penalty(self.networks()["D"], self.real_B, fake,
                                       lambda_gp=self.opt.lambda_gradient)
             total = total + gp
             parts["D_Gradient"] = gp.detach()

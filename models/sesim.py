@@ -35,7 +35,7 @@ __all__ = [
     "contrastive_comparison",
 ]
 
-# The 13 ReLU outputs of VGG16 that `--attn_layers` index (SPEC 1), and the torchvision
+# The 13 ReLU outputs of VGG16 that `--attn_layers` index, and the torchvision
 # `vgg16().features` index whose output each one is. Index 7 (relu4_1) is the post-ReLU value.
 LAYER_NAMES = (
     "relu1_1", "relu1_2", "relu2_1", "relu2_2", "relu3_1", "relu3_2", "relu3_3",
@@ -134,7 +134,7 @@ class VGG16Features(nn.Module):
     """Frozen ImageNet VGG16 that returns the ReLU feature maps the loss measures with.
 
     Args:
-        layers: indices 0-12 or names (``relu3_1``) of SPEC 1's list; default relu3_1, relu4_1, relu4_3.
+        layers: indices 0-12 into :data:`LAYER_NAMES` or names (``relu3_1``); default relu3_1, relu4_1, relu4_3.
         weights: ``'imagenet'`` (torchvision's file from the torch hub cache, or the Caffe-flavoured file
             built by ``scripts/download_vgg16.py``; downloaded when online), a path to a saved state_dict,
             or ``'random'`` (smoke tests only; warns).

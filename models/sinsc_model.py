@@ -10,7 +10,8 @@ single-image settings of the reference as defaults, each of which a flag overrid
 - networks: ``--netG stylegan2`` (2 downsamplings, 6 residual blocks) and ``--netD stylegan2``
   with ``--ngf 8 --ndf 8`` (models/networks/stylegan2.py);
 - objective: ``--gan_mode nonsaturating``, ``--lambda_gradient 1`` (gradient penalty),
-  ``--lambda_spatial 10``; Adam with ``--lr 0.001 --beta1 0 --beta2 0.99``.
+  ``--lambda_spatial 10``; Adam with ``--lr 0.001 --beta1 0 --beta2 0.99``; no image pool
+  (``--pool_size 0``, as the published train_sinsc.sh): D always sees the current fakes.
 
 At test time the whole photo is translated at its own size (``--preprocess none``, batch 1,
 one result). The generator does not depend on the crop, so any photo size works.
@@ -27,7 +28,7 @@ TRAIN_DEFAULTS: dict[str, object] = {
     "netG": "stylegan2", "netD": "stylegan2", "ngf": 8, "ndf": 8,
     "gan_mode": "nonsaturating", "lambda_gradient": 1.0, "lambda_spatial": 10.0,
     "lr": 0.001, "beta1": 0.0, "beta2": 0.99,
-    "n_epochs": 4, "n_epochs_decay": 4, "save_epoch_freq": 1,
+    "n_epochs": 4, "n_epochs_decay": 4, "save_epoch_freq": 1, "pool_size": 0,
 }
 TEST_DEFAULTS: dict[str, object] = {"dataset_mode": "singleimage", "preprocess": "none", "batch_size": 1,
                                     "num_test": 1}

@@ -8,7 +8,7 @@
 #
 # With PHOTO and PAINTING set, the pair is copied into $PAIRS_DIR/$NAME/{trainA,trainB}
 # (PAIRS_DIR defaults to ./datasets/single_pairs).
-# The flags below are the model's defaults spelled out (SPEC: 4 + 4 epochs of 100,000 crops of 128
+# The flags below are the model's defaults spelled out (published: 4 + 4 epochs of 100,000 crops of 128
 # pixels, batch 16: hours on one GPU). On a CPU see scripts/demo_sinsc.sh for a 10-minute setting.
 # Checkpoints go to ./checkpoints/$NAME; translate the whole photo with scripts/test_sinsc.sh.
 set -euo pipefail
@@ -43,5 +43,5 @@ if [ -n "$GPU_IDS" ]; then GPU_ARGS=(--gpu_ids "$GPU_IDS"); fi
   --dataset_mode singleimage --preprocess zoom_and_patch --crop_size 128 --random_scale_max 3 --batch_size 16 \
   --netG stylegan2 --netD stylegan2 --ngf 8 --ndf 8 \
   --gan_mode nonsaturating --lambda_gradient 1 --lambda_spatial 10 --attn_layers 4,7,9 \
-  --lr 0.001 --beta1 0 --beta2 0.99 --n_epochs 4 --n_epochs_decay 4 --save_epoch_freq 1 \
+  --lr 0.001 --beta1 0 --beta2 0.99 --n_epochs 4 --n_epochs_decay 4 --save_epoch_freq 1 --pool_size 0 \
   ${GPU_ARGS[@]+"${GPU_ARGS[@]}"} "$@"

@@ -1,10 +1,26 @@
 """Helpers shared by several test modules (imported as ``helpers``: pytest puts tests/ on sys.path)."""
 
+import importlib.util
 import re
 import sys
 from pathlib import Path
+from types import ModuleType
+
+import numpy as np
+from PIL import Image
 
 from util.errors import run_cli
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = Path(__file__).resolve().parent / "data"  # files the tests read (copies of published key lists)
+
+# The tiny training configuration every end-to-end test starts from: CPU, random VGG, 8 filters,
+# 32² crops of 36² loads, no loader processes, one epoch plus one decay epoch, log everything.
+TINY = ["--gpu_ids", "-1", "--vgg_weights", "random", "--ngf", "8", "--ndf", "8", "--load_size", "36",
+        "--crop_size", "32", "--num_threads", "0", "--n_epochs", "1", "--n_epochs_decay", "1",
+        "--display_freq", "1", "--update_html_freq", "1", "--print_freq", "1"]
+# LSeSim at that size: learned heads, augmented copies, local windows of 4, 16 queries.
+LSESIM = ["--learned_attn", "--augment", "--patch_size", "4", "--patch_nums", "16"]
 
 
 def run_script(script, argv, monkeypatch):
@@ -17,8 +33,27 @@ def run_script(script, argv, monkeypatch):
     return 0
 
 
+def load_script(path: Path | str) -> ModuleType:
+    """Import a script that is not in a package (scripts/*.py, datasets/*.py) by its path, relative to the repo."""
+    path = ROOT / path
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def write_images(folder: Path, count: int, size=(40, 48), seed=0, mode="RGB"):
+    """``count`` random ``size`` (H, W) PNGs named img_<i>.png in ``folder`` (created)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    for i in range(count):
+        shape = (size[0], size[1], 3) if mode == "RGB" else size
+        Image.fromarray((rng.random(shape) * 255).astype(np.uint8)).save(folder / f"img_{i}.png")
+
+
 def reference_sections(path: Path) -> dict[str, dict[str, tuple[int, ...]]]:
-    """Parse a ../shared/reference key list: '## net_X: ...' headers followed by 'key (d0, d1, ...)' lines."""
+    """Parse a published key list (tests/data/checkpoint_keys_*.txt): '## net_X: ...' headers followed by
+    'key (d0, d1, ...)' lines."""
     sections: dict[str, dict[str, tuple[int, ...]]] = {}
     current = None
     for line in path.read_text().splitlines():
@@ -29,3 +64,82 @@ def reference_sections(path: Path) -> dict[str, dict[str, tuple[int, ...]]]:
             key, shape = re.match(r"(\S+) \(([\d, ]*)\)", line).groups()
             current[key] = tuple(int(d) for d in shape.split(",") if d.strip())
     return sections
+
+
+# ---- reading what TensorBoard and W&B wrote, with their own readers --------------------------------
+
+WANDB_OFFLINE_ENV = {"WANDB_MODE": "offline", "WANDB_SILENT": "true", "WANDB_CONSOLE": "off",
+                     "WANDB_DISABLE_GIT": "true", "WANDB_DISABLE_CODE": "true", "WANDB_X_DISABLE_STATS": "true"}
+
+
+def wandb_offline(monkeypatch, tmp_path: Path) -> None:
+    """W&B offline, quiet and with every file of its own under ``tmp_path`` (no login, no network)."""
+    for key, value in WANDB_OFFLINE_ENV.items():
+        monkeypatch.setenv(key, value)
+    for key in ("CACHE", "CONFIG", "DATA", "ARTIFACT"):
+        monkeypatch.setenv(f"WANDB_{key}_DIR", str(tmp_path / f"wandb_{key.lower()}"))
+    for key in ("WANDB_DIR", "WANDB_API_KEY", "WANDB_PROJECT", "WANDB_ENTITY", "WANDB_RUN_ID", "WANDB_RESUME"):
+        monkeypatch.delenv(key, raising=False)
+
+
+def wandb_records(path: Path) -> list:
+    """The records of a ``run-<id>.wandb`` file as ``wandb.proto`` Record messages.
+
+    The file is a ':W&B' header (7 bytes) and then LevelDB-log framing: 32 KiB blocks of chunks, each
+    a 7-byte header (CRC32, little-endian length, type 1 full / 2 first / 3 middle / 4 last) and data.
+    """
+    import struct
+
+    from wandb.proto import wandb_internal_pb2
+
+    data = path.read_bytes()
+    assert data[:4] == b":W&B", path
+    records, pending, position, block = [], b"", 7, 32768
+    while position + 7 <= len(data):
+        room = block - position % block
+        if room < 7:  # a block's tail too short for a chunk header is padding
+            position += room
+            continue
+        _, length, kind = struct.unpack("<IHB", data[position:position + 7])
+        if kind == 0:  # zero padding up to the end of the block
+            position += room
+            continue
+        pending += data[position + 7:position + 7 + length]
+        position += 7 + length
+        if kind in (1, 4):
+            record = wandb_internal_pb2.Record()
+            record.ParseFromString(pending)
+            records.append(record)
+            pending = b""
+    return records
+
+
+def wandb_run(run_dir: Path) -> dict:
+    """An offline run folder (``offline-run-<time>-<id>``) read back: id, project, name, config and the
+    history rows (key -> decoded JSON value), in logged order."""
+    import json
+
+    (path,) = run_dir.glob("run-*.wandb")
+    run, config, history = None, {}, []
+    for record in wandb_records(path):
+        kind = record.WhichOneof("record_type")
+        if kind == "run":
+            run = record.run
+            config.update({item.key: json.loads(item.value_json) for item in run.config.update})
+        elif kind == "config":
+            config.update({item.key: json.loads(item.value_json) for item in record.config.update})
+        elif kind == "history":
+            history.append({"/".join(item.nested_key) or item.key: json.loads(item.value_json)
+                            for item in record.history.item})
+    assert run is not None, path
+    return {"id": run.run_id, "project": run.project, "name": run.display_name, "config": config,
+            "history": history}
+
+
+def tensorboard_run(log_dir: Path):
+    """TensorBoard's own reader over an event folder, everything loaded (no sampling)."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    accumulator = EventAccumulator(str(log_dir), size_guidance={"scalars": 0, "images": 0, "tensors": 0})
+    accumulator.Reload()
+    return accumulator

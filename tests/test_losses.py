@@ -48,7 +48,7 @@ def test_gan_loss_matches_hand_formulas(mode: str) -> None:
 
 
 @pytest.mark.parametrize("mode", GAN_MODES)
-def test_gan_loss_on_a_list_is_the_mean_over_scales(mode: str) -> None:
+def test_gan_loss_on_a_list_is_the_sum_over_scales(mode: str) -> None:
     small, large = PRED[:2], PRED[2:]
     maps = [
         torch.tensor(small, dtype=torch.float64).reshape(1, 1, 1, 2),
@@ -56,7 +56,7 @@ def test_gan_loss_on_a_list_is_the_mean_over_scales(mode: str) -> None:
     ]
     real_fn, fake_fn, _ = HAND[mode]
     for target, fn in ((True, real_fn), (False, fake_fn)):
-        expected = 0.5 * (hand_mean(fn, small) + hand_mean(fn, large))
+        expected = hand_mean(fn, small) + hand_mean(fn, large)  # published: sum(losses)
         assert GANLoss(mode)(maps, target).item() == pytest.approx(expected, rel=1e-9)
 
 
@@ -142,7 +142,7 @@ def test_gradient_penalty_at_real_or_fake_points(mode: str, use_real: bool) -> N
 
 def test_gram_matrix_matches_numpy_einsum() -> None:
     feat = np.random.default_rng(0).standard_normal((2, 3, 4, 5))
-    expected = np.einsum("bchw,bdhw->bcd", feat, feat) / (3 * 4 * 5)
+    expected = np.einsum("bchw,bdhw->bcd", feat, feat) / (2 * 3 * 4 * 5)  # batch x channels x height x width
     gram = gram_matrix(torch.from_numpy(feat))
     assert gram.shape == (2, 3, 3)
     assert np.allclose(gram.numpy(), expected)
@@ -154,7 +154,7 @@ def test_style_loss_sums_l1_of_grams_over_layers() -> None:
     feats_b = [rng.standard_normal((2, 3, 4, 4)), rng.standard_normal((2, 5, 2, 2))]
     expected = 0.0
     for a, b in zip(feats_a, feats_b, strict=True):
-        norm = a.shape[1] * a.shape[2] * a.shape[3]
+        norm = a.shape[0] * a.shape[1] * a.shape[2] * a.shape[3]
         gram_a = np.einsum("bchw,bdhw->bcd", a, a) / norm
         gram_b = np.einsum("bchw,bdhw->bcd", b, b) / norm
         expected += np.abs(gram_a - gram_b).mean()

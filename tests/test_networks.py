@@ -9,14 +9,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from helpers import reference_sections
+from helpers import DATA, reference_sections
 from models.networks import DISCRIMINATORS, GENERATORS, INIT_TYPES, define_D, define_G
 from models.networks.discriminators import MultiScaleDiscriminator, NLayerDiscriminator
 from models.networks.generators import pad_to_multiple
 from models.networks.init import init_weights
 from models.networks.layers import Downsample, Upsample, get_norm_layer
 
-REFERENCE_KEYS = Path(__file__).resolve().parents[2] / "shared" / "reference" / "checkpoint_keys_sc.txt"
+REFERENCE_KEYS = DATA / "checkpoint_keys_sc.txt"
 
 
 def shapes_of(net: nn.Module) -> dict[str, tuple[int, ...]]:

@@ -1,4 +1,4 @@
-"""The spatially-correlative loss against a slow loop written straight from SPEC section 1."""
+"""The spatially-correlative loss against a slow loop written straight from the paper's definition."""
 
 import itertools
 import math

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from helpers import reference_sections, run_script as run
+from helpers import DATA, reference_sections, run_script as run
 import test as test_script
 import train as train_script
 from data import DatasetLoader, create_dataset
@@ -34,7 +34,7 @@ from options.test_options import TestOptions
 from options.train_options import TrainOptions
 from util.errors import UserError
 
-REFERENCE_KEYS = Path(__file__).resolve().parents[2] / "shared" / "reference" / "checkpoint_keys_sinsc.txt"
+REFERENCE_KEYS = DATA / "checkpoint_keys_sinsc.txt"
 TINY = ["--gpu_ids", "-1", "--vgg_weights", "random", "--num_threads", "0", "--crop_size", "32", "--batch_size", "2",
         "--display_freq", "2", "--update_html_freq", "2", "--print_freq", "2", "--patch_nums", "16"]
 
@@ -159,6 +159,18 @@ def test_generator_pads_by_reflection_and_crops_back():
     padded = F.pad(F.pad(x, (0, 2, 0, 0), mode="reflect"), (0, 0, 0, 3), mode="reflect")  # 16 x 12
     with torch.no_grad():
         assert torch.allclose(net(x), net.decoder(net.encoder(padded))[:, :, :13, :10], atol=1e-6)
+
+
+def test_generator_output_is_tanh_of_the_last_layer_so_always_in_range():
+    net = StyleGAN2Generator(ngf=2, inject_noise=False).eval()
+    with torch.no_grad():
+        net.decoder.convs[-1][0].weight.mul_(50)  # the last 1x1 layer: pre-tanh values far outside [-1, 1]
+        hidden = net.encoder(torch.rand(2, 3, 16, 16) * 2 - 1)
+        raw = net.decoder.convs(hidden)
+        out = net.decoder(hidden)
+    assert raw.abs().max() > 2
+    assert torch.equal(out, torch.tanh(raw))
+    assert out.abs().max() <= 1
 
 
 def test_generator_parameters_do_not_depend_on_the_crop():
@@ -316,7 +328,7 @@ def test_defaults_are_the_single_image_settings_and_overridable():
     expected = dict(dataset_mode="singleimage", netG="stylegan2", netD="stylegan2", gan_mode="nonsaturating",
                     lambda_gradient=1.0, lambda_spatial=10.0, ngf=8, ndf=8, lr=0.001, beta1=0.0, beta2=0.99,
                     crop_size=128, preprocess="zoom_and_patch", batch_size=16, n_epochs=4, n_epochs_decay=4,
-                    random_scale_max=3.0, save_epoch_freq=1)
+                    random_scale_max=3.0, save_epoch_freq=1, pool_size=0)
     assert {k: getattr(opt, k) for k in expected} == expected
     changed = TrainOptions(["--model", "sinsc", "--ngf", "16", "--lr", "0.002", "--crop_size", "64",
                             "--gan_mode", "lsgan", "--batch_size", "4"]).parse()

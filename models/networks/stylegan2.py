@@ -8,7 +8,7 @@ scaled by 1/sqrt(2).
 
 Module and tensor names follow the F-LSeSim / CUT checkpoints (``encoder.convs.2.conv2.0.kernel``,
 ``decoder.convs.3.noise.weight``, ``final_linear.0.weight``, ...; see
-shared/reference/checkpoint_keys_sinsc.txt), so published single-image checkpoints load as-is.
+tests/data/checkpoint_keys_sinsc.txt), so published single-image checkpoints load as-is.
 Unlike the reference, no layer depends on the training crop: channel counts come from ``ngf`` /
 ``ndf`` and the depth, so a generator trained on 128² crops translates a whole photo of any size.
 """
@@ -324,11 +324,11 @@ class StyleGAN2Encoder(nn.Module):
 
 
 class StyleGAN2Decoder(nn.Module):
-    """``num_blocks`` residual blocks → ``num_upsampling`` StyledConv doublings (with noise) → 1x1 conv.
+    """``num_blocks`` residual blocks → ``num_upsampling`` StyledConv doublings (with noise) → 1x1 conv → tanh.
 
-    The last 1x1 conv keeps the reference's bias + scaled leaky ReLU, so outputs are not squashed
-    into [-1, 1]; the adversarial loss teaches the range (savers clamp). Input (B, C, h, w);
-    output (B, output_nc, h·2^n, w·2^n).
+    As in the published decoder, the last 1x1 layer keeps its bias + scaled leaky ReLU and tanh
+    follows, so every image that reaches D, the gradient penalty and the VGG lies in [-1, 1].
+    Input (B, C, h, w); output (B, output_nc, h·2^n, w·2^n) in [-1, 1].
     """
 
     def __init__(self, output_nc: int, ngf: int, num_upsampling: int, num_blocks: int,
@@ -343,8 +343,8 @@ class StyleGAN2Decoder(nn.Module):
         self.convs = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """x: (B, C, h, w) -> (B, output_nc, h·2^n, w·2^n)."""
-        return self.convs(x)
+        """x: (B, C, h, w) -> (B, output_nc, h·2^n, w·2^n) in [-1, 1]."""
+        return torch.tanh(self.convs(x))
 
 
 class StyleGAN2Generator(nn.Module):
@@ -357,7 +357,7 @@ class StyleGAN2Generator(nn.Module):
         num_blocks: residual blocks at the bottleneck, split between encoder and decoder.
         inject_noise: per-pixel noise in the decoder's upsampling stages (random at test time too).
 
-    forward: (B, input_nc, H, W), any H, W >= 1, values in [-1, 1] -> (B, output_nc, H, W). The
+    forward: (B, input_nc, H, W), any H, W >= 1, values in [-1, 1] -> (B, output_nc, H, W) in [-1, 1]. The
     input is reflection-padded to a multiple of 2^num_downsampling and the output cropped back.
     """
 
