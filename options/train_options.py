@@ -8,6 +8,16 @@ from options.base_options import BaseOptions
 LR_POLICIES = ("linear", "step", "plateau", "cosine")
 
 
+def add_tracker_options(parser: argparse.ArgumentParser) -> None:
+    """--tensorboard, --use_wandb and --wandb_project_name (train.py and test_fid.py)."""
+    g = parser.add_argument_group("experiment trackers (optional packages: pip install tensorboard wandb)")
+    g.add_argument("--tensorboard", action=argparse.BooleanOptionalAction, default=False,
+                   help="TensorBoard event files in checkpoints/<name>/tensorboard (step: training images seen)")
+    g.add_argument("--use_wandb", action="store_true",
+                   help="log to Weights & Biases (WANDB_MODE=offline: local files only, `wandb sync` later)")
+    g.add_argument("--wandb_project_name", default="sesim", help="W&B project")
+
+
 class TrainOptions(BaseOptions):
     """``opt = TrainOptions().parse()`` in train.py."""
 
@@ -26,14 +36,18 @@ class TrainOptions(BaseOptions):
         g.add_argument("--update_html_freq", type=int, default=1000, help="save results to HTML every N images")
         g.add_argument("--print_freq", type=int, default=100, help="print losses every N images")
         g.add_argument("--no_html", action="store_true", help="no web/index.html")
+        add_tracker_options(parser)
         g = parser.add_argument_group("saving and resuming")
         g.add_argument("--save_latest_freq", type=int, default=5000, help="save 'latest' every N images")
         g.add_argument("--save_epoch_freq", type=int, default=10, help="save <epoch>_net_*.pth every N epochs")
         g.add_argument("--save_by_iter", action="store_true", help="also keep iter_<N> checkpoints")
         g.add_argument("--continue_train", action="store_true",
                        help="resume from the 'latest' (or --epoch) training state: counters restored by themselves")
-        g.add_argument("--epoch_count", type=int, default=1,
-                       help="first epoch number of a new run (resumed runs take it from the checkpoint)")
+        g.add_argument("--epoch_count", type=int, default=None,
+                       help="number of the first epoch to train (CycleGAN's meaning; the last is always "
+                            "n_epochs + n_epochs_decay). Default: 1, or where --continue_train left off")
+        g.add_argument("--allow_option_change", action="store_true",
+                       help="--continue_train even when options that alter the model, loss or data order changed")
         g.add_argument("--max_iters", type=int, default=0,
                        help="stop after this many training steps in total, saving 'latest' (0: no limit)")
         g.add_argument("--phase", default="train", help="train, val, test, ...")

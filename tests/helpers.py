@@ -129,8 +129,14 @@ def wandb_run(run_dir: Path) -> dict:
         elif kind == "config":
             config.update({item.key: json.loads(item.value_json) for item in record.config.update})
         elif kind == "history":
-            history.append({"/".join(item.nested_key) or item.key: json.loads(item.value_json)
-                            for item in record.history.item})
+            row = {}
+            for item in record.history.item:  # a logged dict (e.g. an image) comes as one item per field
+                *parents, leaf = list(item.nested_key) or [item.key]
+                target = row
+                for parent in parents:
+                    target = target.setdefault(parent, {})
+                target[leaf] = json.loads(item.value_json)
+            history.append(row)
     assert run is not None, path
     return {"id": run.run_id, "project": run.project, "name": run.display_name, "config": config,
             "history": history}

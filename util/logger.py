@@ -1,4 +1,7 @@
-"""Training logger: loss_log.txt, a static HTML page with a loss curve, and optional visdom.
+"""Training logger: loss_log.txt, a static HTML page with a loss curve, optional visdom, TensorBoard and W&B.
+
+train.py calls one :class:`Logger` method per event (losses, visuals, end of epoch); the Logger sends
+it to every sink that is on. TensorBoard and Weights & Biases live in util/trackers.py.
 
 It replaces CycleGAN's Visualizer without its habits: no server process is ever started, an
 unreachable or missing visdom costs one warning line (and at most about a second), and a server
@@ -25,6 +28,8 @@ import torch
 from util.html import HTML
 from util.image_io import mkdirs, save_image, tensor2im
 from util.plot import LossHistory, plot_losses
+from util.trackers import (TENSORBOARD_INSTALL_HINT, WANDB_INSTALL_HINT, Tracker, new_wandb_run_id, open_trackers,
+                           options_markdown, tracker_available)
 
 if TYPE_CHECKING:
     import requests
@@ -184,7 +189,8 @@ class _VisdomSink:
 
 
 class Logger:
-    """Training logger for ``checkpoints/<name>``: loss_log.txt, ``web/index.html``, optional visdom.
+    """Training logger for ``checkpoints/<name>``: loss_log.txt, ``web/index.html``, optional visdom,
+    TensorBoard (``tensorboard/``) and Weights & Biases (``wandb/``).
 
     Args:
         log_dir: the experiment directory (``checkpoints/<name>``); created if missing.
@@ -195,13 +201,22 @@ class Logger:
         display_winsize: displayed image width on the HTML page, in pixels.
         use_html: write ``web/images/*.png`` and ``web/index.html`` in :meth:`log_images`.
         is_main_process: False (other distributed ranks) makes every method a no-op.
+        tensorboard: write TensorBoard event files to ``<log_dir>/tensorboard``.
+        use_wandb: log to a Weights & Biases run in project ``wandb_project``, its local files in
+            ``<log_dir>/wandb`` (or ``$WANDB_DIR/wandb`` when that is set).
+        config: the options: W&B's run config and TensorBoard's ``options`` text.
 
     Each construction appends a dated header line to ``loss_log.txt``, so a resumed run is visible.
+    TensorBoard and W&B start at the first event, after :meth:`load_state_dict` on a resume, so a
+    resumed run continues the same event folder and the same W&B run (its id is in :meth:`state_dict`).
+    Their step axis is the ``step`` passed to each method: training images seen so far.
     """
 
     def __init__(self, *, log_dir: str, name: str, display_id: int = 0, display_server: str = "http://localhost",
                  display_port: int = 8097, display_env: str = "main", display_ncols: int = 4,
-                 display_winsize: int = 256, use_html: bool = True, is_main_process: bool = True) -> None:
+                 display_winsize: int = 256, use_html: bool = True, is_main_process: bool = True,
+                 tensorboard: bool = False, use_wandb: bool = False, wandb_project: str = "sesim",
+                 config: dict[str, Any] | None = None) -> None:
         self.name = name
         self.log_dir = log_dir
         self.web_dir = os.path.join(log_dir, "web")
@@ -213,8 +228,19 @@ class Logger:
         self.history: LossHistory = {}
         self.html_epochs: dict[int, list[str]] = {}
         self.visdom: _VisdomSink | None = None
+        self.config = dict(config or {})
+        self.wandb_project = wandb_project
+        self.last_step = 0  # the latest step any event was logged at
+        self.epoch_steps: dict[int, int] = {}  # epoch -> step at its end (test_fid.py logs scores there)
+        self.resumed = False
+        self.trackers: list[Tracker] | None = None  # started at the first event
+        self.tensorboard = self.use_wandb = False
+        self.wandb_run_id: str | None = None
         if not is_main_process:
             return
+        self.tensorboard = tensorboard and tracker_available("tensorboard", TENSORBOARD_INSTALL_HINT)
+        self.use_wandb = use_wandb and tracker_available("wandb", WANDB_INSTALL_HINT)
+        self.wandb_run_id = new_wandb_run_id() if self.use_wandb else None
         mkdirs(log_dir)
         with open(self.loss_log_path, "a", encoding="utf-8") as log_file:
             log_file.write(f"================ Training Loss ({time.strftime('%c')}) ================\n")
@@ -228,7 +254,7 @@ class Logger:
         return self.visdom is not None and self.visdom.enabled
 
     def log_scalars(self, epoch: int, epoch_progress: float, iters: int, losses: dict[str, float],
-                    t_comp: float, t_data: float) -> str:
+                    t_comp: float, t_data: float, *, step: int | None = None) -> str:
         """Record one set of losses; return the formatted line ('' on non-main ranks).
 
         Args:
@@ -238,6 +264,8 @@ class Logger:
             iters: images seen so far in this epoch (shown in the line).
             losses: loss name -> value (floats or 0-d tensors).
             t_comp: computation time per image (s); t_data: data-loading time per image (s).
+            step: TensorBoard/W&B step, training images seen so far (default: the last step used);
+                the losses go there as ``loss/<name>``.
 
         The line is appended to loss_log.txt and not printed: the caller prints it (tqdm.write).
         """
@@ -252,10 +280,13 @@ class Logger:
             self.history.setdefault(name, []).append((x, value))
         if self.visdom_enabled:
             self.visdom.send_losses(self.history, losses)
+        self._track_scalars(step, {f"loss/{name}": value for name, value in losses.items()})
         return line
 
-    def log_images(self, epoch: int, visuals: dict[str, torch.Tensor], save_result: bool) -> None:
-        """Show the first image of each visual in visdom and, if ``save_result``, on the HTML page.
+    def log_images(self, epoch: int, visuals: dict[str, torch.Tensor], save_result: bool, *,
+                   step: int | None = None) -> None:
+        """Show the first image of each visual in visdom, TensorBoard and W&B (as ``visuals/<label>``
+        at ``step``, see :meth:`log_scalars`) and, if ``save_result``, on the HTML page.
 
         Args:
             epoch: current epoch number (names the saved files ``epoch%.3d_<label>.png``).
@@ -266,13 +297,60 @@ class Logger:
         if not self.is_main_process or not visuals:
             return
         write_html = self.use_html and save_result
-        if not (self.visdom_enabled or write_html):
+        trackers = self._active_trackers()
+        if not (self.visdom_enabled or write_html or trackers):
             return
         images = {label: tensor2im(tensor) for label, tensor in visuals.items()}
         if self.visdom_enabled:
             self.visdom.send_images(images, epoch)
         if write_html:
             self._save_html(epoch, images)
+        step = self._step(step)
+        for tracker in trackers:
+            tracker.log_images(step, {f"visuals/{label}": image for label, image in images.items()})
+
+    def log_epoch_end(self, epoch: int, step: int, learning_rates: dict[str, float]) -> None:
+        """The end of ``epoch`` at ``step``: learning rates to TensorBoard/W&B as ``lr/<optimiser>``.
+
+        The step is remembered per epoch (:attr:`epoch_steps`, saved in :meth:`state_dict`), so
+        test_fid.py can log an epoch checkpoint's scores at the step where it was saved.
+        """
+        if not self.is_main_process:
+            return
+        self.epoch_steps[int(epoch)] = int(step)
+        self._track_scalars(step, {f"lr/{name}": value for name, value in learning_rates.items()})
+
+    def close(self) -> None:
+        """Flush and close TensorBoard and finish the W&B run (call once, when training stops)."""
+        for tracker in self.trackers or []:
+            tracker.close()
+        self.trackers = []  # closed for good: later events go to the other sinks only
+
+    def _step(self, step: int | None) -> int:
+        """``step``, or the last step used when None; remembered as the last step."""
+        if step is not None:
+            self.last_step = int(step)
+        return self.last_step
+
+    def _track_scalars(self, step: int | None, values: dict[str, float]) -> None:
+        trackers = self._active_trackers()
+        step = self._step(step)
+        for tracker in trackers:
+            tracker.log_scalars(step, values)
+
+    def _active_trackers(self) -> list[Tracker]:
+        """The started trackers, starting them at the first call (after any load_state_dict)."""
+        if self.trackers is None and self.is_main_process:
+            wandb_run = None
+            if self.use_wandb:
+                directory = None if os.environ.get("WANDB_DIR") else self.log_dir
+                wandb_run = {"project": self.wandb_project, "name": self.name, "run_id": self.wandb_run_id,
+                             "directory": directory, "config": self.config or None}
+            self.trackers = open_trackers(
+                tensorboard_dir=os.path.join(self.log_dir, "tensorboard") if self.tensorboard else None,
+                wandb_run=wandb_run, purge_step=self.last_step + 1 if self.resumed else None,
+                options_text=options_markdown(self.config) if self.config else "")
+        return self.trackers or []
 
     def _save_html(self, epoch: int, images: dict[str, np.ndarray]) -> None:
         """Save this epoch's images and the loss curve, then rewrite the page (newest epoch first)."""
@@ -290,15 +368,25 @@ class Logger:
         page.save()
 
     def state_dict(self) -> dict[str, Any]:
-        """The loss history and the epochs on the HTML page, as plain lists/dicts (weights_only-safe)."""
+        """The loss history, the epochs on the HTML page, the step axis and the W&B run id, as plain
+        lists/dicts (weights_only-safe)."""
         return {
             "loss_history": {name: [(x, value) for x, value in points] for name, points in self.history.items()},
             "html_epochs": {epoch: list(labels) for epoch, labels in self.html_epochs.items()},
+            "last_step": self.last_step,
+            "epoch_steps": dict(self.epoch_steps),
+            "wandb_run_id": self.wandb_run_id,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore what :meth:`state_dict` returned, so plots and the page continue after a resume."""
+        """Restore what :meth:`state_dict` returned, so plots, the page, TensorBoard's step axis and the
+        W&B run continue after a resume (states saved before TensorBoard/W&B support work too)."""
         self.history = {str(name): [(float(x), float(value)) for x, value in points]
                         for name, points in state["loss_history"].items()}
         self.html_epochs = {int(epoch): [str(label) for label in labels]
                             for epoch, labels in state["html_epochs"].items()}
+        self.last_step = int(state.get("last_step", 0))
+        self.epoch_steps = {int(epoch): int(step) for epoch, step in state.get("epoch_steps", {}).items()}
+        if self.use_wandb and state.get("wandb_run_id"):
+            self.wandb_run_id = str(state["wandb_run_id"])
+        self.resumed = True
