@@ -110,6 +110,14 @@ def test_only_rank0_writes(runs):
     assert runs["stdout"].count("reached --max_iters") == 3
 
 
+def test_logged_losses_are_the_latest_step_averaged_over_ranks(runs):
+    # The one-step run prints once: its line must show get_current_losses() (the per-step read and
+    # all-reduce of the old loop), although the loop now reads the losses on the device only there.
+    line = [ln for ln in (runs["ck"] / "one_step" / "loss_log.txt").read_text().splitlines() if ln.startswith("(")]
+    averaged = runs["dumps"][2, 0]["losses"]
+    assert len(line) == 1 and line[0].split(") ", 1)[1] == " ".join(f"{k}: {v:.3f}" for k, v in averaged.items())
+
+
 def test_checkpoints_are_plain_state_dicts(runs):
     from models import create_model
     from options.train_options import TrainOptions

@@ -81,11 +81,22 @@ def all_gather_batch(x: torch.Tensor) -> torch.Tensor:
     return out
 
 
+def mean_over_ranks(x: torch.Tensor) -> torch.Tensor:
+    """The element-wise mean of ``x`` over all ranks (every rank passes the same shape; NCCL: on its GPU).
+
+    ``x`` itself for a single process; otherwise a new tensor (one all-reduce), ``x`` is left alone.
+    """
+    if get_world_size() == 1:
+        return x
+    total = x.clone()
+    dist.all_reduce(total)
+    return total / get_world_size()
+
+
 def average_across_ranks(values: dict[str, float]) -> dict[str, float]:
     """The mean of each value over all ranks (every rank passes the same keys, in the same order)."""
     if get_world_size() == 1 or not values:
         return values
     device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else None
     stacked = torch.tensor(list(values.values()), dtype=torch.float64, device=device)
-    dist.all_reduce(stacked)
-    return dict(zip(values, (stacked / get_world_size()).tolist()))
+    return dict(zip(values, mean_over_ranks(stacked).tolist()))
