@@ -11,10 +11,15 @@ as ``--epochs 100,200,latest``) it translates every image of the test split into
 in <results_dir>/<name>/fid_<phase>/ after each epoch. The real features are computed once and
 cached in ``--stats_cache`` under a key of the folder's content and the network's weights.
 Prints the best epoch (lowest FID).
+
+With ``--tensorboard`` and/or ``--use_wandb`` the scores also go to the training run's TensorBoard
+folder (checkpoints/<name>/tensorboard) and W&B run, as ``fid_<phase>/<score>`` at the step where the
+epoch's checkpoint was saved (training images seen, as recorded in latest_train_state.pth).
 """
 
 import argparse
 import os
+import re
 
 from tqdm import tqdm
 
@@ -26,8 +31,12 @@ from evaluations.realism import realism_scores
 from evaluations.report import best_row, plot_scores, write_scores_csv
 from models import create_model
 from options.test_options import TestOptions
+from options.train_options import add_tracker_options
+from util.checkpoint import safe_load, state_path
 from util.errors import UserError, run_cli
 from util.image_io import save_image
+from util.trackers import (TENSORBOARD_INSTALL_HINT, WANDB_INSTALL_HINT, Tracker, new_wandb_run_id, open_trackers,
+                           tracker_available)
 
 
 class FIDOptions(TestOptions):
@@ -54,6 +63,7 @@ class FIDOptions(TestOptions):
         g.add_argument("--prdc_k", type=int, default=5, help="density & coverage neighbours (paper: 95); 0 skips")
         g.add_argument("--paired", action="store_true",
                        help="also SSIM/PSNR against the real image of the same name (sets with ground truth)")
+        add_tracker_options(parser)
         parser.set_defaults(num_test=0)
         return parser
 
@@ -74,6 +84,48 @@ def saved_epochs(save_dir: str, wanted: str) -> list[str]:
         raise UserError(f"--epochs {wanted}: no {', '.join(missing) or 'epoch'} checkpoint in {save_dir} "
                         f"(saved: {', '.join(sorted(tags)) or 'none'})")
     return found
+
+
+def tracker_steps(save_dir: str) -> tuple[dict[str, int], str | None]:
+    """Each checkpoint tag's step on the training run's axis (training images seen when it was saved),
+    and the run's W&B id (None if it had none), from <save_dir>/latest_train_state.pth."""
+    path = state_path(save_dir, "latest")
+    if not os.path.isfile(path):
+        raise UserError(f"--tensorboard/--use_wandb: {path} does not exist (scores are logged at the steps "
+                        "the training run recorded there)")
+    state = safe_load(path, "training state")
+    logger = state.get("logger", {})
+    steps = {str(epoch): int(step) for epoch, step in logger.get("epoch_steps", {}).items()}
+    steps["latest"] = int(state["counters"]["images"])
+    return steps, logger.get("wandb_run_id")
+
+
+def open_score_trackers(opt: argparse.Namespace, save_dir: str) -> tuple[list[Tracker], dict[str, int]]:
+    """The training run's TensorBoard folder and W&B run (those asked for), and each tag's step."""
+    if not (opt.tensorboard or opt.use_wandb):
+        return [], {}
+    steps, run_id = tracker_steps(save_dir)
+    tensorboard = opt.tensorboard and tracker_available("tensorboard", TENSORBOARD_INSTALL_HINT)
+    use_wandb = opt.use_wandb and tracker_available("wandb", WANDB_INSTALL_HINT)
+    trackers = open_trackers(log_dir=save_dir, name=opt.name, tensorboard=tensorboard,
+                             wandb_run_id=(run_id or new_wandb_run_id()) if use_wandb else None,
+                             wandb_project=opt.wandb_project_name)
+    return trackers, steps
+
+
+def track_scores(trackers: list[Tracker], steps: dict[str, int], epoch: str, row: dict, phase: str) -> None:
+    """Send one epoch's float scores to the trackers at that checkpoint's step (``iter_<N>``: step N)."""
+    if not trackers:
+        return
+    by_iter = re.fullmatch(r"iter_(\d+)", epoch)
+    step = int(by_iter.group(1)) if by_iter else steps.get(epoch)
+    if step is None:
+        tqdm.write(f"epoch {epoch}: latest_train_state.pth records no step for it (a run trained before "
+                   "TensorBoard/W&B support?); its scores are not sent to TensorBoard/W&B")
+        return
+    values = {f"fid_{phase}/{key}": value for key, value in row.items() if isinstance(value, float)}
+    for tracker in trackers:
+        tracker.log_scalars(step, values)
 
 
 def translate(model: object, dataset: object, folder: str, limit: int) -> str:
@@ -120,21 +172,27 @@ def main() -> None:
     limit = opt.num_test if opt.num_test > 0 else len(dataset)
     title = f"{opt.name} ({opt.phase}, {len(real)} real images): {extractor.description}"
     rows = []
-    for epoch in tqdm(epochs, desc="epochs", unit="epoch"):
-        model.load_networks(epoch)
-        if opt.eval:
-            model.eval()
-        folder = translate(model, dataset, os.path.join(out_dir, f"epoch_{epoch}"), limit)
-        fake = compute_features(list_images(folder), extractor, opt.fid_batch_size, device)
-        row = {"epoch": epoch, "images": len(fake), **realism_scores(
-            real, fake, opt.kid_subsets, opt.kid_subset_size, opt.prdc_k, seed=opt.seed)}
-        if opt.paired:
-            row.update(paired_scores(folder, real_dir)["mean"])
-        rows.append(row)
-        write_scores_csv(rows, os.path.join(out_dir, "fid.csv"))
-        plot_scores(rows, os.path.join(out_dir, "fid.png"), title)
-        tqdm.write(f"epoch {epoch}: " + ", ".join(f"{k} {v:.4g}" for k, v in row.items()
-                                                  if isinstance(v, float)))
+    trackers, steps = open_score_trackers(opt, save_dir)
+    try:
+        for epoch in tqdm(epochs, desc="epochs", unit="epoch"):
+            model.load_networks(epoch)
+            if opt.eval:
+                model.eval()
+            folder = translate(model, dataset, os.path.join(out_dir, f"epoch_{epoch}"), limit)
+            fake = compute_features(list_images(folder), extractor, opt.fid_batch_size, device)
+            row = {"epoch": epoch, "images": len(fake), **realism_scores(
+                real, fake, opt.kid_subsets, opt.kid_subset_size, opt.prdc_k, seed=opt.seed)}
+            if opt.paired:
+                row.update(paired_scores(folder, real_dir)["mean"])
+            rows.append(row)
+            write_scores_csv(rows, os.path.join(out_dir, "fid.csv"))
+            plot_scores(rows, os.path.join(out_dir, "fid.png"), title)
+            track_scores(trackers, steps, epoch, row, opt.phase)
+            tqdm.write(f"epoch {epoch}: " + ", ".join(f"{k} {v:.4g}" for k, v in row.items()
+                                                      if isinstance(v, float)))
+    finally:
+        for tracker in trackers:
+            tracker.close()
     best = best_row(rows)
     print(f"scores: {os.path.join(out_dir, 'fid.csv')} and fid.png")
     print(f"best epoch: {best['epoch']} (FID {best['fid']:.3f}, {opt.features} features)")

@@ -258,3 +258,38 @@ def test_test_fid_scores_every_epoch_of_a_tiny_run(inception_file, tmp_path, mon
     capsys.readouterr()
     assert run(test_fid, fid_args + ["--epochs", "7"], monkeypatch) == 2
     assert "--epochs 7" in capsys.readouterr().err
+
+
+def test_test_fid_logs_scores_to_the_training_runs_trackers(inception_file, tmp_path, monkeypatch, capsys):
+    from helpers import tensorboard_run, wandb_offline, wandb_run
+
+    wandb_offline(monkeypatch, tmp_path)
+    data = tmp_path / "data"
+    for i, split in enumerate(["trainA", "trainB", "testA", "testB"]):
+        smooth_images(data / split, 2, size=(36, 36), seed=30 + i)
+    common = ["--dataroot", data, "--name", "tr", "--checkpoints_dir", tmp_path / "ck", "--gpu_ids", "-1",
+              "--ngf", "8", "--crop_size", "32", "--num_threads", "0", "--tensorboard", "--use_wandb"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert run(train, common + ["--vgg_weights", "random", "--ndf", "8", "--load_size", "36", "--n_epochs", "1",
+                                    "--n_epochs_decay", "1", "--save_epoch_freq", "1"], monkeypatch) == 0
+    fid_args = common + ["--results_dir", tmp_path / "res", "--inception_weights", inception_file, "--dims", "64",
+                         "--prdc_k", "1", "--kid_subsets", "3"]
+    assert run(test_fid, fid_args + ["--epochs", "1,2,latest"], monkeypatch) == 0
+    with open(tmp_path / "res" / "tr" / "fid_test" / "fid.csv") as f:
+        rows = {row["epoch"]: row for row in csv.DictReader(f)}
+    # 2 images per epoch: epoch 1's checkpoint was saved at 2 images seen, epoch 2's and latest at 4.
+    run_dir = tmp_path / "ck" / "tr"
+    board = tensorboard_run(run_dir / "tensorboard")
+    for score in ("fid", "kid", "coverage"):
+        events = board.Scalars(f"fid_test/{score}")
+        assert [e.step for e in events] == [2, 4, 4], score
+        expected = [float(rows[tag][score]) for tag in ("1", "2", "latest")]
+        assert [e.value for e in events] == pytest.approx(expected, rel=1e-5, abs=1e-6), score
+    assert [e.step for e in board.Scalars("lr/G")] == [2, 4]  # training's curves untouched
+    training, scoring = (wandb_run(folder) for folder in sorted((run_dir / "wandb").glob("offline-run-*")))
+    assert scoring["id"] == training["id"]
+    scored = [(row["images_seen"], row["fid_test/fid"]) for row in scoring["history"] if "fid_test/fid" in row]
+    assert scored == [(2, pytest.approx(float(rows["1"]["fid"]), rel=1e-5)),
+                      (4, pytest.approx(float(rows["2"]["fid"]), rel=1e-5)),
+                      (4, pytest.approx(float(rows["latest"]["fid"]), rel=1e-5))]

@@ -341,14 +341,10 @@ class Logger:
     def _active_trackers(self) -> list[Tracker]:
         """The started trackers, starting them at the first call (after any load_state_dict)."""
         if self.trackers is None and self.is_main_process:
-            wandb_run = None
-            if self.use_wandb:
-                directory = None if os.environ.get("WANDB_DIR") else self.log_dir
-                wandb_run = {"project": self.wandb_project, "name": self.name, "run_id": self.wandb_run_id,
-                             "directory": directory, "config": self.config or None}
             self.trackers = open_trackers(
-                tensorboard_dir=os.path.join(self.log_dir, "tensorboard") if self.tensorboard else None,
-                wandb_run=wandb_run, purge_step=self.last_step + 1 if self.resumed else None,
+                log_dir=self.log_dir, name=self.name, tensorboard=self.tensorboard, wandb_run_id=self.wandb_run_id,
+                wandb_project=self.wandb_project, config=self.config or None,
+                purge_step=self.last_step + 1 if self.resumed else None,
                 options_text=options_markdown(self.config) if self.config else "")
         return self.trackers or []
 

@@ -149,20 +149,26 @@ def _start(label: str, make: Any) -> Tracker | None:
         return None
 
 
-def open_trackers(*, tensorboard_dir: str | None, wandb_run: dict[str, Any] | None, purge_step: int | None = None,
-                  options_text: str = "") -> list[Tracker]:
+def open_trackers(*, log_dir: str, name: str, tensorboard: bool, wandb_run_id: str | None,
+                  wandb_project: str = "sesim", config: dict[str, Any] | None = None,
+                  purge_step: int | None = None, options_text: str = "") -> list[Tracker]:
     """Start the trackers asked for (packages already checked with :func:`tracker_available`).
 
     Args:
-        tensorboard_dir: TensorBoard event folder, or None for no TensorBoard.
-        wandb_run: :class:`WandbTracker` keyword arguments, or None for no W&B.
+        log_dir: the run folder, ``checkpoints/<name>``: TensorBoard writes to ``<log_dir>/tensorboard``,
+            W&B to ``<log_dir>/wandb`` (``$WANDB_DIR/wandb`` when that is set).
+        name: the W&B run's display name.
+        tensorboard: whether to start TensorBoard.
+        wandb_run_id: the W&B run to start or continue; None for no W&B.
+        wandb_project, config: see :class:`WandbTracker`.
         purge_step, options_text: see :class:`TensorBoardTracker`.
     """
     trackers = []
-    if tensorboard_dir is not None:
+    if tensorboard:
         trackers.append(_start("TensorBoard", lambda: TensorBoardTracker(
-            tensorboard_dir, purge_step=purge_step, options_text=options_text)))
-    if wandb_run is not None:
-        trackers.append(_start("Weights & Biases", lambda: WandbTracker(**wandb_run)))
+            os.path.join(log_dir, "tensorboard"), purge_step=purge_step, options_text=options_text)))
+    if wandb_run_id is not None:
+        directory = None if os.environ.get("WANDB_DIR") else log_dir
+        trackers.append(_start("Weights & Biases", lambda: WandbTracker(
+            project=wandb_project, name=name, run_id=wandb_run_id, directory=directory, config=config)))
     return [tracker for tracker in trackers if tracker is not None]
-
