@@ -20,7 +20,7 @@ from models import create_model
 from options.train_options import TrainOptions
 from util import dist
 from util.checkpoint import load_training_checkpoint, save_training_checkpoint, seed_everything
-from util.errors import UserError, run_cli
+from util.errors import run_cli
 from util.logger import Logger
 from util.loss_meter import LossMeter, wait_for_device
 
@@ -30,12 +30,10 @@ def crossed(count: int, step: int, freq: int) -> bool:
     return freq > 0 and count // freq != (count - step) // freq
 
 
-def start_counters(model: Any, logger: Logger, opt: Any, last_epoch: int) -> dict:
+def start_counters(model: Any, logger: Logger, opt: Any) -> dict:
     """A new run's counters (from epoch ``--epoch_count``, default 1), or the resumed run's."""
-    epoch = 1 if opt.epoch_count is None else opt.epoch_count
-    if not 1 <= epoch <= last_epoch:
-        raise UserError(f"--epoch_count {epoch}: must be from 1 to {last_epoch} (--n_epochs + --n_epochs_decay)")
     if not opt.continue_train:
+        epoch = 1 if opt.epoch_count is None else opt.epoch_count  # checked by TrainOptions
         return {"epoch": epoch, "batch": 0, "images": 0, "steps": 0, "loss_sum": 0.0}
     counters = load_training_checkpoint(model, logger, opt)
     dist.print0(f"resuming at epoch {counters['epoch']}, step {counters['batch']} of the epoch "
@@ -66,7 +64,7 @@ def main() -> None:
     # Resume (counters, weights, optimisers, schedule, pool, RNGs; the options checked), then the schedule:
     # epochs epoch_count .. n_epochs + n_epochs_decay, as CycleGAN numbers them.
     last_epoch = opt.n_epochs + opt.n_epochs_decay
-    counters = start_counters(model, logger, opt, last_epoch)
+    counters = start_counters(model, logger, opt)
     if counters["epoch"] > last_epoch:
         dist.print0(f"nothing to train: epoch {last_epoch} (--n_epochs + --n_epochs_decay) is done; "
                     "give larger ones to train longer")

@@ -4,6 +4,7 @@ import argparse
 
 from models.losses import GAN_MODES
 from options.base_options import BaseOptions
+from util.errors import UserError
 
 LR_POLICIES = ("linear", "step", "plateau", "cosine")
 
@@ -62,3 +63,12 @@ class TrainOptions(BaseOptions):
         g.add_argument("--lr_policy", default="linear", choices=list(LR_POLICIES))
         g.add_argument("--lr_decay_iters", type=int, default=50, help="step policy: decay every N epochs")
         return parser
+
+    def parse(self) -> argparse.Namespace:
+        """The options; UserError when ``--epoch_count`` is not an epoch of the schedule."""
+        opt = super().parse()
+        last = opt.n_epochs + opt.n_epochs_decay
+        if opt.epoch_count is not None and not 1 <= opt.epoch_count <= last:
+            raise UserError(f"--epoch_count {opt.epoch_count}: must be from 1 to {last} "
+                            "(--n_epochs + --n_epochs_decay)")
+        return opt

@@ -3,14 +3,13 @@
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
-from helpers import run_script as run
+from helpers import LSESIM, ROOT, TINY, run_script as run, write_images
 import test as test_script
 import train as train_script
 from models import available_models, create_model, find_model_using_name
@@ -18,20 +17,6 @@ from models.schedulers import get_scheduler
 from options.test_options import TestOptions
 from options.train_options import TrainOptions
 from util.errors import UserError
-
-ROOT = Path(__file__).resolve().parents[1]
-TINY = ["--gpu_ids", "-1", "--vgg_weights", "random", "--ngf", "8", "--ndf", "8", "--load_size", "36",
-        "--crop_size", "32", "--num_threads", "0", "--n_epochs", "1", "--n_epochs_decay", "1",
-        "--display_freq", "1", "--update_html_freq", "1", "--print_freq", "1"]
-LSESIM = ["--learned_attn", "--augment", "--patch_size", "4", "--patch_nums", "16"]
-
-
-def write_images(folder: Path, count: int, size=(40, 48), seed=0, mode="RGB"):
-    folder.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(seed)
-    for i in range(count):
-        shape = (size[0], size[1], 3) if mode == "RGB" else size
-        Image.fromarray((rng.random(shape) * 255).astype(np.uint8)).save(folder / f"img_{i}.png")
 
 
 @pytest.fixture
@@ -85,6 +70,18 @@ def test_cli_error_has_no_traceback(tmp_path):
     assert len(proc.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.parametrize("options", [TrainOptions, TestOptions])
+def test_preprocess_is_checked_by_the_parser(options, capsys):
+    for value in ("resize", "crop_and_resize", "zoom"):
+        with pytest.raises(SystemExit) as exit_info:
+            options(["--preprocess", value]).parse()
+        assert exit_info.value.code == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and "--preprocess" in err and "scale_width_and_crop" in err
+    for value in ("resize_and_crop", "crop", "scale_width", "scale_width_and_crop", "none", "zoom_and_patch"):
+        assert options(["--preprocess", value]).parse().preprocess == value
+
+
 def test_model_registry_finds_every_file():
     files = sorted(p.name[:-len("_model.py")] for p in (ROOT / "models").glob("*_model.py"))
     for name in files:
@@ -125,6 +122,39 @@ def test_training_step_moves_weights_and_reports_every_loss(variant, tiny, tmp_p
     assert count == sum(p.numel() for n in model.model_names for p in getattr(model, "net" + n).parameters())
     assert all(not any(p is q for q in model.vgg.parameters()) for o in model.optimizers
                for g in o.param_groups for p in g["params"])
+
+
+def test_gradient_penalty_interpolates_with_the_pooled_fakes(tiny, tmp_path, monkeypatch):
+    import models.sc_model as sc_model
+    opt = TrainOptions([str(a) for a in common(tiny, tmp_path, "gp") + ["--lambda_gradient", "1"]]).parse()
+    from data import create_dataset
+    model = create_model(opt)
+    model.setup()
+    seen = {}
+    pooled = torch.full((1, 3, 32, 32), 0.25)  # what the pool hands back instead of this step's fake_B
+    monkeypatch.setattr(model, "query_pool", lambda fake: pooled)
+    real_netD = model.netD
+
+    def recording_netD(x):
+        seen.setdefault("D", []).append(x)
+        return real_netD(x)
+
+    original_penalty = sc_model.gradient_penalty
+
+    def recording_penalty(netD, real, fake, **kwargs):
+        seen["penalty"] = (real, fake)
+        return original_penalty(netD, real, fake, **kwargs)
+
+    monkeypatch.setattr(model, "netD", recording_netD)
+    monkeypatch.setattr(sc_model, "gradient_penalty", recording_penalty)
+    model.set_input(next(iter(create_dataset(opt))))
+    model.forward()
+    model._extract_features()
+    model.compute_D_loss()
+    real, fake = seen["penalty"]
+    assert fake is pooled and torch.equal(real, model.real_B)
+    assert any(x is pooled for x in seen["D"])  # D was trained on the same fakes
+    assert not torch.equal(model.fake_B, pooled)
 
 
 def test_lr_policies():
@@ -231,6 +261,22 @@ def test_test_py_names_sizes_and_num_test(tiny, tmp_path, monkeypatch):
                                     "--batch_size", "2", "--results_dir", tmp_path / "res2"], monkeypatch) == 0
     names = sorted(p.name for p in (tmp_path / "res2" / "t" / "test_latest" / "images" / "fake_B").iterdir())
     assert names == ["img_0.png", "img_1.png"]
+
+
+def test_test_py_translates_each_a_image_once_when_b_is_larger(tiny, tmp_path, monkeypatch, capsys):
+    assert run(train_script, common(tiny, tmp_path, "once") + ["--max_iters", "1"], monkeypatch) == 0
+    write_images(tiny / "testB", 7, seed=9)  # 7 B images (img_0..img_6 replace the 3) against 3 A images
+    base = ["--dataroot", tiny, "--name", "once", "--checkpoints_dir", tmp_path / "ck", "--gpu_ids", "-1",
+            "--load_size", "32", "--crop_size", "32", "--num_threads", "0", "--num_test", "0"]
+    for batch in ("1", "2"):
+        results = tmp_path / f"res_{batch}"
+        assert run(test_script, base + ["--batch_size", batch, "--results_dir", results], monkeypatch) == 0
+        assert "translated 3 images" in capsys.readouterr().out
+        page = results / "once" / "test_latest"
+        names = sorted(p.name for p in (page / "images" / "fake_B").iterdir())
+        assert names == ["img_0.png", "img_1.png", "img_2.png"]
+        html = (page / "index.html").read_text()
+        assert [html.count(f"<h3>img_{i}</h3>") for i in range(3)] == [1, 1, 1]
 
 
 def test_test_options_take_architecture_from_the_run(tiny, tmp_path, monkeypatch):

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from util.dist import is_main_process
+from util.dist import get_world_size, is_main_process
 from util.errors import UserError
 from util.image_io import atomic_path
 
@@ -88,19 +88,89 @@ def save_training_checkpoint(model: Any, logger: Any, counters: dict, opt_dict: 
         return
     model.save_networks(tag)
     state = {"model": model.training_state(), "counters": dict(counters), "rng": rng_state(),
-             "logger": logger.state_dict(), "opt": opt_dict, "version": VERSION}
+             "logger": logger.state_dict(), "opt": opt_dict, "world_size": get_world_size(), "version": VERSION}
     atomic_save(state, state_path(model.save_dir, tag))
 
 
-def load_training_checkpoint(model: Any, logger: Any, tag: str) -> dict:
-    """Restore what :func:`save_training_checkpoint` wrote; returns the counters."""
+# Options a resumed run may change freely: where things are and how often they are shown, printed,
+# logged or saved, how fast it runs, and the schedule's length (a resumed run follows the new one).
+RESUME_FREE_OPTIONS = frozenset({
+    "name", "checkpoints_dir", "dataroot", "gpu_ids", "num_threads", "verbose", "suffix", "is_train",
+    "continue_train", "epoch", "epoch_count", "allow_option_change", "n_epochs", "n_epochs_decay",
+    "lr_policy", "lr_decay_iters", "max_iters", "no_html", "amp", "channels_last", "compile",
+    "update_html_freq", "print_freq",
+})
+RESUME_FREE_PREFIXES = ("display_", "save_", "tensorboard", "wandb", "use_wandb")
+
+
+def changed_options(saved: dict, current: dict, saved_world: int, world: int) -> list[str]:
+    """'--option old -> new' for each option (and the number of processes) that alters the model, the
+    loss or the data order. Options one of the two runs does not know are not compared."""
+    changes = [f"--{key} {saved[key]} -> {current[key]}" for key in sorted(current)
+               if key in saved and key not in RESUME_FREE_OPTIONS and not key.startswith(RESUME_FREE_PREFIXES)
+               and _comparable(saved[key]) != _comparable(current[key])]
+    if saved_world != world:
+        changes.append(f"number of processes {saved_world} -> {world}")
+    return changes
+
+
+def _comparable(value: Any) -> Any:
+    """Options as saved (lists for tuples, str for paths) and as parsed compare alike."""
+    return list(value) if isinstance(value, tuple) else value
+
+
+def check_resume_options(saved: dict, current: dict, saved_world: int, world: int, allow: bool) -> None:
+    """UserError (one line) when the resumed run's options differ where it matters, unless ``allow``."""
+    changes = changed_options(saved, current, saved_world, world)
+    if not changes:
+        return
+    if not allow:
+        more = f" (and {len(changes) - 1} more: {', '.join(changes[1:])})" if len(changes) > 1 else ""
+        raise UserError(f"--continue_train: {changes[0]} since the saved run{more}; resume with the saved "
+                        "value or give --allow_option_change to go on with the new one")
+    print(f"--allow_option_change: resuming with {', '.join(changes)}")
+
+
+def load_training_checkpoint(model: Any, logger: Any, opt: Any) -> dict:
+    """Resume from ``--epoch`` (default 'latest'): what :func:`save_training_checkpoint` wrote; returns the counters.
+
+    The saved options are checked against ``opt`` (:func:`check_resume_options`). The run goes on
+    at the saved epoch and step, or at the start of epoch ``--epoch_count`` when that is given and
+    differs. Without a training state but with the ``<epoch>_net_*.pth`` files (a published run,
+    or an epoch checkpoint), only the weights are loaded and training starts at ``--epoch_count``
+    (default: that epoch + 1) with new optimisers, as the published code resumes.
+    """
+    tag = opt.epoch
     path = state_path(model.save_dir, tag)
     if not os.path.isfile(path):
-        raise UserError(f"--continue_train: {path} does not exist (no resumable '{tag}' checkpoint in "
-                        f"{model.save_dir}; train without --continue_train to start a new run)")
+        return _resume_from_weights(model, opt, path)
     state = safe_load(path, "training state")
+    check_resume_options(state.get("opt", {}), vars(opt), state.get("world_size", 1), get_world_size(),
+                         opt.allow_option_change)
     model.load_networks(tag)
-    model.load_training_state(state["model"])
+    counters = dict(state["counters"])
+    if opt.epoch_count is not None and opt.epoch_count != counters["epoch"]:
+        print(f"--epoch_count {opt.epoch_count}: starting epoch {opt.epoch_count} from its first step "
+              f"(the checkpoint stopped at step {counters['batch']} of epoch {counters['epoch']})")
+        counters.update(epoch=opt.epoch_count, batch=0, loss_sum=0.0)
+    model.load_training_state(state["model"], first_epoch=counters["epoch"], saved_opt=state.get("opt"))
     logger.load_state_dict(state["logger"])
     set_rng_state(state["rng"])
-    return dict(state["counters"])
+    return counters
+
+
+def _resume_from_weights(model: Any, opt: Any, path: str) -> dict:
+    """``--continue_train`` from network files alone: weights loaded, counters from ``--epoch_count``."""
+    tag = opt.epoch
+    if not all(os.path.isfile(model.net_path(tag, name)) for name in model.model_names):
+        raise UserError(f"--continue_train: {path} does not exist (no resumable '{tag}' checkpoint in "
+                        f"{model.save_dir}; train without --continue_train to start a new run)")
+    if opt.epoch_count is None and not str(tag).isdigit():
+        raise UserError(f"--continue_train: {path} does not exist, only the '{tag}' network files; give "
+                        "--epoch_count (the number of the first epoch to train) to resume from the weights alone")
+    first_epoch = opt.epoch_count if opt.epoch_count is not None else int(tag) + 1
+    model.load_networks(tag)
+    model.build_schedulers(first_epoch)
+    print(f"--continue_train: no training state for '{tag}': loaded its weights only; optimisers, image pool "
+          f"and random states start anew at epoch {first_epoch}")
+    return {"epoch": first_epoch, "batch": 0, "images": 0, "steps": 0, "loss_sum": 0.0}
