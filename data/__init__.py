@@ -17,6 +17,7 @@ import torch.utils.data
 from torch.utils.data import Sampler, default_collate
 
 from data.base_dataset import BaseDataset, mix_seed
+from util.dist import device_for
 from util.errors import UserError, worker_message
 
 _NOT_MODES = ('base',)  # *_dataset.py files that are not dataset modes
@@ -107,6 +108,42 @@ class EpochSampler(Sampler[int]):
         return math.ceil(self.num_samples / self.world_size)
 
 
+class _EpochTaggedSampler(Sampler[tuple[int, int]]):
+    """An :class:`EpochSampler`'s indices as (epoch, index) pairs, the epoch taken when a pass begins."""
+
+    def __init__(self, sampler: EpochSampler) -> None:
+        super().__init__()
+        self.sampler = sampler
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        indices, epoch = iter(self.sampler), self.sampler.epoch
+        return ((epoch, index) for index in indices)
+
+    def __len__(self) -> int:
+        return len(self.sampler)
+
+
+class _EpochTaggedDataset(torch.utils.data.Dataset):
+    """``dataset`` indexed by (epoch, index): each item first sets its epoch on the dataset it runs on.
+
+    A DataLoader worker holds its own copy of the dataset, which the main process's ``set_epoch``
+    never reaches, and persistent workers keep that copy from one epoch to the next; the epoch
+    therefore travels with every index, so workers draw exactly what the main process would.
+    """
+
+    def __init__(self, dataset: BaseDataset) -> None:
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, key: tuple[int, int]) -> dict[str, Any]:
+        epoch, index = key
+        if self.dataset.epoch != epoch:
+            self.dataset.set_epoch(epoch)
+        return self.dataset[index]
+
+
 def _shape_text(shape: torch.Size) -> str:
     return 'x'.join(str(s) for s in shape)
 
@@ -132,11 +169,18 @@ class DatasetLoader:
     Order: sequential when ``shuffle`` is False, else a permutation seeded from (seed, epoch).
     Each sample's own randomness is seeded from (seed, epoch, index) by the dataset, so neither
     depends on ``num_workers``, and the global RNGs are never touched.
+
+    Speed: with ``num_workers`` > 0 the worker processes persist from one epoch to the next (the
+    epoch travels with each index, see :class:`_EpochTaggedDataset`); for a CUDA ``device`` batches
+    come in pinned (page-locked) memory, so ``.to(device, non_blocking=True)`` copies them while
+    the GPU computes.
     """
 
     def __init__(self, dataset: BaseDataset, *, batch_size: int, num_workers: int, shuffle: bool,
-                 seed: int, max_dataset_size: float = math.inf, rank: int = 0, world_size: int = 1) -> None:
-        """Wrap ``dataset``; at most ``max_dataset_size`` samples per epoch (split over ``world_size`` ranks)."""
+                 seed: int, max_dataset_size: float = math.inf, rank: int = 0, world_size: int = 1,
+                 device: torch.device | None = None) -> None:
+        """Wrap ``dataset``; at most ``max_dataset_size`` samples per epoch (split over ``world_size`` ranks);
+        ``device``: where the batches go (default: the CPU)."""
         if batch_size < 1:
             raise UserError(f"--batch_size {batch_size}: must be at least 1")
         if num_workers < 0:
@@ -150,9 +194,10 @@ class DatasetLoader:
         # global torch RNG, which would make training depend on when the loader is iterated.
         loader_generator = torch.Generator().manual_seed(mix_seed('loader', seed))
         self.loader = torch.utils.data.DataLoader(
-            dataset, batch_size=batch_size, sampler=self.sampler, num_workers=num_workers,
-            collate_fn=collate_batch, drop_last=False, pin_memory=False, persistent_workers=False,
-            generator=loader_generator)
+            _EpochTaggedDataset(dataset), batch_size=batch_size, sampler=_EpochTaggedSampler(self.sampler),
+            num_workers=num_workers, collate_fn=collate_batch, drop_last=False,
+            pin_memory=device is not None and torch.device(device).type == 'cuda',
+            persistent_workers=num_workers > 0, generator=loader_generator)
 
     def set_epoch(self, epoch: int, start_batch: int = 0) -> None:
         """Set the epoch (sample order and per-sample randomness); the next pass starts at ``start_batch``."""
@@ -185,4 +230,5 @@ def create_dataset(opt: argparse.Namespace, rank: int = 0, world_size: int = 1) 
     dataset = find_dataset_using_name(opt.dataset_mode)(opt)
     return DatasetLoader(dataset, batch_size=opt.batch_size, num_workers=opt.num_threads,
                          shuffle=bool(opt.is_train and not opt.serial_batches), seed=int(opt.seed),
-                         max_dataset_size=opt.max_dataset_size, rank=rank, world_size=world_size)
+                         max_dataset_size=opt.max_dataset_size, rank=rank, world_size=world_size,
+                         device=device_for(opt.gpu_ids))

@@ -137,7 +137,9 @@ class SCModel(BaseModel):
     def set_input(self, batch: dict) -> None:
         """batch: 'A' (B, C, H, W) in [-1, 1], optional 'B', 'A_aug', 'B_aug', and 'A_paths'."""
         def get(key: str) -> Optional[torch.Tensor]:
-            return batch[key].to(self.device, memory_format=self.memory_format) if key in batch else None
+            # non_blocking: from the loader's pinned memory (CUDA) the copy overlaps the GPU's work.
+            return (batch[key].to(self.device, memory_format=self.memory_format, non_blocking=True)
+                    if key in batch else None)
         self.real_A, self.real_B = get("A"), get("B")
         self.real_A_aug, self.real_B_aug = get("A_aug"), get("B_aug")
         self.image_paths = batch.get("A_paths", [])

@@ -28,7 +28,7 @@ def make_opt(dataroot: str, **overrides: object) -> argparse.Namespace:
     values = dict(dataroot=str(dataroot), dataset_mode='unaligned', phase='train', direction='AtoB',
                   input_nc=3, output_nc=3, preprocess='resize_and_crop', load_size=24, crop_size=16,
                   no_flip=False, serial_batches=False, max_dataset_size=math.inf, augment=False,
-                  batch_size=1, num_threads=0, is_train=True, seed=0)
+                  batch_size=1, num_threads=0, is_train=True, seed=0, gpu_ids=[])
     values.update(overrides)
     return argparse.Namespace(**values)
 
@@ -454,6 +454,49 @@ def test_start_batch_equals_slicing_the_full_epoch(tmp_path: Path) -> None:
         assert got['A_paths'] == want['A_paths'] and got['B_paths'] == want['B_paths']
         assert all(torch.equal(got[k], want[k]) for k in ('A', 'B', 'A_aug', 'B_aug'))
     assert len(list(loader)) == 4  # the skip applies to one pass only
+
+
+def test_persistent_workers_give_the_batches_of_no_workers(tmp_path: Path) -> None:
+    # Workers keep their copy of the dataset across epochs: each epoch's crops, flips, B draws and
+    # colour jitter must still be that epoch's, as in the main process (0 workers).
+    root = unaligned_root(tmp_path, num_a=5, num_b=3)
+    keys = ('A', 'B', 'A_aug', 'B_aug')
+
+    def epochs(num_threads: int) -> list[dict]:
+        loader = data.create_dataset(make_opt(root, num_threads=num_threads, batch_size=2, augment=True))
+        assert loader.loader.persistent_workers == (num_threads > 0)
+        batches = []
+        for epoch, start in ((1, 0), (2, 0), (3, 1)):     # the last one resumes mid-epoch
+            loader.set_epoch(epoch, start_batch=start)
+            batches += list(loader)
+        return batches
+
+    serial, workers = epochs(0), epochs(2)
+    assert len(serial) == len(workers) == 3 + 3 + 2
+    for got, want in zip(workers, serial, strict=True):
+        assert got['A_paths'] == want['A_paths'] and got['B_paths'] == want['B_paths']
+        assert all(torch.equal(got[k], want[k]) for k in keys)
+    assert not torch.equal(serial[0]['A'], serial[3]['A'])   # epochs 1 and 2 differ (same first index or not)
+
+
+@pytest.mark.parametrize('device,num_threads,pinned,persistent', [
+    ('cuda:0', 2, True, True), ('cuda:0', 0, True, False), ('cpu', 2, False, True), (None, 0, False, False)])
+def test_loader_pins_memory_for_gpus_and_keeps_workers(tmp_path: Path, device, num_threads, pinned,
+                                                       persistent) -> None:
+    # Construction only (no GPU needed): the DataLoader's options for each target device.
+    dataset = data.find_dataset_using_name('unaligned')(make_opt(unaligned_root(tmp_path)))
+    loader = data.DatasetLoader(dataset, batch_size=2, num_workers=num_threads, shuffle=True, seed=0,
+                                device=torch.device(device) if device else None)
+    assert loader.loader.pin_memory is pinned and loader.loader.persistent_workers is persistent
+    assert loader.loader.num_workers == num_threads
+
+
+def test_create_dataset_targets_the_gpu_ids_device(tmp_path: Path, monkeypatch) -> None:
+    seen = []
+    monkeypatch.setattr(data, 'DatasetLoader', lambda *args, **kwargs: seen.append(kwargs['device']))
+    data.create_dataset(make_opt(unaligned_root(tmp_path), gpu_ids=[1]))
+    data.create_dataset(make_opt(unaligned_root(tmp_path), gpu_ids=[]))
+    assert seen == [torch.device('cuda:1'), torch.device('cpu')]
 
 
 def test_max_dataset_size_and_world_size_split(tmp_path: Path) -> None:
