@@ -68,8 +68,9 @@ def patch_nce_logits(query: torch.Tensor, key: torch.Tensor, temperature: float 
 def patch_nce_loss(query: torch.Tensor, key: torch.Tensor, temperature: float = 0.07) -> torch.Tensor:
     """Per-patch PatchNCE: (B, P, D) queries and keys -> (B, P) cross-entropies with target 0."""
     logits = patch_nce_logits(query, key, temperature)                # (B, P, 1 + P)
+    logits = logits.to(torch.promote_types(logits.dtype, torch.float32))  # the softmax in >= 32 bits
     target = torch.zeros(logits.shape[0] * logits.shape[1], dtype=torch.long, device=logits.device)
-    return F.cross_entropy(logits.flatten(0, 1).float(), target, reduction="none").view(logits.shape[:2])
+    return F.cross_entropy(logits.flatten(0, 1), target, reduction="none").view(logits.shape[:2])
 
 
 def patch_nce(queries: Sequence[torch.Tensor], keys: Sequence[torch.Tensor],
