@@ -73,13 +73,18 @@ WANDB_OFFLINE_ENV = {"WANDB_MODE": "offline", "WANDB_SILENT": "true", "WANDB_CON
 
 
 def wandb_offline(monkeypatch, tmp_path: Path) -> None:
-    """W&B offline, quiet and with every file of its own under ``tmp_path`` (no login, no network)."""
+    """W&B offline, quiet and with every file of its own under ``tmp_path``; a login attempt fails."""
     for key, value in WANDB_OFFLINE_ENV.items():
         monkeypatch.setenv(key, value)
     for key in ("CACHE", "CONFIG", "DATA", "ARTIFACT"):
         monkeypatch.setenv(f"WANDB_{key}_DIR", str(tmp_path / f"wandb_{key.lower()}"))
     for key in ("WANDB_DIR", "WANDB_API_KEY", "WANDB_PROJECT", "WANDB_ENTITY", "WANDB_RUN_ID", "WANDB_RESUME"):
         monkeypatch.delenv(key, raising=False)
+    from wandb.sdk import wandb_login
+
+    def no_login(**kwargs):
+        raise AssertionError("W&B tried to log in")
+    monkeypatch.setattr(wandb_login, "_login", no_login)
 
 
 def wandb_records(path: Path) -> list:
