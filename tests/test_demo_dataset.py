@@ -1,13 +1,13 @@
 """Checks on the committed demo datasets (datasets/photo2painting, datasets/single_demo)."""
 
 import hashlib
-import importlib.util
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
+from helpers import load_script
 
 DATASETS = Path(__file__).resolve().parents[1] / "datasets"
 PHOTO2PAINTING = DATASETS / "photo2painting"
@@ -135,16 +135,9 @@ def test_single_demo_pair():
         assert image.size == (752, 600)
 
 
-def load_builder():
-    spec = importlib.util.spec_from_file_location("make_demo_dataset", DATASETS / "make_demo_dataset.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.mark.parametrize("width, height", [(640, 480), (868, 600), (1282, 1110), (300, 451), (256, 256)])
 def test_grid_crop_boxes_tile_inside_the_image(width, height):
-    builder = load_builder()
+    builder = load_script("datasets/make_demo_dataset.py")
     boxes = builder.crop_boxes(width, height, "grid")
     side = min(width, height) // 2
     expected = min((width // side) * (height // side), builder.MAX_GRID_CROPS)
@@ -161,7 +154,7 @@ def test_grid_crop_boxes_tile_inside_the_image(width, height):
 
 
 def test_assign_splits_keeps_groups_whole_and_fills_test_with_single_crops():
-    builder = load_builder()
+    builder = load_script("datasets/make_demo_dataset.py")
     sizes = {f"g{i}": (1 if i % 3 else 4) for i in range(40)}
     splits = builder.assign_splits(sizes, seed=3)
     assert splits == builder.assign_splits(sizes, seed=3)  # deterministic

@@ -14,16 +14,14 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
-from PIL import Image
+from helpers import LSESIM, TINY, write_images
 
 ROOT = Path(__file__).resolve().parents[1]
-TRAIN = ["--gpu_ids", "-1", "--vgg_weights", "random", "--ngf", "8", "--ndf", "8", "--load_size", "36",
-         "--crop_size", "32", "--num_threads", "0", "--n_epochs", "1", "--n_epochs_decay", "1", "--print_freq", "1",
-         "--learned_attn", "--augment", "--patch_size", "4", "--patch_nums", "16", "--lambda_identity", "0.5",
-         "--pool_size", "2"]
+# The shared tiny LSeSim run with an identity term and a small pool; pictures at their default rate.
+TRAIN = TINY + ["--display_freq", "400", "--update_html_freq", "1000"] + LSESIM + ["--lambda_identity", "0.5",
+                                                                                   "--pool_size", "2"]
 # Two half batches + an all-reduce sum the same terms as one batch in another order: float32
 # rounding only. Measured: gradients differ by <= 5e-6 of each network's largest gradient, losses
 # by <= 1e-6 relative. Both sides use one thread: with another thread count the convolutions round
@@ -33,13 +31,6 @@ TRAIN = ["--gpu_ids", "-1", "--vgg_weights", "random", "--ngf", "8", "--ndf", "8
 # rounding noise (e.g. the biases in front of an InstanceNorm, whose true gradient is 0).
 GRAD_TOLERANCE = 2e-5   # max |g_2proc - g_1proc| / max |g_1proc|, per network
 LOSS_TOLERANCE = 1e-5   # relative
-
-
-def write_images(folder: Path, count: int, seed: int) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(seed)
-    for i in range(count):
-        Image.fromarray((rng.random((40, 48, 3)) * 255).astype(np.uint8)).save(folder / f"img_{i}.png")
 
 
 def snapshot(model) -> dict:

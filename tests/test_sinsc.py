@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from helpers import DATA, reference_sections, run_script as run
+from helpers import DATA, TINY, reference_sections, run_script as run
 import test as test_script
 import train as train_script
 from data import DatasetLoader, create_dataset
@@ -35,8 +35,9 @@ from options.train_options import TrainOptions
 from util.errors import UserError
 
 REFERENCE_KEYS = DATA / "checkpoint_keys_sinsc.txt"
-TINY = ["--gpu_ids", "-1", "--vgg_weights", "random", "--num_threads", "0", "--crop_size", "32", "--batch_size", "2",
-        "--display_freq", "2", "--update_html_freq", "2", "--print_freq", "2", "--patch_nums", "16"]
+# The shared tiny options at the single-image demo's scale: batches of 2, 16 queries, logs every 2 images.
+SINSC = TINY + ["--batch_size", "2", "--display_freq", "2", "--update_html_freq", "2", "--print_freq", "2",
+                "--patch_nums", "16"]
 
 
 def shapes_of(net: torch.nn.Module) -> dict:
@@ -210,7 +211,7 @@ def pair(tmp_path):
 
 
 def train_opt(root, *extra):
-    return TrainOptions(["--model", "sinsc", "--dataroot", str(root)] + TINY + list(extra)).parse()
+    return TrainOptions(["--model", "sinsc", "--dataroot", str(root)] + SINSC + list(extra)).parse()
 
 
 def zoom_of(patch: torch.Tensor, size: tuple) -> tuple:
@@ -343,7 +344,7 @@ def trained(tmp_path_factory):
     ramp_image(root / "pair" / "trainA" / "photo.png", 50, 37)
     ramp_image(root / "pair" / "trainB" / "painting.jpg", 64, 48)
     argv = ["--model", "sinsc", "--dataroot", root / "pair", "--name", "run", "--checkpoints_dir", root / "ck",
-            "--ngf", "4", "--ndf", "4", "--max_iters", "3"] + TINY
+            "--max_iters", "3"] + SINSC + ["--ngf", "4", "--ndf", "4"]
     with pytest.MonkeyPatch.context() as monkeypatch:
         assert run(train_script, argv, monkeypatch) == 0
     return root

@@ -1,6 +1,5 @@
 """Tests for scripts/download_vgg16.py on a small synthetic ONNX model (no network access)."""
 
-import importlib.util
 import socket
 import zipfile
 from pathlib import Path
@@ -10,6 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from onnx import helper, numpy_helper
+from helpers import load_script
 
 ROOT = Path(__file__).resolve().parents[1]
 BLOCKS = ["block1_conv1", "block1_conv2", "block2_conv1", "block2_conv2", "block3_conv1",
@@ -22,16 +22,9 @@ VGG16_WIDTHS = [64, 64, 128, 128, 256, 256, 256, 512, 512, 512, 512, 512, 512]
 CAFFE_MEAN_BGR = np.array([103.939, 116.779, 123.68], dtype=np.float64)
 
 
-def load_script():
-    spec = importlib.util.spec_from_file_location("download_vgg16", ROOT / "scripts" / "download_vgg16.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
 def script():
-    return load_script()
+    return load_script("scripts/download_vgg16.py")
 
 
 def shapes_for(widths):
