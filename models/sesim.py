@@ -246,7 +246,8 @@ def self_similarity(feat: torch.Tensor, query_ids: torch.Tensor, patch_size: int
     feat = feat - feat.mean(dim=(2, 3), keepdim=True)
     feat = F.normalize(feat, dim=1) if use_norm else feat
     flat = feat.flatten(2)                                          # (B, C, HW)
-    query_ids = query_ids.to(feat.device)
+    # A blocking copy from the CPU would make the host wait for the GPU's queue on every call.
+    query_ids = query_ids.to(feat.device, non_blocking=True)
     queries = flat[:, :, query_ids].transpose(1, 2)                 # (B, Nq, C)
     if not use_norm:
         # (q / sqrt(C)) . (k / sqrt(C)) / 10 with the whole factor on the few queries, not on the

@@ -20,3 +20,29 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+# ---- CUDA-only tests --------------------------------------------------------------------------
+# Tests marked ``cuda`` check GPU paths (benchmarks/gpu_check.sh runs them on a GPU machine). Without
+# CUDA they are skipped, never passed, and the reason is printed once at the end of the session.
+NO_CUDA = "no CUDA device (torch.cuda.is_available() is False); run them with bash benchmarks/gpu_check.sh on a GPU"
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "cuda: needs a CUDA GPU; skipped without one (reason printed once)")
+
+
+def pytest_collection_modifyitems(config, items):
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason=NO_CUDA)
+    for item in items:
+        if "cuda" in item.keywords:
+            item.add_marker(skip)
+
+
+def pytest_terminal_summary(terminalreporter):
+    skipped = [report for report in terminalreporter.stats.get("skipped", [])
+               if isinstance(report.longrepr, tuple) and report.longrepr[2].endswith(NO_CUDA)]
+    if skipped:
+        terminalreporter.write_line(f"{len(skipped)} CUDA tests skipped (not passed): {NO_CUDA}")

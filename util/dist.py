@@ -84,9 +84,9 @@ def all_gather_batch(x: torch.Tensor) -> torch.Tensor:
 def mean_over_ranks(x: torch.Tensor) -> torch.Tensor:
     """The element-wise mean of ``x`` over all ranks (every rank passes the same shape; NCCL: on its GPU).
 
-    ``x`` itself for a single process; otherwise a new tensor (one all-reduce), ``x`` is left alone.
+    ``x`` itself without a process group; otherwise a new tensor (one all-reduce), ``x`` is left alone.
     """
-    if get_world_size() == 1:
+    if not dist.is_initialized():
         return x
     total = x.clone()
     dist.all_reduce(total)
@@ -95,7 +95,7 @@ def mean_over_ranks(x: torch.Tensor) -> torch.Tensor:
 
 def average_across_ranks(values: dict[str, float]) -> dict[str, float]:
     """The mean of each value over all ranks (every rank passes the same keys, in the same order)."""
-    if get_world_size() == 1 or not values:
+    if not dist.is_initialized() or not values:
         return values
     device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else None
     stacked = torch.tensor(list(values.values()), dtype=torch.float64, device=device)
