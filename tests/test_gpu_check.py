@@ -38,3 +38,18 @@ def test_gpu_check_refuses_a_machine_without_cuda():
                           env=dict(os.environ, PYTHON=sys.executable, CUDA_VISIBLE_DEVICES=""))
     assert done.returncode == 2 and "torch sees no CUDA device here" in done.stderr
     assert "CUDA-marked tests" not in done.stdout
+
+
+def test_loader_benchmark_prints_a_row_per_setting(tmp_path):
+    done = subprocess.run([sys.executable, "benchmarks/bench_loader.py", "--images", "2", "--epochs", "1",
+                           "--num_threads", "0", "1", "--no_step"], cwd=ROOT, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    rows = [line.split(" | ") for line in done.stdout.splitlines() if line.startswith("| o")]
+    assert [(row[0], row[1]) for row in rows] == [("| off", "0"), ("| off", "1"), ("| on", "0"), ("| on", "1")]
+    assert all(float(row[2]) > 0 for row in rows)
+    bench_loader = load_script("benchmarks/bench_loader.py")
+    bench_loader.write_images(str(tmp_path), 1, seed=0)
+    from PIL import Image
+    with Image.open(tmp_path / "0.jpg") as image:
+        assert image.size == (256, 256) and image.format == "JPEG"
