@@ -1,0 +1,311 @@
+"""Train several translation methods on one dataset with one budget, score them the same way, compare.
+
+    python scripts/compare.py --dataroot datasets/photo2painting --output_dir comparisons/photo2painting \
+        --n_epochs 4 --n_epochs_decay 2 --load_size 128 --crop_size 96 --features efficientnet_lite0 \
+        --train_args "--netG resnet_6blocks --ngf 32 --ndf 32 --lr 0.0002 --num_threads 0"
+
+Methods (``--methods``, default all): ``sc_fsesim`` (--model sc), ``sc_lsesim`` (--model sc
+--learned_attn --augment --patch_size 32), ``cut``, ``fastcut`` (--model cut --CUT_mode FastCUT) and
+``cycle_gan``. Every method gets the same epochs, crop, batch, seed and ``--train_args``; everything
+else is the method's published default. Each is trained by train.py in its own process
+(``<output_dir>/checkpoints/<method>``), translates the test split at its own size with test.py's
+code, and is scored with the same code: FID and KID (test_fid.py's, on ``--features``) against
+``--real_dir``; SSIM and PSNR against the image of the same name in ``--real_dir`` where there is one
+(the demo's testB holds painted versions of the test photos); the spatially-correlative structure
+score (FSeSim, ImageNet VGG16, every location a query) between each input and its translation;
+seconds per training step and the training process's peak resident memory.
+
+Writes comparison.csv, comparison.md (a Markdown table) and comparison.png (rows: test inputs;
+columns: input, each method, the ground truth if any). A method whose training and scores are done
+is skipped when the command is run again; one interrupted in training resumes (--continue_train).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from data import create_dataset  # noqa: E402
+from data.image_folder import make_dataset  # noqa: E402
+from evaluations.features import (FEATURES, build_feature_extractor, cached_folder_features,  # noqa: E402
+                                  compute_features, list_images)
+from evaluations.paired import paired_scores  # noqa: E402
+from evaluations.realism import realism_scores  # noqa: E402
+from evaluations.report import write_scores_csv  # noqa: E402
+from models import create_model  # noqa: E402
+from models.sesim import SpatialCorrelativeLoss, VGG16Features, VGGWeightsError  # noqa: E402
+from options.test_options import TestOptions  # noqa: E402
+from test_fid import translate  # noqa: E402
+from util.errors import UserError, run_cli  # noqa: E402
+from util.image_io import write_text_atomic  # noqa: E402
+
+METHODS: dict[str, list[str]] = {
+    "sc_fsesim": ["--model", "sc"],
+    "sc_lsesim": ["--model", "sc", "--learned_attn", "--augment", "--patch_size", "32"],
+    "cut": ["--model", "cut"],
+    "fastcut": ["--model", "cut", "--CUT_mode", "FastCUT"],
+    "cycle_gan": ["--model", "cycle_gan"],
+}
+STRUCTURE_LAYERS = (4, 7, 9)  # relu3_1, relu4_1, relu4_3: the loss's default layers
+COLUMNS = ("fid", "kid", "ssim", "psnr", "structure", "sec_per_step", "peak_rss_mb")
+HEADINGS = ("FID ↓", "KID ↓", "SSIM ↑", "PSNR dB ↑", "structure ↓", "s/step", "peak MB")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--dataroot", required=True, help="folder with trainA, trainB, testA, testB")
+    parser.add_argument("--output_dir", required=True, help="checkpoints, translations and the comparison go here")
+    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS), metavar="METHOD",
+                        help=f"methods to compare, in this order (default all: {' '.join(METHODS)})")
+    parser.add_argument("--n_epochs", type=int, required=True, help="epochs at the initial learning rate (all)")
+    parser.add_argument("--n_epochs_decay", type=int, required=True, help="epochs of linear decay (all)")
+    parser.add_argument("--load_size", type=int, default=286, help="train.py --load_size (all)")
+    parser.add_argument("--crop_size", type=int, default=256, help="train.py --crop_size (all)")
+    parser.add_argument("--batch_size", type=int, default=1, help="train.py --batch_size (all)")
+    parser.add_argument("--seed", type=int, default=0, help="train.py --seed (all)")
+    parser.add_argument("--gpu_ids", default="-1", help="train.py / test.py --gpu_ids (default: the CPU)")
+    parser.add_argument("--train_args", default="", help="more train.py options, the same for every method")
+    parser.add_argument("--vgg_weights", default="imagenet",
+                        help="VGG16 of the sc methods and of the structure score (imagenet, a path, random)")
+    parser.add_argument("--features", default="inception", choices=sorted(FEATURES),
+                        help="FID/KID network (efficientnet_lite0 works offline; not comparable with papers)")
+    parser.add_argument("--feature_weights", default=None, help="weights of the FID/KID network")
+    parser.add_argument("--real_dir", default=None, help="real target images; default <dataroot>/testB")
+    parser.add_argument("--test_preprocess", default="none", help="test.py --preprocess for the translations")
+    parser.add_argument("--figure_rows", type=int, default=4, help="test inputs shown in comparison.png")
+    parser.add_argument("--figure_size", type=int, default=128, help="side of each tile in comparison.png")
+    return parser.parse_args(argv)
+
+
+# ---- training ------------------------------------------------------------------------------------
+def train_argv(args: argparse.Namespace, method: str) -> list[str]:
+    """train.py's command line for ``method`` under the shared budget."""
+    argv = ["--dataroot", args.dataroot, "--name", method, "--checkpoints_dir", checkpoints_dir(args),
+            "--n_epochs", str(args.n_epochs), "--n_epochs_decay", str(args.n_epochs_decay),
+            "--load_size", str(args.load_size), "--crop_size", str(args.crop_size),
+            "--batch_size", str(args.batch_size), "--seed", str(args.seed), "--gpu_ids", args.gpu_ids]
+    argv += METHODS[method] + (["--vgg_weights", args.vgg_weights] if method.startswith("sc_") else [])
+    return argv + shlex.split(args.train_args)
+
+
+def checkpoints_dir(args: argparse.Namespace) -> str:
+    return os.path.join(args.output_dir, "checkpoints")
+
+
+def run_train(argv: list[str]) -> tuple[int, float, float]:
+    """Run train.py in a child process; returns (exit status, wall seconds, peak resident MB of the child).
+
+    Ctrl-C reaches the child too (it saves 'latest' and stops); the status is then 130.
+    """
+    start = time.time()
+    child = subprocess.Popen([sys.executable, str(ROOT / "train.py"), *argv])
+    while True:
+        try:
+            _, status, usage = os.wait4(child.pid, 0)
+            break
+        except KeyboardInterrupt:
+            continue  # wait for the child to save and exit
+    code = os.waitstatus_to_exitcode(status)
+    return code, time.time() - start, usage.ru_maxrss / 1024.0  # Linux reports KiB
+
+
+def steps_done(args: argparse.Namespace, method: str) -> int:
+    path = os.path.join(checkpoints_dir(args), method, "latest_train_state.pth")
+    if not os.path.isfile(path):
+        return 0
+    return int(torch.load(path, map_location="cpu", weights_only=True)["counters"]["steps"])
+
+
+def train_method(args: argparse.Namespace, method: str) -> dict:
+    """Train (or resume) ``method`` unless done; returns its record {argv, seconds, timed_steps, peak_rss_mb, done}.
+
+    seconds and timed_steps add up every attempt made by this script (interrupted ones included).
+    """
+    path = os.path.join(checkpoints_dir(args), method, "compare_training.json")
+    argv = train_argv(args, method)
+    record = json.loads(Path(path).read_text()) if os.path.isfile(path) else {}
+    if record and record["argv"] != argv:
+        raise UserError(f"{os.path.dirname(path)} was trained with other options ({shlex.join(record['argv'])}); "
+                        "give another --output_dir or delete that folder")
+    if record.get("done"):
+        return record
+    record = record or {"argv": argv, "seconds": 0.0, "timed_steps": 0, "peak_rss_mb": 0.0, "done": False}
+    before = steps_done(args, method)
+    resume = ["--continue_train"] if before else []
+    print(f"  training: python train.py {shlex.join(argv + resume)}", flush=True)
+    code, seconds, peak = run_train(argv + resume)
+    # An interrupted attempt counts too: the steps it finished are in its checkpoint.
+    timed = record["timed_steps"] + steps_done(args, method) - before
+    record.update(seconds=record["seconds"] + seconds, timed_steps=timed,
+                  peak_rss_mb=max(record["peak_rss_mb"], peak), done=code == 0)
+    write_text_atomic(path, json.dumps(record, indent=1))
+    if code == 130 or code < 0:
+        raise KeyboardInterrupt
+    if code != 0:
+        raise UserError(f"training {method} failed (train.py exit status {code}); see its message above")
+    return record
+
+
+# ---- scoring -------------------------------------------------------------------------------------
+def translate_method(args: argparse.Namespace, method: str) -> str:
+    """fake_B of every test input as <output_dir>/translations/<method>/<input name>.png (test.py's code)."""
+    opt = TestOptions(["--dataroot", args.dataroot, "--name", method, "--checkpoints_dir", checkpoints_dir(args),
+                       "--gpu_ids", args.gpu_ids, "--preprocess", args.test_preprocess, "--num_test", "0"]).parse()
+    dataset = create_dataset(opt)
+    model = create_model(opt)
+    model.setup(epoch="latest")
+    folder = os.path.join(args.output_dir, "translations", method)
+    return translate(model, dataset, folder, len(dataset))
+
+
+def load_image(path: str, size: tuple[int, int] | None = None) -> torch.Tensor:
+    """(1, 3, H, W) in [-1, 1], resized (bicubic) to ``size`` = (W, H) when given."""
+    with Image.open(path) as image:
+        image = image.convert("RGB")
+        if size is not None and image.size != size:
+            image = image.resize(size, Image.Resampling.BICUBIC)
+        array = np.asarray(image, dtype=np.float32) / 127.5 - 1.0
+    return torch.from_numpy(array).permute(2, 0, 1)[None]
+
+
+def by_stem(folder: str) -> dict[str, str]:
+    return {Path(p).stem: p for p in make_dataset(folder)} if os.path.isdir(folder) else {}
+
+
+def structure_score(input_dir: str, fake_dir: str, vgg: VGG16Features, device: torch.device) -> float:
+    """Mean FSeSim loss between each input and its translation (same name), every location a query."""
+    loss = SpatialCorrelativeLoss(mode="cos", patch_nums=0, patch_size=64)
+    inputs, fakes = by_stem(input_dir), by_stem(fake_dir)
+    values = []
+    for name in sorted(inputs.keys() & fakes.keys()):
+        fake = load_image(fakes[name])
+        source = load_image(inputs[name], (fake.shape[3], fake.shape[2]))
+        with torch.no_grad():
+            feats = vgg(torch.cat([source, fake]).to(device))
+            values.append(float(loss([f[:1] for f in feats], [f[1:] for f in feats])))
+    if not values:
+        raise UserError(f"no translation in {fake_dir} has an input of the same name in {input_dir}")
+    return float(np.mean(values))
+
+
+def score_method(args: argparse.Namespace, method: str, scorers: dict, record: dict) -> dict:
+    """One row of the comparison: realism, paired, structure and cost scores of ``method``."""
+    folder = translate_method(args, method)
+    fake = compute_features(list_images(folder), scorers["extractor"], 50, scorers["device"])
+    realism = realism_scores(scorers["real"], fake, kid_subsets=100, kid_subset_size=1000, prdc_k=0, seed=args.seed)
+    row = {"method": method, "images": len(fake), "fid": realism["fid"], "kid": realism["kid"],
+           "ssim": math.nan, "psnr": math.nan}
+    try:
+        paired = paired_scores(folder, scorers["real_dir"])["mean"]
+        row.update(ssim=paired["ssim"], psnr=paired["psnr"])
+    except UserError:
+        pass  # no ground truth of the same names: the paired scores stay empty
+    row["structure"] = structure_score(os.path.join(args.dataroot, "testA"), folder, scorers["vgg"],
+                                       scorers["device"])
+    row.update(steps=steps_done(args, method), sec_per_step=record["seconds"] / max(record["timed_steps"], 1),
+               peak_rss_mb=record["peak_rss_mb"])
+    return row
+
+
+def build_scorers(args: argparse.Namespace) -> dict:
+    """The feature network with the real features, the real folder, the VGG16 of the structure score."""
+    ids = [int(i) for i in args.gpu_ids.split(",") if int(i) >= 0]
+    device = torch.device(f"cuda:{ids[0]}" if ids else "cpu")
+    real_dir = args.real_dir or os.path.join(args.dataroot, "testB")
+    extractor = build_feature_extractor(args.features, weights=args.feature_weights, device=device)
+    real = cached_folder_features(real_dir, extractor, os.path.join(args.output_dir, "fid_stats_cache"), 50, device,
+                                  option="--real_dir")
+    try:
+        vgg = VGG16Features(layers=STRUCTURE_LAYERS, weights=args.vgg_weights).to(device)
+    except (VGGWeightsError, ValueError) as exc:
+        raise UserError(str(exc)) from None
+    print(f"scores: {extractor.description} on {len(real)} real images in {real_dir}; structure: {vgg.description}")
+    return {"extractor": extractor, "real": real, "real_dir": real_dir, "vgg": vgg, "device": device}
+
+
+# ---- outputs -------------------------------------------------------------------------------------
+def markdown_table(rows: list[dict]) -> str:
+    """The comparison as a Markdown table, best value of each score in bold."""
+    lower_is_better = {"fid", "kid", "structure", "sec_per_step", "peak_rss_mb"}
+    best = {}
+    for key in COLUMNS:
+        values = [r[key] for r in rows if not math.isnan(r[key])]
+        best[key] = (min if key in lower_is_better else max)(values) if values else None
+    lines = ["| method | " + " | ".join(HEADINGS) + " |", "|---" * (len(COLUMNS) + 1) + "|"]
+    for row in rows:
+        cells = []
+        for key in COLUMNS:
+            value = row[key]
+            text = "–" if math.isnan(value) else (f"{value:.4f}" if key == "kid" else f"{value:.3g}")
+            cells.append(f"**{text}**" if value == best[key] and len(rows) > 1 else text)
+        lines.append(f"| {row['method']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def figure(args: argparse.Namespace, rows: list[dict], real_dir: str, path: str) -> None:
+    """Grid: one row per test input (the first ``--figure_rows`` by name); columns input, methods, truth."""
+    inputs = by_stem(os.path.join(args.dataroot, "testA"))
+    fakes = {r["method"]: by_stem(os.path.join(args.output_dir, "translations", r["method"])) for r in rows}
+    truths = by_stem(real_dir)
+    names = sorted(set(inputs).intersection(*[set(f) for f in fakes.values()]))[: args.figure_rows]
+    columns = [inputs] + list(fakes.values()) + ([truths] if names and all(n in truths for n in names) else [])
+    size, gap = args.figure_size, 4
+    grid = Image.new("RGB", (len(columns) * (size + gap) - gap, max(len(names), 1) * (size + gap) - gap), "white")
+    for r, name in enumerate(names):
+        for c, source in enumerate(columns):
+            with Image.open(source[name]) as tile:
+                tile = tile.convert("RGB").resize((size, size), Image.Resampling.BICUBIC)
+                grid.paste(tile, (c * (size + gap), r * (size + gap)))
+    grid.save(path)
+    labels = ["input"] + list(fakes) + (["ground truth"] if len(columns) > len(fakes) + 1 else [])
+    print(f"figure: {path} (columns: {', '.join(labels)})")
+
+
+def write_outputs(args: argparse.Namespace, rows: list[dict], real_dir: str) -> None:
+    write_scores_csv(rows, os.path.join(args.output_dir, "comparison.csv"))
+    table = markdown_table(rows)
+    write_text_atomic(os.path.join(args.output_dir, "comparison.md"), table)
+    figure(args, rows, real_dir, os.path.join(args.output_dir, "comparison.png"))
+    print(table)
+
+
+def main() -> None:
+    args = parse_args()
+    if not os.path.isdir(os.path.join(args.dataroot, "trainA")):
+        raise UserError(f"--dataroot {args.dataroot}: no trainA folder there")
+    os.makedirs(args.output_dir, exist_ok=True)
+    scorers = None
+    rows = []
+    for index, method in enumerate(args.methods, 1):
+        score_path = os.path.join(args.output_dir, "scores", f"{method}.json")
+        print(f"[{index}/{len(args.methods)}] {method}", flush=True)
+        record = train_method(args, method)
+        if os.path.isfile(score_path):
+            print("  trained and scored before: skipped", flush=True)
+            rows.append(json.loads(Path(score_path).read_text()))
+            continue
+        print("  scoring", flush=True)
+        scorers = scorers or build_scorers(args)
+        row = score_method(args, method, scorers, record)
+        os.makedirs(os.path.dirname(score_path), exist_ok=True)
+        write_text_atomic(score_path, json.dumps(row, indent=1))
+        rows.append(row)
+    write_outputs(args, rows, args.real_dir or os.path.join(args.dataroot, "testB"))
+
+
+if __name__ == "__main__":
+    run_cli(main)
