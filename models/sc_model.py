@@ -72,6 +72,8 @@ class SCModel(BaseModel):
         g.add_argument("--use_norm", action="store_true", help="cosine similarity and L1 instead of tanh and SmoothL1")
         g.add_argument("--learned_attn", action="store_true", help="LSeSim: learn 1x1 heads contrastively")
         g.add_argument("--T", type=float, default=0.07, help="temperature of the contrastive head loss")
+        g.add_argument("--lambda_GAN", type=float, default=1.0,
+                       help="weight of G's adversarial loss (1 in the published code; 0 for ablations)")
         g.add_argument("--lambda_spatial", type=float, default=10.0, help="weight of the spatial loss")
         g.add_argument("--lambda_spatial_idt", type=float, default=0.0, help="spatial loss on G(real_B) vs real_B")
         g.add_argument("--lambda_perceptual", type=float, default=0.0, help="L1 of relu3_3 of real_A vs fake_B")
@@ -219,7 +221,7 @@ class SCModel(BaseModel):
     def compute_G_loss(self) -> tuple[torch.Tensor, dict]:
         """GAN + lambda_spatial * spatial(real_A, fake_B) + the optional identity/perceptual/style terms."""
         opt = self.opt
-        terms = {"G_GAN": self.criterionGAN(self.netD(self.fake_B), True, for_discriminator=False)}
+        terms = {"G_GAN": self.criterionGAN(self.netD(self.fake_B), True, for_discriminator=False) * opt.lambda_GAN}
         src, tgt, other = self.spatial_src_tgt_other(detach_target=False)
         other = other if opt.loss_mode == "info" else None
         terms["G_s"] = self.netF(src, tgt, other) * opt.lambda_spatial

@@ -158,21 +158,25 @@ def test_gradient_penalty_interpolates_with_the_pooled_fakes(tiny, tmp_path, mon
 
 
 def test_lr_policies():
+    import math
     net = torch.nn.Linear(1, 1)
-    for policy in ("linear", "step", "plateau", "cosine"):
+    # The rate after each of 8 epoch ends, by hand: n_epochs 2, n_epochs_decay 3, lr_decay_iters 2.
+    expected = {
+        "linear": [max(0.0, 1 - max(0, e + 1 - 2) / 4) for e in range(1, 9)],     # 0 from epoch 5 on
+        "step": [0.1 ** (e // 2) for e in range(1, 9)],
+        "cosine": [(1 + math.cos(math.pi * e / 2)) / 2 for e in range(1, 9)],
+        # a constant metric: 6 epochs without improvement exceed the patience of 5 -> x0.2
+        "plateau": [1, 1, 1, 1, 1, 1, 0.2, 0.2],
+    }
+    for policy, rates in expected.items():
         opt = torch.optim.Adam(net.parameters(), lr=1.0)
         sched = get_scheduler(opt, policy=policy, n_epochs=2, n_epochs_decay=3, epoch_count=1, lr_decay_iters=2)
         lrs = []
-        for _ in range(5):
+        for _ in range(8):
             opt.step()
             sched.step(1.0) if policy == "plateau" else sched.step()
             lrs.append(opt.param_groups[0]["lr"])
-        if policy == "linear":  # 1 - max(0, e + 1 - 2) / 4 for e = 1..5
-            assert lrs == pytest.approx([1 - max(0, e + 1 - 2) / 4 for e in range(1, 6)])
-        if policy == "step":
-            assert lrs == pytest.approx([1, 0.1, 0.1, 0.01, 0.01])
-        if policy == "cosine":
-            assert lrs[1] == pytest.approx(0.0, abs=1e-9)
+        assert lrs == pytest.approx(rates, abs=1e-12), policy
     with pytest.raises(ValueError):
         get_scheduler(opt, policy="nope", n_epochs=1, n_epochs_decay=1, epoch_count=1, lr_decay_iters=1)
 
