@@ -16,6 +16,12 @@ at its location). Each column shares one colour scale across rows. Prints the me
 summarises instead every source of the first folder against every target of the second: aligned
 pairs share a file name, all other pairs are unaligned. For each loss it prints the mean aligned and
 unaligned values, their ratio, and the separation d' = (mean_u - mean_a) / sqrt((var_u + var_a) / 2).
+
+    python scripts/error_map.py ... --heads checkpoints/<run>/latest_net_F.pth
+
+draws the spatially-correlative map with the learned LSeSim heads of a run (the published error-map
+figure is LSeSim's): each layer's VGG16 features pass through the run's 1x1 head before the
+self-similarities are compared. ``--attn_layers`` must be the run's.
 """
 
 from __future__ import annotations
@@ -35,7 +41,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from evaluations.error_maps import (cosine_distance_map, feature_l1_map, pixel_l1_map,  # noqa: E402
                                     spatial_loss_map)
+from models.base_model import load_state_dict_checked  # noqa: E402
 from models.sesim import LAYER_NAMES, SpatialCorrelativeLoss, VGG16Features, VGGWeightsError  # noqa: E402
+from util.checkpoint import safe_load  # noqa: E402
 from util.errors import UserError, run_cli  # noqa: E402
 from util.image_io import atomic_path  # noqa: E402
 
@@ -54,9 +62,18 @@ def load(path: str, size: int) -> torch.Tensor:
     return torch.from_numpy(array).permute(2, 0, 1)[None]
 
 
+def load_heads(path: str, vgg: VGG16Features, attn_layers: list[int]) -> list[torch.nn.Module]:
+    """The learned 1x1 heads of an LSeSim run's ``net_F`` file, one per attention layer."""
+    channels = [vgg.out_channels[vgg.layers.index(i)] for i in attn_layers]
+    holder = SpatialCorrelativeLoss(learned=True, in_channels=channels)
+    load_state_dict_checked(holder, safe_load(path, "--heads"), path)
+    return [head.eval() for head in holder.heads()]
+
+
 def error_maps(source: torch.Tensor, target: torch.Tensor, vgg: VGG16Features, feature_layer: int,
-               attn_layers: list[int], loss: SpatialCorrelativeLoss) -> list[np.ndarray]:
-    """The four (h, w) maps of COLUMNS for one source/target pair."""
+               attn_layers: list[int], loss: SpatialCorrelativeLoss,
+               heads: list[torch.nn.Module] | None = None) -> list[np.ndarray]:
+    """The four (h, w) maps of COLUMNS for one source/target pair (the last through ``heads`` if given)."""
     if source.shape != target.shape:
         raise UserError(f"source and target sizes differ ({tuple(source.shape[-2:])} vs "
                         f"{tuple(target.shape[-2:])}); pass --size")
@@ -64,8 +81,9 @@ def error_maps(source: torch.Tensor, target: torch.Tensor, vgg: VGG16Features, f
         feats = vgg(torch.cat([source, target]))
         by_layer = dict(zip(vgg.layers, feats))
         fs, ft = by_layer[feature_layer].chunk(2)
-        spatial = spatial_loss_map([by_layer[i][:1] for i in attn_layers], [by_layer[i][1:] for i in attn_layers],
-                                   loss)
+        attn = [by_layer[i] for i in attn_layers]
+        attn = [head(f) for head, f in zip(heads, attn)] if heads else attn
+        spatial = spatial_loss_map([f[:1] for f in attn], [f[1:] for f in attn], loss)
         maps = [pixel_l1_map(source, target), feature_l1_map(fs, ft), cosine_distance_map(fs, ft), spatial]
     return [m.cpu().numpy() for m in maps]
 
@@ -94,6 +112,11 @@ def draw(images: list[np.ndarray], names: list[str], rows: list[list[np.ndarray]
             axes.set_xticks([])
             axes.set_yticks([])
     figure.tight_layout()
+    save_figure(figure, path)
+
+
+def save_figure(figure: "object", path: str) -> None:
+    """Render a matplotlib Figure to a palette PNG at ``path`` (atomically)."""
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png")
     buffer.seek(0)
@@ -147,6 +170,8 @@ def main() -> None:
     parser.add_argument("--patch_size", type=int, default=64, help="local key window of the loss")
     parser.add_argument("--loss_mode", default="cos", choices=["cos", "l1"], help="comparison of the loss")
     parser.add_argument("--use_norm", action="store_true", help="cosine similarity + L1 in the loss")
+    parser.add_argument("--heads", default=None,
+                        help="an LSeSim run's net_F file: the spatial map through its learned heads")
     args = parser.parse_args()
     if args.pair_folders is None and (args.source is None or not 1 <= len(args.targets) <= 2):
         raise UserError("give --source and one or two --targets, or --pair_folders SOURCES TARGETS")
@@ -158,11 +183,13 @@ def main() -> None:
         raise UserError(str(exc)) from None
     loss = SpatialCorrelativeLoss(mode=args.loss_mode, patch_nums=0, patch_size=args.patch_size,
                                   use_norm=args.use_norm)
+    heads = load_heads(args.heads, vgg, attn_layers) if args.heads else None
+    kind = ", learned heads" if heads else ""
     titles = [COLUMNS[0], f"{COLUMNS[1]} ({args.feature_layer})", f"{COLUMNS[2]} ({args.feature_layer})",
-              f"{COLUMNS[3]} ({','.join(LAYER_NAMES[i] for i in attn_layers)})"]
+              f"{COLUMNS[3]} ({','.join(LAYER_NAMES[i] for i in attn_layers)}{kind})"]
 
     def compute(source: torch.Tensor, target: torch.Tensor) -> list[np.ndarray]:
-        return error_maps(source, target, vgg, feature_layer, attn_layers, loss)
+        return error_maps(source, target, vgg, feature_layer, attn_layers, loss, heads)
 
     if args.pair_folders is not None:
         summarise(*args.pair_folders, compute, args.size, titles)
