@@ -104,7 +104,7 @@ def main() -> None:
     print("|---|---|---|---|---|")
     for model, augment, num_threads, rate, steps in rows:
         name = bench_step.NAMES[model]
-        limit = "–" if steps is None else ("data" if rate < steps else f"compute (loader {rate / steps:.3g}× faster)")
+        limit = "–" if steps is None else ("data" if rate < steps else f"compute (loader {rate / steps:.0f}× faster)")
         step_text = "–" if steps is None else f"{steps:.3g} ({name})"
         print(f"| {'on' if augment else 'off'} | {num_threads} | {rate:.1f} | {step_text} | {limit} |")
 
