@@ -113,8 +113,11 @@ class WandbTracker(Tracker):
         self.wandb = wandb
         if directory is not None:
             os.makedirs(directory, exist_ok=True)
-        self.run = wandb.init(project=project, name=name, id=run_id, resume="allow", dir=directory,
-                              config=config)
+        self.run = wandb.init(project=project, name=name, id=run_id, resume="allow", dir=directory)
+        if config:
+            # A resumed run may change options (--continue_train itself, --n_epochs, ...): let them replace
+            # the first session's values instead of raising W&B's ConfigError.
+            self.run.config.update(config, allow_val_change=True)
         self.run.define_metric(STEP_METRIC)
         self.run.define_metric("*", step_metric=STEP_METRIC)
 
