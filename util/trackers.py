@@ -1,7 +1,8 @@
 """Experiment trackers behind one small interface: TensorBoard event files and Weights & Biases runs.
 
-Both packages are optional. :func:`open_trackers` imports what was asked for; a missing package
-costs one warning line naming the pip command, and training goes on without that tracker.
+Both packages are optional. :func:`tracker_available` checks one (a missing package costs one warning
+line naming the pip command) and :func:`open_trackers` starts those asked for; training goes on
+without a tracker whose package is missing or that cannot start.
 
 The step axis of every tracker is the number of training images seen so far (summed over all
 processes), the counter that ``--print_freq`` and ``--display_freq`` count in. TensorBoard gets it as
@@ -46,8 +47,6 @@ def _as_floats(values: dict[str, float]) -> dict[str, float]:
 class Tracker:
     """One experiment tracker. ``step``: training images seen so far; images are (H, W, 3) uint8."""
 
-    name = "tracker"
-
     def log_scalars(self, step: int, values: dict[str, float]) -> None:
         """Record ``values`` (tag -> number, e.g. ``loss/G_GAN``) at ``step``."""
         raise NotImplementedError
@@ -69,8 +68,6 @@ class TensorBoardTracker(Tracker):
             logged at this step or later, so the curves continue without overlapping. None: new run.
         options_text: Markdown shown in TensorBoard's Text tab under ``options`` ('' for none).
     """
-
-    name = "tensorboard"
 
     def __init__(self, log_dir: str, *, purge_step: int | None = None, options_text: str = "") -> None:
         from torch.utils.tensorboard import SummaryWriter
@@ -103,8 +100,6 @@ class WandbTracker(Tracker):
 
     ``WANDB_MODE=offline`` writes the run locally only (``wandb sync`` uploads it later).
     """
-
-    name = "wandb"
 
     def __init__(self, *, project: str, name: str, run_id: str, directory: str | None,
                  config: dict[str, Any] | None) -> None:
