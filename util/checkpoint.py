@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from util.dist import get_world_size, is_main_process
+from util.dist import get_world_size, is_main_process, print0
 from util.errors import UserError
 from util.image_io import atomic_path
 
@@ -128,7 +128,7 @@ def check_resume_options(saved: dict, current: dict, saved_world: int, world: in
         more = f" (and {len(changes) - 1} more: {', '.join(changes[1:])})" if len(changes) > 1 else ""
         raise UserError(f"--continue_train: {changes[0]} since the saved run{more}; resume with the saved "
                         "value or give --allow_option_change to go on with the new one")
-    print(f"--allow_option_change: resuming with {', '.join(changes)}")
+    print0(f"--allow_option_change: resuming with {', '.join(changes)}")
 
 
 def load_training_checkpoint(model: Any, logger: Any, opt: Any) -> dict:
@@ -150,7 +150,7 @@ def load_training_checkpoint(model: Any, logger: Any, opt: Any) -> dict:
     model.load_networks(tag)
     counters = dict(state["counters"])
     if opt.epoch_count is not None and opt.epoch_count != counters["epoch"]:
-        print(f"--epoch_count {opt.epoch_count}: starting epoch {opt.epoch_count} from its first step "
+        print0(f"--epoch_count {opt.epoch_count}: starting epoch {opt.epoch_count} from its first step "
               f"(the checkpoint stopped at step {counters['batch']} of epoch {counters['epoch']})")
         counters.update(epoch=opt.epoch_count, batch=0, loss_sum=0.0)
     model.load_training_state(state["model"], first_epoch=counters["epoch"], saved_opt=state.get("opt"))
@@ -171,6 +171,6 @@ def _resume_from_weights(model: Any, opt: Any, path: str) -> dict:
     first_epoch = opt.epoch_count if opt.epoch_count is not None else int(tag) + 1
     model.load_networks(tag)
     model.build_schedulers(first_epoch)
-    print(f"--continue_train: no training state for '{tag}': loaded its weights only; optimisers, image pool "
+    print0(f"--continue_train: no training state for '{tag}': loaded its weights only; optimisers, image pool "
           f"and random states start anew at epoch {first_epoch}")
     return {"epoch": first_epoch, "batch": 0, "images": 0, "steps": 0, "loss_sum": 0.0}
