@@ -24,9 +24,8 @@ from models.base_model import BaseModel
 from models.losses import GANLoss, gradient_penalty, perceptual_loss, style_loss
 from models.networks import define_D, define_G
 from models.sesim import LAYER_NAMES, SpatialCorrelativeLoss, VGG16Features, VGGWeightsError
-from util import dist
 from util.errors import UserError
-from util.image_pool import ImagePool
+from util.image_pool import ImagePool, query_across_ranks
 
 PERCEPTUAL_LAYER = 6           # relu3_3
 STYLE_LAYERS = (1, 3, 6, 9)    # relu1_2, relu2_2, relu3_3, relu4_3
@@ -247,10 +246,7 @@ class SCModel(BaseModel):
         all-gather) and keeps its own share of the answer, so the pools stay identical, rank 0's is
         everyone's when saved, and N processes see what one process with N times the batch sees.
         """
-        if dist.get_world_size() == 1 or self.opt.pool_size == 0:
-            return self.fake_pool.query(fake)
-        mixed = self.fake_pool.query(dist.all_gather_batch(fake))
-        return mixed.chunk(dist.get_world_size())[dist.get_rank()]
+        return query_across_ranks(self.fake_pool, fake)
 
     # ---- the step -----------------------------------------------------------------------
     def optimize_parameters(self) -> None:
