@@ -147,6 +147,13 @@ class BaseModel:
             self.print_networks()
         self.wrap_networks()
 
+    def adam(self, *modules: nn.Module) -> torch.optim.Adam:
+        """Adam over the parameters of ``modules`` with ``--lr``, ``--beta1``, ``--beta2``, kept in ``optimizers``."""
+        params = [p for module in modules for p in module.parameters()]
+        optimizer = torch.optim.Adam(params, lr=self.opt.lr, betas=(self.opt.beta1, self.opt.beta2))
+        self.optimizers.append(optimizer)
+        return optimizer
+
     def build_schedulers(self, first_epoch: int) -> None:
         """(Re)build every optimiser's schedule from the options, starting at epoch ``first_epoch``.
 

@@ -107,14 +107,10 @@ class CUTModel(BaseModel):
                              opt.init_gain, opt.no_antialias).to(self.device)
         self.criterionGAN = GANLoss(opt.gan_mode).to(self.device)
         self.fake_pool = ImagePool(opt.pool_size, generator=torch.Generator().manual_seed(opt.seed))
-        betas = (opt.beta1, opt.beta2)
-        self.optimizer_G = torch.optim.Adam(self.netG.parameters(), lr=opt.lr, betas=betas)
-        self.optimizer_D = torch.optim.Adam(self.netD.parameters(), lr=opt.lr, betas=betas)
-        self.optimizers = [self.optimizer_G, self.optimizer_D]
+        self.optimizer_G, self.optimizer_D = self.adam(self.netG), self.adam(self.netD)
         self.optimizer_F = None
         if opt.lambda_NCE > 0 and opt.netF == "mlp_sample":
-            self.optimizer_F = torch.optim.Adam(self.netF.parameters(), lr=opt.lr, betas=betas)
-            self.optimizers.append(self.optimizer_F)
+            self.optimizer_F = self.adam(self.netF)
 
     # ---- data and forward ---------------------------------------------------------------
     def set_input(self, batch: dict) -> None:

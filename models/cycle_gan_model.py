@@ -15,7 +15,6 @@ lr 2e-4, lsgan, image pools of 50, 100 + 100 epochs. Checkpoints ``net_G_A``, ``
 from __future__ import annotations
 
 import argparse
-import itertools
 
 import torch
 import torch.nn.functional as F
@@ -71,12 +70,8 @@ class CycleGANModel(BaseModel):
         self.criterionGAN = GANLoss(opt.gan_mode).to(self.device)
         self.fake_A_pool = ImagePool(opt.pool_size, generator=torch.Generator().manual_seed(opt.seed))
         self.fake_B_pool = ImagePool(opt.pool_size, generator=torch.Generator().manual_seed(opt.seed + 1))
-        betas = (opt.beta1, opt.beta2)
-        self.optimizer_G = torch.optim.Adam(itertools.chain(self.netG_A.parameters(), self.netG_B.parameters()),
-                                            lr=opt.lr, betas=betas)
-        self.optimizer_D = torch.optim.Adam(itertools.chain(self.netD_A.parameters(), self.netD_B.parameters()),
-                                            lr=opt.lr, betas=betas)
-        self.optimizers = [self.optimizer_G, self.optimizer_D]
+        self.optimizer_G = self.adam(self.netG_A, self.netG_B)
+        self.optimizer_D = self.adam(self.netD_A, self.netD_B)
 
     # ---- data and forward ---------------------------------------------------------------
     def set_input(self, batch: dict) -> None:

@@ -126,13 +126,9 @@ class SCModel(BaseModel):
                                            learned=opt.learned_attn, T=opt.T, in_channels=channels).to(self.device)
         self.criterionGAN = GANLoss(opt.gan_mode).to(self.device)
         self.fake_pool = ImagePool(opt.pool_size, generator=torch.Generator().manual_seed(opt.seed))
-        betas = (opt.beta1, opt.beta2)
-        self.optimizer_G = torch.optim.Adam(self.netG.parameters(), lr=opt.lr, betas=betas)
-        self.optimizer_D = torch.optim.Adam(self.netD.parameters(), lr=opt.lr, betas=betas)
-        self.optimizers = [self.optimizer_G, self.optimizer_D]
+        self.optimizer_G, self.optimizer_D = self.adam(self.netG), self.adam(self.netD)
         if opt.learned_attn:
-            self.optimizer_F = torch.optim.Adam(self.netF.parameters(), lr=opt.lr, betas=betas)
-            self.optimizers.append(self.optimizer_F)
+            self.optimizer_F = self.adam(self.netF)
 
     # ---- data and forward ---------------------------------------------------------------
     def set_input(self, batch: dict) -> None:
