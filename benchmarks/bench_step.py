@@ -211,7 +211,8 @@ def supported_switches(device: str) -> dict[str, list]:
     import torch
 
     amp = ["off"]
-    if torch.amp.autocast_mode.is_autocast_available(device):
+    available = getattr(torch.amp.autocast_mode, "is_autocast_available", lambda kind: kind in ("cpu", "cuda"))
+    if available(device):
         bf16 = device == "cpu" or torch.cuda.is_bf16_supported()
         amp += ["bf16", "fp16"] if bf16 else ["fp16"]
     compiled = [False, True] if hasattr(torch, "compile") else [False]

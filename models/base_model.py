@@ -182,7 +182,12 @@ class BaseModel:
         for name in self.model_names:
             net = getattr(self, "net" + name)
             if not isinstance(net, DistributedDataParallel) and any(p.requires_grad for p in net.parameters()):
-                setattr(self, "net" + name, DistributedDataParallel(net, device_ids=device_ids))
+                # No buffer broadcast at every forward: the buffers are fixed blur kernels (equal on all
+                # ranks from DDP's start-up broadcast), and a network called twice in a step (D on fakes,
+                # then reals) would see the first call's saved buffer overwritten in place, which
+                # torch 2.3's autograd rejects. BatchNorm running statistics stay per process.
+                wrapped = DistributedDataParallel(net, device_ids=device_ids, broadcast_buffers=False)
+                setattr(self, "net" + name, wrapped)
 
     def networks(self) -> dict[str, nn.Module]:
         """name -> plain network (no DDP / compile wrapper) for every name in model_names."""

@@ -1,18 +1,18 @@
 """--amp, --channels_last and --compile on the CPU: one training step against the same step in float32.
 
-Measured on tiny LSeSim models (32 px, batch 2, random VGG, one thread, torch 2.14.1, this 2-core
-AMD EPYC), as the largest deviation from float32 over the step's losses (relative), fake_B (absolute),
+Measured on tiny LSeSim models (32 px, batch 2, random VGG, one thread, this 2-core AMD EPYC; the
+worse of torch 2.14.1 and 2.3.1, the oldest release requirements.txt allows), as the largest deviation from float32 over the step's losses (relative), fake_B (absolute),
 and the gradients (largest difference relative to the network's largest gradient, or the cosine of
 the gradient vectors); MEASURED below holds these figures and every bound is 2x a measured deviation:
 
-- channels_last, float32: the same arithmetic in another memory layout: losses 2.4e-6 relative,
+- channels_last, float32: the same arithmetic in another memory layout: losses 6.0e-6 relative,
   fake_B 1.7e-7, gradients 1.6e-3 of each network's largest gradient (a similarity at the edge of the
   loss's top-quarter mask, a step function, can switch sides when the rounding changes).
 - bf16 autocast (8-bit mantissa): losses 9.6e-3 relative, fake_B 2.7e-3, gradient cosine vs float32
-  D 0.99994, heads 0.989, G 0.936 (the mask again; and the heads' last biases have a true gradient of
+  D 0.99994, heads 0.989, G 0.935 (the mask again; and the heads' last biases have a true gradient of
   0, as the similarity centres the features, which bf16 rounding turns into noise). With channels_last
   as well: within the same figures.
-- fp16 autocast with a GradScaler scale that does not overflow (256): losses 2.5e-3, fake_B 2.5e-4,
+- fp16 autocast with a GradScaler scale that does not overflow (256): losses 3.1e-3, fake_B 2.7e-4,
   cosine G 0.9895, D 0.999995, heads 0.99985. With the default scale (2^16) the first step overflows,
   and the scaler must skip it.
 - The spatially-correlative loss itself is float32 under autocast: equal to the float32 loss of
@@ -36,9 +36,9 @@ from options.train_options import TrainOptions
 from util.checkpoint import seed_everything
 
 AMP_OPTIONS = TINY + ["--batch_size", "2"] + LSESIM
-MEASURED = {"channels_last": {"loss": 2.4e-6, "fake": 1.7e-7, "grad": 1.6e-3},
-            "bf16": {"loss": 9.6e-3, "fake": 2.7e-3, "cos": {"G": 0.936, "D": 0.99994, "F": 0.989}},
-            "fp16": {"loss": 2.5e-3, "fake": 2.5e-4, "cos": {"G": 0.9895, "D": 0.999995, "F": 0.99985}}}
+MEASURED = {"channels_last": {"loss": 6.0e-6, "fake": 1.7e-7, "grad": 1.6e-3},
+            "bf16": {"loss": 9.6e-3, "fake": 2.7e-3, "cos": {"G": 0.935, "D": 0.99994, "F": 0.989}},
+            "fp16": {"loss": 3.1e-3, "fake": 2.7e-4, "cos": {"G": 0.9895, "D": 0.999995, "F": 0.99985}}}
 
 
 def bounds(kind):
