@@ -28,7 +28,7 @@ weights: install
 demo: install weights
 	bash scripts/demo.sh
 
-# One photo painted like one painting (--model sinsc), about 8 minutes on 2 idle CPU cores.
+# One photo painted like one painting (--model sinsc), about 4 minutes on 2 idle CPU cores.
 demo-single: install weights
 	bash scripts/demo_sinsc.sh
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The single-image demo: paint the embedded photo (datasets/single_demo/trainA/home.jpg) in the manner of
-# Van Gogh's Starry Night (trainB) with `--model sinsc`, on the CPU in about 8 minutes on 2 idle cores, then
+# Van Gogh's Starry Night (trainB) with `--model sinsc`, on the CPU in about 4 minutes on 2 idle cores, then
 # translate the whole photo at its full size and write an HTML page. `make demo-single` gets the VGG16
 # weights first (python scripts/download_vgg16.py).
 #
