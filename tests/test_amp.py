@@ -1,9 +1,10 @@
 """--amp, --channels_last and --compile on the CPU: one training step against the same step in float32.
 
 Measured on tiny LSeSim models (32 px, batch 2, random VGG, one thread, this 2-core AMD EPYC; the
-worse of torch 2.14.1 and 2.3.1, the oldest release requirements.txt allows), as the largest deviation from float32 over the step's losses (relative), fake_B (absolute),
-and the gradients (largest difference relative to the network's largest gradient, or the cosine of
-the gradient vectors); MEASURED below holds these figures and every bound is 2x a measured deviation:
+worse of torch 2.14.1 and 2.3.1, the oldest release requirements.txt allows), as the largest
+deviation from float32 over the step's losses (relative), fake_B (absolute), and the gradients
+(largest difference relative to the network's largest gradient, or the cosine of the gradient
+vectors); MEASURED below holds these figures and every bound is 2x a measured deviation:
 
 - channels_last, float32: the same arithmetic in another memory layout: losses 6.0e-6 relative,
   fake_B 1.7e-7, gradients 1.6e-3 of each network's largest gradient (a similarity at the edge of the
