@@ -51,6 +51,13 @@ def write_images(folder: Path, count: int, size=(40, 48), seed=0, mode="RGB"):
         Image.fromarray((rng.random(shape) * 255).astype(np.uint8)).save(folder / f"img_{i}.png")
 
 
+def write_unaligned(root: Path, count: int) -> Path:
+    """An unaligned data set under ``root``: ``count`` random images in each of trainA, trainB, testA, testB."""
+    for i, split in enumerate(["trainA", "trainB", "testA", "testB"]):
+        write_images(root / split, count, seed=i)
+    return root
+
+
 def reference_sections(path: Path) -> dict[str, dict[str, tuple[int, ...]]]:
     """Parse a published key list (tests/data/checkpoint_keys_*.txt): '## net_X: ...' headers followed by
     'key (d0, d1, ...)' lines."""

@@ -7,7 +7,7 @@ import torch
 import test as test_script
 import train as train_script
 from data import create_dataset
-from helpers import DATA, TINY, reference_sections, run_script as run, write_images
+from helpers import DATA, TINY, reference_sections, run_script as run, write_unaligned
 from models import create_model
 from options.train_options import TrainOptions
 from util.checkpoint import seed_everything
@@ -24,10 +24,7 @@ TINY_NO_VGG = TINY[:_AT] + TINY[_AT + 2:]
 
 @pytest.fixture
 def tiny(tmp_path):
-    root = tmp_path / "data"
-    for i, split in enumerate(["trainA", "trainB", "testA", "testB"]):
-        write_images(root / split, 2, seed=i)
-    return root
+    return write_unaligned(tmp_path / "data", 2)
 
 
 def common(tiny, tmp_path, name):

@@ -7,15 +7,13 @@ import torch
 from PIL import Image
 
 from evaluations.efficientnet_lite import EfficientNetLite0
-from helpers import load_script, run_script, write_images
+from helpers import load_script, run_script, write_unaligned
 
 compare = load_script("scripts/compare.py")
 
 
 def test_compare_trains_scores_resumes_and_skips(tmp_path, monkeypatch, capsys):
-    root = tmp_path / "data"
-    for i, split in enumerate(["trainA", "trainB", "testA", "testB"]):
-        write_images(root / split, 2, seed=i)
+    root = write_unaligned(tmp_path / "data", 2)
     weights = tmp_path / "effnet.pth"
     torch.manual_seed(0)
     torch.save(EfficientNetLite0().state_dict(), weights)  # random features: the pipeline, not the numbers

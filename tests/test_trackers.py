@@ -10,7 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
-from helpers import TINY, run_script as run, tensorboard_run, wandb_offline, wandb_run, write_images
+from helpers import TINY, run_script as run, tensorboard_run, wandb_offline, wandb_run, write_unaligned
 import train as train_script
 from util.logger import Logger
 
@@ -20,9 +20,7 @@ LOSS_LINE = re.compile(r"^\(epoch: \d+, iters: \d+, time: [\d.]+, data: [\d.]+\)
 
 
 def make_data(root, count):
-    for i, split in enumerate(["trainA", "trainB", "testA", "testB"]):
-        write_images(root / split, count, seed=i)
-    return root
+    return write_unaligned(root, count)
 
 
 def train_args(tmp_path, name, count=3):

@@ -9,7 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
-from helpers import LSESIM, ROOT, TINY, run_script as run, write_images
+from helpers import LSESIM, ROOT, TINY, run_script as run, write_images, write_unaligned
 import test as test_script
 import train as train_script
 from models import available_models, create_model, find_model_using_name
@@ -21,10 +21,7 @@ from util.errors import UserError
 
 @pytest.fixture
 def tiny(tmp_path):
-    root = tmp_path / "data"
-    for i, split in enumerate(["trainA", "trainB", "testA", "testB"]):
-        write_images(root / split, 3, seed=i)
-    return root
+    return write_unaligned(tmp_path / "data", 3)
 
 
 def common(tiny, tmp_path, name):
