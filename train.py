@@ -19,7 +19,7 @@ from data import create_dataset
 from models import create_model
 from options.train_options import TrainOptions
 from util import dist
-from util.checkpoint import load_training_checkpoint, save_training_checkpoint, seed_everything
+from util.checkpoint import load_training_checkpoint, new_counters, save_training_checkpoint, seed_everything
 from util.errors import run_cli
 from util.logger import Logger
 from util.loss_meter import LossMeter, wait_for_device
@@ -33,8 +33,7 @@ def crossed(count: int, step: int, freq: int) -> bool:
 def start_counters(model: Any, logger: Logger, opt: Any) -> dict:
     """A new run's counters (from epoch ``--epoch_count``, default 1), or the resumed run's."""
     if not opt.continue_train:
-        epoch = 1 if opt.epoch_count is None else opt.epoch_count  # checked by TrainOptions
-        return {"epoch": epoch, "batch": 0, "images": 0, "steps": 0, "loss_sum": 0.0}
+        return new_counters(1 if opt.epoch_count is None else opt.epoch_count)  # checked by TrainOptions
     counters = load_training_checkpoint(model, logger, opt)
     dist.print0(f"resuming at epoch {counters['epoch']}, step {counters['batch']} of the epoch "
                 f"({counters['steps']} steps done)")
@@ -68,6 +67,7 @@ def main() -> None:
     if counters["epoch"] > last_epoch:
         dist.print0(f"nothing to train: epoch {last_epoch} (--n_epochs + --n_epochs_decay) is done; "
                     "give larger ones to train longer")
+        dist.cleanup()
         return
     options.save_options(opt, "train")  # once the resume is known to be allowed (main process only)
     dist.print0(f"epochs {counters['epoch']}-{last_epoch}, {opt.lr_policy} schedule: learning rate "

@@ -103,6 +103,11 @@ RESUME_FREE_OPTIONS = frozenset({
 RESUME_FREE_PREFIXES = ("display_", "save_", "tensorboard", "wandb", "use_wandb")
 
 
+def new_counters(epoch: int) -> dict:
+    """The training counters at the start of epoch ``epoch`` of a run with no steps done yet."""
+    return {"epoch": epoch, "batch": 0, "images": 0, "steps": 0, "loss_sum": 0.0}
+
+
 def changed_options(saved: dict, current: dict, saved_world: int, world: int) -> list[str]:
     """'--option old -> new' for each option (and the number of processes) that alters the model, the
     loss or the data order. Options one of the two runs does not know are not compared."""
@@ -173,4 +178,4 @@ def _resume_from_weights(model: Any, opt: Any, path: str) -> dict:
     model.build_schedulers(first_epoch)
     print0(f"--continue_train: no training state for '{tag}': loaded its weights only; optimisers, image pool "
           f"and random states start anew at epoch {first_epoch}")
-    return {"epoch": first_epoch, "batch": 0, "images": 0, "steps": 0, "loss_sum": 0.0}
+    return new_counters(first_epoch)
