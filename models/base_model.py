@@ -147,10 +147,12 @@ class BaseModel:
             self.print_networks()
         self.wrap_networks()
 
-    def adam(self, *modules: nn.Module) -> torch.optim.Adam:
-        """Adam over the parameters of ``modules`` with ``--lr``, ``--beta1``, ``--beta2``, kept in ``optimizers``."""
+    def adam(self, *modules: nn.Module, weight_decay: float = 0.0) -> torch.optim.Adam:
+        """Adam over the parameters of ``modules`` with ``--lr``, ``--beta1``, ``--beta2`` (and an L2
+        ``weight_decay``, as torch.optim.Adam applies it), kept in ``optimizers``."""
         params = [p for module in modules for p in module.parameters()]
-        optimizer = torch.optim.Adam(params, lr=self.opt.lr, betas=(self.opt.beta1, self.opt.beta2))
+        optimizer = torch.optim.Adam(params, lr=self.opt.lr, betas=(self.opt.beta1, self.opt.beta2),
+                                     weight_decay=weight_decay)
         self.optimizers.append(optimizer)
         return optimizer
 
@@ -164,7 +166,8 @@ class BaseModel:
         opt = self.opt
         self.schedulers = [get_scheduler(o, policy=opt.lr_policy, n_epochs=opt.n_epochs,
                                          n_epochs_decay=opt.n_epochs_decay, epoch_count=first_epoch,
-                                         lr_decay_iters=opt.lr_decay_iters) for o in self.optimizers]
+                                         lr_decay_iters=opt.lr_decay_iters,
+                                         lr_decay_gamma=getattr(opt, "lr_decay_gamma", 0.1)) for o in self.optimizers]
 
     def wrap_networks(self) -> None:
         """--compile the networks in ``compile_names``; under torchrun, wrap each trained network in DDP.

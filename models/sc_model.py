@@ -51,6 +51,37 @@ def to_channels_last(net: torch.nn.Module) -> None:
             tensor.data = tensor.data.contiguous(memory_format=torch.channels_last)
 
 
+def add_spatial_options(g: argparse._ArgumentGroup) -> argparse._ArgumentGroup:
+    """The flags of the spatially-correlative loss and its VGG16, shared by every model that uses it."""
+    g.add_argument("--attn_layers", default="4,7,9",
+                   help="VGG16 layers (0-12) of the spatial loss: 4,7,9 = relu3_1, relu4_1, relu4_3")
+    g.add_argument("--patch_nums", type=int, default=256, help="query locations per layer (<= 0: all)")
+    g.add_argument("--patch_size", type=int, default=64, help="local key window; global when >= the map")
+    g.add_argument("--loss_mode", default="cos", choices=["cos", "l1", "info"],
+                   help="how the self-similarity maps are compared")
+    g.add_argument("--use_norm", action="store_true", help="cosine similarity and L1 instead of tanh and SmoothL1")
+    g.add_argument("--learned_attn", action="store_true", help="LSeSim: learn 1x1 heads contrastively")
+    g.add_argument("--T", type=float, default=0.07, help="temperature of the contrastive head loss")
+    g.add_argument("--lambda_spatial", type=float, default=10.0, help="weight of the spatial loss")
+    g.add_argument("--vgg_weights", default="imagenet",
+                   help="imagenet (hub cache; scripts/download_vgg16.py), a path, or random (smoke tests)")
+    return g
+
+
+def build_spatial_loss(opt: argparse.Namespace, attn_layers: list[int], device: torch.device,
+                       extra_layers: set[int] = frozenset()) -> tuple[VGG16Features, SpatialCorrelativeLoss]:
+    """The one frozen VGG16 (``attn_layers`` plus ``extra_layers``) and the loss over ``attn_layers``,
+    from the :func:`add_spatial_options` flags; a missing weights file is a UserError."""
+    try:
+        vgg = VGG16Features(layers=sorted(set(attn_layers) | set(extra_layers)), weights=opt.vgg_weights).to(device)
+    except (VGGWeightsError, ValueError) as exc:
+        raise UserError(str(exc)) from None
+    channels = [vgg.out_channels[vgg.layers.index(i)] for i in attn_layers]
+    loss = SpatialCorrelativeLoss(mode=opt.loss_mode, patch_nums=opt.patch_nums, patch_size=opt.patch_size,
+                                  use_norm=opt.use_norm, learned=opt.learned_attn, T=opt.T, in_channels=channels)
+    return vgg, loss.to(device)
+
+
 def rot180(x: torch.Tensor) -> torch.Tensor:
     """Rotate (B, C, H, W) images by 180 degrees (flip H and W): the 'other' image of the head step."""
     return torch.flip(x, dims=(2, 3))
@@ -61,26 +92,14 @@ class SCModel(BaseModel):
 
     @staticmethod
     def modify_commandline_options(parser: argparse.ArgumentParser, is_train: bool) -> argparse.ArgumentParser:
-        g = parser.add_argument_group("sc model")
-        g.add_argument("--attn_layers", default="4,7,9",
-                       help="VGG16 layers (0-12) of the spatial loss: 4,7,9 = relu3_1, relu4_1, relu4_3")
-        g.add_argument("--patch_nums", type=int, default=256, help="query locations per layer (<= 0: all)")
-        g.add_argument("--patch_size", type=int, default=64, help="local key window; global when >= the map")
-        g.add_argument("--loss_mode", default="cos", choices=["cos", "l1", "info"],
-                       help="how the self-similarity maps are compared")
-        g.add_argument("--use_norm", action="store_true", help="cosine similarity and L1 instead of tanh and SmoothL1")
-        g.add_argument("--learned_attn", action="store_true", help="LSeSim: learn 1x1 heads contrastively")
-        g.add_argument("--T", type=float, default=0.07, help="temperature of the contrastive head loss")
+        g = add_spatial_options(parser.add_argument_group("sc model"))
         g.add_argument("--lambda_GAN", type=float, default=1.0,
                        help="weight of G's adversarial loss (1 in the published code; 0 for ablations)")
-        g.add_argument("--lambda_spatial", type=float, default=10.0, help="weight of the spatial loss")
         g.add_argument("--lambda_spatial_idt", type=float, default=0.0, help="spatial loss on G(real_B) vs real_B")
         g.add_argument("--lambda_perceptual", type=float, default=0.0, help="L1 of relu3_3 of real_A vs fake_B")
         g.add_argument("--lambda_style", type=float, default=0.0, help="Gram-matrix L1 of real_B vs fake_B")
         g.add_argument("--lambda_identity", type=float, default=0.0, help="L1 of G(real_B) vs real_B")
         g.add_argument("--lambda_gradient", type=float, default=0.0, help="WGAN-GP gradient penalty weight")
-        g.add_argument("--vgg_weights", default="imagenet",
-                       help="imagenet (hub cache; scripts/download_vgg16.py), a path, or random (smoke tests)")
         return parser
 
     def __init__(self, opt: argparse.Namespace) -> None:
@@ -113,17 +132,9 @@ class SCModel(BaseModel):
         self.model_names += ["D"] + (["F"] if opt.learned_attn else [])
         self.netD = define_D(opt.netD, opt.output_nc, opt.ndf, opt.n_layers_D, norm_d, opt.init_type,
                              opt.init_gain, opt.no_antialias).to(self.device)
-        layers = set(self.attn_layers)
-        layers |= {PERCEPTUAL_LAYER} if opt.lambda_perceptual > 0 else set()
-        layers |= set(STYLE_LAYERS) if opt.lambda_style > 0 else set()
-        try:
-            self.vgg = VGG16Features(layers=sorted(layers), weights=opt.vgg_weights).to(self.device)
-        except (VGGWeightsError, ValueError) as exc:
-            raise UserError(str(exc)) from None
-        channels = [self.vgg.out_channels[self.vgg.layers.index(i)] for i in self.attn_layers]
-        self.netF = SpatialCorrelativeLoss(mode=opt.loss_mode, patch_nums=opt.patch_nums,
-                                           patch_size=opt.patch_size, use_norm=opt.use_norm,
-                                           learned=opt.learned_attn, T=opt.T, in_channels=channels).to(self.device)
+        extra = {PERCEPTUAL_LAYER} if opt.lambda_perceptual > 0 else set()
+        extra |= set(STYLE_LAYERS) if opt.lambda_style > 0 else set()
+        self.vgg, self.netF = build_spatial_loss(opt, self.attn_layers, self.device, extra_layers=extra)
         self.criterionGAN = GANLoss(opt.gan_mode).to(self.device)
         self.fake_pool = ImagePool(opt.pool_size, generator=torch.Generator().manual_seed(opt.seed))
         self.optimizer_G, self.optimizer_D = self.adam(self.netG), self.adam(self.netD)

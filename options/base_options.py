@@ -112,6 +112,8 @@ class BaseOptions:
             known, _ = parser.parse_known_args(self.argv)
         model_class = models.find_model_using_name(known.model)
         parser = model_class.modify_commandline_options(parser, self.is_train)
+        if inherited:  # again: a model's own flags (added just now) take their inherited values too
+            parser.set_defaults(**inherited)
         known, _ = parser.parse_known_args(self.argv)
         presets = model_class.preset_defaults(known, self.is_train)  # e.g. --CUT_mode FastCUT's defaults
         if presets:

@@ -10,7 +10,9 @@ from util.errors import UserError
 # Options that fix a generator's architecture: test.py takes them from the run's opt.json unless
 # they are given on the command line, so a model trained with --ngf 32 tests without repeating it.
 ARCHITECTURE_OPTIONS = ("model", "netG", "ngf", "normG", "norm", "no_dropout", "no_antialias",
-                        "no_antialias_up", "input_nc", "output_nc", "direction")
+                        "no_antialias_up", "input_nc", "output_nc", "direction",
+                        # --model mmsc's generators
+                        "style_dim", "n_downsample", "n_res", "mlp_dim", "mlp_layers")
 
 
 class TestOptions(BaseOptions):
@@ -34,12 +36,17 @@ class TestOptions(BaseOptions):
 
     def inherited_defaults(self, known: argparse.Namespace) -> dict:
         """The architecture options recorded in checkpoints/<name>/opt.json, if the run has one."""
-        path = os.path.join(known.checkpoints_dir, known.name, "opt.json")
-        if not os.path.isfile(path):
-            return {}
-        try:
-            with open(path) as f:
-                saved = json.load(f)
-        except (OSError, ValueError) as exc:
-            raise UserError(f"{path} is not readable JSON ({exc}); delete it or fix it") from None
+        saved = saved_train_options(known.checkpoints_dir, known.name)
         return {k: saved[k] for k in ARCHITECTURE_OPTIONS if k in saved}
+
+
+def saved_train_options(checkpoints_dir: str, name: str) -> dict:
+    """The options of the training run checkpoints/<name> (its opt.json), or {} when it has none."""
+    path = os.path.join(checkpoints_dir, name, "opt.json")
+    if not os.path.isfile(path):
+        return {}
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError) as exc:
+        raise UserError(f"{path} is not readable JSON ({exc}); delete it or fix it") from None

@@ -62,6 +62,8 @@ class TrainOptions(BaseOptions):
         g.add_argument("--pool_size", type=int, default=50, help="image pool size for D (0: no pool)")
         g.add_argument("--lr_policy", default="linear", choices=list(LR_POLICIES))
         g.add_argument("--lr_decay_iters", type=int, default=50, help="step policy: decay every N epochs")
+        g.add_argument("--lr_decay_gamma", type=float, default=0.1,
+                       help="step policy: multiply the rate by this every --lr_decay_iters epochs (MUNIT: 0.5)")
         return parser
 
     def parse(self) -> argparse.Namespace:

@@ -1,0 +1,304 @@
+"""The ``mmsc`` model: multi-modal translation with the spatially-correlative loss (F-LSeSim's third mode).
+
+    python train.py --dataroot ./datasets/summer2winter_yosemite --name s2w_mmsc --model mmsc
+    python test.py  --dataroot ./datasets/summer2winter_yosemite --name s2w_mmsc --model mmsc --n_styles 8
+
+MUNIT's content/style networks (models/networks/munit.py) trained in both directions at once, as
+MUNIT trains them, with the paper's change: the spatially-correlative loss between each input and
+each of its translations (real_A vs fake_B, real_B vs fake_A) keeps the structure, in place of
+MUNIT's pixel-level cycle term. ``G_A`` is the auto-encoder of the source domain (the data's ``'A'``),
+``G_B`` of the target domain; ``D_A`` judges A images and ``D_B`` B images (MUNIT's naming, not
+CycleGAN's). One step, with style codes drawn fresh from N(0, I):
+
+    c_a, s_a' = E_A(real_A)          c_b, s_b' = E_B(real_B)
+    rec_A  = G_A(c_a, s_a')          rec_B  = G_B(c_b, s_b')      image reconstruction  (lambda_rec_x)
+    fake_A = G_A(c_b, s_a)           fake_B = G_B(c_a, s_b)       translations
+    c_b~, s_a~ = E_A(fake_A)         c_a~, s_b~ = E_B(fake_B)     content / style recon (lambda_rec_c, _s)
+    [cyc_A = G_A(c_a~, s_a')          cyc_B = G_B(c_b~, s_b')]    style-augmented cycle (lambda_cycle, off)
+
+G's loss sums, over both directions, the lsgan terms of the multi-scale discriminators, the L1
+reconstructions and lambda_spatial * spatial(real, its translation). The published defaults
+(MUNIT's configs): lambda_rec_x 10, lambda_rec_s 1, lambda_rec_c 1, lambda_cycle 0, GAN 1, Adam
+lr 1e-4, betas (0.5, 0.999), weight decay 1e-4, batch 1, no image pool; the generators use
+Kaiming init, the discriminators N(0, 0.02). The step order is MUNIT's, D then G, with one
+difference (documented): the generators run once per step and D trains on those (detached)
+translations, where MUNIT's D step draws its own style codes and runs the generators a second time.
+
+``--learned_attn`` trains LSeSim heads as the ``sc`` model does (real vs detached translation vs the
+other domain's real image rotated by 180 degrees, plus colour-jittered copies with ``--augment``);
+the heads are shared by both directions.
+
+Test: ``--n_styles K`` translations per input from K style codes drawn once from N(0, I) with
+``--seed`` (the same codes for every input, so the columns are comparable), or
+``--style_image PATH [PATH ...]``: one translation per reference image with its encoded style
+(example-guided). ``--direction`` opposite to the one trained with translates the other way (E_B,
+then G_A's decoder). Images whose sides are not multiples of 4 are reflect-padded and cropped back.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+
+from data.image_folder import load_image
+from data.transforms import get_transform
+from models.base_model import BaseModel
+from models.losses import GANLoss
+from models.networks import init_weights
+from models.networks.munit import MultiScaleImageDiscriminator, MUNITGenerator
+from models.sc_model import add_spatial_options, build_spatial_loss, parse_attn_layers, rot180, to_channels_last
+from options.test_options import saved_train_options
+from util.errors import UserError
+
+
+class MMSCModel(BaseModel):
+    """Multi-modal translation A <-> B: MUNIT networks with the spatially-correlative loss."""
+
+    @staticmethod
+    def modify_commandline_options(parser: argparse.ArgumentParser, is_train: bool) -> argparse.ArgumentParser:
+        g = add_spatial_options(parser.add_argument_group("mmsc model"))
+        g.add_argument("--style_dim", type=int, default=8, help="length of the style code")
+        g.add_argument("--n_downsample", type=int, default=2, help="stride-2 convs of the content encoder")
+        g.add_argument("--n_res", type=int, default=4, help="residual blocks of content encoder and decoder")
+        g.add_argument("--mlp_dim", type=int, default=256, help="width of the MLP from style code to AdaIN")
+        g.add_argument("--mlp_layers", type=int, default=3, help="layers of that MLP")
+        g.add_argument("--n_scales_D", type=int, default=3, help="scales of the multi-scale discriminator")
+        parser.set_defaults(init_type="kaiming", n_layers_D=4)
+        if is_train:
+            g.add_argument("--lambda_GAN", type=float, default=1.0, help="adversarial weight (MUNIT gan_w)")
+            g.add_argument("--lambda_rec_x", type=float, default=10.0, help="image reconstruction (MUNIT recon_x_w)")
+            g.add_argument("--lambda_rec_s", type=float, default=1.0, help="style reconstruction (MUNIT recon_s_w)")
+            g.add_argument("--lambda_rec_c", type=float, default=1.0, help="content reconstruction (MUNIT recon_c_w)")
+            g.add_argument("--lambda_cycle", type=float, default=0.0,
+                           help="style-augmented cycle A->B->A, B->A->B (MUNIT recon_x_cyc_w); 0: off, as in the paper")
+            g.add_argument("--weight_decay", type=float, default=1e-4, help="Adam's L2 weight decay")
+            parser.set_defaults(lr=0.0001, beta1=0.5, beta2=0.999, gan_mode="lsgan", pool_size=0)
+        else:
+            g.add_argument("--n_styles", type=int, default=10, help="translations per input, random style codes")
+            g.add_argument("--style_image", nargs="+", default=None,
+                           help="example-guided: one translation per image, with its style code")
+        return parser
+
+    def __init__(self, opt: argparse.Namespace) -> None:
+        super().__init__(opt)
+        self.attn_layers = parse_attn_layers(opt.attn_layers)
+        gen = dict(ngf=opt.ngf, style_dim=opt.style_dim, n_downsample=opt.n_downsample, n_res=opt.n_res,
+                   mlp_dim=opt.mlp_dim, mlp_layers=opt.mlp_layers)
+        for key in ("style_dim", "n_res", "mlp_dim", "mlp_layers", "n_scales_D"):
+            if getattr(opt, key) < (2 if key == "mlp_layers" else 1):
+                raise UserError(f"--{key} {getattr(opt, key)}: must be at least {2 if key == 'mlp_layers' else 1}")
+        self.netG_A = init_weights(MUNITGenerator(opt.input_nc, **gen), opt.init_type, opt.init_gain).to(self.device)
+        self.netG_B = init_weights(MUNITGenerator(opt.output_nc, **gen), opt.init_type, opt.init_gain).to(self.device)
+        self.model_names = ["G_A", "G_B"]
+        self.compile_names = ["G_A", "G_B"]
+        self.multiple = 2 ** opt.n_downsample
+        if self.is_train:
+            self._build_training(opt)
+        else:
+            self._build_test(opt)
+        self.memory_format = torch.channels_last if getattr(opt, "channels_last", False) else torch.preserve_format
+        if self.memory_format is torch.channels_last:
+            for name in ("netG_A", "netG_B", "netD_A", "netD_B", "vgg", "netF"):
+                if hasattr(self, name):
+                    to_channels_last(getattr(self, name))
+
+    # ---- construction -------------------------------------------------------------------
+    def _build_training(self, opt: argparse.Namespace) -> None:
+        if opt.crop_size % self.multiple:
+            raise UserError(f"--crop_size {opt.crop_size}: --model mmsc needs a multiple of {self.multiple} "
+                            f"(2 ** --n_downsample)")
+        d_args = dict(ndf=opt.ndf, n_layers=opt.n_layers_D, n_scales=opt.n_scales_D)
+        self.netD_A = init_weights(MultiScaleImageDiscriminator(opt.input_nc, **d_args), "normal", opt.init_gain)
+        self.netD_B = init_weights(MultiScaleImageDiscriminator(opt.output_nc, **d_args), "normal", opt.init_gain)
+        self.netD_A, self.netD_B = self.netD_A.to(self.device), self.netD_B.to(self.device)
+        if opt.crop_size < self.netD_A.min_size:
+            raise UserError(f"--crop_size {opt.crop_size}: the {opt.n_scales_D}-scale discriminator with "
+                            f"--n_layers_D {opt.n_layers_D} needs at least {self.netD_A.min_size}")
+        if opt.augment and not opt.learned_attn:
+            print("Note: --augment only feeds the learned heads; without --learned_attn it has no effect.")
+        self.use_spatial = opt.lambda_spatial > 0 or opt.learned_attn
+        self.use_cycle = opt.lambda_cycle > 0
+        self.loss_names = ["D_A", "D_B", "G_A", "G_B", "rec_x_A", "rec_x_B", "rec_s_A", "rec_s_B",
+                           "rec_c_A", "rec_c_B"] + (["cycle_A", "cycle_B"] if self.use_cycle else [])
+        self.loss_names += (["G_s"] if opt.lambda_spatial > 0 else []) + (["spatial"] if opt.learned_attn else [])
+        self.visual_names = ["real_A", "fake_B", "rec_A", "real_B", "fake_A", "rec_B"]
+        self.visual_names += ["cyc_A", "cyc_B"] if self.use_cycle else []
+        self.model_names += ["D_A", "D_B"] + (["F"] if opt.learned_attn else [])
+        self.compile_names = ["G_A", "G_B", "D_A", "D_B"]
+        if self.use_spatial:
+            self.vgg, self.netF = build_spatial_loss(opt, self.attn_layers, self.device)
+        self.criterionGAN = GANLoss(opt.gan_mode).to(self.device)
+        self.optimizer_G = self.adam(self.netG_A, self.netG_B, weight_decay=opt.weight_decay)
+        self.optimizer_D = self.adam(self.netD_A, self.netD_B, weight_decay=opt.weight_decay)
+        if opt.learned_attn:
+            self.optimizer_F = self.adam(self.netF)
+
+    def _build_test(self, opt: argparse.Namespace) -> None:
+        trained = saved_train_options(opt.checkpoints_dir, opt.name).get("direction", opt.direction)
+        self.reverse = trained != opt.direction
+        if self.reverse and opt.input_nc != opt.output_nc:
+            raise UserError(f"--direction {opt.direction}: the run was trained {trained} with --input_nc "
+                            f"{opt.input_nc} and --output_nc {opt.output_nc}; the other way needs equal counts")
+        if opt.n_styles < 1:
+            raise UserError(f"--n_styles {opt.n_styles}: must be at least 1")
+        generator = torch.Generator().manual_seed(opt.seed)
+        self.style_codes = torch.randn(opt.n_styles, opt.style_dim, 1, 1, generator=generator).to(self.device)
+        self.style_images: Optional[torch.Tensor] = None
+        if opt.style_image:
+            channels = opt.input_nc if self.reverse else opt.output_nc
+            transform = get_transform(preprocess=opt.preprocess, load_size=opt.load_size, crop_size=opt.crop_size,
+                                      channels=channels, params=None, no_flip=True)
+            images = []
+            for path in opt.style_image:
+                try:
+                    images.append(transform(load_image(path, channels)))
+                except (OSError, ValueError) as exc:
+                    raise UserError(f"--style_image {path}: cannot read it as an image ({exc})") from None
+            if len({tuple(i.shape) for i in images}) > 1:
+                raise UserError("--style_image: the images have different sizes after --preprocess "
+                                f"{opt.preprocess}; use --preprocess resize_and_crop or images of one size")
+            self.style_images = torch.stack(images).to(self.device)
+        count = len(opt.style_image) if opt.style_image else opt.n_styles
+        self.visual_names = ["real_A"] + [f"fake_B_{k + 1}" for k in range(count)]
+        self.visual_names += [f"style_B_{k + 1}" for k in range(count)] if opt.style_image else []
+
+    # ---- data and forward ---------------------------------------------------------------
+    def set_input(self, batch: dict) -> None:
+        """batch: 'A' (B, C, H, W) in [-1, 1], 'B' when training, optional 'A_aug', 'B_aug', and 'A_paths'."""
+        def get(key: str) -> Optional[torch.Tensor]:
+            return (batch[key].to(self.device, memory_format=self.memory_format, non_blocking=True)
+                    if key in batch else None)
+        self.real_A, self.real_B = get("A"), get("B")
+        self.real_A_aug, self.real_B_aug = get("A_aug"), get("B_aug")
+        self.image_paths = batch.get("A_paths", [])
+
+    def forward(self) -> None:
+        """The training pass of the docstring; each decoder decodes its two batches at once."""
+        if not self.is_train:
+            self.translate()
+            return
+        n, dim = self.real_A.shape[0], self.opt.style_dim
+        with self.autocast():
+            s_a = torch.randn(n, dim, 1, 1, device=self.device)
+            s_b = torch.randn(n, dim, 1, 1, device=self.device)
+            c_a, s_a_prime = self.netG_A(self.real_A)
+            c_b, s_b_prime = self.netG_B(self.real_B)
+            self.rec_A, self.fake_A = self.netG_A(torch.cat([c_a, c_b]), torch.cat([s_a_prime, s_a])).float().split(n)
+            self.rec_B, self.fake_B = self.netG_B(torch.cat([c_b, c_a]), torch.cat([s_b_prime, s_b])).float().split(n)
+            c_b_rec, s_a_rec = self.netG_A(self.fake_A)
+            c_a_rec, s_b_rec = self.netG_B(self.fake_B)
+            if self.use_cycle:
+                self.cyc_A = self.netG_A(c_a_rec, s_a_prime).float()
+                self.cyc_B = self.netG_B(c_b_rec, s_b_prime).float()
+        self.codes = {"c_a": c_a, "c_b": c_b, "s_a": s_a, "s_b": s_b, "c_a_rec": c_a_rec, "c_b_rec": c_b_rec,
+                      "s_a_rec": s_a_rec, "s_b_rec": s_b_rec}
+
+    def translate(self) -> None:
+        """Test: ``fake_B_k`` for each style code (or reference image) for the whole input batch."""
+        encoder, decoder = (self.netG_B, self.netG_A) if self.reverse else (self.netG_A, self.netG_B)
+        real = self.real_A
+        h, w = real.shape[2:]
+        pad_h, pad_w = -h % self.multiple, -w % self.multiple
+        if pad_h or pad_w:
+            real = F.pad(real, (0, pad_w, 0, pad_h), mode="reflect")
+        with self.autocast():
+            content, _ = encoder(real)
+            if self.style_images is not None:
+                codes = decoder(self.style_images)[1]
+            else:
+                codes = self.style_codes
+            n, k = content.shape[0], codes.shape[0]
+            # every input with every code in one decoder batch: input-major order (i * k + j)
+            out = decoder(content.repeat_interleave(k, dim=0), codes.repeat(n, 1, 1, 1)).float()
+        out = out[:, :, :h, :w]
+        out = out.reshape(n, k, *out.shape[1:])
+        for j in range(k):
+            setattr(self, f"fake_B_{j + 1}", out[:, j])
+            if self.style_images is not None:
+                style = self.style_images[j:j + 1]
+                setattr(self, f"style_B_{j + 1}", style.expand(n, *style.shape[1:]))
+
+    # ---- losses -------------------------------------------------------------------------
+    def _spatial_feats(self) -> None:
+        """VGG16 features, once per step: the reals (and jittered copies) without gradients, the
+        translations with; the two directions share each VGG pass."""
+        reals = [self.real_A, self.real_B]
+        other = self.opt.learned_attn or self.opt.loss_mode == "info"
+        augment = self.opt.learned_attn and self.real_A_aug is not None and self.real_B_aug is not None
+        reals += [rot180(self.real_B), rot180(self.real_A)] if other else []
+        reals += [self.real_A_aug, self.real_B_aug, rot180(self.real_B_aug), rot180(self.real_A_aug)] if augment else []
+        with torch.no_grad():
+            maps = self.vgg(torch.cat(reals))
+        n2 = 2 * self.real_A.shape[0]
+        pick = [self.vgg.layers.index(i) for i in self.attn_layers]
+        chunks = [[maps[i][j * n2:(j + 1) * n2] for i in pick] for j in range(len(reals) // 2)]
+        self.feats = {"src": chunks[0], "other": chunks[1] if other else None}
+        self.feats["aug"], self.feats["other_aug"] = (chunks[2], chunks[3]) if augment else (None, None)
+        maps = self.vgg(torch.cat([self.fake_B, self.fake_A]))
+        self.feats["tgt"] = [maps[i] for i in pick]
+
+    def compute_F_loss(self) -> tuple[torch.Tensor, dict]:
+        """Contrastive head loss: each real vs its translation (detached) vs the other domain's real, rotated."""
+        tgt = [t.detach() for t in self.feats["tgt"]]
+        other = self.feats["other"]
+        if self.feats["aug"] is not None:
+            tgt = [torch.cat([t, a]) for t, a in zip(tgt, self.feats["aug"])]
+            other = [torch.cat([o, a]) for o, a in zip(other, self.feats["other_aug"])]
+        loss = self.netF(self.feats["src"], tgt, other)
+        return loss, {"spatial": loss.detach()}
+
+    def _d_loss(self, net: torch.nn.Module, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+        """GAN(D(real), real) + GAN(D(fake), fake), summed over scales (MUNIT's, no factor 0.5);
+        reals and fakes go through D in one batch (it has no normalisation across the batch)."""
+        n = real.shape[0]
+        outputs = net(torch.cat([real, fake.detach()]))
+        return (self.criterionGAN([o[:n] for o in outputs], True)
+                + self.criterionGAN([o[n:] for o in outputs], False))
+
+    def compute_D_loss(self) -> tuple[torch.Tensor, dict]:
+        loss_a = self._d_loss(self.netD_A, self.real_A, self.fake_A) * self.opt.lambda_GAN
+        loss_b = self._d_loss(self.netD_B, self.real_B, self.fake_B) * self.opt.lambda_GAN
+        return loss_a + loss_b, {"D_A": loss_a.detach(), "D_B": loss_b.detach()}
+
+    def compute_G_loss(self) -> tuple[torch.Tensor, dict]:
+        opt, c = self.opt, self.codes
+        terms = {"G_A": self.criterionGAN(self.netD_A(self.fake_A), True, for_discriminator=False) * opt.lambda_GAN,
+                 "G_B": self.criterionGAN(self.netD_B(self.fake_B), True, for_discriminator=False) * opt.lambda_GAN,
+                 "rec_x_A": F.l1_loss(self.rec_A, self.real_A) * opt.lambda_rec_x,
+                 "rec_x_B": F.l1_loss(self.rec_B, self.real_B) * opt.lambda_rec_x,
+                 "rec_s_A": F.l1_loss(c["s_a_rec"], c["s_a"]) * opt.lambda_rec_s,
+                 "rec_s_B": F.l1_loss(c["s_b_rec"], c["s_b"]) * opt.lambda_rec_s,
+                 "rec_c_A": F.l1_loss(c["c_a_rec"], c["c_a"]) * opt.lambda_rec_c,
+                 "rec_c_B": F.l1_loss(c["c_b_rec"], c["c_b"]) * opt.lambda_rec_c}
+        if self.use_cycle:
+            terms["cycle_A"] = F.l1_loss(self.cyc_A, self.real_A) * opt.lambda_cycle
+            terms["cycle_B"] = F.l1_loss(self.cyc_B, self.real_B) * opt.lambda_cycle
+        if opt.lambda_spatial > 0:
+            other = self.feats["other"] if opt.loss_mode == "info" else None
+            # the loss averages over the batch of both directions: x2 gives the sum of the two means
+            terms["G_s"] = self.netF(self.feats["src"], self.feats["tgt"], other) * (2 * opt.lambda_spatial)
+        total = sum(terms.values())
+        return total, {k: v.detach() for k, v in terms.items()}
+
+    # ---- the step -----------------------------------------------------------------------
+    def optimize_parameters(self) -> None:
+        """forward G_A, G_B -> [head step] -> D_A and D_B step -> G_A and G_B step (D frozen)."""
+        self.forward()
+        parts = {}
+        if self.use_spatial:
+            with self.autocast():
+                self._spatial_feats()
+        if self.opt.learned_attn:
+            self.set_requires_grad([self.netF], True)
+            parts.update(self.optimizer_step(self.optimizer_F, self.compute_F_loss))
+        discriminators = [self.netD_A, self.netD_B]
+        self.set_requires_grad(discriminators, True)
+        parts.update(self.optimizer_step(self.optimizer_D, self.compute_D_loss))
+        self.set_requires_grad(discriminators + ([self.netF] if self.opt.learned_attn else []), False)
+        parts.update(self.optimizer_step(self.optimizer_G, self.compute_G_loss))
+        self.scaler.update()
+        self.loss_parts = parts
+        self.feats, self.codes = {}, {}
