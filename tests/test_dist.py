@@ -38,7 +38,7 @@ def snapshot(model) -> dict:
     nets = model.networks()
     return {"nets": {n: {k: v.clone() for k, v in net.state_dict().items()} for n, net in nets.items()},
             "grads": {n: {k: p.grad.clone() for k, p in net.named_parameters()} for n, net in nets.items()},
-            "pool": [image.clone() for image in model.fake_pool.images],
+            "pool": [image.clone() for image in model.fake_pool.images] if hasattr(model, "fake_pool") else [],
             "losses": dict(model.get_current_losses())}
 
 
