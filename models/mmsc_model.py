@@ -51,6 +51,7 @@ from models.networks import init_weights
 from models.networks.munit import MultiScaleImageDiscriminator, MUNITGenerator
 from models.sc_model import add_spatial_options, build_spatial_loss, parse_attn_layers, rot180, to_channels_last
 from options.test_options import saved_train_options
+from util import dist
 from util.errors import UserError
 
 
@@ -180,10 +181,9 @@ class MMSCModel(BaseModel):
         if not self.is_train:
             self.translate()
             return
-        n, dim = self.real_A.shape[0], self.opt.style_dim
+        n = self.real_A.shape[0]
         with self.autocast():
-            s_a = torch.randn(n, dim, 1, 1, device=self.device)
-            s_b = torch.randn(n, dim, 1, 1, device=self.device)
+            s_a, s_b = self._style_noise(n), self._style_noise(n)
             c_a, s_a_prime = self.netG_A(self.real_A)
             c_b, s_b_prime = self.netG_B(self.real_B)
             self.rec_A, self.fake_A = self.netG_A(torch.cat([c_a, c_b]), torch.cat([s_a_prime, s_a])).float().split(n)
@@ -195,6 +195,14 @@ class MMSCModel(BaseModel):
                 self.cyc_B = self.netG_B(c_b_rec, s_b_prime).float()
         self.codes = {"c_a": c_a, "c_b": c_b, "s_a": s_a, "s_b": s_b, "c_a_rec": c_a_rec, "c_b_rec": c_b_rec,
                       "s_a_rec": s_a_rec, "s_b_rec": s_b_rec}
+
+    def _style_noise(self, n: int) -> torch.Tensor:
+        """(n, style_dim, 1, 1) codes from N(0, I). Under torchrun every process (seeded alike) draws the
+        codes of the whole step's batch and keeps its own share, so N processes draw what one
+        process with N times the batch draws."""
+        rank, world = dist.get_rank(), dist.get_world_size()
+        codes = torch.randn(n * world, self.opt.style_dim, 1, 1, device=self.device)
+        return codes[rank * n:(rank + 1) * n]
 
     def translate(self) -> None:
         """Test: ``fake_B_k`` for each style code (or reference image) for the whole input batch."""

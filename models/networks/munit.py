@@ -13,7 +13,9 @@ its domain. ``MUNITGenerator`` is one domain's auto-encoder:
   ``n_downsample`` stages of 2x nearest upsampling + 5x5 conv + layer norm + ReLU, and a 7x7 conv
   with tanh.
 
-All convolutions pad by reflection and have biases. The published defaults (MUNIT's configs) are
+All convolutions pad by reflection and have biases. Parameter names follow MUNIT's module layout
+(``enc_style.model.0.conv.weight``, ``dec.model.0.model.0.model.0.conv.weight``, ``mlp.model.0.fc.weight``,
+``cnns.0.0.conv.weight`` ...). The published defaults (MUNIT's configs) are
 the defaults here: width 64, style dim 8, 2 downsamplings, 4 residual blocks, an MLP 256 wide with
 3 layers, and a discriminator of 4 layers at 3 scales without normalisation.
 
@@ -99,14 +101,29 @@ class ResBlock(nn.Module):
     def __init__(self, channels: int, norm: str) -> None:
         super().__init__()
         self.channels = channels
-        self.conv1 = ConvBlock(channels, channels, 3, norm=norm, activation="relu")
-        self.conv2 = ConvBlock(channels, channels, 3, norm=norm, activation="none")
+        self.model = nn.Sequential(ConvBlock(channels, channels, 3, norm=norm, activation="relu"),
+                                   ConvBlock(channels, channels, 3, norm=norm, activation="none"))
 
     def forward(self, x: torch.Tensor, adain: Optional[torch.Tensor] = None) -> torch.Tensor:
         if adain is None:
-            return x + self.conv2(self.conv1(x))
+            return x + self.model(x)
         shift1, scale1, shift2, scale2 = adain.split(self.channels, dim=1)
-        return x + self.conv2(self.conv1(x, shift1, scale1), shift2, scale2)
+        return x + self.model[1](self.model[0](x, shift1, scale1), shift2, scale2)
+
+
+class ResBlocks(nn.Module):
+    """``n`` residual blocks; with ``norm='adain'`` forward takes their (B, 4Cn) parameters, block by block."""
+
+    def __init__(self, n: int, channels: int, norm: str) -> None:
+        super().__init__()
+        self.model = nn.Sequential(*[ResBlock(channels, norm) for _ in range(n)])
+
+    def forward(self, x: torch.Tensor, adain: Optional[torch.Tensor] = None) -> torch.Tensor:
+        if adain is None:
+            return self.model(x)
+        for block, params in zip(self.model, adain.split(4 * x.shape[1], dim=1)):
+            x = block(x, params)
+        return x
 
 
 class ContentEncoder(nn.Module):
@@ -119,7 +136,7 @@ class ContentEncoder(nn.Module):
         for _ in range(n_downsample):
             layers.append(ConvBlock(width, 2 * width, 4, stride=2, norm="instance"))
             width *= 2
-        layers += [ResBlock(width, "instance") for _ in range(n_res)]
+        layers.append(ResBlocks(n_res, width, "instance"))
         self.model = nn.Sequential(*layers)
         self.out_channels = width
 
@@ -145,6 +162,18 @@ class StyleEncoder(nn.Module):
         return self.model(x)
 
 
+class LinearBlock(nn.Module):
+    """Linear layer, then an activation."""
+
+    def __init__(self, in_dim: int, out_dim: int, activation: str = "relu") -> None:
+        super().__init__()
+        self.fc = nn.Linear(in_dim, out_dim)
+        self.activation = _activation(activation)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.activation(self.fc(x))
+
+
 class MLP(nn.Module):
     """(B, in_dim[, 1, 1]) -> (B, out_dim): ``n_layers`` linear layers, ReLU between them."""
 
@@ -152,12 +181,9 @@ class MLP(nn.Module):
         super().__init__()
         if n_layers < 2:
             raise ValueError(f"the style MLP needs at least 2 layers, got {n_layers}")
-        dims = [in_dim] + [hidden] * (n_layers - 1)
-        layers: list[nn.Module] = []
-        for a, b in zip(dims[:-1], dims[1:]):
-            layers += [nn.Linear(a, b), nn.ReLU(inplace=True)]
-        layers.append(nn.Linear(dims[-1], out_dim))
-        self.model = nn.Sequential(*layers)
+        dims = [in_dim] + [hidden] * (n_layers - 1) + [out_dim]
+        self.model = nn.Sequential(*[LinearBlock(a, b, "relu" if i < n_layers - 1 else "none")
+                                     for i, (a, b) in enumerate(zip(dims[:-1], dims[1:]))])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x.flatten(1))
@@ -168,21 +194,17 @@ class Decoder(nn.Module):
 
     def __init__(self, in_channels: int, output_nc: int, n_upsample: int = 2, n_res: int = 4) -> None:
         super().__init__()
-        self.res_blocks = nn.ModuleList([ResBlock(in_channels, "adain") for _ in range(n_res)])
-        layers: list[nn.Module] = []
+        layers: list[nn.Module] = [ResBlocks(n_res, in_channels, "adain")]
         width = in_channels
         for _ in range(n_upsample):
             layers += [nn.Upsample(scale_factor=2, mode="nearest"), ConvBlock(width, width // 2, 5, norm="layer")]
             width //= 2
         layers.append(ConvBlock(width, output_nc, 7, activation="tanh"))
-        self.upsample = nn.Sequential(*layers)
+        self.model = nn.Sequential(*layers)
         self.n_adain_params = 4 * in_channels * n_res  # per block: two layers of C shifts + C scales
 
     def forward(self, content: torch.Tensor, adain: torch.Tensor) -> torch.Tensor:
-        x = content
-        for block, params in zip(self.res_blocks, adain.split(4 * content.shape[1], dim=1)):
-            x = block(x, params)
-        return self.upsample(x)
+        return self.model[1:](self.model[0](content, adain))
 
 
 class MUNITGenerator(nn.Module):
@@ -232,7 +254,7 @@ class MultiScaleImageDiscriminator(nn.Module):
     def __init__(self, input_nc: int = 3, ndf: int = 64, n_layers: int = 4, n_scales: int = 3) -> None:
         super().__init__()
         self.min_size = 2 ** (n_layers + n_scales - 1)
-        self.scales = nn.ModuleList([self._patchgan(input_nc, ndf, n_layers) for _ in range(n_scales)])
+        self.cnns = nn.ModuleList([self._patchgan(input_nc, ndf, n_layers) for _ in range(n_scales)])
         self.downsample = nn.AvgPool2d(3, stride=2, padding=1, count_include_pad=False)
 
     @staticmethod
@@ -247,7 +269,7 @@ class MultiScaleImageDiscriminator(nn.Module):
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         outputs = []
-        for index, net in enumerate(self.scales):
+        for index, net in enumerate(self.cnns):
             if index:
                 x = self.downsample(x)
             outputs.append(net(x))
