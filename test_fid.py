@@ -4,13 +4,23 @@
     python test_fid.py ... --inception_weights ./pt_inception-2015-12-05-6726825d.pth   # no download
     python test_fid.py ... --features efficientnet_lite0   # offline; NOT comparable with published FIDs
 
-For each epoch E with checkpoints/<name>/E_net_G.pth (``--epochs all``, the default, or a list such
-as ``--epochs 100,200,latest``) it translates every image of the test split into
+For each epoch E with a checkpoint of the model's first network, checkpoints/<name>/E_net_G.pth
+(E_net_G_A.pth for cycle_gan and mmsc; ``--epochs all``, the default, or a list such as
+``--epochs 100,200,latest``) it translates every image of the test split into
 <results_dir>/<name>/fid_<phase>/epoch_<E>/, scores them against every image of ``--real_dir``
 (default <dataroot>/<phase>B, or <phase>A with --direction BtoA), and rewrites fid.csv and fid.png
 in <results_dir>/<name>/fid_<phase>/ after each epoch. The real features are computed once and
 cached in ``--stats_cache`` under a key of the folder's content and the network's weights.
 Prints the best epoch (lowest FID).
+
+A model with several translations per input (``--model mmsc``: test visuals ``fake_B_1`` ...
+``fake_B_K``, K = ``--n_styles`` or one per ``--style_image``) has ALL K outputs of each input saved,
+as <input name>_<k>.png, and FID/KID/density-coverage are computed over the K x N images (as the
+multimodal literature does). Each epoch's row then also holds ``lpips_diversity``: the mean over the
+inputs of the mean LPIPS between all pairs of that input's K saved outputs (higher = more diverse;
+evaluations/lpips.py). Its VGG16 backbone is ``--lpips_weights`` (as ``--vgg_weights``: imagenet = the
+torch hub cache file, or a path); only torchvision's ImageNet VGG16 gives scores comparable with
+published LPIPS, and the run prints which backbone it used. ``--no_lpips`` skips it, and so does K = 1.
 
 With ``--tensorboard`` and/or ``--use_wandb`` the scores also go to the training run's TensorBoard
 folder (checkpoints/<name>/tensorboard) and W&B run, as ``fid_<phase>/<score>`` at the step where the
@@ -26,10 +36,12 @@ from tqdm import tqdm
 from data import create_dataset
 from evaluations.features import FEATURES, build_feature_extractor, cached_folder_features, compute_features
 from evaluations.features import list_images
+from evaluations.lpips import LPIPSVGG, load_images
 from evaluations.paired import paired_scores
 from evaluations.realism import realism_scores
 from evaluations.report import best_row, plot_scores, write_scores_csv
 from models import create_model
+from models.sesim import VGGWeightsError
 from options.test_options import TestOptions
 from options.train_options import add_tracker_options
 from util.checkpoint import safe_load, state_path
@@ -63,26 +75,34 @@ class FIDOptions(TestOptions):
         g.add_argument("--prdc_k", type=int, default=5, help="density & coverage neighbours (paper: 95); 0 skips")
         g.add_argument("--paired", action="store_true",
                        help="also SSIM/PSNR against the real image of the same name (sets with ground truth)")
+        g.add_argument("--lpips_weights", default="imagenet",
+                       help="multi-output models: VGG16 of the LPIPS diversity (as --vgg_weights: imagenet = "
+                            "torch hub cache file, or a path); only torchvision's compares with published LPIPS")
+        g.add_argument("--no_lpips", action="store_true", help="multi-output models: skip the LPIPS diversity")
         add_tracker_options(parser)
         parser.set_defaults(num_test=0)
         return parser
 
 
-def saved_epochs(save_dir: str, wanted: str) -> list[str]:
-    """Epoch tags to score: every numeric ``<tag>_net_G.pth`` in order for 'all', else the list given."""
-    tags = [name[: -len("_net_G.pth")] for name in os.listdir(save_dir) if name.endswith("_net_G.pth")] \
+def saved_epochs(save_dir: str, wanted: str, net: str = "G") -> list[str]:
+    """Epoch tags to score: every numeric ``<tag>_net_<net>.pth`` in order for 'all', else the list given.
+
+    ``net`` is the model's first network (``model.model_names[0]``: G, or G_A for cycle_gan and mmsc).
+    """
+    suffix = f"_net_{net}.pth"
+    tags = [name[: -len(suffix)] for name in os.listdir(save_dir) if name.endswith(suffix)] \
         if os.path.isdir(save_dir) else []
     if wanted == "all":
         found = sorted((t for t in tags if t.isdigit()), key=int)
         if not found:
-            raise UserError(f"--epochs all: no <epoch>_net_G.pth in {save_dir} (train with --save_epoch_freq, "
+            raise UserError(f"--epochs all: no <epoch>{suffix} in {save_dir} (train with --save_epoch_freq, "
                             "or give --epochs latest)")
         return found
     found = [t.strip() for t in wanted.split(",") if t.strip()]
     missing = [t for t in found if t not in tags]
     if not found or missing:
-        raise UserError(f"--epochs {wanted}: no {', '.join(missing) or 'epoch'} checkpoint in {save_dir} "
-                        f"(saved: {', '.join(sorted(tags)) or 'none'})")
+        raise UserError(f"--epochs {wanted}: no {', '.join(missing) or 'epoch'} checkpoint (<epoch>{suffix}) in "
+                        f"{save_dir} (saved: {', '.join(sorted(tags)) or 'none'})")
     return found
 
 
@@ -128,8 +148,19 @@ def track_scores(trackers: list[Tracker], steps: dict[str, int], epoch: str, row
         tracker.log_scalars(step, values)
 
 
-def translate(model: object, dataset: object, folder: str, limit: int) -> str:
-    """Write fake_B of the first ``limit`` test images as <folder>/<input name>.png (old images removed).
+def output_names(model: object) -> list[str]:
+    """The test visuals holding the translations: ``fake_B_1`` ... ``fake_B_K`` in order for a model with
+    several outputs per input, else ``[]`` (the single ``fake_B``)."""
+    numbered = [(int(m.group(1)), name) for name in getattr(model, "visual_names", [])
+                if (m := re.fullmatch(r"fake_B_(\d+)", name))]
+    return [name for _, name in sorted(numbered)]
+
+
+def translate(model: object, dataset: object, folder: str, limit: int,
+              groups: list[list[str]] | None = None) -> str:
+    """Write the translations of the first ``limit`` test images into ``folder`` (old images removed):
+    fake_B as <input name>.png, or, for a model with outputs fake_B_1 ... fake_B_K, all K of them as
+    <input name>_<k>.png. ``groups``, when given, receives each input's list of written files.
 
     Each input is translated once: an unaligned test split is as long as its larger side, so the
     A images come round again when B has more; translation stops there.
@@ -138,23 +169,53 @@ def translate(model: object, dataset: object, folder: str, limit: int) -> str:
     for name in os.listdir(folder):
         if name.endswith(".png"):
             os.remove(os.path.join(folder, name))
+    outputs = output_names(model)
     seen: set[str] = set()
     for batch in dataset:
         model.set_input(batch)
         model.test()
-        for image, path in zip(model.get_current_visuals()["fake_B"], model.get_image_paths()):
+        visuals = model.get_current_visuals()
+        for index, path in enumerate(model.get_image_paths()):
             if len(seen) >= limit or path in seen:
                 return folder
             seen.add(path)
-            save_image(image, os.path.join(folder, os.path.splitext(os.path.basename(path))[0] + ".png"))
+            stem = os.path.join(folder, os.path.splitext(os.path.basename(path))[0])
+            if not outputs:
+                written = [stem + ".png"]
+                save_image(visuals["fake_B"][index], written[0])
+            else:
+                written = [f"{stem}_{k}.png" for k in range(1, len(outputs) + 1)]
+                for name, file in zip(outputs, written):
+                    save_image(visuals[name][index], file)
+            if groups is not None:
+                groups.append(written)
     return folder
+
+
+def lpips_metric(opt: argparse.Namespace, model: object, device: str) -> LPIPSVGG | None:
+    """The LPIPS diversity metric for a model with K >= 2 outputs per input (None otherwise, with a
+    note when K = 1); prints its backbone note once."""
+    outputs = output_names(model)
+    if not outputs or opt.no_lpips:
+        return None
+    if len(outputs) < 2:
+        print("LPIPS diversity: skipped, the model gives one output per input (use --n_styles 2 or more)")
+        return None
+    try:
+        metric = LPIPSVGG(weights=opt.lpips_weights).to(device)
+    except VGGWeightsError as exc:
+        raise UserError(f"--lpips_weights {opt.lpips_weights}: {exc} (or give --no_lpips)") from None
+    print(f"LPIPS diversity: {metric.note}")
+    return metric
 
 
 def main() -> None:
     # Options, feature network and the (cached) real features.
     opt = FIDOptions().parse()
     save_dir = os.path.join(opt.checkpoints_dir, opt.name)
-    epochs = saved_epochs(save_dir, opt.epochs)
+    model = create_model(opt)
+    model.setup()
+    epochs = saved_epochs(save_dir, opt.epochs, model.model_names[0])
     real_dir = opt.real_dir or os.path.join(opt.dataroot, opt.phase + ("A" if opt.direction == "BtoA" else "B"))
     device = f"cuda:{opt.gpu_ids[0]}" if opt.gpu_ids else "cpu"
     weights = opt.inception_weights if opt.features == "inception" else opt.feature_weights
@@ -166,8 +227,7 @@ def main() -> None:
 
     # Translate the test split with every epoch's generator, score, and rewrite the table and plot.
     dataset = create_dataset(opt)
-    model = create_model(opt)
-    model.setup()
+    diversity = lpips_metric(opt, model, device)
     out_dir = os.path.join(opt.results_dir, opt.name, f"fid_{opt.phase}")
     limit = opt.num_test if opt.num_test > 0 else len(dataset)
     title = f"{opt.name} ({opt.phase}, {len(real)} real images): {extractor.description}"
@@ -178,12 +238,16 @@ def main() -> None:
             model.load_networks(epoch)
             if opt.eval:
                 model.eval()
-            folder = translate(model, dataset, os.path.join(out_dir, f"epoch_{epoch}"), limit)
+            groups: list[list[str]] = []
+            folder = translate(model, dataset, os.path.join(out_dir, f"epoch_{epoch}"), limit, groups)
             fake = compute_features(list_images(folder), extractor, opt.fid_batch_size, device)
             row = {"epoch": epoch, "images": len(fake), **realism_scores(
                 real, fake, opt.kid_subsets, opt.kid_subset_size, opt.prdc_k, seed=opt.seed)}
             if opt.paired:
                 row.update(paired_scores(folder, real_dir)["mean"])
+            if diversity is not None:
+                row["lpips_diversity"] = diversity.mean_diversity(
+                    (load_images(paths) for paths in groups), progress=True, total=len(groups))
             rows.append(row)
             write_scores_csv(rows, os.path.join(out_dir, "fid.csv"))
             plot_scores(rows, os.path.join(out_dir, "fid.png"), title)

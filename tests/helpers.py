@@ -21,6 +21,9 @@ TINY = ["--gpu_ids", "-1", "--vgg_weights", "random", "--ngf", "8", "--ndf", "8"
         "--display_freq", "1", "--update_html_freq", "1", "--print_freq", "1"]
 # LSeSim at that size: learned heads, augmented copies, local windows of 4, 16 queries.
 LSESIM = ["--learned_attn", "--augment", "--patch_size", "4", "--patch_nums", "16"]
+# --model mmsc at that size: one residual block, a 16-unit style MLP, 2 discriminator scales of 3 layers.
+MMSC_SMALL = ["--model", "mmsc", "--n_res", "1", "--mlp_dim", "16", "--n_layers_D", "3", "--n_scales_D", "2",
+              "--patch_nums", "16", "--patch_size", "4"]
 
 
 def run_script(script, argv, monkeypatch):

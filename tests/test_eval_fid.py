@@ -19,7 +19,7 @@ from PIL import Image
 from pytorch_fid import fid_score
 from pytorch_fid import inception as fid_inception
 
-from helpers import load_script, run_script as run
+from helpers import MMSC_SMALL, TINY, load_script, run_script as run, write_unaligned
 import test_fid
 import train
 from evaluations.efficientnet_lite import EfficientNetLite0
@@ -290,3 +290,90 @@ def test_test_fid_logs_scores_to_the_training_runs_trackers(inception_file, tmp_
     assert scored == [(2, pytest.approx(float(rows["1"]["fid"]), rel=1e-5)),
                       (4, pytest.approx(float(rows["2"]["fid"]), rel=1e-5)),
                       (4, pytest.approx(float(rows["latest"]["fid"]), rel=1e-5))]
+
+
+# ---- models with a first network other than G, and several outputs per input --------------------
+
+def test_saved_epochs_follows_the_models_first_network(tmp_path, monkeypatch, capsys):
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    for name in ("1_net_G_A.pth", "2_net_G_A.pth", "latest_net_G_A.pth", "2_net_G_B.pth", "3_net_D_A.pth"):
+        (run_dir / name).write_bytes(b"")
+    assert test_fid.saved_epochs(str(run_dir), "all", "G_A") == ["1", "2"]
+    assert test_fid.saved_epochs(str(run_dir), "2,latest", "G_A") == ["2", "latest"]
+    with pytest.raises(UserError, match=r"no <epoch>_net_G\.pth"):
+        test_fid.saved_epochs(str(run_dir), "all")
+    with pytest.raises(UserError, match=r"--epochs 3: .*_net_G_A\.pth"):
+        test_fid.saved_epochs(str(run_dir), "3", "G_A")
+    # test_fid.py itself asks the model: a cycle_gan run without checkpoints names the G_A file.
+    args = ["--dataroot", write_unaligned(tmp_path / "data", 1), "--name", "none", "--model", "cycle_gan",
+            "--checkpoints_dir", tmp_path / "ck", "--gpu_ids", "-1", "--ngf", "8", "--ndf", "8",
+            "--num_threads", "0", "--features", "efficientnet_lite0"]
+    assert run(test_fid, args, monkeypatch) == 2
+    assert "no <epoch>_net_G_A.pth" in capsys.readouterr().err
+
+
+def random_vgg16_file(path):
+    """torchvision's vgg16().features layers (its own builder) with random weights, as a state_dict file."""
+    torch.manual_seed(0)
+    features = torchvision.models.vgg.make_layers(torchvision.models.vgg.cfgs["D"])
+    for module in features:
+        if isinstance(module, torch.nn.Conv2d):
+            torch.nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+            torch.nn.init.normal_(module.bias, std=0.1)
+    torch.save({f"features.{k}": v for k, v in features.state_dict().items()}, path)
+    return path
+
+
+def test_test_fid_scores_all_outputs_and_lpips_diversity_of_an_mmsc_run(inception_file, tmp_path, monkeypatch,
+                                                                          capsys):
+    from evaluations.lpips import LPIPSVGG, load_images
+
+    data = write_unaligned(tmp_path / "data", 2)
+    train_only = TINY[TINY.index("--n_epochs"):]   # the epochs and logging frequencies
+    common = ["--dataroot", data, "--name", "mm", "--checkpoints_dir", tmp_path / "ck"] + \
+        TINY[:TINY.index("--n_epochs")] + MMSC_SMALL
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert run(train, common + train_only + ["--save_epoch_freq", "1"], monkeypatch) == 0
+    assert (tmp_path / "ck" / "mm" / "1_net_G_A.pth").is_file()
+    capsys.readouterr()
+    weights = random_vgg16_file(tmp_path / "lpips_vgg16.pth")
+    fid_args = common + ["--results_dir", tmp_path / "res", "--inception_weights", inception_file, "--dims", "64",
+                         "--prdc_k", "1", "--kid_subsets", "3", "--n_styles", "3", "--lpips_weights", weights]
+    assert run(test_fid, fid_args, monkeypatch) == 0
+    out = capsys.readouterr().out
+    assert out.count("LPIPS diversity: LPIPS backbone:") == 1 and "not comparable with published LPIPS" in out
+    folder = tmp_path / "res" / "mm" / "fid_test"
+    with open(folder / "fid.csv") as f:
+        rows = list(csv.DictReader(f))
+    stems = sorted(p.stem for p in (data / "testA").glob("*.png"))
+    assert [r["epoch"] for r in rows] == ["1", "2"] and all(r["images"] == str(3 * len(stems)) for r in rows)
+    metric = LPIPSVGG(str(weights))
+    for row in rows:
+        translations = folder / f"epoch_{row['epoch']}"
+        expected = {f"{stem}_{k}.png" for stem in stems for k in (1, 2, 3)}
+        assert {p.name for p in translations.glob("*.png")} == expected
+        # Independently: per input, the mean LPIPS over its 3 pairs of saved outputs; then the mean over inputs.
+        per_input = []
+        for stem in stems:
+            images = load_images([str(translations / f"{stem}_{k}.png") for k in (1, 2, 3)])
+            pairs = [float(metric.distance(images[i:i + 1], images[j:j + 1]))
+                     for i in range(3) for j in range(i + 1, 3)]
+            per_input.append(sum(pairs) / len(pairs))
+        reference = sum(per_input) / len(per_input)
+        assert float(row["lpips_diversity"]) > 0
+        assert float(row["lpips_diversity"]) == pytest.approx(reference, rel=1e-4, abs=1e-6)
+    # One style code: no diversity (a note, no column); --no_lpips: none either; a missing epoch names G_A.
+    assert run(test_fid, fid_args[:-4] + ["--n_styles", "1", "--epochs", "2"], monkeypatch) == 0
+    assert "LPIPS diversity: skipped" in capsys.readouterr().out
+    with open(folder / "fid.csv") as f:
+        (single,) = list(csv.DictReader(f))
+    assert "lpips_diversity" not in single and single["images"] == str(len(stems))
+    assert {p.name for p in (folder / "epoch_2").glob("*.png")} == {f"{stem}_1.png" for stem in stems}
+    assert run(test_fid, fid_args + ["--no_lpips", "--epochs", "1"], monkeypatch) == 0
+    with open(folder / "fid.csv") as f:
+        assert "lpips_diversity" not in next(csv.DictReader(f))
+    assert "LPIPS diversity" not in capsys.readouterr().out
+    assert run(test_fid, fid_args + ["--epochs", "7"], monkeypatch) == 2
+    assert "_net_G_A.pth" in capsys.readouterr().err

@@ -14,7 +14,7 @@ from PIL import Image
 import test as test_script
 import train as train_script
 from data import create_dataset
-from helpers import LSESIM, ROOT, TINY, run_script as run, write_images, write_unaligned
+from helpers import LSESIM, MMSC_SMALL, ROOT, TINY, run_script as run, write_images, write_unaligned
 from models import create_model
 from models.networks.munit import LayerNorm, MultiScaleImageDiscriminator, MUNITGenerator, adaptive_instance_norm
 from options.test_options import TestOptions
@@ -24,8 +24,7 @@ from util.checkpoint import seed_everything
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 # Small MUNIT: 8 filters, one residual block, a 16-wide MLP, a 3-layer D at 2 scales (32 px crops).
-SMALL = ["--model", "mmsc", "--n_res", "1", "--mlp_dim", "16", "--n_layers_D", "3", "--n_scales_D", "2",
-         "--patch_nums", "16", "--patch_size", "4"]
+SMALL = MMSC_SMALL
 NETS = ["G_A", "G_B", "D_A", "D_B"]
 
 
