@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install test lint demo demo-single weights clean-demo
+.PHONY: install test lint demo demo-single demo-multi weights clean-demo
 
 $(STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,10 @@ demo: install weights
 # One photo painted like one painting (--model sinsc), about 4 minutes on 2 idle CPU cores.
 demo-single: install weights
 	bash scripts/demo_sinsc.sh
+
+# One photo in, several paintings out (--model mmsc), about 10 minutes on 2 idle CPU cores.
+demo-multi: install weights
+	bash scripts/demo_mmsc.sh
 
 clean-demo:
 	rm -rf checkpoints/demo_photo2painting results/demo_photo2painting

@@ -26,7 +26,8 @@ from helpers import load_script
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ALL_SCRIPTS = sorted(glob.glob(os.path.join(REPO_ROOT, "scripts", "*.sh"))
                      + glob.glob(os.path.join(REPO_ROOT, "datasets", "*.sh")))
-OWN_SCRIPTS = ["scripts/train_sc.sh", "scripts/test_sc.sh", "scripts/train_cityscapes.sh",
+OWN_SCRIPTS = ["scripts/train_sc.sh", "scripts/test_sc.sh", "scripts/train_mmsc.sh", "scripts/test_mmsc.sh",
+               "scripts/demo_mmsc.sh", "scripts/train_cityscapes.sh",
                "scripts/test_cityscapes.sh", "scripts/smoke_test.sh", "datasets/download_cyclegan_dataset.sh"]
 DOWNLOAD = os.path.join(REPO_ROOT, "datasets", "download_cyclegan_dataset.sh")
 DATASET_NAMES = ["apple2orange", "summer2winter_yosemite", "horse2zebra", "monet2photo", "cezanne2photo",
@@ -152,6 +153,41 @@ def test_launcher_rejects_unknown_variant(stub_python, relpath):
     rc, lines, stderr = stub_python(relpath, VARIANT="nosuch")
     assert rc == 2 and lines == []
     assert "VARIANT=nosuch" in stderr and "fsesim" in stderr and "lsesim" in stderr
+
+
+def test_train_mmsc_writes_munits_schedule_in_epochs(stub_python, tmp_path):
+    from models.schedulers import EpochFactor
+    for split, count in (("trainA", 3), ("trainB", 5)):
+        (tmp_path / "d" / split).mkdir(parents=True)
+        for i in range(count):
+            Image.new("RGB", (8, 8)).save(tmp_path / "d" / split / f"{i}.png")
+    env = dict(DATAROOT=str(tmp_path / "d"), MAX_ITERS="100", DECAY_EVERY="20", SNAPSHOT_EVERY="10")
+    rc, lines, stderr = stub_python("scripts/train_mmsc.sh", "--no_html", **env)
+    assert rc == 0, stderr
+    argv = lines[1:]
+    opt = TrainOptions(argv[1:]).parse()
+    assert (opt.model, opt.batch_size, opt.crop_size, opt.lr, opt.weight_decay) == ("mmsc", 1, 256, 1e-4, 1e-4)
+    assert (opt.lr_policy, opt.lr_decay_gamma, opt.max_iters, opt.n_epochs_decay) == ("step", 0.5, 100, 0)
+    # 5 steps per epoch (the larger folder): 20 epochs, halved every 20 steps = 4 epochs, saved every 2
+    assert (opt.n_epochs, opt.lr_decay_iters, opt.save_epoch_freq) == (20, 4, 2)
+    factor = EpochFactor("step", opt.n_epochs, 0, 1, opt.lr_decay_iters, opt.lr_decay_gamma)
+    assert [factor(epoch - 1) for epoch in (1, 4, 5, 9)] == [1.0, 1.0, 0.5, 0.25]
+    assert argv[-1] == "--no_html" and "--gpu_ids" not in argv
+    _, with_gpu, _ = stub_python("scripts/train_mmsc.sh", GPU_IDS="0", **env)
+    assert flag_value(with_gpu, "--gpu_ids") == "0"
+    assert opt.lambda_spatial == 10 and opt.lambda_cycle == 0 and not opt.learned_attn
+    _, cycle, _ = stub_python("scripts/train_mmsc.sh", VARIANT="cycle", **env)
+    opt = TrainOptions(cycle[2:]).parse()
+    assert (opt.lambda_spatial, opt.lambda_cycle) == (0, 10)
+    _, lsesim, _ = stub_python("scripts/train_mmsc.sh", VARIANT="lsesim", **env)
+    assert TrainOptions(lsesim[2:]).parse().learned_attn
+    rc, lines, stderr = stub_python("scripts/train_mmsc.sh", DATAROOT=str(tmp_path / "none"))
+    assert rc == 2 and lines == [] and "none/trainA does not exist" in stderr
+    rc, lines, stderr = stub_python("scripts/train_mmsc.sh", VARIANT="nosuch", **env)
+    assert rc == 2 and "VARIANT=nosuch" in stderr
+    rc, test, _ = stub_python("scripts/test_mmsc.sh", N_STYLES="4")
+    opt = TestOptions(test[2:]).parse()
+    assert rc == 0 and test[1] == "test.py" and (opt.model, opt.n_styles, opt.num_test) == ("mmsc", 4, 0)
 
 
 def test_cityscapes_is_label_to_photo_on_aligned_data(stub_python):
