@@ -216,6 +216,9 @@ def main() -> None:
     model = create_model(opt)
     model.setup()
     epochs = saved_epochs(save_dir, opt.epochs, model.model_names[0])
+    if opt.paired and output_names(model):
+        raise UserError(f"--paired: --model {opt.model} gives {len(output_names(model))} outputs per input; "
+                        "paired scores compare one translation with the real image of the same name")
     real_dir = opt.real_dir or os.path.join(opt.dataroot, opt.phase + ("A" if opt.direction == "BtoA" else "B"))
     device = f"cuda:{opt.gpu_ids[0]}" if opt.gpu_ids else "cpu"
     weights = opt.inception_weights if opt.features == "inception" else opt.feature_weights

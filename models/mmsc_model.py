@@ -55,6 +55,11 @@ from util import dist
 from util.errors import UserError
 
 
+def _rgb(x: torch.Tensor) -> torch.Tensor:
+    """Grey (B, 1, H, W) images as RGB (a view), so both domains share one VGG batch; RGB unchanged."""
+    return x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x
+
+
 class MMSCModel(BaseModel):
     """Multi-modal translation A <-> B: MUNIT networks with the spatially-correlative loss."""
 
@@ -239,13 +244,13 @@ class MMSCModel(BaseModel):
         reals += [rot180(self.real_B), rot180(self.real_A)] if other else []
         reals += [self.real_A_aug, self.real_B_aug, rot180(self.real_B_aug), rot180(self.real_A_aug)] if augment else []
         with torch.no_grad():
-            maps = self.vgg(torch.cat(reals))
+            maps = self.vgg(torch.cat([_rgb(x) for x in reals]))
         n2 = 2 * self.real_A.shape[0]
         pick = [self.vgg.layers.index(i) for i in self.attn_layers]
         chunks = [[maps[i][j * n2:(j + 1) * n2] for i in pick] for j in range(len(reals) // 2)]
         self.feats = {"src": chunks[0], "other": chunks[1] if other else None}
         self.feats["aug"], self.feats["other_aug"] = (chunks[2], chunks[3]) if augment else (None, None)
-        maps = self.vgg(torch.cat([self.fake_B, self.fake_A]))
+        maps = self.vgg(torch.cat([_rgb(self.fake_B), _rgb(self.fake_A)]))
         self.feats["tgt"] = [maps[i] for i in pick]
 
     def compute_F_loss(self) -> tuple[torch.Tensor, dict]:

@@ -128,11 +128,12 @@ def main() -> None:
     lpips = LPIPSVGG(args.lpips_weights)
     scores = score(args.results, lpips, args.reference)
     print(f"{scores['count']} inputs x {scores['styles']} outputs ({scores['lpips']})")
-    print(f"{'':28}{'LPIPS diversity ^':>20}{'structure SSIM ^':>20}")
     rows = [("translations", scores)] + ([(f"reference ({args.reference})", scores["reference"])]
                                           if args.reference else [])
+    width = max(len(label) for label, _ in rows) + 2
+    print(f"{'':{width}}{'LPIPS diversity ^':>20}{'structure SSIM ^':>20}")
     for label, row in rows:
-        print(f"{label:28}{row['mean']['lpips_diversity']:>20.4f}{row['mean']['ssim_structure']:>20.4f}")
+        print(f"{label:{width}}{row['mean']['lpips_diversity']:>20.4f}{row['mean']['ssim_structure']:>20.4f}")
     print("diversity: mean LPIPS over the pairs of one input's outputs; structure: mean SSIM of each output's "
           "luminance to its input's")
     with open(os.path.join(args.results, "multi_scores.json"), "w") as f:

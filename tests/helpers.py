@@ -26,6 +26,29 @@ MMSC_SMALL = ["--model", "mmsc", "--n_res", "1", "--mlp_dim", "16", "--n_layers_
               "--patch_nums", "16", "--patch_size", "4"]
 
 
+def random_vgg16_features():
+    """The layers of torchvision's vgg16().features (its own builder, without the 120M-parameter
+    classifier) with random weights: torchvision's Kaiming initialisation and non-zero biases."""
+    import torch
+    import torchvision
+
+    torch.manual_seed(0)
+    features = torchvision.models.vgg.make_layers(torchvision.models.vgg.cfgs["D"])
+    for module in features:
+        if isinstance(module, torch.nn.Conv2d):
+            torch.nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+            torch.nn.init.normal_(module.bias, std=0.1)
+    return features.eval().requires_grad_(False)
+
+
+def random_vgg16_file(path):
+    """:func:`random_vgg16_features` saved as a torchvision-flavour ``features.{i}`` state_dict file."""
+    import torch
+
+    torch.save({f"features.{k}": v for k, v in random_vgg16_features().state_dict().items()}, path)
+    return path
+
+
 def run_script(script, argv, monkeypatch):
     """Run a script's main through run_cli as the command line would; returns the exit code."""
     monkeypatch.setattr(sys, "argv", [script.__file__] + [str(a) for a in argv])

@@ -19,7 +19,7 @@ from PIL import Image
 from pytorch_fid import fid_score
 from pytorch_fid import inception as fid_inception
 
-from helpers import MMSC_SMALL, TINY, load_script, run_script as run, write_unaligned
+from helpers import MMSC_SMALL, TINY, load_script, random_vgg16_file, run_script as run, write_unaligned
 import test_fid
 import train
 from evaluations.efficientnet_lite import EfficientNetLite0
@@ -313,18 +313,6 @@ def test_saved_epochs_follows_the_models_first_network(tmp_path, monkeypatch, ca
     assert "no <epoch>_net_G_A.pth" in capsys.readouterr().err
 
 
-def random_vgg16_file(path):
-    """torchvision's vgg16().features layers (its own builder) with random weights, as a state_dict file."""
-    torch.manual_seed(0)
-    features = torchvision.models.vgg.make_layers(torchvision.models.vgg.cfgs["D"])
-    for module in features:
-        if isinstance(module, torch.nn.Conv2d):
-            torch.nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
-            torch.nn.init.normal_(module.bias, std=0.1)
-    torch.save({f"features.{k}": v for k, v in features.state_dict().items()}, path)
-    return path
-
-
 def test_test_fid_scores_all_outputs_and_lpips_diversity_of_an_mmsc_run(inception_file, tmp_path, monkeypatch,
                                                                           capsys):
     from evaluations.lpips import LPIPSVGG, load_images
@@ -377,3 +365,5 @@ def test_test_fid_scores_all_outputs_and_lpips_diversity_of_an_mmsc_run(inceptio
     assert "LPIPS diversity" not in capsys.readouterr().out
     assert run(test_fid, fid_args + ["--epochs", "7"], monkeypatch) == 2
     assert "_net_G_A.pth" in capsys.readouterr().err
+    assert run(test_fid, fid_args + ["--paired"], monkeypatch) == 2   # one truth per name, 3 outputs
+    assert "--paired: --model mmsc gives 3 outputs per input" in capsys.readouterr().err

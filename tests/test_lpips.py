@@ -7,6 +7,7 @@ and a dict recording its own mean/std (the Caffe flavour). 32 x 32 images keep i
 """
 
 import itertools
+import json
 import os
 import warnings
 
@@ -14,8 +15,7 @@ import lpips
 import numpy as np
 import pytest
 import torch
-import torchvision
-from helpers import write_images
+from helpers import random_vgg16_features, write_images
 from PIL import Image
 
 from evaluations.lpips import LPIPSVGG, load_images
@@ -30,15 +30,7 @@ TAPS = (3, 8, 15, 22, 29)  # relu1_2, relu2_2, relu3_3, relu4_3, relu5_3 in torc
 
 @pytest.fixture(scope="module")
 def backbone():
-    """The layers of torchvision's vgg16().features (its own builder, without the 120M-parameter
-    classifier) with random weights: torchvision's Kaiming initialisation and non-zero biases."""
-    torch.manual_seed(0)
-    features = torchvision.models.vgg.make_layers(torchvision.models.vgg.cfgs["D"])
-    for module in features:
-        if isinstance(module, torch.nn.Conv2d):
-            torch.nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
-            torch.nn.init.normal_(module.bias, std=0.1)
-    return features.eval().requires_grad_(False)
+    return random_vgg16_features()
 
 
 @pytest.fixture(scope="module")
@@ -221,3 +213,44 @@ def test_load_images_reads_files_into_minus_one_one(tmp_path):
     write_images(tmp_path / "other", 1, size=(16, 16))
     with pytest.raises(UserError, match="share a size"):
         load_images([paths[0], str(tmp_path / "other" / "img_0.png")])
+
+
+def test_score_multi_script(files, metrics, tmp_path, monkeypatch, capsys):
+    """scripts/score_multi.py on a hand-made results page: diversity and structure against direct sums."""
+    from helpers import load_script, run_script
+    from util.metrics import ssim
+
+    score_multi = load_script("scripts/score_multi.py")
+    pages = tmp_path / "page" / "images"
+    rng = np.random.default_rng(0)
+    source = {n: (rng.random((32, 32, 3)) * 255).astype(np.uint8) for n in ("a", "b")}
+    for name, photo in source.items():
+        for k, folder in enumerate(["real_A", "fake_B_1", "fake_B_2", "fake_B_3"]):
+            (pages / folder).mkdir(parents=True, exist_ok=True)
+            image = photo if k < 2 else (rng.random((32, 32, 3)) * 255).astype(np.uint8)  # fake_B_1 = input
+            Image.fromarray(image).save(pages / folder / f"{name}.png")
+        for style in ("s1", "s2"):
+            (tmp_path / "ref").mkdir(exist_ok=True)
+            Image.fromarray(photo).save(tmp_path / "ref" / f"{name}_{style}.png")
+    argv = ["--results", tmp_path / "page", "--lpips_weights", files["plain"], "--reference", tmp_path / "ref",
+            "--figure", tmp_path / "grid.jpg", "--rows", "2"]
+    assert run_script(score_multi, argv, monkeypatch) == 0
+    assert "NOT torchvision's" not in capsys.readouterr().out  # a file named like torchvision's
+    scores = json.loads((tmp_path / "page" / "multi_scores.json").read_text())
+    metric = metrics["plain"]
+    for name in ("a", "b"):
+        outs = load_images([str(pages / f / f"{name}.png") for f in ("fake_B_1", "fake_B_2", "fake_B_3")])
+        pairs = [float(metric.distance(outs[i:i + 1], outs[j:j + 1])) for i, j in itertools.combinations(range(3), 2)]
+        photo = source[name] / 255.0
+        structure = np.mean([ssim(((o.permute(1, 2, 0).numpy() + 1) / 2).clip(0, 1), photo) for o in outs])
+        assert scores["images"][name]["lpips_diversity"] == pytest.approx(np.mean(pairs), abs=1e-5)
+        assert scores["images"][name]["ssim_structure"] == pytest.approx(structure, abs=1e-6)
+        # the reference's two copies of the input: no diversity, full structure
+        assert scores["reference"]["images"][name]["lpips_diversity"] == pytest.approx(0, abs=1e-6)
+        assert scores["reference"]["images"][name]["ssim_structure"] == pytest.approx(1, abs=1e-6)
+    with Image.open(tmp_path / "grid.jpg") as grid:
+        assert grid.size == (4 * 100 + 8, 2 * 100)   # input | 3 outputs at 96 px + 4 px gaps
+    (pages / "fake_B_2").rename(pages / "other")
+    (pages / "fake_B_3").rename(pages / "other3")
+    assert run_script(score_multi, argv[:4], monkeypatch) != 0
+    assert "holds 1 fake_B_<k> folders" in capsys.readouterr().err

@@ -16,6 +16,7 @@ import train as train_script
 from data import create_dataset
 from helpers import LSESIM, MMSC_SMALL, ROOT, TINY, run_script as run, write_images, write_unaligned
 from models import create_model
+from models.base_model import CompiledOrEager
 from models.networks.munit import LayerNorm, MultiScaleImageDiscriminator, MUNITGenerator, adaptive_instance_norm
 from options.test_options import TestOptions
 from options.train_options import TrainOptions
@@ -330,6 +331,25 @@ def test_bf16_and_channels_last_steps_are_close_to_float32(tiny, tmp_path):
             assert abs(losses[name] - value) <= loss_tol * max(abs(value), 1e-2), (extra, name)
         assert model.fake_B.dtype == torch.float32
         assert (model.fake_B - reference.fake_B).abs().max() <= fake_tol, extra
+
+
+def test_grey_to_colour_trains(tiny, tmp_path):
+    model = one_step(tiny, tmp_path, ["--input_nc", "1"])
+    assert model.real_A.shape[1] == model.fake_A.shape[1] == 1 and model.fake_B.shape[1] == 3
+    assert all(np.isfinite(v) for v in model.get_current_losses().values())
+
+
+def test_fp16_step_is_scaled_and_compile_wraps_all_four_networks(tiny, tmp_path, monkeypatch):
+    model = one_step(tiny, tmp_path, ["--amp", "fp16"])
+    assert model.scaler.is_enabled() and all(np.isfinite(v) for v in model.get_current_losses().values())
+    calls = []
+    monkeypatch.setattr(torch, "compile", lambda module: calls.append(module) or module)
+    model = one_step(tiny, tmp_path, ["--compile"])
+    nets = model.networks()
+    assert all(isinstance(getattr(model, "net" + n), CompiledOrEager) for n in NETS)
+    assert calls == [nets[n] for n in NETS]
+    model.save_networks("c")
+    assert list(torch.load(model.net_path("c", "G_A"), weights_only=True)) == list(nets["G_A"].state_dict())
 
 
 def test_two_processes_agree_and_match_one_process(tiny, tmp_path):
