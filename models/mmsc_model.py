@@ -49,7 +49,8 @@ from models.base_model import BaseModel
 from models.losses import GANLoss
 from models.networks import init_weights
 from models.networks.munit import MultiScaleImageDiscriminator, MUNITGenerator
-from models.sc_model import add_spatial_options, build_spatial_loss, parse_attn_layers, rot180, to_channels_last
+from models.sc_model import (SCModel, add_spatial_options, build_spatial_loss, channels_last_networks,
+                             parse_attn_layers, rot180)
 from options.test_options import saved_train_options
 from util import dist
 from util.errors import UserError
@@ -105,11 +106,7 @@ class MMSCModel(BaseModel):
             self._build_training(opt)
         else:
             self._build_test(opt)
-        self.memory_format = torch.channels_last if getattr(opt, "channels_last", False) else torch.preserve_format
-        if self.memory_format is torch.channels_last:
-            for name in ("netG_A", "netG_B", "netD_A", "netD_B", "vgg", "netF"):
-                if hasattr(self, name):
-                    to_channels_last(getattr(self, name))
+        self.memory_format = channels_last_networks(self, ("netG_A", "netG_B", "netD_A", "netD_B", "vgg", "netF"))
 
     # ---- construction -------------------------------------------------------------------
     def _build_training(self, opt: argparse.Namespace) -> None:
@@ -172,14 +169,7 @@ class MMSCModel(BaseModel):
         self.visual_names += [f"style_B_{k + 1}" for k in range(count)] if opt.style_image else []
 
     # ---- data and forward ---------------------------------------------------------------
-    def set_input(self, batch: dict) -> None:
-        """batch: 'A' (B, C, H, W) in [-1, 1], 'B' when training, optional 'A_aug', 'B_aug', and 'A_paths'."""
-        def get(key: str) -> Optional[torch.Tensor]:
-            return (batch[key].to(self.device, memory_format=self.memory_format, non_blocking=True)
-                    if key in batch else None)
-        self.real_A, self.real_B = get("A"), get("B")
-        self.real_A_aug, self.real_B_aug = get("A_aug"), get("B_aug")
-        self.image_paths = batch.get("A_paths", [])
+    set_input = SCModel.set_input  # the same batch keys: 'A', 'B', 'A_aug', 'B_aug', 'A_paths'
 
     def forward(self) -> None:
         """The training pass of the docstring; each decoder decodes its two batches at once."""

@@ -82,6 +82,17 @@ def build_spatial_loss(opt: argparse.Namespace, attn_layers: list[int], device: 
     return vgg, loss.to(device)
 
 
+def channels_last_networks(model: BaseModel, names: tuple[str, ...]) -> torch.memory_format:
+    """With ``--channels_last``: store the model's networks ``names`` (those it has) NHWC. Returns the
+    memory format for the model's input images."""
+    if not getattr(model.opt, "channels_last", False):
+        return torch.preserve_format
+    for name in names:
+        if hasattr(model, name):
+            to_channels_last(getattr(model, name))
+    return torch.channels_last
+
+
 def rot180(x: torch.Tensor) -> torch.Tensor:
     """Rotate (B, C, H, W) images by 180 degrees (flip H and W): the 'other' image of the head step."""
     return torch.flip(x, dims=(2, 3))
@@ -114,11 +125,7 @@ class SCModel(BaseModel):
                              opt.init_type, opt.init_gain, opt.no_antialias, opt.no_antialias_up).to(self.device)
         if self.is_train:
             self._build_training(opt, norm_d)
-        self.memory_format = torch.channels_last if getattr(opt, "channels_last", False) else torch.preserve_format
-        if self.memory_format is torch.channels_last:
-            for name in ("netG", "netD", "vgg", "netF"):
-                if hasattr(self, name):
-                    to_channels_last(getattr(self, name))
+        self.memory_format = channels_last_networks(self, ("netG", "netD", "vgg", "netF"))
 
     # ---- construction -------------------------------------------------------------------
     def _build_training(self, opt: argparse.Namespace, norm_d: str) -> None:
