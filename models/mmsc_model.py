@@ -94,9 +94,9 @@ class MMSCModel(BaseModel):
         self.attn_layers = parse_attn_layers(opt.attn_layers)
         gen = dict(ngf=opt.ngf, style_dim=opt.style_dim, n_downsample=opt.n_downsample, n_res=opt.n_res,
                    mlp_dim=opt.mlp_dim, mlp_layers=opt.mlp_layers)
-        for key in ("style_dim", "n_res", "mlp_dim", "mlp_layers", "n_scales_D"):
-            if getattr(opt, key) < (2 if key == "mlp_layers" else 1):
-                raise UserError(f"--{key} {getattr(opt, key)}: must be at least {2 if key == 'mlp_layers' else 1}")
+        for key, least in {"style_dim": 1, "n_res": 1, "mlp_dim": 1, "mlp_layers": 2, "n_scales_D": 1}.items():
+            if getattr(opt, key) < least:
+                raise UserError(f"--{key} {getattr(opt, key)}: must be at least {least}")
         self.netG_A = init_weights(MUNITGenerator(opt.input_nc, **gen), opt.init_type, opt.init_gain).to(self.device)
         self.netG_B = init_weights(MUNITGenerator(opt.output_nc, **gen), opt.init_type, opt.init_gain).to(self.device)
         self.model_names = ["G_A", "G_B"]
