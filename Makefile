@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install test lint demo demo-single demo-multi weights clean-demo
+.PHONY: install test test-fast lint demo demo-single demo-multi weights clean-demo
 
 $(STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -19,8 +19,13 @@ install: $(STAMP)
 lint: install
 	$(PY) -m ruff check .
 
-test: install lint
+# The slow tests train with the real ImageNet VGG16, so `make test` fetches it first (`make weights`).
+test: install lint weights
 	$(PY) -m pytest -q tests
+
+# Everything but the tests marked slow (no VGG16 download needed).
+test-fast: install lint
+	$(PY) -m pytest -q -m "not slow" tests
 
 weights: install
 	$(PY) scripts/download_vgg16.py

@@ -30,6 +30,7 @@ NO_CUDA = "no CUDA device (torch.cuda.is_available() is False); run them with ba
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "cuda: needs a CUDA GPU; skipped without one (reason printed once)")
+    config.addinivalue_line("markers", "slow: trains for minutes; `make test` runs it, `make test-fast` does not")
 
 
 def pytest_collection_modifyitems(config, items):
