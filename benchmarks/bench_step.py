@@ -1,7 +1,7 @@
 """Seconds per training step, peak memory and achieved FLOP rate under every speed switch.
 
     python benchmarks/bench_step.py [--device cpu|cuda] [--repeats N] [--threads N]
-                                    [--models fsesim lsesim sinsc] [--amp off bf16 fp16]
+                                    [--models fsesim fsesim_idt lsesim sinsc] [--amp off bf16 fp16]
                                     [--channels_last off on] [--compile off on]
                                     [--sizes 256 512] [--sinsc_size 128] [--configs fp32 bf16+cl ...]
                                     [--timeout SECONDS]
@@ -44,10 +44,12 @@ import warnings
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MODELS = {   # name: (train.py flags, batch size)
     "fsesim": (["--model", "sc"], 1),
+    # the setting that keeps the photo's polarity (docs/polarity.md): one more G pass, on real_B
+    "fsesim_idt": (["--model", "sc", "--lambda_identity", "1"], 1),
     "lsesim": (["--model", "sc", "--learned_attn", "--augment", "--patch_size", "32"], 1),
     "sinsc": (["--model", "sinsc"], 16),
 }
-NAMES = {"fsesim": "sc FSeSim", "lsesim": "sc LSeSim p32", "sinsc": "sinsc"}
+NAMES = {"fsesim": "sc FSeSim", "fsesim_idt": "sc FSeSim + identity 1", "lsesim": "sc LSeSim p32", "sinsc": "sinsc"}
 MATMUL_SIZE = {"cpu": 1024, "cuda": 8192}
 TINY_FLAGS = ["--ngf", "8", "--ndf", "8"]   # --tiny: networks small enough to check the script in seconds
 
@@ -250,7 +252,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--repeats", type=int, default=3, help="timed steps per configuration (median)")
     parser.add_argument("--threads", type=int, default=None, help="OMP_NUM_THREADS of the measuring processes")
-    parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
+    parser.add_argument("--models", nargs="+", default=["fsesim", "lsesim", "sinsc"], choices=list(MODELS))
     parser.add_argument("--sizes", nargs="+", type=int, default=[256], help="image sizes of the sc models")
     parser.add_argument("--sinsc_size", type=int, default=128, help="crop size of the sinsc model")
     parser.add_argument("--amp", nargs="+", default=None, choices=["off", "bf16", "fp16"])
