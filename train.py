@@ -167,6 +167,7 @@ def train(options: TrainOptions, opt: Any) -> None:
     meter = LossMeter(model.loss_names, model.device, counters["loss_sum"])  # losses stay on the device
     write = tqdm.write if interactive else (lambda line: dist.print0(line, flush=True))
     guard = NonFiniteGuard(opt.max_nonfinite_steps, model.save_dir, write)
+    saved_at: dict[str, int] = {}  # tag -> the step it was last saved at in this process
 
     def save(tag: str, all_ranks: bool = True) -> bool:
         """Save ``tag`` unless the latest steps were non-finite (then it keeps the last finite state)."""
@@ -176,6 +177,7 @@ def train(options: TrainOptions, opt: Any) -> None:
             return False
         counters["loss_sum"] = meter.epoch_sum(all_ranks)
         save_training_checkpoint(model, logger, counters, vars(opt), tag)
+        saved_at[tag] = counters["steps"]
         return True
 
     try:
@@ -205,7 +207,8 @@ def train(options: TrainOptions, opt: Any) -> None:
                     if opt.save_by_iter:
                         save(f"iter_{images}")
                 if opt.max_iters and counters["steps"] >= opt.max_iters:
-                    saved = "saved" if save("latest") else "kept"
+                    # not twice at one step: that would make prev_latest a copy of latest
+                    saved = "saved" if saved_at.get("latest") == counters["steps"] or save("latest") else "kept"
                     dist.print0(f"reached --max_iters {opt.max_iters}: {saved} 'latest' in {model.save_dir}")
                     return
                 t_data = time.time()
