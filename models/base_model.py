@@ -241,12 +241,12 @@ class BaseModel:
         """
         if self._skip:
             return
-        checks = [] if loss is None else [loss.detach().float().reshape(())]
+        checks = [] if loss is None else [loss.detach().float().reshape(-1)]
         if not self.scaler.is_enabled():
             grads = [p.grad for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
-            if grads:
-                checks += torch._foreach_norm(grads, float("inf"))  # inf or NaN exactly when one entry is
-        if checks and not bool(torch.isfinite(torch.stack([c.to(checks[0].device) for c in checks])).all()):
+            if grads:  # the largest |entry| of each gradient: inf or NaN exactly when one entry is
+                checks.append(torch.stack(torch._foreach_norm(grads, float("inf"))).float())
+        if checks and not bool(torch.isfinite(torch.cat([c.to(checks[0].device) for c in checks])).all()):
             self._skip = True
             names = _nonfinite_names(parts or {}) or [f"gradients of {self._optimizer_name(optimizer)}"]
             self.nonfinite += [name for name in names if name not in self.nonfinite]
