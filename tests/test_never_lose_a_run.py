@@ -337,3 +337,27 @@ def test_a_second_train_on_a_locked_folder_stops_and_a_stale_lock_is_taken_over(
     out = capsys.readouterr().out
     assert f"taking over the lock of {folder} left by train.py pid {holder.pid}" in out
     assert (folder / "latest_net_G.pth").exists() and not (folder / "train.lock").exists()
+
+
+def test_fp16_overflow_is_the_grad_scalers_and_is_not_counted(tmp_path):
+    """--amp fp16: an overflow of the scaled gradients is skipped by the GradScaler (its scale halves) and is
+    not a non-finite step; a NaN loss is counted once and leaves the scale alone."""
+    opt = TrainOptions(["--checkpoints_dir", str(tmp_path), "--name", "m", "--amp", "fp16"] + TINY).parse()
+    seed_everything(0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = create_model(opt)
+    model.setup()
+    batch = {key: torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(i)) * 2 - 1
+             for i, key in enumerate(("A", "B"))}
+    model.scaler = torch.amp.GradScaler("cpu", init_scale=2.0 ** 120)  # every scaled gradient overflows
+    model.set_input(batch)
+    model.begin_step()
+    model.optimize_parameters()
+    assert model.end_step() == [] and model.scaler.get_scale() == 2.0 ** 119
+    before = clone(model_state(model))
+    model.poison = frozenset(["D_real"])
+    model.begin_step()
+    model.optimize_parameters()
+    assert model.end_step() == ["D_real"]
+    assert_same(model_state(model), before)  # the scale included: the GradScaler did not see the step
