@@ -237,7 +237,8 @@ class BaseModel:
         A non-finite ``loss`` (or, without fp16, gradient of ``optimizer``) marks the whole step as
         non-finite: this optimiser and the step's later ones do not step, and the loss names are
         kept in ``nonfinite``. With ``--amp fp16`` the gradients are the GradScaler's business: it
-        skips an overflowing step and lowers its scale by itself, which is not counted here.
+        skips an overflowing step and lowers its scale by itself, which is not counted here. Under
+        torchrun the verdict is every process's (one small all-reduce), so the processes stay equal.
         """
         if self._skip:
             return
@@ -246,7 +247,7 @@ class BaseModel:
             grads = [p.grad for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
             if grads:  # the largest |entry| of each gradient: inf or NaN exactly when one entry is
                 checks.append(torch.stack(torch._foreach_norm(grads, float("inf"))).float())
-        if checks and not bool(torch.isfinite(torch.cat([c.to(checks[0].device) for c in checks])).all()):
+        if checks and not _all_finite(checks):
             self._skip = True
             names = _nonfinite_names(parts or {}) or [f"gradients of {self._optimizer_name(optimizer)}"]
             self.nonfinite += [name for name in names if name not in self.nonfinite]
@@ -442,6 +443,13 @@ class BaseModel:
             count = sum(p.numel() for p in net.parameters())
             print(net)
             print(f"[Network {name}] Total number of parameters : {count / 1e6:.3f} M")
+
+
+def _all_finite(checks: list[torch.Tensor]) -> bool:
+    """Whether every entry of ``checks`` (1-d tensors on one device) is finite, on every process (one host sync;
+    under torchrun one small all-reduce, so all processes take the same decision: the losses are each one's own)."""
+    finite = torch.isfinite(torch.cat([c.to(checks[0].device) for c in checks])).all().float().reshape(1)
+    return float(dist.mean_over_ranks(finite)) == 1.0
 
 
 def _nonfinite_names(parts: dict) -> list[str]:
