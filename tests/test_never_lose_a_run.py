@@ -361,3 +361,31 @@ def test_fp16_overflow_is_the_grad_scalers_and_is_not_counted(tmp_path):
     model.optimize_parameters()
     assert model.end_step() == ["D_real"]
     assert_same(model_state(model), before)  # the scale included: the GradScaler did not see the step
+
+
+def test_without_kernel_locks_the_lock_file_alone_decides(tmp_path, monkeypatch):
+    """A file system without flock: a lock naming a live process of this host stops a second run, one naming a
+    process that no longer exists is taken over."""
+    import json
+    import socket
+
+    from util import run_lock
+    from util.errors import UserError
+
+    monkeypatch.setattr(run_lock, "_kernel_lock", lambda fd: None)
+    folder = tmp_path / "run"
+    folder.mkdir()
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    for pid, alive in ((os.getppid(), True), (dead.pid, False)):
+        (folder / "train.lock").write_text(json.dumps({"host": socket.gethostname(), "pid": pid, "since": "then"}))
+        lock = run_lock.RunLock(str(folder))
+        if alive:
+            with pytest.raises(UserError, match=f"pid {pid} on host .*delete the lock file"):
+                lock.acquire()
+            assert str(pid) in (folder / "train.lock").read_text()
+        else:
+            assert f"left by train.py pid {pid}" in lock.acquire()
+            assert json.loads((folder / "train.lock").read_text())["pid"] == os.getpid()
+            lock.release()
+            assert not (folder / "train.lock").exists()
