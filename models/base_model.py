@@ -21,8 +21,10 @@ from torch.nn.parallel import DistributedDataParallel
 
 from models.schedulers import get_scheduler
 from util import dist
-from util.checkpoint import atomic_save, safe_load
+from util.checkpoint import safe_load
+from util.commit import commit_save, committed_path
 from util.errors import UserError
+from util.image_pool import ImagePool
 
 _NORM_STATS = ("running_mean", "running_var", "num_batches_tracked")
 AMP_DTYPES = {"off": None, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -119,6 +121,13 @@ class BaseModel:
         if self.amp_dtype is torch.bfloat16 and self.device.type == "cuda" and not torch.cuda.is_bf16_supported():
             raise UserError("--amp bf16: this GPU has no bfloat16 support; use --amp fp16")
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype is torch.float16)
+        # The non-finite guard (see begin_step): this step's verdict, and the test hook ``poison``.
+        self.nonfinite: list[str] = []
+        self.poison: frozenset[str] = frozenset()  # loss parts made NaN in this step (tests only, see train.py)
+        self._skip = False
+        self._scaler_steps = 0
+        self._norm_buffers: Optional[list[torch.Tensor]] = None
+        self._norm_backup: list[torch.Tensor] = []
 
     # ---- the interface train.py and test.py use -------------------------------------------
     def set_input(self, batch: dict) -> None:
@@ -204,14 +213,95 @@ class BaseModel:
                        compute_loss: Callable[[], tuple[torch.Tensor, dict]]) -> dict:
         """zero_grad, ``compute_loss()`` under autocast, backward and step (fp16: through the GradScaler).
 
-        Returns the loss parts. Call ``self.scaler.update()`` once after the step's last optimizer.
+        Returns the loss parts. The step goes through :meth:`apply_step`, so a non-finite loss or
+        gradient is never applied; once one is found, the step's later optimisers are skipped too
+        (their losses are still computed, for the log, but not back-propagated). Call
+        :meth:`finish_step` once after the step's last optimizer.
         """
         optimizer.zero_grad(set_to_none=True)
         with self.autocast():
             loss, parts = compute_loss()
+        if self.poison:
+            loss, parts = _poisoned(loss, parts, self.poison)
+        if self._skip:
+            self.nonfinite += [name for name in _nonfinite_names(parts) if name not in self.nonfinite]
+            return parts
         self.scaler.scale(loss).backward()
-        self.scaler.step(optimizer)
+        self.apply_step(optimizer, loss, parts)
         return parts
+
+    def apply_step(self, optimizer: torch.optim.Optimizer, loss: Optional[torch.Tensor] = None,
+                   parts: Optional[dict] = None) -> None:
+        """``scaler.step(optimizer)`` unless this step has a non-finite loss or gradient (one host sync).
+
+        A non-finite ``loss`` (or, without fp16, gradient of ``optimizer``) marks the whole step as
+        non-finite: this optimiser and the step's later ones do not step, and the loss names are
+        kept in ``nonfinite``. With ``--amp fp16`` the gradients are the GradScaler's business: it
+        skips an overflowing step and lowers its scale by itself, which is not counted here. Under
+        torchrun the verdict is every process's (one small all-reduce), so the processes stay equal.
+        """
+        if self._skip:
+            return
+        checks = [] if loss is None else [loss.detach().float().reshape(-1)]
+        if not self.scaler.is_enabled():
+            grads = [p.grad for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
+            if grads:  # the largest |entry| of each gradient: inf or NaN exactly when one entry is
+                checks.append(torch.stack(torch._foreach_norm(grads, float("inf"))).float())
+        if checks and not _all_finite(checks):
+            self._skip = True
+            names = _nonfinite_names(parts or {}) or [f"gradients of {self._optimizer_name(optimizer)}"]
+            self.nonfinite += [name for name in names if name not in self.nonfinite]
+            return
+        self.scaler.step(optimizer)
+        self._scaler_steps += 1
+
+    def finish_step(self) -> None:
+        """After the step's last optimiser: ``scaler.update()``, if the GradScaler stepped one (fp16).
+
+        The next step starts with a clean verdict (``nonfinite`` stays readable until :meth:`begin_step`).
+        """
+        if self._scaler_steps:
+            self.scaler.update()
+        self._skip = False
+        self._scaler_steps = 0
+
+    def begin_step(self) -> None:
+        """Before ``optimize_parameters``: a new verdict; the image pools and BatchNorm statistics remembered.
+
+        train.py calls ``begin_step``, ``optimize_parameters``, then :meth:`end_step`.
+        """
+        self.nonfinite = []
+        self._skip = False
+        self._scaler_steps = 0
+        for pool in self._pools():
+            pool.mark()
+        if self._norm_buffers is None:
+            self._norm_buffers = [b for net in self.networks().values() for name, b in net.named_buffers()
+                                  if name.endswith(("running_mean", "running_var")) and b.is_floating_point()]
+            self._norm_backup = [b.clone() for b in self._norm_buffers]
+        if self._norm_buffers:
+            torch._foreach_copy_(self._norm_backup, self._norm_buffers)
+
+    def end_step(self) -> list[str]:
+        """After ``optimize_parameters``: the names of the losses (or gradients) that were not finite, [] if none.
+
+        A non-finite step's changes to the image pools and BatchNorm statistics are undone.
+        """
+        if self.nonfinite:
+            for pool in self._pools():
+                pool.undo()
+            if self._norm_buffers:
+                torch._foreach_copy_(self._norm_buffers, self._norm_backup)
+        return self.nonfinite
+
+    def _pools(self) -> list[ImagePool]:
+        return [value for value in vars(self).values() if isinstance(value, ImagePool)]
+
+    def _optimizer_name(self, optimizer: torch.optim.Optimizer) -> str:
+        names = {id(value): key[len("optimizer_"):] for key, value in vars(self).items()
+                 if key.startswith("optimizer_") and isinstance(value, torch.optim.Optimizer)}
+        return names.get(id(optimizer), f"optimiser {self.optimizers.index(optimizer)}"
+                         if optimizer in self.optimizers else "an optimiser")
 
     def eval(self) -> None:
         for net in self.networks().values():
@@ -273,20 +363,34 @@ class BaseModel:
     def net_path(self, tag: str, name: str) -> str:
         return os.path.join(self.save_dir, f"{tag}_net_{name}.pth")
 
+    def network_files(self, tag: str) -> dict[str, dict]:
+        """``<tag>_net_<name>.pth`` -> plain, reference-compatible state_dict (on the CPU) for each network."""
+        return {os.path.basename(self.net_path(tag, name)):
+                {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
+                for name, net in self.networks().items()}
+
     def save_networks(self, tag: str) -> None:
-        """Write each network as a plain, reference-compatible state_dict (atomically; main process only)."""
+        """Write every network's file, committed together (util/commit.py; main process only)."""
         if not dist.is_main_process():
             return
-        for name, net in self.networks().items():
-            state = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
-            atomic_save(state, self.net_path(tag, name))
+        commit_save(self.save_dir, tag, self.network_files(tag))
+
+    def read_networks(self, tag: str, names: Optional[Iterable[str]] = None) -> dict[str, tuple[str, dict]]:
+        """name -> (path, state_dict) of ``<tag>_net_<name>.pth``, read but not applied (UserError if unreadable)."""
+        networks = {}
+        for name in names if names is not None else self.model_names:
+            path = self.net_path(tag, name)
+            networks[name] = (path, safe_load(committed_path(path), f"net_{name} checkpoint"))
+        return networks
+
+    def apply_networks(self, networks: dict[str, tuple[str, dict]]) -> None:
+        """Load what :meth:`read_networks` returned into the networks (strict keys)."""
+        for name, (path, state) in networks.items():
+            load_state_dict_checked(unwrap(getattr(self, "net" + name)), state, path)
 
     def load_networks(self, tag: str, names: Optional[Iterable[str]] = None) -> None:
         """Load ``<tag>_net_<name>.pth`` into each network (weights only, strict keys)."""
-        for name in names if names is not None else self.model_names:
-            path = self.net_path(tag, name)
-            state = safe_load(path, f"net_{name} checkpoint")
-            load_state_dict_checked(unwrap(getattr(self, "net" + name)), state, path)
+        self.apply_networks(self.read_networks(tag, names))
 
     def training_state(self) -> dict:
         """Optimisers, schedulers, the fp16 GradScaler (plus :meth:`extra_state`), for an exact resume."""
@@ -339,6 +443,27 @@ class BaseModel:
             count = sum(p.numel() for p in net.parameters())
             print(net)
             print(f"[Network {name}] Total number of parameters : {count / 1e6:.3f} M")
+
+
+def _all_finite(checks: list[torch.Tensor]) -> bool:
+    """Whether every entry of ``checks`` (1-d tensors on one device) is finite, on every process (one host sync;
+    under torchrun one small all-reduce, so all processes take the same decision: the losses are each one's own)."""
+    finite = torch.isfinite(torch.cat([c.to(checks[0].device) for c in checks])).all().float().reshape(1)
+    return float(dist.mean_over_ranks(finite)) == 1.0
+
+
+def _nonfinite_names(parts: dict) -> list[str]:
+    """The names of the loss parts that are not finite (reads them: a host sync; used once a step went wrong)."""
+    return [name for name, value in parts.items() if not bool(torch.isfinite(value.detach()).all())]
+
+
+def _poisoned(loss: torch.Tensor, parts: dict, names: frozenset[str]) -> tuple[torch.Tensor, dict]:
+    """The loss and parts with the parts in ``names`` (and so the loss and its gradients) made NaN."""
+    hit = names & parts.keys()
+    if not hit:
+        return loss, parts
+    nan = torch.full((), float("nan"), device=loss.device)
+    return loss * nan, {k: v * nan if k in hit else v for k, v in parts.items()}
 
 
 def load_state_dict_checked(net: nn.Module, state: dict, path: str) -> None:

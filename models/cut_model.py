@@ -181,8 +181,8 @@ class CUTModel(BaseModel):
             self.optimizer_F.zero_grad(set_to_none=True)
         parts.update(self.optimizer_step(self.optimizer_G, self.compute_G_loss))
         if self.optimizer_F is not None:
-            self.scaler.step(self.optimizer_F)
-        self.scaler.update()
+            self.apply_step(self.optimizer_F)
+        self.finish_step()
         self.loss_parts = parts
 
     def extra_state(self) -> dict:

@@ -124,7 +124,7 @@ class CycleGANModel(BaseModel):
         parts = self.optimizer_step(self.optimizer_G, self.compute_G_loss)
         self.set_requires_grad(discriminators, True)
         parts.update(self.optimizer_step(self.optimizer_D, self.compute_D_loss))
-        self.scaler.update()
+        self.finish_step()
         self.loss_parts = parts
 
     def extra_state(self) -> dict:

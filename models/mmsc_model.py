@@ -302,6 +302,6 @@ class MMSCModel(BaseModel):
         parts.update(self.optimizer_step(self.optimizer_D, self.compute_D_loss))
         self.set_requires_grad(discriminators + ([self.netF] if self.opt.learned_attn else []), False)
         parts.update(self.optimizer_step(self.optimizer_G, self.compute_G_loss))
-        self.scaler.update()
+        self.finish_step()
         self.loss_parts = parts
         self.feats, self.codes = {}, {}

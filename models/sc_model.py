@@ -276,7 +276,7 @@ class SCModel(BaseModel):
         parts.update(self.optimizer_step(self.optimizer_D, self.compute_D_loss))
         self.set_requires_grad([self.netD, self.netF], False)
         parts.update(self.optimizer_step(self.optimizer_G, self.compute_G_loss))
-        self.scaler.update()
+        self.finish_step()
         self.loss_parts = parts
         self.feats = {}
 

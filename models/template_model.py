@@ -57,8 +57,8 @@ class TemplateModel(BaseModel):
         return loss, {"G": loss.detach()}
 
     def optimize_parameters(self) -> None:
+        """forward, then zero_grad / backward / step through ``optimizer_step`` (which never applies a
+        non-finite loss or gradient), then ``finish_step`` after the step's last optimiser."""
         self.forward()
-        self.optimizer.zero_grad(set_to_none=True)
-        loss, self.loss_parts = self.compute_G_loss()
-        loss.backward()
-        self.optimizer.step()
+        self.loss_parts = self.optimizer_step(self.optimizer, self.compute_G_loss)
+        self.finish_step()

@@ -51,6 +51,9 @@ class TrainOptions(BaseOptions):
                        help="--continue_train even when options that alter the model, loss or data order changed")
         g.add_argument("--max_iters", type=int, default=0,
                        help="stop after this many training steps in total, saving 'latest' (0: no limit)")
+        g.add_argument("--max_nonfinite_steps", type=int, default=3,
+                       help="stop after this many steps in a row whose losses or gradients are NaN or infinite "
+                            "(each such step is skipped, not applied, and 'latest' keeps the last finite state)")
         g.add_argument("--phase", default="train", help="train, val, test, ...")
         g = parser.add_argument_group("schedule and optimiser")
         g.add_argument("--n_epochs", type=int, default=200, help="epochs at the initial learning rate")
@@ -73,4 +76,6 @@ class TrainOptions(BaseOptions):
         if opt.epoch_count is not None and not 1 <= opt.epoch_count <= last:
             raise UserError(f"--epoch_count {opt.epoch_count}: must be from 1 to {last} "
                             "(--n_epochs + --n_epochs_decay)")
+        if opt.max_nonfinite_steps < 1:
+            raise UserError(f"--max_nonfinite_steps {opt.max_nonfinite_steps}: must be at least 1")
         return opt

@@ -92,9 +92,9 @@ def test_ranks_hold_identical_weights_and_rank0_saved_them(runs):
 
 def test_only_rank0_writes(runs):
     assert all(runs["dumps"][run, 1]["saves"] == 0 for run in range(3))
-    # 'latest' at step 2, at the epoch's end and twice at step 4 (--save_latest_freq, --max_iters),
-    # 'iter_4' and 'iter_8': 6 x (G, D, F, state).
-    assert runs["dumps"][0, 0]["saves"] == 24
+    # 'latest' at step 2, at the epoch's end and at step 4 (--save_latest_freq; --max_iters does not save
+    # it again at the same step), 'iter_4' and 'iter_8': 5 x (G, D, F, state).
+    assert runs["dumps"][0, 0]["saves"] == 20
     # Rank 0 logs: one header per run and one line per step (4 + 2).
     assert runs["log"].count("Training Loss") == 2
     assert len([line for line in runs["log"].splitlines() if line.startswith("(epoch")]) == 6

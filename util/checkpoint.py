@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from util.commit import PREVIOUS, commit_save, committed_path
 from util.dist import get_world_size, is_main_process, print0
 from util.errors import UserError
 from util.image_io import atomic_path
@@ -73,11 +74,12 @@ def state_path(save_dir: str, tag: str) -> str:
 
 
 def save_training_checkpoint(model: Any, logger: Any, counters: dict, opt_dict: dict, tag: str) -> None:
-    """Networks (``<tag>_net_*.pth``) plus one training-state file, each written atomically.
+    """Networks (``<tag>_net_*.pth``) plus one training-state file, committed together (util/commit.py).
 
     The state holds optimisers, schedulers, the model's extra state (image pool), the counters
     (epoch, batch in epoch, images and steps so far), every RNG state, the logger's history and
-    the options, so ``--continue_train`` resumes exactly.
+    the options, so ``--continue_train`` resumes exactly. The files of one save become current
+    together or not at all; for ``latest`` the previous save is kept as ``prev_latest_*``.
 
     Under torchrun only rank 0 writes, and its state is every process's: DDP keeps weights and
     optimisers equal, the image pool is fed every process's fakes (SCModel.query_pool), and all
@@ -86,10 +88,12 @@ def save_training_checkpoint(model: Any, logger: Any, counters: dict, opt_dict: 
     """
     if not is_main_process():
         return
-    model.save_networks(tag)
-    state = {"model": model.training_state(), "counters": dict(counters), "rng": rng_state(),
-             "logger": logger.state_dict(), "opt": opt_dict, "world_size": get_world_size(), "version": VERSION}
-    atomic_save(state, state_path(model.save_dir, tag))
+    files = model.network_files(tag)
+    files[os.path.basename(state_path(model.save_dir, tag))] = {
+        "model": model.training_state(), "counters": dict(counters), "rng": rng_state(),
+        "logger": logger.state_dict(), "opt": opt_dict, "world_size": get_world_size(), "version": VERSION}
+    step = {key: counters[key] for key in ("epoch", "batch", "steps") if key in counters}
+    commit_save(model.save_dir, tag, files, step, keep_previous=tag == "latest")
 
 
 # Options a resumed run may change freely: where things are and how often they are shown, printed,
@@ -98,14 +102,14 @@ RESUME_FREE_OPTIONS = frozenset({
     "name", "checkpoints_dir", "dataroot", "gpu_ids", "num_threads", "verbose", "suffix", "is_train",
     "continue_train", "epoch", "epoch_count", "allow_option_change", "n_epochs", "n_epochs_decay",
     "lr_policy", "lr_decay_iters", "max_iters", "no_html", "amp", "channels_last", "compile",
-    "update_html_freq", "print_freq",
+    "update_html_freq", "print_freq", "max_nonfinite_steps",
 })
 RESUME_FREE_PREFIXES = ("display_", "save_", "tensorboard", "wandb", "use_wandb")
 
 
 def new_counters(epoch: int) -> dict:
     """The training counters at the start of epoch ``epoch`` of a run with no steps done yet."""
-    return {"epoch": epoch, "batch": 0, "images": 0, "steps": 0, "loss_sum": 0.0}
+    return {"epoch": epoch, "batch": 0, "images": 0, "steps": 0, "loss_sum": 0.0, "nonfinite": 0}
 
 
 def changed_options(saved: dict, current: dict, saved_world: int, world: int) -> list[str]:
@@ -141,19 +145,20 @@ def load_training_checkpoint(model: Any, logger: Any, opt: Any) -> dict:
 
     The saved options are checked against ``opt`` (:func:`check_resume_options`). The run goes on
     at the saved epoch and step, or at the start of epoch ``--epoch_count`` when that is given and
-    differs. Without a training state but with the ``<epoch>_net_*.pth`` files (a published run,
-    or an epoch checkpoint), only the weights are loaded and training starts at ``--epoch_count``
-    (default: that epoch + 1) with new optimisers, as the published code resumes.
+    differs. If the save is unreadable (a damaged file), the run says so and resumes from the older
+    complete save ``prev_<tag>`` when there is one. Without a training state but with the
+    ``<epoch>_net_*.pth`` files (a published run, or an epoch checkpoint), only the weights are
+    loaded and training starts at ``--epoch_count`` (default: that epoch + 1) with new optimisers,
+    as the published code resumes.
     """
     tag = opt.epoch
     path = state_path(model.save_dir, tag)
     if not os.path.isfile(path):
         return _resume_from_weights(model, opt, path)
-    state = safe_load(path, "training state")
-    check_resume_options(state.get("opt", {}), vars(opt), state.get("world_size", 1), get_world_size(),
-                         opt.allow_option_change)
-    model.load_networks(tag)
+    state, networks = read_save(model, tag, opt)
+    model.apply_networks(networks)
     counters = dict(state["counters"])
+    counters.setdefault("nonfinite", 0)  # saves of earlier versions do not count skipped steps
     if opt.epoch_count is not None and opt.epoch_count != counters["epoch"]:
         print0(f"--epoch_count {opt.epoch_count}: starting epoch {opt.epoch_count} from its first step "
               f"(the checkpoint stopped at step {counters['batch']} of epoch {counters['epoch']})")
@@ -162,6 +167,48 @@ def load_training_checkpoint(model: Any, logger: Any, opt: Any) -> dict:
     logger.load_state_dict(state["logger"])
     set_rng_state(state["rng"])
     return counters
+
+
+def read_save(model: Any, tag: str, opt: Any) -> tuple[dict, dict]:
+    """The training state and network state_dicts of save ``tag`` (read, not applied; the options checked),
+    or, if one of its files is unreadable, of the older complete save ``prev_<tag>``, saying so."""
+    older = PREVIOUS + tag
+    try:
+        return _read_one_save(model, tag, opt)
+    except _Unreadable as exc:
+        damaged = str(exc)
+        if not os.path.isfile(state_path(model.save_dir, older)):
+            raise UserError(f"--continue_train: '{tag}' is unreadable ({damaged}) and there is no older complete "
+                            f"save ({os.path.basename(state_path(model.save_dir, older))}) to resume from") from None
+        try:
+            state, networks = _read_one_save(model, older, opt)
+        except _Unreadable as also:
+            raise UserError(f"--continue_train: '{tag}' is unreadable ({damaged}), and so is the older save "
+                            f"'{older}' ({also})") from None
+    done = state["counters"]
+    print0(f"--continue_train: '{tag}' is unreadable ({damaged}); resuming from the older complete save "
+           f"'{older}' (epoch {done['epoch']}, step {done['batch']} of the epoch, {done['steps']} steps done)")
+    return state, networks
+
+
+class _Unreadable(UserError):
+    """A file of a save is missing or damaged."""
+
+
+def _read_one_save(model: Any, tag: str, opt: Any) -> tuple[dict, dict]:
+    path = state_path(model.save_dir, tag)
+    try:
+        state = safe_load(committed_path(path), "training state")
+    except UserError as exc:
+        raise _Unreadable(str(exc)) from None
+    if not isinstance(state, dict) or not {"model", "counters", "rng", "logger"} <= state.keys():
+        raise _Unreadable(f"training state {path} lacks parts of a training state")
+    check_resume_options(state.get("opt", {}), vars(opt), state.get("world_size", 1), get_world_size(),
+                         opt.allow_option_change)
+    try:
+        return state, model.read_networks(tag)
+    except UserError as exc:
+        raise _Unreadable(str(exc)) from None
 
 
 def _resume_from_weights(model: Any, opt: Any, path: str) -> dict:

@@ -26,6 +26,8 @@ class ImagePool:
         self.pool_size = pool_size
         self.generator = generator if generator is not None else torch.Generator().manual_seed(0)
         self.images: list[torch.Tensor] = []  # each (C, H, W), detached
+        self._undo: list[tuple[int, torch.Tensor | None]] | None = None  # since mark(): (index, image replaced)
+        self._marked_state: torch.Tensor | None = None
 
     def query(self, images: torch.Tensor) -> torch.Tensor:
         """images: (B, C, H, W) new fakes -> (B, C, H, W) detached mix of new and stored fakes.
@@ -42,14 +44,36 @@ class ImagePool:
     def _swap(self, image: torch.Tensor) -> torch.Tensor:
         """Store one (C, H, W) image and return it or an older one, per the rule above."""
         if len(self.images) < self.pool_size:
+            if self._undo is not None:
+                self._undo.append((len(self.images), None))
             self.images.append(image.clone())
             return image
         if torch.rand(1, generator=self.generator).item() > 0.5:
             index = int(torch.randint(0, self.pool_size, (1,), generator=self.generator).item())
+            if self._undo is not None:
+                self._undo.append((index, self.images[index]))
             old = self.images[index].to(image.device)
             self.images[index] = image.clone()
             return old
         return image
+
+    def mark(self) -> None:
+        """Remember the pool as it is now (the images and the generator), for :meth:`undo`."""
+        if self.pool_size:
+            self._undo = []
+            self._marked_state = self.generator.get_state()
+
+    def undo(self) -> None:
+        """Return to the last :meth:`mark`: the images stored since then removed, the ones they replaced back."""
+        if self._undo is None:
+            return
+        for index, replaced in reversed(self._undo):
+            if replaced is None:
+                self.images.pop()
+            else:
+                self.images[index] = replaced
+        self._undo = []
+        self.generator.set_state(self._marked_state)
 
     def __len__(self) -> int:
         return len(self.images)
