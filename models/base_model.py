@@ -82,6 +82,13 @@ class CompiledOrEager(nn.Module):
         return self.module(*args) if self.failed else self._compiled(*args)
 
 
+def to_channels_last(net: nn.Module) -> None:
+    """Store the 4-D weights and buffers of ``net`` NHWC, in place (``Module.to`` also tries 5-D ones and fails)."""
+    for tensor in [*net.parameters(), *net.buffers()]:
+        if tensor.dim() == 4:
+            tensor.data = tensor.data.contiguous(memory_format=torch.channels_last)
+
+
 def unwrap(net: nn.Module) -> nn.Module:
     """The plain network inside DDP / :class:`CompiledOrEager` wrappers (what is saved and loaded)."""
     while isinstance(net, (DistributedDataParallel, CompiledOrEager)):
@@ -117,6 +124,7 @@ class BaseModel:
         self.image_paths: list[str] = []
         self.loss_parts: dict[str, torch.Tensor] = {}
         self.compile_names: list[str] = []  # networks that --compile compiles (set by subclasses)
+        self.memory_format = torch.preserve_format  # of the input images; see apply_memory_format
         self.amp_dtype = AMP_DTYPES[getattr(opt, "amp", "off")]
         if self.amp_dtype is torch.bfloat16 and self.device.type == "cuda" and not torch.cuda.is_bf16_supported():
             raise UserError("--amp bf16: this GPU has no bfloat16 support; use --amp fp16")
@@ -131,8 +139,18 @@ class BaseModel:
 
     # ---- the interface train.py and test.py use -------------------------------------------
     def set_input(self, batch: dict) -> None:
-        """Unpack a batch from the data loader onto the device."""
-        raise NotImplementedError
+        """Unpack a batch from the data loader onto the device, in ``memory_format`` (NHWC with ``--channels_last``).
+
+        batch: 'A' (B, C, H, W) in [-1, 1], optional 'B', 'A_aug', 'B_aug' (absent ones become None) and
+        'A_paths'. A model with other keys overrides this and calls it.
+        """
+        def get(key: str) -> Optional[torch.Tensor]:
+            # non_blocking: from the loader's pinned memory (CUDA) the copy overlaps the GPU's work.
+            return (batch[key].to(self.device, memory_format=self.memory_format, non_blocking=True)
+                    if key in batch else None)
+        self.real_A, self.real_B = get("A"), get("B")
+        self.real_A_aug, self.real_B_aug = get("A_aug"), get("B_aug")
+        self.image_paths = batch.get("A_paths", [])
 
     def forward(self) -> None:
         """Run the generator(s)."""
@@ -155,6 +173,17 @@ class BaseModel:
         if getattr(opt, "verbose", False):
             self.print_networks()
         self.wrap_networks()
+
+    def apply_memory_format(self) -> torch.memory_format:
+        """With ``--channels_last``: store every network the model holds (each ``nn.Module`` attribute,
+        the frozen VGG included) NHWC and set ``memory_format``, the format :meth:`set_input` gives the
+        images. Call it at the end of ``__init__``, once every network is built. Returns the format."""
+        if getattr(self.opt, "channels_last", False):
+            for value in vars(self).values():
+                if isinstance(value, nn.Module):
+                    to_channels_last(value)
+            self.memory_format = torch.channels_last
+        return self.memory_format
 
     def adam(self, *modules: nn.Module, weight_decay: float = 0.0) -> torch.optim.Adam:
         """Adam over the parameters of ``modules`` with ``--lr``, ``--beta1``, ``--beta2`` (and an L2

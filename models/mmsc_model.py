@@ -49,8 +49,7 @@ from models.base_model import BaseModel
 from models.losses import GANLoss
 from models.networks import init_weights
 from models.networks.munit import MultiScaleImageDiscriminator, MUNITGenerator
-from models.sc_model import (SCModel, add_spatial_options, build_spatial_loss, channels_last_networks,
-                             parse_attn_layers, rot180)
+from models.spatial import add_spatial_options, build_spatial_loss, needs_other, parse_attn_layers, rot180, vgg_features
 from options.test_options import saved_train_options
 from util import dist
 from util.errors import UserError
@@ -106,7 +105,7 @@ class MMSCModel(BaseModel):
             self._build_training(opt)
         else:
             self._build_test(opt)
-        self.memory_format = channels_last_networks(self, ("netG_A", "netG_B", "netD_A", "netD_B", "vgg", "netF"))
+        self.apply_memory_format()
 
     # ---- construction -------------------------------------------------------------------
     def _build_training(self, opt: argparse.Namespace) -> None:
@@ -169,8 +168,6 @@ class MMSCModel(BaseModel):
         self.visual_names += [f"style_B_{k + 1}" for k in range(count)] if opt.style_image else []
 
     # ---- data and forward ---------------------------------------------------------------
-    set_input = SCModel.set_input  # the same batch keys: 'A', 'B', 'A_aug', 'B_aug', 'A_paths'
-
     def forward(self) -> None:
         """The training pass of the docstring; each decoder decodes its two batches at once."""
         if not self.is_train:
@@ -227,21 +224,21 @@ class MMSCModel(BaseModel):
     # ---- losses -------------------------------------------------------------------------
     def _spatial_feats(self) -> None:
         """VGG16 features, once per step: the reals (and jittered copies) without gradients, the
-        translations with; the two directions share each VGG pass."""
-        reals = [self.real_A, self.real_B]
-        other = self.opt.learned_attn or self.opt.loss_mode == "info"
+        translations with; the two directions share each VGG pass (each entry is [A side, B side])."""
+        other = needs_other(self.opt)
         augment = self.opt.learned_attn and self.real_A_aug is not None and self.real_B_aug is not None
-        reals += [rot180(self.real_B), rot180(self.real_A)] if other else []
-        reals += [self.real_A_aug, self.real_B_aug, rot180(self.real_B_aug), rot180(self.real_A_aug)] if augment else []
+        pairs = {"src": (self.real_A, self.real_B)}
+        pairs.update({"other": (rot180(self.real_B), rot180(self.real_A))} if other else {})
+        pairs.update({"aug": (self.real_A_aug, self.real_B_aug),
+                      "other_aug": (rot180(self.real_B_aug), rot180(self.real_A_aug))} if augment else {})
         with torch.no_grad():
-            maps = self.vgg(torch.cat([_rgb(x) for x in reals]))
-        n2 = 2 * self.real_A.shape[0]
-        pick = [self.vgg.layers.index(i) for i in self.attn_layers]
-        chunks = [[maps[i][j * n2:(j + 1) * n2] for i in pick] for j in range(len(reals) // 2)]
-        self.feats = {"src": chunks[0], "other": chunks[1] if other else None}
-        self.feats["aug"], self.feats["other_aug"] = (chunks[2], chunks[3]) if augment else (None, None)
-        maps = self.vgg(torch.cat([_rgb(self.fake_B), _rgb(self.fake_A)]))
-        self.feats["tgt"] = [maps[i] for i in pick]
+            self.feats = vgg_features(self.vgg, {k: torch.cat([_rgb(a), _rgb(b)]) for k, (a, b) in pairs.items()},
+                                      self.attn_layers)
+        self.feats.setdefault("other", None)
+        self.feats.setdefault("aug", None)
+        self.feats.setdefault("other_aug", None)
+        fakes = {"tgt": torch.cat([_rgb(self.fake_B), _rgb(self.fake_A)])}
+        self.feats.update(vgg_features(self.vgg, fakes, self.attn_layers))
 
     def compute_F_loss(self) -> tuple[torch.Tensor, dict]:
         """Contrastive head loss: each real vs its translation (detached) vs the other domain's real, rotated."""

@@ -23,79 +23,11 @@ import torch
 from models.base_model import BaseModel
 from models.losses import GANLoss, gradient_penalty, perceptual_loss, style_loss
 from models.networks import define_D, define_G
-from models.sesim import LAYER_NAMES, SpatialCorrelativeLoss, VGG16Features, VGGWeightsError
-from util.errors import UserError
+from models.spatial import add_spatial_options, build_spatial_loss, needs_other, parse_attn_layers, rot180, vgg_features
 from util.image_pool import ImagePool, query_across_ranks
 
 PERCEPTUAL_LAYER = 6           # relu3_3
 STYLE_LAYERS = (1, 3, 6, 9)    # relu1_2, relu2_2, relu3_3, relu4_3
-
-
-def parse_attn_layers(value: str) -> list[int]:
-    """'4,7,9' -> [4, 7, 9]; UserError for anything outside 0-12."""
-    try:
-        layers = [int(v) for v in str(value).replace(" ", "").split(",") if v != ""]
-    except ValueError:
-        raise UserError(f"--attn_layers {value}: give comma-separated VGG16 layer indices 0-12") from None
-    bad = [i for i in layers if not 0 <= i < len(LAYER_NAMES)]
-    if bad or not layers:
-        raise UserError(f"--attn_layers {value}: indices must be in 0-12 "
-                        f"(0 = relu1_1 ... 12 = relu5_3; default 4,7,9)")
-    return layers
-
-
-def to_channels_last(net: torch.nn.Module) -> None:
-    """Store the 4-D weights and buffers of ``net`` NHWC, in place (``Module.to`` also tries 5-D ones and fails)."""
-    for tensor in [*net.parameters(), *net.buffers()]:
-        if tensor.dim() == 4:
-            tensor.data = tensor.data.contiguous(memory_format=torch.channels_last)
-
-
-def add_spatial_options(g: argparse._ArgumentGroup) -> argparse._ArgumentGroup:
-    """The flags of the spatially-correlative loss and its VGG16, shared by every model that uses it."""
-    g.add_argument("--attn_layers", default="4,7,9",
-                   help="VGG16 layers (0-12) of the spatial loss: 4,7,9 = relu3_1, relu4_1, relu4_3")
-    g.add_argument("--patch_nums", type=int, default=256, help="query locations per layer (<= 0: all)")
-    g.add_argument("--patch_size", type=int, default=64, help="local key window; global when >= the map")
-    g.add_argument("--loss_mode", default="cos", choices=["cos", "l1", "info"],
-                   help="how the self-similarity maps are compared")
-    g.add_argument("--use_norm", action="store_true", help="cosine similarity and L1 instead of tanh and SmoothL1")
-    g.add_argument("--learned_attn", action="store_true", help="LSeSim: learn 1x1 heads contrastively")
-    g.add_argument("--T", type=float, default=0.07, help="temperature of the contrastive head loss")
-    g.add_argument("--lambda_spatial", type=float, default=10.0, help="weight of the spatial loss")
-    g.add_argument("--vgg_weights", default="imagenet",
-                   help="imagenet (hub cache; scripts/download_vgg16.py), a path, or random (smoke tests)")
-    return g
-
-
-def build_spatial_loss(opt: argparse.Namespace, attn_layers: list[int], device: torch.device,
-                       extra_layers: set[int] = frozenset()) -> tuple[VGG16Features, SpatialCorrelativeLoss]:
-    """The one frozen VGG16 (``attn_layers`` plus ``extra_layers``) and the loss over ``attn_layers``,
-    from the :func:`add_spatial_options` flags; a missing weights file is a UserError."""
-    try:
-        vgg = VGG16Features(layers=sorted(set(attn_layers) | set(extra_layers)), weights=opt.vgg_weights).to(device)
-    except (VGGWeightsError, ValueError) as exc:
-        raise UserError(str(exc)) from None
-    channels = [vgg.out_channels[vgg.layers.index(i)] for i in attn_layers]
-    loss = SpatialCorrelativeLoss(mode=opt.loss_mode, patch_nums=opt.patch_nums, patch_size=opt.patch_size,
-                                  use_norm=opt.use_norm, learned=opt.learned_attn, T=opt.T, in_channels=channels)
-    return vgg, loss.to(device)
-
-
-def channels_last_networks(model: BaseModel, names: tuple[str, ...]) -> torch.memory_format:
-    """With ``--channels_last``: store the model's networks ``names`` (those it has) NHWC. Returns the
-    memory format for the model's input images."""
-    if not getattr(model.opt, "channels_last", False):
-        return torch.preserve_format
-    for name in names:
-        if hasattr(model, name):
-            to_channels_last(getattr(model, name))
-    return torch.channels_last
-
-
-def rot180(x: torch.Tensor) -> torch.Tensor:
-    """Rotate (B, C, H, W) images by 180 degrees (flip H and W): the 'other' image of the head step."""
-    return torch.flip(x, dims=(2, 3))
 
 
 class SCModel(BaseModel):
@@ -125,7 +57,7 @@ class SCModel(BaseModel):
                              opt.init_type, opt.init_gain, opt.no_antialias, opt.no_antialias_up).to(self.device)
         if self.is_train:
             self._build_training(opt, norm_d)
-        self.memory_format = channels_last_networks(self, ("netG", "netD", "vgg", "netF"))
+        self.apply_memory_format()
 
     # ---- construction -------------------------------------------------------------------
     def _build_training(self, opt: argparse.Namespace, norm_d: str) -> None:
@@ -149,16 +81,6 @@ class SCModel(BaseModel):
             self.optimizer_F = self.adam(self.netF)
 
     # ---- data and forward ---------------------------------------------------------------
-    def set_input(self, batch: dict) -> None:
-        """batch: 'A' (B, C, H, W) in [-1, 1], optional 'B', 'A_aug', 'B_aug', and 'A_paths'."""
-        def get(key: str) -> Optional[torch.Tensor]:
-            # non_blocking: from the loader's pinned memory (CUDA) the copy overlaps the GPU's work.
-            return (batch[key].to(self.device, memory_format=self.memory_format, non_blocking=True)
-                    if key in batch else None)
-        self.real_A, self.real_B = get("A"), get("B")
-        self.real_A_aug, self.real_B_aug = get("A_aug"), get("B_aug")
-        self.image_paths = batch.get("A_paths", [])
-
     def forward(self) -> None:
         """G under autocast (``--amp``); its output images are float32 whatever ran inside."""
         with self.autocast():
@@ -173,22 +95,16 @@ class SCModel(BaseModel):
         """VGG16 features, once per step: real images in one batch without gradients, fakes with."""
         opt = self.opt
         learned = opt.learned_attn
-        need_other = learned or opt.loss_mode == "info"
         need_real_B = opt.lambda_style > 0 or opt.lambda_spatial_idt > 0
         augment = learned and self.real_A_aug is not None and self.real_B_aug is not None
         reals = {"A": self.real_A}
-        reals.update({"other": rot180(self.real_B)} if need_other else {})
+        reals.update({"other": rot180(self.real_B)} if needs_other(opt) else {})
         reals.update({"A_aug": self.real_A_aug, "other_aug": rot180(self.real_B_aug)} if augment else {})
         reals.update({"B": self.real_B} if need_real_B else {})
         with torch.no_grad():
-            maps = self.vgg(torch.cat(list(reals.values())))
-        n = self.real_A.shape[0]
-        self.feats = {key: [m[i * n:(i + 1) * n] for m in maps] for i, key in enumerate(reals)}
-        fakes = [self.fake_B] + ([self.idt_B] if opt.lambda_spatial_idt > 0 else [])
-        maps = self.vgg(torch.cat(fakes))
-        self.feats["fake_B"] = [m[:n] for m in maps]
-        if opt.lambda_spatial_idt > 0:
-            self.feats["idt_B"] = [m[n:] for m in maps]
+            self.feats = vgg_features(self.vgg, reals)
+        fakes = {"fake_B": self.fake_B} | ({"idt_B": self.idt_B} if opt.lambda_spatial_idt > 0 else {})
+        self.feats.update(vgg_features(self.vgg, fakes))
 
     # ---- losses -------------------------------------------------------------------------
     def spatial_src_tgt_other(self, detach_target: bool) -> tuple[list, list, Optional[list]]:
