@@ -43,14 +43,11 @@ from typing import Optional
 import torch
 import torch.nn.functional as F
 
-from data.image_folder import load_image
-from data.transforms import get_transform
 from models.base_model import BaseModel
 from models.losses import GANLoss
 from models.networks import init_weights
 from models.networks.munit import MultiScaleImageDiscriminator, MUNITGenerator
 from models.spatial import add_spatial_options, build_spatial_loss, needs_other, parse_attn_layers, rot180, vgg_features
-from options.test_options import saved_train_options
 from util import dist
 from util.errors import UserError
 
@@ -139,7 +136,8 @@ class MMSCModel(BaseModel):
             self.optimizer_F = self.adam(self.netF)
 
     def _build_test(self, opt: argparse.Namespace) -> None:
-        trained = saved_train_options(opt.checkpoints_dir, opt.name).get("direction", opt.direction)
+        # the direction the run was trained with: the options code reads it from the run's opt.json
+        trained = getattr(opt, "trained_direction", None) or opt.direction
         self.reverse = trained != opt.direction
         if self.reverse and opt.input_nc != opt.output_nc:
             raise UserError(f"--direction {opt.direction}: the run was trained {trained} with --input_nc "
@@ -148,26 +146,23 @@ class MMSCModel(BaseModel):
             raise UserError(f"--n_styles {opt.n_styles}: must be at least 1")
         generator = torch.Generator().manual_seed(opt.seed)
         self.style_codes = torch.randn(opt.n_styles, opt.style_dim, 1, 1, generator=generator).to(self.device)
+        self.guided = bool(opt.style_image)  # the references come with each batch ('style_B', see set_input)
         self.style_images: Optional[torch.Tensor] = None
-        if opt.style_image:
-            channels = opt.input_nc if self.reverse else opt.output_nc
-            transform = get_transform(preprocess=opt.preprocess, load_size=opt.load_size, crop_size=opt.crop_size,
-                                      channels=channels, params=None, no_flip=True)
-            images = []
-            for path in opt.style_image:
-                try:
-                    images.append(transform(load_image(path, channels)))
-                except (OSError, ValueError) as exc:
-                    raise UserError(f"--style_image {path}: cannot read it as an image ({exc})") from None
-            if len({tuple(i.shape) for i in images}) > 1:
-                raise UserError("--style_image: the images have different sizes after --preprocess "
-                                f"{opt.preprocess}; use --preprocess resize_and_crop or images of one size")
-            self.style_images = torch.stack(images).to(self.device)
         count = len(opt.style_image) if opt.style_image else opt.n_styles
         self.visual_names = ["real_A"] + [f"fake_B_{k + 1}" for k in range(count)]
         self.visual_names += [f"style_B_{k + 1}" for k in range(count)] if opt.style_image else []
 
     # ---- data and forward ---------------------------------------------------------------
+    def set_input(self, batch: dict) -> None:
+        """The base keys, and at test time with ``--style_image`` the references 'style_B' (K, C, H, W)
+        in [-1, 1] that data/style_images.py adds to every batch."""
+        super().set_input(batch)
+        if not self.is_train and self.guided:
+            if "style_B" not in batch:
+                raise ValueError("--style_image: the batch has no 'style_B' references; "
+                                 "build the data with data.create_dataset (data/style_images.py)")
+            self.style_images = batch["style_B"].to(self.device, memory_format=self.memory_format)
+
     def forward(self) -> None:
         """The training pass of the docstring; each decoder decodes its two batches at once."""
         if not self.is_train:

@@ -34,6 +34,13 @@ class TestOptions(BaseOptions):
                             num_threads=0)
         return parser
 
+    def parse(self) -> argparse.Namespace:
+        """The options, plus ``trained_direction``: the ``--direction`` of the trained run (its opt.json; the
+        given one when it has none), for models that translate the other way too (mmsc)."""
+        opt = super().parse()
+        opt.trained_direction = saved_train_options(opt.checkpoints_dir, opt.name).get("direction", opt.direction)
+        return opt
+
     def inherited_defaults(self, known: argparse.Namespace) -> dict:
         """The architecture options recorded in checkpoints/<name>/opt.json, if the run has one."""
         saved = saved_train_options(known.checkpoints_dir, known.name)
