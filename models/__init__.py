@@ -36,6 +36,14 @@ def find_model_using_name(model_name: str) -> type:
     raise ValueError(f"models/{model_name}_model.py defines no BaseModel subclass named like {target}")
 
 
+def model_classes(include_template: bool = False) -> dict[str, type]:
+    """name -> model class for every registered model (every ``models/<name>_model.py``), sorted by name;
+    with ``include_template`` the template too. The tools and the conformance tests read the classes'
+    declarations (``architecture_options``, ``test_networks``, ``output_names`` ...) from here."""
+    names = available_models() + (["template"] if include_template else [])
+    return {name: find_model_using_name(name) for name in sorted(names)}
+
+
 def get_option_setter(model_name: str) -> Callable:
     """The model class's ``modify_commandline_options(parser, is_train)``."""
     return find_model_using_name(model_name).modify_commandline_options

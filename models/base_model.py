@@ -13,7 +13,7 @@ import contextlib
 import os
 import warnings
 from collections import OrderedDict
-from typing import Any, Callable, Iterable, Optional
+from typing import Any, Callable, ClassVar, Iterable, Optional
 
 import torch
 import torch.nn as nn
@@ -98,6 +98,44 @@ def unwrap(net: nn.Module) -> nn.Module:
 
 class BaseModel:
     """Abstract model. See models/template_model.py for a documented example."""
+
+    # ---- what the model means to the tools (test.py, test_fid.py, scripts/), declared per class ----
+    #: Options that fix the test-time networks: a test run takes them from the trained run's opt.json
+    #: unless given on its command line (options/test_options.py), so ``--ngf 32`` need not be repeated.
+    architecture_options: ClassVar[tuple[str, ...]] = (
+        "netG", "ngf", "normG", "norm", "no_dropout", "no_antialias", "no_antialias_up", "input_nc", "output_nc",
+        "direction")
+    #: The networks a test-time checkpoint holds (``<tag>_net_<name>.pth``); the first names the saved epochs.
+    test_networks: ClassVar[tuple[str, ...]] = ("G",)
+    #: The test visual holding the translation; a multi-output model numbers its K outputs
+    #: ``<output_visual>_1`` ... ``<output_visual>_K`` (see :meth:`output_names`).
+    output_visual: ClassVar[str] = "fake_B"
+    #: Whether the model gives several translations per input at test time.
+    multi_output: ClassVar[bool] = False
+
+    @classmethod
+    def output_names(cls, opt: argparse.Namespace) -> list[str]:
+        """The test visuals holding the translations of one input under the test options ``opt``, in order."""
+        if cls.multi_output:
+            return [cls.numbered_output(k) for k in range(1, cls.output_count(opt) + 1)]
+        return [cls.output_visual]
+
+    @classmethod
+    def output_count(cls, opt: argparse.Namespace) -> int:
+        """How many translations per input the test options ``opt`` ask for (1 for a single-output model)."""
+        return 1
+
+    @classmethod
+    def numbered_output(cls, k: int) -> str:
+        """The name of a multi-output model's ``k``-th output (1-based): ``fake_B_3``."""
+        return f"{cls.output_visual}_{k}"
+
+    @classmethod
+    def output_number(cls, name: str) -> Optional[int]:
+        """``k`` when ``name`` is :meth:`numbered_output` ``(k)`` (a visual or a results folder), else None."""
+        prefix = cls.output_visual + "_"
+        rest = name[len(prefix):] if name.startswith(prefix) else ""
+        return int(rest) if rest.isdigit() and rest[0] != "0" else None
 
     @staticmethod
     def modify_commandline_options(parser: argparse.ArgumentParser, is_train: bool) -> argparse.ArgumentParser:

@@ -82,7 +82,7 @@ class CUTModel(BaseModel):
         self.nce_layers = parse_nce_layers(opt.nce_layers)
         self.use_idt = self.is_train and opt.nce_idt and opt.lambda_NCE > 0
         self.visual_names = ["real_A", "fake_B", "real_B"] + (["idt_B"] if self.use_idt else [])
-        self.model_names = ["G"]
+        self.model_names = list(self.test_networks)
         self.compile_names = ["G", "D"] if self.is_train else ["G"]
         norm_g, norm_d = (opt.norm, opt.norm) if opt.norm else (opt.normG, opt.normD)
         self.netG = define_G(opt.netG, opt.input_nc, opt.output_nc, opt.ngf, norm_g, not opt.no_dropout,

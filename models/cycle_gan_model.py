@@ -29,6 +29,8 @@ from util.image_pool import ImagePool, query_across_ranks
 class CycleGANModel(BaseModel):
     """Unpaired translation with cycle consistency, both directions at once."""
 
+    test_networks = ("G_A",)
+
     @staticmethod
     def modify_commandline_options(parser: argparse.ArgumentParser, is_train: bool) -> argparse.ArgumentParser:
         parser.set_defaults(no_antialias=True, no_antialias_up=True, init_type="normal")
@@ -47,7 +49,7 @@ class CycleGANModel(BaseModel):
         arch = (opt.ngf, norm_g, not opt.no_dropout, opt.init_type, opt.init_gain, opt.no_antialias,
                 opt.no_antialias_up)
         self.netG_A = define_G(opt.netG, opt.input_nc, opt.output_nc, *arch).to(self.device)
-        self.model_names = ["G_A"]
+        self.model_names = list(self.test_networks)
         self.compile_names = ["G_A"]
         self.visual_names = ["real_A", "fake_B", "real_B"]
         if self.is_train:

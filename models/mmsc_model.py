@@ -60,6 +60,16 @@ def _rgb(x: torch.Tensor) -> torch.Tensor:
 class MMSCModel(BaseModel):
     """Multi-modal translation A <-> B: MUNIT networks with the spatially-correlative loss."""
 
+    architecture_options = BaseModel.architecture_options + ("style_dim", "n_downsample", "n_res", "mlp_dim",
+                                                             "mlp_layers")
+    test_networks = ("G_A", "G_B")
+    multi_output = True
+
+    @classmethod
+    def output_count(cls, opt: argparse.Namespace) -> int:
+        """One translation per ``--style_image``, else ``--n_styles``."""
+        return len(opt.style_image) if opt.style_image else opt.n_styles
+
     @staticmethod
     def modify_commandline_options(parser: argparse.ArgumentParser, is_train: bool) -> argparse.ArgumentParser:
         g = add_spatial_options(parser.add_argument_group("mmsc model"))
@@ -95,7 +105,7 @@ class MMSCModel(BaseModel):
                 raise UserError(f"--{key} {getattr(opt, key)}: must be at least {least}")
         self.netG_A = init_weights(MUNITGenerator(opt.input_nc, **gen), opt.init_type, opt.init_gain).to(self.device)
         self.netG_B = init_weights(MUNITGenerator(opt.output_nc, **gen), opt.init_type, opt.init_gain).to(self.device)
-        self.model_names = ["G_A", "G_B"]
+        self.model_names = list(self.test_networks)
         self.compile_names = ["G_A", "G_B"]
         self.multiple = 2 ** opt.n_downsample
         if self.is_train:
@@ -148,8 +158,8 @@ class MMSCModel(BaseModel):
         self.style_codes = torch.randn(opt.n_styles, opt.style_dim, 1, 1, generator=generator).to(self.device)
         self.guided = bool(opt.style_image)  # the references come with each batch ('style_B', see set_input)
         self.style_images: Optional[torch.Tensor] = None
-        count = len(opt.style_image) if opt.style_image else opt.n_styles
-        self.visual_names = ["real_A"] + [f"fake_B_{k + 1}" for k in range(count)]
+        count = self.output_count(opt)
+        self.visual_names = ["real_A"] + self.output_names(opt)
         self.visual_names += [f"style_B_{k + 1}" for k in range(count)] if opt.style_image else []
 
     # ---- data and forward ---------------------------------------------------------------
@@ -211,7 +221,7 @@ class MMSCModel(BaseModel):
         out = out[:, :, :h, :w]
         out = out.reshape(n, k, *out.shape[1:])
         for j in range(k):
-            setattr(self, f"fake_B_{j + 1}", out[:, j])
+            setattr(self, self.numbered_output(j + 1), out[:, j])
             if self.style_images is not None:
                 style = self.style_images[j:j + 1]
                 setattr(self, f"style_B_{j + 1}", style.expand(n, *style.shape[1:]))

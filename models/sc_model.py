@@ -50,7 +50,7 @@ class SCModel(BaseModel):
         self.attn_layers = parse_attn_layers(opt.attn_layers)
         self.use_idt = opt.lambda_identity > 0 or opt.lambda_spatial_idt > 0
         self.visual_names = ["real_A", "fake_B", "real_B"] + (["idt_B"] if self.use_idt and self.is_train else [])
-        self.model_names = ["G"]
+        self.model_names = list(self.test_networks)
         self.compile_names = ["G", "D"] if self.is_train else ["G"]
         norm_g, norm_d = (opt.norm, opt.norm) if opt.norm else (opt.normG, opt.normD)
         self.netG = define_G(opt.netG, opt.input_nc, opt.output_nc, opt.ngf, norm_g, not opt.no_dropout,

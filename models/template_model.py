@@ -34,7 +34,7 @@ class TemplateModel(BaseModel):
         super().__init__(opt)
         self.loss_names = ["G"]
         self.visual_names = ["real_A", "fake_B", "real_B"]
-        self.model_names = ["G"]
+        self.model_names = list(self.test_networks)
         self.netG = define_G(opt.netG, opt.input_nc, opt.output_nc, opt.ngf, opt.normG, not opt.no_dropout,
                              opt.init_type, opt.init_gain, opt.no_antialias, opt.no_antialias_up).to(self.device)
         if self.is_train:
