@@ -24,7 +24,7 @@ from util import dist
 from util.checkpoint import safe_load
 from util.commit import commit_save, committed_path
 from util.errors import UserError
-from util.image_pool import ImagePool
+from util.image_pool import ImagePool, query_across_ranks
 
 _NORM_STATS = ("running_mean", "running_var", "num_batches_tracked")
 AMP_DTYPES = {"off": None, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -498,12 +498,37 @@ class BaseModel:
                 if tuple(group.get("betas", ())) == old_betas != (opt.beta1, opt.beta2):
                     group["betas"] = (opt.beta1, opt.beta2)
 
+    def seeded_generator(self, offset: int = 0) -> torch.Generator:
+        """A CPU generator seeded with ``--seed`` + ``offset``: each image pool has its own, so its draws
+        depend on nothing else (and are saved with it)."""
+        return torch.Generator().manual_seed(self.opt.seed + offset)
+
+    def discriminator_loss(self, net: nn.Module, real: torch.Tensor, fake: torch.Tensor,
+                           pool: Optional[ImagePool] = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(0.5 (GAN(D(real), real) + GAN(D(fake'), fake)), the real term, the fake term) with ``self.criterionGAN``.
+
+        ``fake'`` is ``fake`` detached and, given a ``pool``, mixed with the image pool (under torchrun
+        as one process with the whole step's batch would, see util/image_pool.py); D sees it first.
+        """
+        fake = fake.detach()
+        if pool is not None:
+            fake = query_across_ranks(pool, fake)
+        loss_fake = self.criterionGAN(net(fake), False)
+        loss_real = self.criterionGAN(net(real), True)
+        return 0.5 * (loss_real + loss_fake), loss_real, loss_fake
+
     def extra_state(self) -> dict:
-        """Model-specific training state (e.g. the image pool)."""
-        return {}
+        """Model-specific training state: by default the state of every image pool the model holds, by
+        attribute name (so a model's pools resume exactly without code of its own)."""
+        pools = {name: value.state_dict() for name, value in vars(self).items() if isinstance(value, ImagePool)}
+        return {"pools": pools} if pools else {}
 
     def load_extra_state(self, state: dict) -> None:
         """Restore :meth:`extra_state`."""
+        for name, pool_state in state.get("pools", {}).items():
+            pool = getattr(self, name, None)
+            if isinstance(pool, ImagePool):
+                pool.load_state_dict(pool_state)
 
     def print_networks(self) -> None:
         for name, net in self.networks().items():

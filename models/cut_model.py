@@ -29,7 +29,7 @@ from models.networks import define_D, define_G
 from models.networks.init import init_weights
 from models.patchnce import PatchSampleMLP, patch_nce
 from util.errors import UserError
-from util.image_pool import ImagePool, query_across_ranks
+from util.image_pool import ImagePool
 
 CUT_MODES = ("CUT", "cut", "FastCUT", "fastcut")
 
@@ -90,6 +90,7 @@ class CUTModel(BaseModel):
         self.flipped = False
         if self.is_train:
             self._build_training(opt, norm_d)
+        self.apply_memory_format()  # --channels_last: the networks NHWC, and set_input's images
 
     def _build_training(self, opt: argparse.Namespace, norm_d: str) -> None:
         if not hasattr(self.netG, "encode"):
@@ -106,19 +107,13 @@ class CUTModel(BaseModel):
         self.netD = define_D(opt.netD, opt.output_nc, opt.ndf, opt.n_layers_D, norm_d, opt.init_type,
                              opt.init_gain, opt.no_antialias).to(self.device)
         self.criterionGAN = GANLoss(opt.gan_mode).to(self.device)
-        self.fake_pool = ImagePool(opt.pool_size, generator=torch.Generator().manual_seed(opt.seed))
+        self.fake_pool = ImagePool(opt.pool_size, generator=self.seeded_generator())
         self.optimizer_G, self.optimizer_D = self.adam(self.netG), self.adam(self.netD)
         self.optimizer_F = None
         if opt.lambda_NCE > 0 and opt.netF == "mlp_sample":
             self.optimizer_F = self.adam(self.netF)
 
     # ---- data and forward ---------------------------------------------------------------
-    def set_input(self, batch: dict) -> None:
-        """batch: 'A' (B, C, H, W) in [-1, 1], optional 'B', and 'A_paths'."""
-        self.real_A = batch["A"].to(self.device)
-        self.real_B = batch["B"].to(self.device) if "B" in batch else None
-        self.image_paths = batch.get("A_paths", [])
-
     def forward(self) -> None:
         """fake_B = G(real_A) (and idt_B = G(real_B)) in one G call; flipped half the time under FastCUT."""
         real = torch.cat([self.real_A, self.real_B]) if self.use_idt else self.real_A
@@ -149,10 +144,8 @@ class CUTModel(BaseModel):
 
     def compute_D_loss(self) -> tuple[torch.Tensor, dict]:
         """0.5 (GAN(D(real_B), real) + GAN(D(fake_B), fake))."""
-        fake = query_across_ranks(self.fake_pool, self.fake_B.detach())
-        loss_fake = self.criterionGAN(self.netD(fake), False)
-        loss_real = self.criterionGAN(self.netD(self.real_B), True)
-        return 0.5 * (loss_real + loss_fake), {"D_real": loss_real.detach(), "D_fake": loss_fake.detach()}
+        loss, loss_real, loss_fake = self.discriminator_loss(self.netD, self.real_B, self.fake_B, self.fake_pool)
+        return loss, {"D_real": loss_real.detach(), "D_fake": loss_fake.detach()}
 
     def compute_G_loss(self) -> tuple[torch.Tensor, dict]:
         """lambda_GAN GAN(D(fake_B), real) + NCE (the mean of NCE and NCE_Y with identity NCE)."""

@@ -55,6 +55,7 @@ class CycleGANModel(BaseModel):
         if self.is_train:
             self.netG_B = define_G(opt.netG, opt.output_nc, opt.input_nc, *arch).to(self.device)
             self._build_training(opt, norm_d)
+        self.apply_memory_format()  # --channels_last: the networks NHWC, and set_input's images
 
     def _build_training(self, opt: argparse.Namespace, norm_d: str) -> None:
         self.use_idt = opt.lambda_identity > 0
@@ -70,18 +71,12 @@ class CycleGANModel(BaseModel):
         self.netD_A = define_D(opt.netD, opt.output_nc, *d_args).to(self.device)
         self.netD_B = define_D(opt.netD, opt.input_nc, *d_args).to(self.device)
         self.criterionGAN = GANLoss(opt.gan_mode).to(self.device)
-        self.fake_A_pool = ImagePool(opt.pool_size, generator=torch.Generator().manual_seed(opt.seed))
-        self.fake_B_pool = ImagePool(opt.pool_size, generator=torch.Generator().manual_seed(opt.seed + 1))
+        self.fake_A_pool = ImagePool(opt.pool_size, generator=self.seeded_generator())
+        self.fake_B_pool = ImagePool(opt.pool_size, generator=self.seeded_generator(1))
         self.optimizer_G = self.adam(self.netG_A, self.netG_B)
         self.optimizer_D = self.adam(self.netD_A, self.netD_B)
 
     # ---- data and forward ---------------------------------------------------------------
-    def set_input(self, batch: dict) -> None:
-        """batch: 'A' (B, C, H, W) in [-1, 1], 'B' when training, and 'A_paths'."""
-        self.real_A = batch["A"].to(self.device)
-        self.real_B = batch["B"].to(self.device) if "B" in batch else None
-        self.image_paths = batch.get("A_paths", [])
-
     def forward(self) -> None:
         """fake_B = G_A(real_A); when training also rec_A, fake_A = G_B(real_B) and rec_B."""
         with self.autocast():

@@ -75,7 +75,7 @@ class SCModel(BaseModel):
         extra |= set(STYLE_LAYERS) if opt.lambda_style > 0 else set()
         self.vgg, self.netF = build_spatial_loss(opt, self.attn_layers, self.device, extra_layers=extra)
         self.criterionGAN = GANLoss(opt.gan_mode).to(self.device)
-        self.fake_pool = ImagePool(opt.pool_size, generator=torch.Generator().manual_seed(opt.seed))
+        self.fake_pool = ImagePool(opt.pool_size, generator=self.seeded_generator())
         self.optimizer_G, self.optimizer_D = self.adam(self.netG), self.adam(self.netD)
         if opt.learned_attn:
             self.optimizer_F = self.adam(self.netF)
