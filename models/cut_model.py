@@ -23,7 +23,8 @@ import argparse
 
 import torch
 
-from models.base_model import BaseModel, unwrap
+from models.base_model import BaseModel
+from models.wrappers import unwrap
 from models.losses import GANLoss
 from models.networks import define_D, define_G
 from models.networks.init import init_weights

@@ -16,7 +16,7 @@ import train as train_script
 from data import create_dataset
 from helpers import LSESIM, MMSC_SMALL, ROOT, TINY, run_script as run, write_images, write_unaligned
 from models import create_model
-from models.base_model import CompiledOrEager
+from models.wrappers import CompiledOrEager
 from models.networks.munit import LayerNorm, MultiScaleImageDiscriminator, MUNITGenerator, adaptive_instance_norm
 from data.style_images import batch_extras
 from options.test_options import TestOptions
