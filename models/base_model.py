@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import os
 import warnings
 from collections import OrderedDict
-from typing import Any, Callable, ClassVar, Iterable, Optional
+from typing import Any, Callable, ClassVar, Iterable, Optional, TypeVar
 
 import torch
 import torch.nn as nn
@@ -26,6 +27,16 @@ from util.checkpoint import safe_load
 from util.commit import commit_save, committed_path
 from util.errors import UserError
 from util.image_pool import ImagePool, query_across_ranks
+
+T = TypeVar("T")
+
+
+def frozen_config(cls: type[T], opt: argparse.Namespace) -> T:
+    """The frozen dataclass ``cls`` with each field read from the options ``opt``, once, in a model's
+    constructor: the step methods read this, never ``opt``. A field whose flag ``opt`` lacks (a
+    training-only flag at test time) is None."""
+    return cls(**{f.name: getattr(opt, f.name, None) for f in dataclasses.fields(cls)})
+
 
 _NORM_STATS = ("running_mean", "running_var", "num_batches_tracked")
 AMP_DTYPES = {"off": None, "bf16": torch.bfloat16, "fp16": torch.float16}

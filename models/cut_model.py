@@ -20,10 +20,11 @@ pass runs without autograd (the published loss detaches them anyway).
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass
 
 import torch
 
-from models.base_model import BaseModel
+from models.base_model import BaseModel, frozen_config
 from models.wrappers import unwrap
 from models.losses import GANLoss
 from models.networks import define_D, define_G
@@ -31,6 +32,17 @@ from models.networks.init import init_weights
 from models.patchnce import PatchSampleMLP, patch_nce
 from util.errors import UserError
 from util.image_pool import ImagePool
+
+@dataclass(frozen=True)
+class CUTConfig:
+    """What the cut step reads from the options (resolved in the constructor)."""
+
+    flip_equivariance: bool
+    num_patches: int
+    nce_T: float
+    lambda_NCE: float
+    lambda_GAN: float
+
 
 CUT_MODES = ("CUT", "cut", "FastCUT", "fastcut")
 
@@ -80,6 +92,7 @@ class CUTModel(BaseModel):
 
     def __init__(self, opt: argparse.Namespace) -> None:
         super().__init__(opt)
+        self.cfg = frozen_config(CUTConfig, opt)
         self.nce_layers = parse_nce_layers(opt.nce_layers)
         self.use_idt = self.is_train and opt.nce_idt and opt.lambda_NCE > 0
         self.visual_names = ["real_A", "fake_B", "real_B"] + (["idt_B"] if self.use_idt else [])
@@ -118,7 +131,7 @@ class CUTModel(BaseModel):
     def forward(self) -> None:
         """fake_B = G(real_A) (and idt_B = G(real_B)) in one G call; flipped half the time under FastCUT."""
         real = torch.cat([self.real_A, self.real_B]) if self.use_idt else self.real_A
-        self.flipped = self.is_train and self.opt.flip_equivariance and bool(torch.rand(()) < 0.5)
+        self.flipped = self.is_train and self.cfg.flip_equivariance and bool(torch.rand(()) < 0.5)
         if self.flipped:
             real = torch.flip(real, dims=[3])
         with self.autocast():
@@ -137,11 +150,11 @@ class CUTModel(BaseModel):
             queries = [torch.flip(q, dims=[3]) for q in queries]
         with torch.no_grad():
             keys = encoder.encode(source, self.nce_layers)
-        patch_ids = unwrap(self.netF).sample_ids(keys, self.opt.num_patches)
+        patch_ids = unwrap(self.netF).sample_ids(keys, self.cfg.num_patches)
         with torch.no_grad():
             keys = self.netF(keys, patch_ids)
         queries = self.netF(queries, patch_ids)
-        return patch_nce(queries, keys, self.opt.nce_T) * self.opt.lambda_NCE
+        return patch_nce(queries, keys, self.cfg.nce_T) * self.cfg.lambda_NCE
 
     def compute_D_loss(self) -> tuple[torch.Tensor, dict]:
         """0.5 (GAN(D(real_B), real) + GAN(D(fake_B), fake))."""
@@ -150,7 +163,7 @@ class CUTModel(BaseModel):
 
     def compute_G_loss(self) -> tuple[torch.Tensor, dict]:
         """lambda_GAN GAN(D(fake_B), real) + NCE (the mean of NCE and NCE_Y with identity NCE)."""
-        opt = self.opt
+        opt = self.cfg
         zero = torch.zeros((), device=self.device)
         gan = self.criterionGAN(self.netD(self.fake_B), True, for_discriminator=False) * opt.lambda_GAN \
             if opt.lambda_GAN > 0 else zero

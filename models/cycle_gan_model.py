@@ -15,15 +15,26 @@ lr 2e-4, lsgan, image pools of 50, 100 + 100 epochs. Checkpoints ``net_G_A``, ``
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass
+from typing import Optional
 
 import torch
 import torch.nn.functional as F
 
-from models.base_model import BaseModel
+from models.base_model import BaseModel, frozen_config
 from models.losses import GANLoss
 from models.networks import define_D, define_G
 from util.errors import UserError
 from util.image_pool import ImagePool, query_across_ranks
+
+
+@dataclass(frozen=True)
+class CycleGANConfig:
+    """What the cycle_gan step reads from the options (resolved in the constructor; None at test time)."""
+
+    lambda_A: Optional[float]
+    lambda_B: Optional[float]
+    lambda_identity: Optional[float]
 
 
 class CycleGANModel(BaseModel):
@@ -45,6 +56,7 @@ class CycleGANModel(BaseModel):
 
     def __init__(self, opt: argparse.Namespace) -> None:
         super().__init__(opt)
+        self.cfg = frozen_config(CycleGANConfig, opt)
         norm_g, norm_d = (opt.norm, opt.norm) if opt.norm else (opt.normG, opt.normD)
         arch = (opt.ngf, norm_g, not opt.no_dropout, opt.init_type, opt.init_gain, opt.no_antialias,
                 opt.no_antialias_up)
@@ -89,7 +101,7 @@ class CycleGANModel(BaseModel):
     # ---- losses -------------------------------------------------------------------------
     def compute_G_loss(self) -> tuple[torch.Tensor, dict]:
         """GAN losses of both generators + both cycle losses + both identity losses."""
-        opt = self.opt
+        opt = self.cfg
         terms = {"G_A": self.criterionGAN(self.netD_A(self.fake_B), True, for_discriminator=False),
                  "G_B": self.criterionGAN(self.netD_B(self.fake_A), True, for_discriminator=False),
                  "cycle_A": F.l1_loss(self.rec_A, self.real_A) * opt.lambda_A,

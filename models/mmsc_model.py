@@ -38,12 +38,13 @@ then G_A's decoder). Images whose sides are not multiples of 4 are reflect-padde
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass
 from typing import Optional
 
 import torch
 import torch.nn.functional as F
 
-from models.base_model import BaseModel
+from models.base_model import BaseModel, frozen_config
 from models.losses import GANLoss
 from models.networks import init_weights
 from models.networks.munit import MultiScaleImageDiscriminator, MUNITGenerator
@@ -55,6 +56,22 @@ from util.errors import UserError
 def _rgb(x: torch.Tensor) -> torch.Tensor:
     """Grey (B, 1, H, W) images as RGB (a view), so both domains share one VGG batch; RGB unchanged."""
     return x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x
+
+
+@dataclass(frozen=True)
+class MMSCConfig:
+    """What the mmsc step reads from the options (resolved in the constructor; None: a training-only
+    flag at test time)."""
+
+    style_dim: int
+    learned_attn: bool
+    loss_mode: str
+    lambda_spatial: float
+    lambda_GAN: Optional[float]
+    lambda_rec_x: Optional[float]
+    lambda_rec_s: Optional[float]
+    lambda_rec_c: Optional[float]
+    lambda_cycle: Optional[float]
 
 
 class MMSCModel(BaseModel):
@@ -97,6 +114,7 @@ class MMSCModel(BaseModel):
 
     def __init__(self, opt: argparse.Namespace) -> None:
         super().__init__(opt)
+        self.cfg = frozen_config(MMSCConfig, opt)
         self.attn_layers = parse_attn_layers(opt.attn_layers)
         gen = dict(ngf=opt.ngf, style_dim=opt.style_dim, n_downsample=opt.n_downsample, n_res=opt.n_res,
                    mlp_dim=opt.mlp_dim, mlp_layers=opt.mlp_layers)
@@ -198,7 +216,7 @@ class MMSCModel(BaseModel):
         codes of the whole step's batch and keeps its own share, so N processes draw what one
         process with N times the batch draws."""
         rank, world = dist.get_rank(), dist.get_world_size()
-        codes = torch.randn(n * world, self.opt.style_dim, 1, 1, device=self.device)
+        codes = torch.randn(n * world, self.cfg.style_dim, 1, 1, device=self.device)
         return codes[rank * n:(rank + 1) * n]
 
     def translate(self) -> None:
@@ -230,8 +248,8 @@ class MMSCModel(BaseModel):
     def _spatial_feats(self) -> None:
         """VGG16 features, once per step: the reals (and jittered copies) without gradients, the
         translations with; the two directions share each VGG pass (each entry is [A side, B side])."""
-        other = needs_other(self.opt)
-        augment = self.opt.learned_attn and self.real_A_aug is not None and self.real_B_aug is not None
+        other = needs_other(self.cfg)
+        augment = self.cfg.learned_attn and self.real_A_aug is not None and self.real_B_aug is not None
         pairs = {"src": (self.real_A, self.real_B)}
         pairs.update({"other": (rot180(self.real_B), rot180(self.real_A))} if other else {})
         pairs.update({"aug": (self.real_A_aug, self.real_B_aug),
@@ -264,12 +282,12 @@ class MMSCModel(BaseModel):
                 + self.criterionGAN([o[n:] for o in outputs], False))
 
     def compute_D_loss(self) -> tuple[torch.Tensor, dict]:
-        loss_a = self._d_loss(self.netD_A, self.real_A, self.fake_A) * self.opt.lambda_GAN
-        loss_b = self._d_loss(self.netD_B, self.real_B, self.fake_B) * self.opt.lambda_GAN
+        loss_a = self._d_loss(self.netD_A, self.real_A, self.fake_A) * self.cfg.lambda_GAN
+        loss_b = self._d_loss(self.netD_B, self.real_B, self.fake_B) * self.cfg.lambda_GAN
         return loss_a + loss_b, {"D_A": loss_a.detach(), "D_B": loss_b.detach()}
 
     def compute_G_loss(self) -> tuple[torch.Tensor, dict]:
-        opt, c = self.opt, self.codes
+        opt, c = self.cfg, self.codes
         terms = {"G_A": self.criterionGAN(self.netD_A(self.fake_A), True, for_discriminator=False) * opt.lambda_GAN,
                  "G_B": self.criterionGAN(self.netD_B(self.fake_B), True, for_discriminator=False) * opt.lambda_GAN,
                  "rec_x_A": F.l1_loss(self.rec_A, self.real_A) * opt.lambda_rec_x,
@@ -296,13 +314,13 @@ class MMSCModel(BaseModel):
         if self.use_spatial:
             with self.autocast():
                 self._spatial_feats()
-        if self.opt.learned_attn:
+        if self.cfg.learned_attn:
             self.set_requires_grad([self.netF], True)
             parts.update(self.optimizer_step(self.optimizer_F, self.compute_F_loss))
         discriminators = [self.netD_A, self.netD_B]
         self.set_requires_grad(discriminators, True)
         parts.update(self.optimizer_step(self.optimizer_D, self.compute_D_loss))
-        self.set_requires_grad(discriminators + ([self.netF] if self.opt.learned_attn else []), False)
+        self.set_requires_grad(discriminators + ([self.netF] if self.cfg.learned_attn else []), False)
         parts.update(self.optimizer_step(self.optimizer_G, self.compute_G_loss))
         self.finish_step()
         self.loss_parts = parts

@@ -16,15 +16,31 @@ heads are DDP-wrapped by ``setup``, and the image pool sees every process's fake
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass
 from typing import Optional
 
 import torch
 
-from models.base_model import BaseModel
+from models.base_model import BaseModel, frozen_config
 from models.losses import GANLoss, gradient_penalty, perceptual_loss, style_loss
 from models.networks import define_D, define_G
 from models.spatial import add_spatial_options, build_spatial_loss, needs_other, parse_attn_layers, rot180, vgg_features
 from util.image_pool import ImagePool, query_across_ranks
+
+@dataclass(frozen=True)
+class SCConfig:
+    """What the sc step reads from the options (resolved in the constructor; None: not a test-time flag)."""
+
+    learned_attn: bool
+    loss_mode: str
+    lambda_GAN: float
+    lambda_spatial: float
+    lambda_spatial_idt: float
+    lambda_identity: float
+    lambda_perceptual: float
+    lambda_style: float
+    lambda_gradient: float
+
 
 PERCEPTUAL_LAYER = 6           # relu3_3
 STYLE_LAYERS = (1, 3, 6, 9)    # relu1_2, relu2_2, relu3_3, relu4_3
@@ -47,6 +63,7 @@ class SCModel(BaseModel):
 
     def __init__(self, opt: argparse.Namespace) -> None:
         super().__init__(opt)
+        self.cfg = frozen_config(SCConfig, opt)
         self.attn_layers = parse_attn_layers(opt.attn_layers)
         self.use_idt = opt.lambda_identity > 0 or opt.lambda_spatial_idt > 0
         self.visual_names = ["real_A", "fake_B", "real_B"] + (["idt_B"] if self.use_idt and self.is_train else [])
@@ -93,7 +110,7 @@ class SCModel(BaseModel):
 
     def _extract_features(self) -> None:
         """VGG16 features, once per step: real images in one batch without gradients, fakes with."""
-        opt = self.opt
+        opt = self.cfg
         learned = opt.learned_attn
         need_real_B = opt.lambda_style > 0 or opt.lambda_spatial_idt > 0
         augment = learned and self.real_A_aug is not None and self.real_B_aug is not None
@@ -137,19 +154,19 @@ class SCModel(BaseModel):
         loss_real = self.criterionGAN(self.netD(self.real_B), True)
         total = 0.5 * (loss_real + loss_fake)
         parts = {"D_real": loss_real.detach(), "D_fake": loss_fake.detach()}
-        if self.opt.lambda_gradient > 0:
+        if self.cfg.lambda_gradient > 0:
             # Second derivatives in float32, through the plain D: compiled graphs have no double
             # backward, and under DDP the D calls above already make its gradients all-reduced.
             with torch.autocast(self.device.type, enabled=False):
                 gp = gradient_penalty(self.networks()["D"], self.real_B, fake,
-                                      lambda_gp=self.opt.lambda_gradient)
+                                      lambda_gp=self.cfg.lambda_gradient)
             total = total + gp
             parts["D_Gradient"] = gp.detach()
         return total, parts
 
     def compute_G_loss(self) -> tuple[torch.Tensor, dict]:
         """GAN + lambda_spatial * spatial(real_A, fake_B) + the optional identity/perceptual/style terms."""
-        opt = self.opt
+        opt = self.cfg
         terms = {"G_GAN": self.criterionGAN(self.netD(self.fake_B), True, for_discriminator=False) * opt.lambda_GAN}
         src, tgt, other = self.spatial_src_tgt_other(detach_target=False)
         other = other if opt.loss_mode == "info" else None
@@ -185,7 +202,7 @@ class SCModel(BaseModel):
         with self.autocast():
             self._extract_features()
         parts = {}
-        if self.opt.learned_attn:
+        if self.cfg.learned_attn:
             self.set_requires_grad([self.netF], True)
             parts.update(self.optimizer_step(self.optimizer_F, self.compute_F_loss))
         self.set_requires_grad([self.netD], True)

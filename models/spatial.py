@@ -10,7 +10,7 @@ the loss themselves are in models/sesim.py.
 from __future__ import annotations
 
 import argparse
-from typing import Iterable
+from typing import Any, Iterable
 
 import torch
 
@@ -48,9 +48,10 @@ def add_spatial_options(g: argparse._ArgumentGroup) -> argparse._ArgumentGroup:
     return g
 
 
-def needs_other(opt: argparse.Namespace) -> bool:
+def needs_other(opt: Any) -> bool:
     """Whether a step needs the features of the 'other' image (rot180 of the other domain's real):
-    the learned heads train on it, and ``--loss_mode info`` contrasts against it."""
+    the learned heads train on it, and ``--loss_mode info`` contrasts against it. ``opt``: the options or
+    a model's config with ``learned_attn`` and ``loss_mode``."""
     return bool(opt.learned_attn or opt.loss_mode == "info")
 
 

@@ -10,6 +10,8 @@ Each model must:
 - save and load its networks (train -> test model) unchanged;
 - honour ``--channels_last`` (every 4-D weight and the input images NHWC, losses equal to NCHW's
   within 1e-5) and ``--amp bf16`` (autocast really used: the losses move, and stay finite);
+- read its options in the constructor only: the step (``set_input``, ``forward``,
+  ``optimize_parameters`` and the losses) and ``test`` run with ``model.opt`` taken away;
 - through test.py, write every output its class declares.
 """
 
@@ -105,6 +107,22 @@ def test_two_steps_report_every_declared_loss_finite(name, root, tmp_path):
     assert set(model.get_current_losses()) == set(model.loss_names)
     after = weights(model)
     assert any(not torch.equal(after[k], v) for k, v in before.items() if v.is_floating_point()), "nothing trained"
+
+
+class NoOptions:
+    """Stands in for ``model.opt`` after construction: reading any option fails."""
+
+    def __getattr__(self, key):
+        raise AssertionError(f"a step method reads self.opt.{key}")
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_step_methods_do_not_read_the_options(name, root, tmp_path):
+    model = build(name, root, tmp_path)
+    model.opt = NoOptions()
+    for index in range(2):
+        step(model, index)
+    model.test()
 
 
 @pytest.mark.parametrize("name", MODELS)
