@@ -1,7 +1,9 @@
 """Models, found by name: ``--model sc`` -> ``models/sc_model.py`` -> ``SCModel(BaseModel)``.
 
 Adding a model means adding one file ``models/<name>_model.py`` with a ``BaseModel`` subclass whose
-lowercased class name is ``<name>model`` (underscores dropped); nothing else changes.
+lowercased class name is ``<name>model`` (underscores dropped); nothing else changes: the tools read
+what they need from the class's declarations, and tests/test_conformance.py covers it (see
+docs/adding_a_model.md).
 """
 
 from __future__ import annotations
