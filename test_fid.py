@@ -87,7 +87,7 @@ class FIDOptions(TestOptions):
 def saved_epochs(save_dir: str, wanted: str, net: str = "G") -> list[str]:
     """Epoch tags to score: every numeric ``<tag>_net_<net>.pth`` in order for 'all', else the list given.
 
-    ``net`` is the model's first network (``model.model_names[0]``: G, or G_A for cycle_gan and mmsc).
+    ``net`` is the model's first test network (its class's ``test_networks[0]``: G, or G_A for cycle_gan and mmsc).
     """
     suffix = f"_net_{net}.pth"
     tags = [name[: -len(suffix)] for name in os.listdir(save_dir) if name.endswith(suffix)] \
@@ -149,11 +149,11 @@ def track_scores(trackers: list[Tracker], steps: dict[str, int], epoch: str, row
 
 
 def output_names(model: object) -> list[str]:
-    """The test visuals holding the translations: ``fake_B_1`` ... ``fake_B_K`` in order for a model with
-    several outputs per input, else ``[]`` (the single ``fake_B``)."""
-    numbered = [(int(m.group(1)), name) for name in getattr(model, "visual_names", [])
-                if (m := re.fullmatch(r"fake_B_(\d+)", name))]
-    return [name for _, name in sorted(numbered)]
+    """The test visuals holding the translations, as the model's class declares them (``output_names``):
+    ``fake_B_1`` ... ``fake_B_K`` in order for a model with several outputs per input, else ``[]`` (the
+    single ``fake_B``)."""
+    cls = type(model)
+    return cls.output_names(model.opt) if cls.multi_output else []
 
 
 def translate(model: object, dataset: object, folder: str, limit: int,
@@ -182,7 +182,7 @@ def translate(model: object, dataset: object, folder: str, limit: int,
             stem = os.path.join(folder, os.path.splitext(os.path.basename(path))[0])
             if not outputs:
                 written = [stem + ".png"]
-                save_image(visuals["fake_B"][index], written[0])
+                save_image(visuals[type(model).output_visual][index], written[0])
             else:
                 written = [f"{stem}_{k}.png" for k in range(1, len(outputs) + 1)]
                 for name, file in zip(outputs, written):
@@ -215,7 +215,7 @@ def main() -> None:
     save_dir = os.path.join(opt.checkpoints_dir, opt.name)
     model = create_model(opt)
     model.setup()
-    epochs = saved_epochs(save_dir, opt.epochs, model.model_names[0])
+    epochs = saved_epochs(save_dir, opt.epochs, type(model).test_networks[0])
     if opt.paired and output_names(model):
         raise UserError(f"--paired: --model {opt.model} gives {len(output_names(model))} outputs per input; "
                         "paired scores compare one translation with the real image of the same name")

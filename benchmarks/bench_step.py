@@ -125,7 +125,7 @@ def measure(config: dict) -> dict:
     """Run one configuration in this process; returns its numbers (see the module docstring)."""
     import torch
 
-    from models.base_model import CompiledOrEager
+    from models.wrappers import CompiledOrEager
 
     baseline = _rss_mb()
     device = torch.device(config["device"])

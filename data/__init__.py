@@ -17,6 +17,7 @@ import torch.utils.data
 from torch.utils.data import Sampler, default_collate
 
 from data.base_dataset import BaseDataset, mix_seed
+from data.style_images import batch_extras
 from util.dist import device_for
 from util.errors import UserError, worker_message
 
@@ -178,15 +179,17 @@ class DatasetLoader:
 
     def __init__(self, dataset: BaseDataset, *, batch_size: int, num_workers: int, shuffle: bool,
                  seed: int, max_dataset_size: float = math.inf, rank: int = 0, world_size: int = 1,
-                 device: torch.device | None = None) -> None:
+                 device: torch.device | None = None, extras: dict[str, Any] | None = None) -> None:
         """Wrap ``dataset``; at most ``max_dataset_size`` samples per epoch (split over ``world_size`` ranks);
-        ``device``: where the batches go (default: the CPU)."""
+        ``device``: where the batches go (default: the CPU); ``extras``: entries added to every batch
+        as they are (see data/style_images.py)."""
         if batch_size < 1:
             raise UserError(f"--batch_size {batch_size}: must be at least 1")
         if num_workers < 0:
             raise UserError(f"--num_threads {num_workers}: must be 0 or more")
         self.dataset = dataset
         self.batch_size = batch_size
+        self.extras = dict(extras or {})
         num_samples = int(min(len(dataset), max_dataset_size))
         self.sampler = EpochSampler(dataset_size=len(dataset), num_samples=num_samples, shuffle=shuffle,
                                     seed=seed, rank=rank, world_size=world_size)
@@ -216,7 +219,8 @@ class DatasetLoader:
     def __iter__(self) -> Iterator[dict[str, Any]]:
         """Yield batch dicts; a UserError raised in a worker comes out as a one-line UserError."""
         try:
-            yield from self.loader
+            for batch in self.loader:
+                yield batch | self.extras if self.extras else batch
         except UserError as exc:
             raise UserError(worker_message(exc)) from None
 
@@ -231,4 +235,4 @@ def create_dataset(opt: argparse.Namespace, rank: int = 0, world_size: int = 1) 
     return DatasetLoader(dataset, batch_size=opt.batch_size, num_workers=opt.num_threads,
                          shuffle=bool(opt.is_train and not opt.serial_batches), seed=int(opt.seed),
                          max_dataset_size=opt.max_dataset_size, rank=rank, world_size=world_size,
-                         device=device_for(opt.gpu_ids))
+                         device=device_for(opt.gpu_ids), extras=batch_extras(opt))

@@ -1,7 +1,9 @@
 """Models, found by name: ``--model sc`` -> ``models/sc_model.py`` -> ``SCModel(BaseModel)``.
 
 Adding a model means adding one file ``models/<name>_model.py`` with a ``BaseModel`` subclass whose
-lowercased class name is ``<name>model`` (underscores dropped); nothing else changes.
+lowercased class name is ``<name>model`` (underscores dropped); nothing else changes: the tools read
+what they need from the class's declarations, and tests/test_conformance.py covers it (see
+docs/adding_a_model.md).
 """
 
 from __future__ import annotations
@@ -34,6 +36,14 @@ def find_model_using_name(model_name: str) -> type:
         if name.lower() == target and isinstance(cls, type) and issubclass(cls, BaseModel):
             return cls
     raise ValueError(f"models/{model_name}_model.py defines no BaseModel subclass named like {target}")
+
+
+def model_classes(include_template: bool = False) -> dict[str, type]:
+    """name -> model class for every registered model (every ``models/<name>_model.py``), sorted by name;
+    with ``include_template`` the template too. The tools and the conformance tests read the classes'
+    declarations (``architecture_options``, ``test_networks``, ``output_names`` ...) from here."""
+    names = available_models() + (["template"] if include_template else [])
+    return {name: find_model_using_name(name) for name in sorted(names)}
 
 
 def get_option_setter(model_name: str) -> Callable:

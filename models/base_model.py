@@ -10,87 +10,85 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import os
 import warnings
 from collections import OrderedDict
-from typing import Any, Callable, Iterable, Optional
+from typing import Any, Callable, ClassVar, Iterable, Optional, TypeVar
 
 import torch
 import torch.nn as nn
 from torch.nn.parallel import DistributedDataParallel
 
 from models.schedulers import get_scheduler
+from models.wrappers import compiled, distributed, unwrap
 from util import dist
 from util.checkpoint import safe_load
 from util.commit import commit_save, committed_path
 from util.errors import UserError
-from util.image_pool import ImagePool
+from util.image_pool import ImagePool, query_across_ranks
+
+T = TypeVar("T")
+
+
+def frozen_config(cls: type[T], opt: argparse.Namespace) -> T:
+    """The frozen dataclass ``cls`` with each field read from the options ``opt``, once, in a model's
+    constructor: the step methods read this, never ``opt``. A field whose flag ``opt`` lacks (a
+    training-only flag at test time) is None."""
+    return cls(**{f.name: getattr(opt, f.name, None) for f in dataclasses.fields(cls)})
+
 
 _NORM_STATS = ("running_mean", "running_var", "num_batches_tracked")
 AMP_DTYPES = {"off": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
-class CompiledOrEager(nn.Module):
-    """``torch.compile(module)`` that falls back to the eager ``module``, with one warning, if compiling fails.
-
-    torch.compile fails late: the forward compiles at the first call, the backward at the first
-    backward, and again for each new input shape or gradient pattern (CPU needs a C++ compiler;
-    some platforms, Python versions and operators are unsupported). So the first call of each kind
-    runs as a probe on detached inputs, forward and (when gradients are on) backward, before the
-    compiled network is trusted. ``self.module`` is the plain network (state_dict keys unchanged).
-    """
-
-    def __init__(self, module: nn.Module, name: str) -> None:
-        super().__init__()
-        self.module = module
-        self.name = name
-        self.failed = False
-        self.probed: set[tuple] = set()
-        try:
-            compiled: Optional[Callable] = torch.compile(module)
-        except Exception as exc:  # unsupported platform or Python
-            compiled = None
-            self._fall_back(exc)
-        object.__setattr__(self, "_compiled", compiled)  # not a submodule: no duplicate parameters
-
-    def _fall_back(self, exc: Exception) -> None:
-        self.failed = True
-        reason = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else ""
-        warnings.warn(f"--compile: torch.compile of net_{self.name} failed ({type(exc).__name__}: {reason}); "
-                      "running it eagerly", stacklevel=3)
-
-    def _probe(self, args: tuple) -> None:
-        """Compile forward and backward for this kind of call on detached copies; fall back on any error."""
-        inputs = [a.detach().requires_grad_(a.requires_grad) if isinstance(a, torch.Tensor) else a for a in args]
-        try:
-            out = self._compiled(*inputs)
-            leaves = [t for t in [*inputs, *self.module.parameters()]
-                      if isinstance(t, torch.Tensor) and t.requires_grad]
-            outs = [out] if isinstance(out, torch.Tensor) else list(out)
-            if torch.is_grad_enabled() and leaves:
-                torch.autograd.grad(sum(o.float().sum() for o in outs), leaves, allow_unused=True)
-        except Exception as exc:  # compiler errors have many types; a genuine error re-raises eagerly
-            self._fall_back(exc)
-
-    def forward(self, *args: Any) -> Any:
-        if not self.failed:
-            kind = (tuple((tuple(a.shape), a.dtype, a.requires_grad) for a in args if isinstance(a, torch.Tensor)),
-                    torch.is_grad_enabled(), any(p.requires_grad for p in self.module.parameters()))
-            if kind not in self.probed:
-                self._probe(args)
-                self.probed.add(kind)
-        return self.module(*args) if self.failed else self._compiled(*args)
-
-
-def unwrap(net: nn.Module) -> nn.Module:
-    """The plain network inside DDP / :class:`CompiledOrEager` wrappers (what is saved and loaded)."""
-    while isinstance(net, (DistributedDataParallel, CompiledOrEager)):
-        net = net.module
-    return net
+def to_channels_last(net: nn.Module) -> None:
+    """Store the 4-D weights and buffers of ``net`` NHWC, in place (``Module.to`` also tries 5-D ones and fails)."""
+    for tensor in [*net.parameters(), *net.buffers()]:
+        if tensor.dim() == 4:
+            tensor.data = tensor.data.contiguous(memory_format=torch.channels_last)
 
 
 class BaseModel:
     """Abstract model. See models/template_model.py for a documented example."""
+
+    # ---- what the model means to the tools (test.py, test_fid.py, scripts/), declared per class ----
+    #: Options that fix the test-time networks: a test run takes them from the trained run's opt.json
+    #: unless given on its command line (options/test_options.py), so ``--ngf 32`` need not be repeated.
+    architecture_options: ClassVar[tuple[str, ...]] = (
+        "netG", "ngf", "normG", "norm", "no_dropout", "no_antialias", "no_antialias_up", "input_nc", "output_nc",
+        "direction")
+    #: The networks a test-time checkpoint holds (``<tag>_net_<name>.pth``); the first names the saved epochs.
+    test_networks: ClassVar[tuple[str, ...]] = ("G",)
+    #: The test visual holding the translation; a multi-output model numbers its K outputs
+    #: ``<output_visual>_1`` ... ``<output_visual>_K`` (see :meth:`output_names`).
+    output_visual: ClassVar[str] = "fake_B"
+    #: Whether the model gives several translations per input at test time.
+    multi_output: ClassVar[bool] = False
+
+    @classmethod
+    def output_names(cls, opt: argparse.Namespace) -> list[str]:
+        """The test visuals holding the translations of one input under the test options ``opt``, in order."""
+        if cls.multi_output:
+            return [cls.numbered_output(k) for k in range(1, cls.output_count(opt) + 1)]
+        return [cls.output_visual]
+
+    @classmethod
+    def output_count(cls, opt: argparse.Namespace) -> int:
+        """How many translations per input the test options ``opt`` ask for (1 for a single-output model)."""
+        return 1
+
+    @classmethod
+    def numbered_output(cls, k: int) -> str:
+        """The name of a multi-output model's ``k``-th output (1-based): ``fake_B_3``."""
+        return f"{cls.output_visual}_{k}"
+
+    @classmethod
+    def output_number(cls, name: str) -> Optional[int]:
+        """``k`` when ``name`` is :meth:`numbered_output` ``(k)`` (a visual or a results folder), else None."""
+        prefix = cls.output_visual + "_"
+        rest = name[len(prefix):] if name.startswith(prefix) else ""
+        return int(rest) if rest.isdigit() and rest[0] != "0" else None
 
     @staticmethod
     def modify_commandline_options(parser: argparse.ArgumentParser, is_train: bool) -> argparse.ArgumentParser:
@@ -117,6 +115,7 @@ class BaseModel:
         self.image_paths: list[str] = []
         self.loss_parts: dict[str, torch.Tensor] = {}
         self.compile_names: list[str] = []  # networks that --compile compiles (set by subclasses)
+        self.memory_format = torch.preserve_format  # of the input images; see apply_memory_format
         self.amp_dtype = AMP_DTYPES[getattr(opt, "amp", "off")]
         if self.amp_dtype is torch.bfloat16 and self.device.type == "cuda" and not torch.cuda.is_bf16_supported():
             raise UserError("--amp bf16: this GPU has no bfloat16 support; use --amp fp16")
@@ -131,8 +130,18 @@ class BaseModel:
 
     # ---- the interface train.py and test.py use -------------------------------------------
     def set_input(self, batch: dict) -> None:
-        """Unpack a batch from the data loader onto the device."""
-        raise NotImplementedError
+        """Unpack a batch from the data loader onto the device, in ``memory_format`` (NHWC with ``--channels_last``).
+
+        batch: 'A' (B, C, H, W) in [-1, 1], optional 'B', 'A_aug', 'B_aug' (absent ones become None) and
+        'A_paths'. A model with other keys overrides this and calls it.
+        """
+        def get(key: str) -> Optional[torch.Tensor]:
+            # non_blocking: from the loader's pinned memory (CUDA) the copy overlaps the GPU's work.
+            return (batch[key].to(self.device, memory_format=self.memory_format, non_blocking=True)
+                    if key in batch else None)
+        self.real_A, self.real_B = get("A"), get("B")
+        self.real_A_aug, self.real_B_aug = get("A_aug"), get("B_aug")
+        self.image_paths = batch.get("A_paths", [])
 
     def forward(self) -> None:
         """Run the generator(s)."""
@@ -155,6 +164,17 @@ class BaseModel:
         if getattr(opt, "verbose", False):
             self.print_networks()
         self.wrap_networks()
+
+    def apply_memory_format(self) -> torch.memory_format:
+        """With ``--channels_last``: store every network the model holds (each ``nn.Module`` attribute,
+        the frozen VGG included) NHWC and set ``memory_format``, the format :meth:`set_input` gives the
+        images. Call it at the end of ``__init__``, once every network is built. Returns the format."""
+        if getattr(self.opt, "channels_last", False):
+            for value in vars(self).values():
+                if isinstance(value, nn.Module):
+                    to_channels_last(value)
+            self.memory_format = torch.channels_last
+        return self.memory_format
 
     def adam(self, *modules: nn.Module, weight_decay: float = 0.0) -> torch.optim.Adam:
         """Adam over the parameters of ``modules`` with ``--lr``, ``--beta1``, ``--beta2`` (and an L2
@@ -186,20 +206,13 @@ class BaseModel:
         """
         if getattr(self.opt, "compile", False):
             for name in self.compile_names:
-                net = getattr(self, "net" + name)
-                setattr(self, "net" + name, net if isinstance(net, CompiledOrEager) else CompiledOrEager(net, name))
+                setattr(self, "net" + name, compiled(getattr(self, "net" + name), name))
         if not self.is_train or dist.get_world_size() == 1:
             return
-        device_ids = [self.device.index] if self.device.type == "cuda" else None
         for name in self.model_names:
             net = getattr(self, "net" + name)
-            if not isinstance(net, DistributedDataParallel) and any(p.requires_grad for p in net.parameters()):
-                # No buffer broadcast at every forward: the buffers are fixed blur kernels (equal on all
-                # ranks from DDP's start-up broadcast), and a network called twice in a step (D on fakes,
-                # then reals) would see the first call's saved buffer overwritten in place, which
-                # torch 2.3's autograd rejects. BatchNorm running statistics stay per process.
-                wrapped = DistributedDataParallel(net, device_ids=device_ids, broadcast_buffers=False)
-                setattr(self, "net" + name, wrapped)
+            if any(p.requires_grad for p in net.parameters()):
+                setattr(self, "net" + name, distributed(net, self.device))
 
     def networks(self) -> dict[str, nn.Module]:
         """name -> plain network (no DDP / compile wrapper) for every name in model_names."""
@@ -431,12 +444,37 @@ class BaseModel:
                 if tuple(group.get("betas", ())) == old_betas != (opt.beta1, opt.beta2):
                     group["betas"] = (opt.beta1, opt.beta2)
 
+    def seeded_generator(self, offset: int = 0) -> torch.Generator:
+        """A CPU generator seeded with ``--seed`` + ``offset``: each image pool has its own, so its draws
+        depend on nothing else (and are saved with it)."""
+        return torch.Generator().manual_seed(self.opt.seed + offset)
+
+    def discriminator_loss(self, net: nn.Module, real: torch.Tensor, fake: torch.Tensor,
+                           pool: Optional[ImagePool] = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(0.5 (GAN(D(real), real) + GAN(D(fake'), fake)), the real term, the fake term) with ``self.criterionGAN``.
+
+        ``fake'`` is ``fake`` detached and, given a ``pool``, mixed with the image pool (under torchrun
+        as one process with the whole step's batch would, see util/image_pool.py); D sees it first.
+        """
+        fake = fake.detach()
+        if pool is not None:
+            fake = query_across_ranks(pool, fake)
+        loss_fake = self.criterionGAN(net(fake), False)
+        loss_real = self.criterionGAN(net(real), True)
+        return 0.5 * (loss_real + loss_fake), loss_real, loss_fake
+
     def extra_state(self) -> dict:
-        """Model-specific training state (e.g. the image pool)."""
-        return {}
+        """Model-specific training state: by default the state of every image pool the model holds, by
+        attribute name (so a model's pools resume exactly without code of its own)."""
+        pools = {name: value.state_dict() for name, value in vars(self).items() if isinstance(value, ImagePool)}
+        return {"pools": pools} if pools else {}
 
     def load_extra_state(self, state: dict) -> None:
         """Restore :meth:`extra_state`."""
+        for name, pool_state in state.get("pools", {}).items():
+            pool = getattr(self, name, None)
+            if isinstance(pool, ImagePool):
+                pool.load_state_dict(pool_state)
 
     def print_networks(self) -> None:
         for name, net in self.networks().items():

@@ -20,16 +20,29 @@ pass runs without autograd (the published loss detaches them anyway).
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass
 
 import torch
 
-from models.base_model import BaseModel, unwrap
+from models.base_model import BaseModel, frozen_config
+from models.wrappers import unwrap
 from models.losses import GANLoss
 from models.networks import define_D, define_G
 from models.networks.init import init_weights
 from models.patchnce import PatchSampleMLP, patch_nce
 from util.errors import UserError
-from util.image_pool import ImagePool, query_across_ranks
+from util.image_pool import ImagePool
+
+@dataclass(frozen=True)
+class CUTConfig:
+    """What the cut step reads from the options (resolved in the constructor)."""
+
+    flip_equivariance: bool
+    num_patches: int
+    nce_T: float
+    lambda_NCE: float
+    lambda_GAN: float
+
 
 CUT_MODES = ("CUT", "cut", "FastCUT", "fastcut")
 
@@ -79,10 +92,11 @@ class CUTModel(BaseModel):
 
     def __init__(self, opt: argparse.Namespace) -> None:
         super().__init__(opt)
+        self.cfg = frozen_config(CUTConfig, opt)
         self.nce_layers = parse_nce_layers(opt.nce_layers)
         self.use_idt = self.is_train and opt.nce_idt and opt.lambda_NCE > 0
         self.visual_names = ["real_A", "fake_B", "real_B"] + (["idt_B"] if self.use_idt else [])
-        self.model_names = ["G"]
+        self.model_names = list(self.test_networks)
         self.compile_names = ["G", "D"] if self.is_train else ["G"]
         norm_g, norm_d = (opt.norm, opt.norm) if opt.norm else (opt.normG, opt.normD)
         self.netG = define_G(opt.netG, opt.input_nc, opt.output_nc, opt.ngf, norm_g, not opt.no_dropout,
@@ -90,6 +104,7 @@ class CUTModel(BaseModel):
         self.flipped = False
         if self.is_train:
             self._build_training(opt, norm_d)
+        self.apply_memory_format()  # --channels_last: the networks NHWC, and set_input's images
 
     def _build_training(self, opt: argparse.Namespace, norm_d: str) -> None:
         if not hasattr(self.netG, "encode"):
@@ -106,23 +121,17 @@ class CUTModel(BaseModel):
         self.netD = define_D(opt.netD, opt.output_nc, opt.ndf, opt.n_layers_D, norm_d, opt.init_type,
                              opt.init_gain, opt.no_antialias).to(self.device)
         self.criterionGAN = GANLoss(opt.gan_mode).to(self.device)
-        self.fake_pool = ImagePool(opt.pool_size, generator=torch.Generator().manual_seed(opt.seed))
+        self.fake_pool = ImagePool(opt.pool_size, generator=self.seeded_generator())
         self.optimizer_G, self.optimizer_D = self.adam(self.netG), self.adam(self.netD)
         self.optimizer_F = None
         if opt.lambda_NCE > 0 and opt.netF == "mlp_sample":
             self.optimizer_F = self.adam(self.netF)
 
     # ---- data and forward ---------------------------------------------------------------
-    def set_input(self, batch: dict) -> None:
-        """batch: 'A' (B, C, H, W) in [-1, 1], optional 'B', and 'A_paths'."""
-        self.real_A = batch["A"].to(self.device)
-        self.real_B = batch["B"].to(self.device) if "B" in batch else None
-        self.image_paths = batch.get("A_paths", [])
-
     def forward(self) -> None:
         """fake_B = G(real_A) (and idt_B = G(real_B)) in one G call; flipped half the time under FastCUT."""
         real = torch.cat([self.real_A, self.real_B]) if self.use_idt else self.real_A
-        self.flipped = self.is_train and self.opt.flip_equivariance and bool(torch.rand(()) < 0.5)
+        self.flipped = self.is_train and self.cfg.flip_equivariance and bool(torch.rand(()) < 0.5)
         if self.flipped:
             real = torch.flip(real, dims=[3])
         with self.autocast():
@@ -141,22 +150,20 @@ class CUTModel(BaseModel):
             queries = [torch.flip(q, dims=[3]) for q in queries]
         with torch.no_grad():
             keys = encoder.encode(source, self.nce_layers)
-        patch_ids = unwrap(self.netF).sample_ids(keys, self.opt.num_patches)
+        patch_ids = unwrap(self.netF).sample_ids(keys, self.cfg.num_patches)
         with torch.no_grad():
             keys = self.netF(keys, patch_ids)
         queries = self.netF(queries, patch_ids)
-        return patch_nce(queries, keys, self.opt.nce_T) * self.opt.lambda_NCE
+        return patch_nce(queries, keys, self.cfg.nce_T) * self.cfg.lambda_NCE
 
     def compute_D_loss(self) -> tuple[torch.Tensor, dict]:
         """0.5 (GAN(D(real_B), real) + GAN(D(fake_B), fake))."""
-        fake = query_across_ranks(self.fake_pool, self.fake_B.detach())
-        loss_fake = self.criterionGAN(self.netD(fake), False)
-        loss_real = self.criterionGAN(self.netD(self.real_B), True)
-        return 0.5 * (loss_real + loss_fake), {"D_real": loss_real.detach(), "D_fake": loss_fake.detach()}
+        loss, loss_real, loss_fake = self.discriminator_loss(self.netD, self.real_B, self.fake_B, self.fake_pool)
+        return loss, {"D_real": loss_real.detach(), "D_fake": loss_fake.detach()}
 
     def compute_G_loss(self) -> tuple[torch.Tensor, dict]:
         """lambda_GAN GAN(D(fake_B), real) + NCE (the mean of NCE and NCE_Y with identity NCE)."""
-        opt = self.opt
+        opt = self.cfg
         zero = torch.zeros((), device=self.device)
         gan = self.criterionGAN(self.netD(self.fake_B), True, for_discriminator=False) * opt.lambda_GAN \
             if opt.lambda_GAN > 0 else zero

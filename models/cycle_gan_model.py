@@ -15,19 +15,32 @@ lr 2e-4, lsgan, image pools of 50, 100 + 100 epochs. Checkpoints ``net_G_A``, ``
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass
+from typing import Optional
 
 import torch
 import torch.nn.functional as F
 
-from models.base_model import BaseModel
+from models.base_model import BaseModel, frozen_config
 from models.losses import GANLoss
 from models.networks import define_D, define_G
 from util.errors import UserError
 from util.image_pool import ImagePool, query_across_ranks
 
 
+@dataclass(frozen=True)
+class CycleGANConfig:
+    """What the cycle_gan step reads from the options (resolved in the constructor; None at test time)."""
+
+    lambda_A: Optional[float]
+    lambda_B: Optional[float]
+    lambda_identity: Optional[float]
+
+
 class CycleGANModel(BaseModel):
     """Unpaired translation with cycle consistency, both directions at once."""
+
+    test_networks = ("G_A",)
 
     @staticmethod
     def modify_commandline_options(parser: argparse.ArgumentParser, is_train: bool) -> argparse.ArgumentParser:
@@ -43,16 +56,18 @@ class CycleGANModel(BaseModel):
 
     def __init__(self, opt: argparse.Namespace) -> None:
         super().__init__(opt)
+        self.cfg = frozen_config(CycleGANConfig, opt)
         norm_g, norm_d = (opt.norm, opt.norm) if opt.norm else (opt.normG, opt.normD)
         arch = (opt.ngf, norm_g, not opt.no_dropout, opt.init_type, opt.init_gain, opt.no_antialias,
                 opt.no_antialias_up)
         self.netG_A = define_G(opt.netG, opt.input_nc, opt.output_nc, *arch).to(self.device)
-        self.model_names = ["G_A"]
+        self.model_names = list(self.test_networks)
         self.compile_names = ["G_A"]
         self.visual_names = ["real_A", "fake_B", "real_B"]
         if self.is_train:
             self.netG_B = define_G(opt.netG, opt.output_nc, opt.input_nc, *arch).to(self.device)
             self._build_training(opt, norm_d)
+        self.apply_memory_format()  # --channels_last: the networks NHWC, and set_input's images
 
     def _build_training(self, opt: argparse.Namespace, norm_d: str) -> None:
         self.use_idt = opt.lambda_identity > 0
@@ -68,18 +83,12 @@ class CycleGANModel(BaseModel):
         self.netD_A = define_D(opt.netD, opt.output_nc, *d_args).to(self.device)
         self.netD_B = define_D(opt.netD, opt.input_nc, *d_args).to(self.device)
         self.criterionGAN = GANLoss(opt.gan_mode).to(self.device)
-        self.fake_A_pool = ImagePool(opt.pool_size, generator=torch.Generator().manual_seed(opt.seed))
-        self.fake_B_pool = ImagePool(opt.pool_size, generator=torch.Generator().manual_seed(opt.seed + 1))
+        self.fake_A_pool = ImagePool(opt.pool_size, generator=self.seeded_generator())
+        self.fake_B_pool = ImagePool(opt.pool_size, generator=self.seeded_generator(1))
         self.optimizer_G = self.adam(self.netG_A, self.netG_B)
         self.optimizer_D = self.adam(self.netD_A, self.netD_B)
 
     # ---- data and forward ---------------------------------------------------------------
-    def set_input(self, batch: dict) -> None:
-        """batch: 'A' (B, C, H, W) in [-1, 1], 'B' when training, and 'A_paths'."""
-        self.real_A = batch["A"].to(self.device)
-        self.real_B = batch["B"].to(self.device) if "B" in batch else None
-        self.image_paths = batch.get("A_paths", [])
-
     def forward(self) -> None:
         """fake_B = G_A(real_A); when training also rec_A, fake_A = G_B(real_B) and rec_B."""
         with self.autocast():
@@ -92,7 +101,7 @@ class CycleGANModel(BaseModel):
     # ---- losses -------------------------------------------------------------------------
     def compute_G_loss(self) -> tuple[torch.Tensor, dict]:
         """GAN losses of both generators + both cycle losses + both identity losses."""
-        opt = self.opt
+        opt = self.cfg
         terms = {"G_A": self.criterionGAN(self.netD_A(self.fake_B), True, for_discriminator=False),
                  "G_B": self.criterionGAN(self.netD_B(self.fake_A), True, for_discriminator=False),
                  "cycle_A": F.l1_loss(self.rec_A, self.real_A) * opt.lambda_A,

@@ -38,20 +38,17 @@ then G_A's decoder). Images whose sides are not multiples of 4 are reflect-padde
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass
 from typing import Optional
 
 import torch
 import torch.nn.functional as F
 
-from data.image_folder import load_image
-from data.transforms import get_transform
-from models.base_model import BaseModel
+from models.base_model import BaseModel, frozen_config
 from models.losses import GANLoss
 from models.networks import init_weights
 from models.networks.munit import MultiScaleImageDiscriminator, MUNITGenerator
-from models.sc_model import (SCModel, add_spatial_options, build_spatial_loss, channels_last_networks,
-                             parse_attn_layers, rot180)
-from options.test_options import saved_train_options
+from models.spatial import add_spatial_options, build_spatial_loss, needs_other, parse_attn_layers, rot180, vgg_features
 from util import dist
 from util.errors import UserError
 
@@ -61,8 +58,34 @@ def _rgb(x: torch.Tensor) -> torch.Tensor:
     return x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x
 
 
+@dataclass(frozen=True)
+class MMSCConfig:
+    """What the mmsc step reads from the options (resolved in the constructor; None: a training-only
+    flag at test time)."""
+
+    style_dim: int
+    learned_attn: bool
+    loss_mode: str
+    lambda_spatial: float
+    lambda_GAN: Optional[float]
+    lambda_rec_x: Optional[float]
+    lambda_rec_s: Optional[float]
+    lambda_rec_c: Optional[float]
+    lambda_cycle: Optional[float]
+
+
 class MMSCModel(BaseModel):
     """Multi-modal translation A <-> B: MUNIT networks with the spatially-correlative loss."""
+
+    architecture_options = BaseModel.architecture_options + ("style_dim", "n_downsample", "n_res", "mlp_dim",
+                                                             "mlp_layers")
+    test_networks = ("G_A", "G_B")
+    multi_output = True
+
+    @classmethod
+    def output_count(cls, opt: argparse.Namespace) -> int:
+        """One translation per ``--style_image``, else ``--n_styles``."""
+        return len(opt.style_image) if opt.style_image else opt.n_styles
 
     @staticmethod
     def modify_commandline_options(parser: argparse.ArgumentParser, is_train: bool) -> argparse.ArgumentParser:
@@ -91,6 +114,7 @@ class MMSCModel(BaseModel):
 
     def __init__(self, opt: argparse.Namespace) -> None:
         super().__init__(opt)
+        self.cfg = frozen_config(MMSCConfig, opt)
         self.attn_layers = parse_attn_layers(opt.attn_layers)
         gen = dict(ngf=opt.ngf, style_dim=opt.style_dim, n_downsample=opt.n_downsample, n_res=opt.n_res,
                    mlp_dim=opt.mlp_dim, mlp_layers=opt.mlp_layers)
@@ -99,14 +123,14 @@ class MMSCModel(BaseModel):
                 raise UserError(f"--{key} {getattr(opt, key)}: must be at least {least}")
         self.netG_A = init_weights(MUNITGenerator(opt.input_nc, **gen), opt.init_type, opt.init_gain).to(self.device)
         self.netG_B = init_weights(MUNITGenerator(opt.output_nc, **gen), opt.init_type, opt.init_gain).to(self.device)
-        self.model_names = ["G_A", "G_B"]
+        self.model_names = list(self.test_networks)
         self.compile_names = ["G_A", "G_B"]
         self.multiple = 2 ** opt.n_downsample
         if self.is_train:
             self._build_training(opt)
         else:
             self._build_test(opt)
-        self.memory_format = channels_last_networks(self, ("netG_A", "netG_B", "netD_A", "netD_B", "vgg", "netF"))
+        self.apply_memory_format()
 
     # ---- construction -------------------------------------------------------------------
     def _build_training(self, opt: argparse.Namespace) -> None:
@@ -140,7 +164,8 @@ class MMSCModel(BaseModel):
             self.optimizer_F = self.adam(self.netF)
 
     def _build_test(self, opt: argparse.Namespace) -> None:
-        trained = saved_train_options(opt.checkpoints_dir, opt.name).get("direction", opt.direction)
+        # the direction the run was trained with: the options code reads it from the run's opt.json
+        trained = getattr(opt, "trained_direction", None) or opt.direction
         self.reverse = trained != opt.direction
         if self.reverse and opt.input_nc != opt.output_nc:
             raise UserError(f"--direction {opt.direction}: the run was trained {trained} with --input_nc "
@@ -149,27 +174,22 @@ class MMSCModel(BaseModel):
             raise UserError(f"--n_styles {opt.n_styles}: must be at least 1")
         generator = torch.Generator().manual_seed(opt.seed)
         self.style_codes = torch.randn(opt.n_styles, opt.style_dim, 1, 1, generator=generator).to(self.device)
+        self.guided = bool(opt.style_image)  # the references come with each batch ('style_B', see set_input)
         self.style_images: Optional[torch.Tensor] = None
-        if opt.style_image:
-            channels = opt.input_nc if self.reverse else opt.output_nc
-            transform = get_transform(preprocess=opt.preprocess, load_size=opt.load_size, crop_size=opt.crop_size,
-                                      channels=channels, params=None, no_flip=True)
-            images = []
-            for path in opt.style_image:
-                try:
-                    images.append(transform(load_image(path, channels)))
-                except (OSError, ValueError) as exc:
-                    raise UserError(f"--style_image {path}: cannot read it as an image ({exc})") from None
-            if len({tuple(i.shape) for i in images}) > 1:
-                raise UserError("--style_image: the images have different sizes after --preprocess "
-                                f"{opt.preprocess}; use --preprocess resize_and_crop or images of one size")
-            self.style_images = torch.stack(images).to(self.device)
-        count = len(opt.style_image) if opt.style_image else opt.n_styles
-        self.visual_names = ["real_A"] + [f"fake_B_{k + 1}" for k in range(count)]
+        count = self.output_count(opt)
+        self.visual_names = ["real_A"] + self.output_names(opt)
         self.visual_names += [f"style_B_{k + 1}" for k in range(count)] if opt.style_image else []
 
     # ---- data and forward ---------------------------------------------------------------
-    set_input = SCModel.set_input  # the same batch keys: 'A', 'B', 'A_aug', 'B_aug', 'A_paths'
+    def set_input(self, batch: dict) -> None:
+        """The base keys, and at test time with ``--style_image`` the references 'style_B' (K, C, H, W)
+        in [-1, 1] that data/style_images.py adds to every batch."""
+        super().set_input(batch)
+        if not self.is_train and self.guided:
+            if "style_B" not in batch:
+                raise ValueError("--style_image: the batch has no 'style_B' references; "
+                                 "build the data with data.create_dataset (data/style_images.py)")
+            self.style_images = batch["style_B"].to(self.device, memory_format=self.memory_format)
 
     def forward(self) -> None:
         """The training pass of the docstring; each decoder decodes its two batches at once."""
@@ -196,7 +216,7 @@ class MMSCModel(BaseModel):
         codes of the whole step's batch and keeps its own share, so N processes draw what one
         process with N times the batch draws."""
         rank, world = dist.get_rank(), dist.get_world_size()
-        codes = torch.randn(n * world, self.opt.style_dim, 1, 1, device=self.device)
+        codes = torch.randn(n * world, self.cfg.style_dim, 1, 1, device=self.device)
         return codes[rank * n:(rank + 1) * n]
 
     def translate(self) -> None:
@@ -219,7 +239,7 @@ class MMSCModel(BaseModel):
         out = out[:, :, :h, :w]
         out = out.reshape(n, k, *out.shape[1:])
         for j in range(k):
-            setattr(self, f"fake_B_{j + 1}", out[:, j])
+            setattr(self, self.numbered_output(j + 1), out[:, j])
             if self.style_images is not None:
                 style = self.style_images[j:j + 1]
                 setattr(self, f"style_B_{j + 1}", style.expand(n, *style.shape[1:]))
@@ -227,21 +247,21 @@ class MMSCModel(BaseModel):
     # ---- losses -------------------------------------------------------------------------
     def _spatial_feats(self) -> None:
         """VGG16 features, once per step: the reals (and jittered copies) without gradients, the
-        translations with; the two directions share each VGG pass."""
-        reals = [self.real_A, self.real_B]
-        other = self.opt.learned_attn or self.opt.loss_mode == "info"
-        augment = self.opt.learned_attn and self.real_A_aug is not None and self.real_B_aug is not None
-        reals += [rot180(self.real_B), rot180(self.real_A)] if other else []
-        reals += [self.real_A_aug, self.real_B_aug, rot180(self.real_B_aug), rot180(self.real_A_aug)] if augment else []
+        translations with; the two directions share each VGG pass (each entry is [A side, B side])."""
+        other = needs_other(self.cfg)
+        augment = self.cfg.learned_attn and self.real_A_aug is not None and self.real_B_aug is not None
+        pairs = {"src": (self.real_A, self.real_B)}
+        pairs.update({"other": (rot180(self.real_B), rot180(self.real_A))} if other else {})
+        pairs.update({"aug": (self.real_A_aug, self.real_B_aug),
+                      "other_aug": (rot180(self.real_B_aug), rot180(self.real_A_aug))} if augment else {})
         with torch.no_grad():
-            maps = self.vgg(torch.cat([_rgb(x) for x in reals]))
-        n2 = 2 * self.real_A.shape[0]
-        pick = [self.vgg.layers.index(i) for i in self.attn_layers]
-        chunks = [[maps[i][j * n2:(j + 1) * n2] for i in pick] for j in range(len(reals) // 2)]
-        self.feats = {"src": chunks[0], "other": chunks[1] if other else None}
-        self.feats["aug"], self.feats["other_aug"] = (chunks[2], chunks[3]) if augment else (None, None)
-        maps = self.vgg(torch.cat([_rgb(self.fake_B), _rgb(self.fake_A)]))
-        self.feats["tgt"] = [maps[i] for i in pick]
+            self.feats = vgg_features(self.vgg, {k: torch.cat([_rgb(a), _rgb(b)]) for k, (a, b) in pairs.items()},
+                                      self.attn_layers)
+        self.feats.setdefault("other", None)
+        self.feats.setdefault("aug", None)
+        self.feats.setdefault("other_aug", None)
+        fakes = {"tgt": torch.cat([_rgb(self.fake_B), _rgb(self.fake_A)])}
+        self.feats.update(vgg_features(self.vgg, fakes, self.attn_layers))
 
     def compute_F_loss(self) -> tuple[torch.Tensor, dict]:
         """Contrastive head loss: each real vs its translation (detached) vs the other domain's real, rotated."""
@@ -262,12 +282,12 @@ class MMSCModel(BaseModel):
                 + self.criterionGAN([o[n:] for o in outputs], False))
 
     def compute_D_loss(self) -> tuple[torch.Tensor, dict]:
-        loss_a = self._d_loss(self.netD_A, self.real_A, self.fake_A) * self.opt.lambda_GAN
-        loss_b = self._d_loss(self.netD_B, self.real_B, self.fake_B) * self.opt.lambda_GAN
+        loss_a = self._d_loss(self.netD_A, self.real_A, self.fake_A) * self.cfg.lambda_GAN
+        loss_b = self._d_loss(self.netD_B, self.real_B, self.fake_B) * self.cfg.lambda_GAN
         return loss_a + loss_b, {"D_A": loss_a.detach(), "D_B": loss_b.detach()}
 
     def compute_G_loss(self) -> tuple[torch.Tensor, dict]:
-        opt, c = self.opt, self.codes
+        opt, c = self.cfg, self.codes
         terms = {"G_A": self.criterionGAN(self.netD_A(self.fake_A), True, for_discriminator=False) * opt.lambda_GAN,
                  "G_B": self.criterionGAN(self.netD_B(self.fake_B), True, for_discriminator=False) * opt.lambda_GAN,
                  "rec_x_A": F.l1_loss(self.rec_A, self.real_A) * opt.lambda_rec_x,
@@ -294,13 +314,13 @@ class MMSCModel(BaseModel):
         if self.use_spatial:
             with self.autocast():
                 self._spatial_feats()
-        if self.opt.learned_attn:
+        if self.cfg.learned_attn:
             self.set_requires_grad([self.netF], True)
             parts.update(self.optimizer_step(self.optimizer_F, self.compute_F_loss))
         discriminators = [self.netD_A, self.netD_B]
         self.set_requires_grad(discriminators, True)
         parts.update(self.optimizer_step(self.optimizer_D, self.compute_D_loss))
-        self.set_requires_grad(discriminators + ([self.netF] if self.opt.learned_attn else []), False)
+        self.set_requires_grad(discriminators + ([self.netF] if self.cfg.learned_attn else []), False)
         parts.update(self.optimizer_step(self.optimizer_G, self.compute_G_loss))
         self.finish_step()
         self.loss_parts = parts

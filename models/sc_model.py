@@ -16,86 +16,34 @@ heads are DDP-wrapped by ``setup``, and the image pool sees every process's fake
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass
 from typing import Optional
 
 import torch
 
-from models.base_model import BaseModel
+from models.base_model import BaseModel, frozen_config
 from models.losses import GANLoss, gradient_penalty, perceptual_loss, style_loss
 from models.networks import define_D, define_G
-from models.sesim import LAYER_NAMES, SpatialCorrelativeLoss, VGG16Features, VGGWeightsError
-from util.errors import UserError
+from models.spatial import add_spatial_options, build_spatial_loss, needs_other, parse_attn_layers, rot180, vgg_features
 from util.image_pool import ImagePool, query_across_ranks
+
+@dataclass(frozen=True)
+class SCConfig:
+    """What the sc step reads from the options (resolved in the constructor; None: not a test-time flag)."""
+
+    learned_attn: bool
+    loss_mode: str
+    lambda_GAN: float
+    lambda_spatial: float
+    lambda_spatial_idt: float
+    lambda_identity: float
+    lambda_perceptual: float
+    lambda_style: float
+    lambda_gradient: float
+
 
 PERCEPTUAL_LAYER = 6           # relu3_3
 STYLE_LAYERS = (1, 3, 6, 9)    # relu1_2, relu2_2, relu3_3, relu4_3
-
-
-def parse_attn_layers(value: str) -> list[int]:
-    """'4,7,9' -> [4, 7, 9]; UserError for anything outside 0-12."""
-    try:
-        layers = [int(v) for v in str(value).replace(" ", "").split(",") if v != ""]
-    except ValueError:
-        raise UserError(f"--attn_layers {value}: give comma-separated VGG16 layer indices 0-12") from None
-    bad = [i for i in layers if not 0 <= i < len(LAYER_NAMES)]
-    if bad or not layers:
-        raise UserError(f"--attn_layers {value}: indices must be in 0-12 "
-                        f"(0 = relu1_1 ... 12 = relu5_3; default 4,7,9)")
-    return layers
-
-
-def to_channels_last(net: torch.nn.Module) -> None:
-    """Store the 4-D weights and buffers of ``net`` NHWC, in place (``Module.to`` also tries 5-D ones and fails)."""
-    for tensor in [*net.parameters(), *net.buffers()]:
-        if tensor.dim() == 4:
-            tensor.data = tensor.data.contiguous(memory_format=torch.channels_last)
-
-
-def add_spatial_options(g: argparse._ArgumentGroup) -> argparse._ArgumentGroup:
-    """The flags of the spatially-correlative loss and its VGG16, shared by every model that uses it."""
-    g.add_argument("--attn_layers", default="4,7,9",
-                   help="VGG16 layers (0-12) of the spatial loss: 4,7,9 = relu3_1, relu4_1, relu4_3")
-    g.add_argument("--patch_nums", type=int, default=256, help="query locations per layer (<= 0: all)")
-    g.add_argument("--patch_size", type=int, default=64, help="local key window; global when >= the map")
-    g.add_argument("--loss_mode", default="cos", choices=["cos", "l1", "info"],
-                   help="how the self-similarity maps are compared")
-    g.add_argument("--use_norm", action="store_true", help="cosine similarity and L1 instead of tanh and SmoothL1")
-    g.add_argument("--learned_attn", action="store_true", help="LSeSim: learn 1x1 heads contrastively")
-    g.add_argument("--T", type=float, default=0.07, help="temperature of the contrastive head loss")
-    g.add_argument("--lambda_spatial", type=float, default=10.0, help="weight of the spatial loss")
-    g.add_argument("--vgg_weights", default="imagenet",
-                   help="imagenet (hub cache; scripts/download_vgg16.py), a path, or random (smoke tests)")
-    return g
-
-
-def build_spatial_loss(opt: argparse.Namespace, attn_layers: list[int], device: torch.device,
-                       extra_layers: set[int] = frozenset()) -> tuple[VGG16Features, SpatialCorrelativeLoss]:
-    """The one frozen VGG16 (``attn_layers`` plus ``extra_layers``) and the loss over ``attn_layers``,
-    from the :func:`add_spatial_options` flags; a missing weights file is a UserError."""
-    try:
-        vgg = VGG16Features(layers=sorted(set(attn_layers) | set(extra_layers)), weights=opt.vgg_weights).to(device)
-    except (VGGWeightsError, ValueError) as exc:
-        raise UserError(str(exc)) from None
-    channels = [vgg.out_channels[vgg.layers.index(i)] for i in attn_layers]
-    loss = SpatialCorrelativeLoss(mode=opt.loss_mode, patch_nums=opt.patch_nums, patch_size=opt.patch_size,
-                                  use_norm=opt.use_norm, learned=opt.learned_attn, T=opt.T, in_channels=channels)
-    return vgg, loss.to(device)
-
-
-def channels_last_networks(model: BaseModel, names: tuple[str, ...]) -> torch.memory_format:
-    """With ``--channels_last``: store the model's networks ``names`` (those it has) NHWC. Returns the
-    memory format for the model's input images."""
-    if not getattr(model.opt, "channels_last", False):
-        return torch.preserve_format
-    for name in names:
-        if hasattr(model, name):
-            to_channels_last(getattr(model, name))
-    return torch.channels_last
-
-
-def rot180(x: torch.Tensor) -> torch.Tensor:
-    """Rotate (B, C, H, W) images by 180 degrees (flip H and W): the 'other' image of the head step."""
-    return torch.flip(x, dims=(2, 3))
 
 
 class SCModel(BaseModel):
@@ -115,17 +63,18 @@ class SCModel(BaseModel):
 
     def __init__(self, opt: argparse.Namespace) -> None:
         super().__init__(opt)
+        self.cfg = frozen_config(SCConfig, opt)
         self.attn_layers = parse_attn_layers(opt.attn_layers)
         self.use_idt = opt.lambda_identity > 0 or opt.lambda_spatial_idt > 0
         self.visual_names = ["real_A", "fake_B", "real_B"] + (["idt_B"] if self.use_idt and self.is_train else [])
-        self.model_names = ["G"]
+        self.model_names = list(self.test_networks)
         self.compile_names = ["G", "D"] if self.is_train else ["G"]
         norm_g, norm_d = (opt.norm, opt.norm) if opt.norm else (opt.normG, opt.normD)
         self.netG = define_G(opt.netG, opt.input_nc, opt.output_nc, opt.ngf, norm_g, not opt.no_dropout,
                              opt.init_type, opt.init_gain, opt.no_antialias, opt.no_antialias_up).to(self.device)
         if self.is_train:
             self._build_training(opt, norm_d)
-        self.memory_format = channels_last_networks(self, ("netG", "netD", "vgg", "netF"))
+        self.apply_memory_format()
 
     # ---- construction -------------------------------------------------------------------
     def _build_training(self, opt: argparse.Namespace, norm_d: str) -> None:
@@ -143,22 +92,12 @@ class SCModel(BaseModel):
         extra |= set(STYLE_LAYERS) if opt.lambda_style > 0 else set()
         self.vgg, self.netF = build_spatial_loss(opt, self.attn_layers, self.device, extra_layers=extra)
         self.criterionGAN = GANLoss(opt.gan_mode).to(self.device)
-        self.fake_pool = ImagePool(opt.pool_size, generator=torch.Generator().manual_seed(opt.seed))
+        self.fake_pool = ImagePool(opt.pool_size, generator=self.seeded_generator())
         self.optimizer_G, self.optimizer_D = self.adam(self.netG), self.adam(self.netD)
         if opt.learned_attn:
             self.optimizer_F = self.adam(self.netF)
 
     # ---- data and forward ---------------------------------------------------------------
-    def set_input(self, batch: dict) -> None:
-        """batch: 'A' (B, C, H, W) in [-1, 1], optional 'B', 'A_aug', 'B_aug', and 'A_paths'."""
-        def get(key: str) -> Optional[torch.Tensor]:
-            # non_blocking: from the loader's pinned memory (CUDA) the copy overlaps the GPU's work.
-            return (batch[key].to(self.device, memory_format=self.memory_format, non_blocking=True)
-                    if key in batch else None)
-        self.real_A, self.real_B = get("A"), get("B")
-        self.real_A_aug, self.real_B_aug = get("A_aug"), get("B_aug")
-        self.image_paths = batch.get("A_paths", [])
-
     def forward(self) -> None:
         """G under autocast (``--amp``); its output images are float32 whatever ran inside."""
         with self.autocast():
@@ -171,24 +110,18 @@ class SCModel(BaseModel):
 
     def _extract_features(self) -> None:
         """VGG16 features, once per step: real images in one batch without gradients, fakes with."""
-        opt = self.opt
+        opt = self.cfg
         learned = opt.learned_attn
-        need_other = learned or opt.loss_mode == "info"
         need_real_B = opt.lambda_style > 0 or opt.lambda_spatial_idt > 0
         augment = learned and self.real_A_aug is not None and self.real_B_aug is not None
         reals = {"A": self.real_A}
-        reals.update({"other": rot180(self.real_B)} if need_other else {})
+        reals.update({"other": rot180(self.real_B)} if needs_other(opt) else {})
         reals.update({"A_aug": self.real_A_aug, "other_aug": rot180(self.real_B_aug)} if augment else {})
         reals.update({"B": self.real_B} if need_real_B else {})
         with torch.no_grad():
-            maps = self.vgg(torch.cat(list(reals.values())))
-        n = self.real_A.shape[0]
-        self.feats = {key: [m[i * n:(i + 1) * n] for m in maps] for i, key in enumerate(reals)}
-        fakes = [self.fake_B] + ([self.idt_B] if opt.lambda_spatial_idt > 0 else [])
-        maps = self.vgg(torch.cat(fakes))
-        self.feats["fake_B"] = [m[:n] for m in maps]
-        if opt.lambda_spatial_idt > 0:
-            self.feats["idt_B"] = [m[n:] for m in maps]
+            self.feats = vgg_features(self.vgg, reals)
+        fakes = {"fake_B": self.fake_B} | ({"idt_B": self.idt_B} if opt.lambda_spatial_idt > 0 else {})
+        self.feats.update(vgg_features(self.vgg, fakes))
 
     # ---- losses -------------------------------------------------------------------------
     def spatial_src_tgt_other(self, detach_target: bool) -> tuple[list, list, Optional[list]]:
@@ -221,19 +154,19 @@ class SCModel(BaseModel):
         loss_real = self.criterionGAN(self.netD(self.real_B), True)
         total = 0.5 * (loss_real + loss_fake)
         parts = {"D_real": loss_real.detach(), "D_fake": loss_fake.detach()}
-        if self.opt.lambda_gradient > 0:
+        if self.cfg.lambda_gradient > 0:
             # Second derivatives in float32, through the plain D: compiled graphs have no double
             # backward, and under DDP the D calls above already make its gradients all-reduced.
             with torch.autocast(self.device.type, enabled=False):
                 gp = gradient_penalty(self.networks()["D"], self.real_B, fake,
-                                      lambda_gp=self.opt.lambda_gradient)
+                                      lambda_gp=self.cfg.lambda_gradient)
             total = total + gp
             parts["D_Gradient"] = gp.detach()
         return total, parts
 
     def compute_G_loss(self) -> tuple[torch.Tensor, dict]:
         """GAN + lambda_spatial * spatial(real_A, fake_B) + the optional identity/perceptual/style terms."""
-        opt = self.opt
+        opt = self.cfg
         terms = {"G_GAN": self.criterionGAN(self.netD(self.fake_B), True, for_discriminator=False) * opt.lambda_GAN}
         src, tgt, other = self.spatial_src_tgt_other(detach_target=False)
         other = other if opt.loss_mode == "info" else None
@@ -269,7 +202,7 @@ class SCModel(BaseModel):
         with self.autocast():
             self._extract_features()
         parts = {}
-        if self.opt.learned_attn:
+        if self.cfg.learned_attn:
             self.set_requires_grad([self.netF], True)
             parts.update(self.optimizer_step(self.optimizer_F, self.compute_F_loss))
         self.set_requires_grad([self.netD], True)

@@ -4,15 +4,9 @@ import argparse
 import json
 import os
 
+import models
 from options.base_options import BaseOptions
 from util.errors import UserError
-
-# Options that fix a generator's architecture: test.py takes them from the run's opt.json unless
-# they are given on the command line, so a model trained with --ngf 32 tests without repeating it.
-ARCHITECTURE_OPTIONS = ("model", "netG", "ngf", "normG", "norm", "no_dropout", "no_antialias",
-                        "no_antialias_up", "input_nc", "output_nc", "direction",
-                        # --model mmsc's generators
-                        "style_dim", "n_downsample", "n_res", "mlp_dim", "mlp_layers")
 
 
 class TestOptions(BaseOptions):
@@ -34,10 +28,25 @@ class TestOptions(BaseOptions):
                             num_threads=0)
         return parser
 
+    def parse(self) -> argparse.Namespace:
+        """The options, plus ``trained_direction``: the ``--direction`` of the trained run (its opt.json; the
+        given one when it has none), for models that translate the other way too (mmsc)."""
+        opt = super().parse()
+        opt.trained_direction = saved_train_options(opt.checkpoints_dir, opt.name).get("direction", opt.direction)
+        return opt
+
     def inherited_defaults(self, known: argparse.Namespace) -> dict:
-        """The architecture options recorded in checkpoints/<name>/opt.json, if the run has one."""
+        """The model and the architecture options recorded in checkpoints/<name>/opt.json, if the run has
+        one: those the model class declares (``architecture_options``), of the model given on the
+        command line or else the trained one."""
         saved = saved_train_options(known.checkpoints_dir, known.name)
-        return {k: saved[k] for k in ARCHITECTURE_OPTIONS if k in saved}
+        if not saved:
+            return {}
+        given = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+        given.add_argument("--model", default=saved.get("model", known.model))
+        model = given.parse_known_args(self.argv)[0].model
+        keys = ("model", *models.find_model_using_name(model).architecture_options)
+        return {k: saved[k] for k in keys if k in saved}
 
 
 def saved_train_options(checkpoints_dir: str, name: str) -> dict:

@@ -34,17 +34,26 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from evaluations.lpips import LPIPSVGG, load_images  # noqa: E402
+from models import model_classes  # noqa: E402
 from util.errors import UserError, run_cli  # noqa: E402
 from util.metrics import ssim  # noqa: E402
 
 
+def output_number(folder: str) -> int | None:
+    """``k`` when ``folder`` is the k-th output of a multi-output model, as the model classes name them
+    (their ``numbered_output``: ``fake_B_<k>``), else None."""
+    numbers = {cls.output_number(folder) for cls in model_classes().values() if cls.multi_output}
+    numbers.discard(None)
+    return numbers.pop() if numbers else None
+
+
 def output_folders(images: str) -> list[str]:
     """The ``fake_B_<k>`` folders of a results page, in k order."""
-    found = [d for d in os.listdir(images) if re.fullmatch(r"fake_B_\d+", d)] if os.path.isdir(images) else []
+    found = [d for d in os.listdir(images) if output_number(d) is not None] if os.path.isdir(images) else []
     if len(found) < 2:
         raise UserError(f"--results: {images} holds {len(found)} fake_B_<k> folders; test an mmsc run "
                         "with --n_styles 2 or more")
-    return sorted(found, key=lambda d: int(d.rsplit("_", 1)[1]))
+    return sorted(found, key=output_number)
 
 
 def to01(image: torch.Tensor) -> np.ndarray:

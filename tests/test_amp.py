@@ -30,8 +30,8 @@ from PIL import Image
 from data import create_dataset
 from helpers import LSESIM, TINY
 from models import create_model
-from models.base_model import CompiledOrEager
-from models.sc_model import to_channels_last
+from models.wrappers import CompiledOrEager
+from models.base_model import to_channels_last
 from models.sesim import SpatialCorrelativeLoss, self_similarity
 from options.train_options import TrainOptions
 from util.checkpoint import seed_everything

@@ -11,7 +11,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from models.base_model import CompiledOrEager
+from models.wrappers import CompiledOrEager
 from models.networks.generators import ResnetGenerator
 from models.networks.layers import ReplicationPad2d, replicate_pad
 

@@ -23,7 +23,7 @@ from test_amp import BF16, FP16, grads
 
 from data import DatasetLoader, create_dataset, find_dataset_using_name
 from models import create_model
-from models.base_model import CompiledOrEager
+from models.wrappers import CompiledOrEager
 from options.train_options import TrainOptions
 from util import dist
 from util.checkpoint import seed_everything

@@ -16,8 +16,9 @@ import train as train_script
 from data import create_dataset
 from helpers import LSESIM, MMSC_SMALL, ROOT, TINY, run_script as run, write_images, write_unaligned
 from models import create_model
-from models.base_model import CompiledOrEager
+from models.wrappers import CompiledOrEager
 from models.networks.munit import LayerNorm, MultiScaleImageDiscriminator, MUNITGenerator, adaptive_instance_norm
+from data.style_images import batch_extras
 from options.test_options import TestOptions
 from options.train_options import TrainOptions
 from util.checkpoint import seed_everything
@@ -247,8 +248,8 @@ def load_test_model(tiny, ck, extra=()):
     return model
 
 
-def translate(model, images):
-    model.set_input({"A": images, "A_paths": [f"{i}.png" for i in range(len(images))]})
+def translate(model, images, extras=None):
+    model.set_input({"A": images, "A_paths": [f"{i}.png" for i in range(len(images))]} | (extras or {}))
     model.test()
     return model.get_current_visuals()
 
@@ -276,7 +277,7 @@ def test_example_guided_output_uses_the_references_style(tiny, trained, tmp_path
     ref_path = tmp_path / "ref" / "img_0.png"
     model = load_test_model(tiny, trained, ["--style_image", str(ref_path)])
     x = torch.rand(1, 3, 32, 32) * 2 - 1
-    visuals = translate(model, x)
+    visuals = translate(model, x, batch_extras(model.opt))  # what data.create_dataset adds to every batch
     assert list(visuals) == ["real_A", "fake_B_1", "style_B_1"]
     ref = torch.from_numpy(np.asarray(Image.open(ref_path), dtype=np.float32) / 127.5 - 1).permute(2, 0, 1)[None]
     torch.testing.assert_close(visuals["style_B_1"], ref)
@@ -285,6 +286,19 @@ def test_example_guided_output_uses_the_references_style(tiny, trained, tmp_path
         code = nets["G_B"].enc_style(ref)
         expected = nets["G_B"].dec(nets["G_A"].enc_content(x), nets["G_B"].mlp(code))
     torch.testing.assert_close(visuals["fake_B_1"], expected, atol=1e-5, rtol=0)
+
+
+def test_test_py_takes_style_images_through_the_data(tiny, trained, tmp_path, monkeypatch):
+    """test.py --style_image: the loader adds the references to every batch, one output and one
+    style column per reference."""
+    write_images(tmp_path / "ref", 2, size=(32, 32), seed=9)
+    refs = [tmp_path / "ref" / "img_0.png", tmp_path / "ref" / "img_1.png"]
+    res = tmp_path / "res"
+    assert run(test_script, ["--dataroot", tiny, "--name", "run", "--checkpoints_dir", trained, "--results_dir", res,
+                             "--gpu_ids", "-1", "--preprocess", "none", "--num_test", "1", "--style_image", *refs],
+               monkeypatch) == 0
+    images = res / "run" / "test_latest" / "images"
+    assert sorted(os.listdir(images)) == ["fake_B_1", "fake_B_2", "real_A", "style_B_1", "style_B_2"]
 
 
 def test_reverse_direction_and_unpadded_sizes(tiny, trained):

@@ -1,0 +1,45 @@
+"""Reference images for example-guided translation (``--model mmsc --style_image PATH ...``).
+
+They are read once, with the test preprocessing, and :func:`data.create_dataset`'s loader adds them to
+every batch as ``'style_B'`` (K, C, H, W) in [-1, 1]; the model takes them in ``set_input``.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import torch
+
+from data.image_folder import load_image
+from data.transforms import get_transform
+from util.errors import UserError
+
+
+def load_style_images(paths: list[str], *, channels: int, preprocess: str, load_size: int,
+                      crop_size: int) -> torch.Tensor:
+    """The images at ``paths`` as one (K, channels, H, W) tensor in [-1, 1], unflipped; UserError when
+    one is unreadable or their sizes differ after ``preprocess``."""
+    transform = get_transform(preprocess=preprocess, load_size=load_size, crop_size=crop_size,
+                              channels=channels, params=None, no_flip=True)
+    images = []
+    for path in paths:
+        try:
+            images.append(transform(load_image(path, channels)))
+        except (OSError, ValueError) as exc:
+            raise UserError(f"--style_image {path}: cannot read it as an image ({exc})") from None
+    if len({tuple(i.shape) for i in images}) > 1:
+        raise UserError("--style_image: the images have different sizes after --preprocess "
+                        f"{preprocess}; use --preprocess resize_and_crop or images of one size")
+    return torch.stack(images)
+
+
+def batch_extras(opt: argparse.Namespace) -> dict[str, torch.Tensor]:
+    """What every batch carries besides its samples: ``'style_B'`` when ``--style_image`` is given.
+
+    The references are images of the translation's target domain (``--output_nc`` channels; a
+    reversed mmsc test needs ``--input_nc`` equal to it anyway)."""
+    paths = getattr(opt, "style_image", None)
+    if not paths:
+        return {}
+    return {"style_B": load_style_images(list(paths), channels=opt.output_nc, preprocess=opt.preprocess,
+                                         load_size=opt.load_size, crop_size=opt.crop_size)}
