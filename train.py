@@ -23,7 +23,8 @@ from data import create_dataset
 from models import create_model
 from options.train_options import TrainOptions
 from util import dist
-from util.checkpoint import load_training_checkpoint, new_counters, save_training_checkpoint, seed_everything
+from util.checkpoint import load_training_checkpoint, new_counters, save_training_checkpoint
+from util.seeding import seed_everything
 from util.commit import recover_saves
 from util.errors import UserError, run_cli
 from util.logger import Logger

@@ -98,7 +98,7 @@ def _build(torch, config: dict, save_dir: str):
     """The model of ``config`` built through the real options, and one random batch for it."""
     from models import create_model
     from options.train_options import TrainOptions
-    from util.checkpoint import seed_everything
+    from util.seeding import seed_everything
 
     flags, size, batch_size = MODELS[config["model"]][0], config["size"], config["batch"]
     argv = flags + ["--crop_size", str(size), "--load_size", str(size), "--batch_size", str(batch_size),

@@ -23,8 +23,7 @@ from torch.nn.parallel import DistributedDataParallel
 from models.schedulers import get_scheduler
 from models.wrappers import compiled, distributed, unwrap
 from util import dist
-from util.checkpoint import safe_load
-from util.commit import commit_save, committed_path
+from util import checkpoint
 from util.errors import UserError
 from util.image_pool import ImagePool, query_across_ranks
 
@@ -38,7 +37,6 @@ def frozen_config(cls: type[T], opt: argparse.Namespace) -> T:
     return cls(**{f.name: getattr(opt, f.name, None) for f in dataclasses.fields(cls)})
 
 
-_NORM_STATS = ("running_mean", "running_var", "num_batches_tracked")
 AMP_DTYPES = {"off": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
@@ -374,32 +372,25 @@ class BaseModel:
 
     # ---- saving and loading ---------------------------------------------------------------
     def net_path(self, tag: str, name: str) -> str:
-        return os.path.join(self.save_dir, f"{tag}_net_{name}.pth")
+        """``<save_dir>/<tag>_net_<name>.pth`` (util.checkpoint.net_path)."""
+        return checkpoint.net_path(self.save_dir, tag, name)
 
     def network_files(self, tag: str) -> dict[str, dict]:
         """``<tag>_net_<name>.pth`` -> plain, reference-compatible state_dict (on the CPU) for each network."""
-        return {os.path.basename(self.net_path(tag, name)):
-                {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
-                for name, net in self.networks().items()}
+        return checkpoint.network_files(self.networks(), self.save_dir, tag)
 
     def save_networks(self, tag: str) -> None:
         """Write every network's file, committed together (util/commit.py; main process only)."""
-        if not dist.is_main_process():
-            return
-        commit_save(self.save_dir, tag, self.network_files(tag))
+        checkpoint.save_networks(self.networks(), self.save_dir, tag)
 
     def read_networks(self, tag: str, names: Optional[Iterable[str]] = None) -> dict[str, tuple[str, dict]]:
-        """name -> (path, state_dict) of ``<tag>_net_<name>.pth``, read but not applied (UserError if unreadable)."""
-        networks = {}
-        for name in names if names is not None else self.model_names:
-            path = self.net_path(tag, name)
-            networks[name] = (path, safe_load(committed_path(path), f"net_{name} checkpoint"))
-        return networks
+        """name -> (path, state_dict) of ``<tag>_net_<name>.pth`` (all of ``model_names`` by default), read
+        but not applied (UserError if unreadable)."""
+        return checkpoint.read_networks(self.save_dir, tag, names if names is not None else self.model_names)
 
     def apply_networks(self, networks: dict[str, tuple[str, dict]]) -> None:
         """Load what :meth:`read_networks` returned into the networks (strict keys)."""
-        for name, (path, state) in networks.items():
-            load_state_dict_checked(unwrap(getattr(self, "net" + name)), state, path)
+        checkpoint.apply_networks({name: unwrap(getattr(self, "net" + name)) for name in networks}, networks)
 
     def load_networks(self, tag: str, names: Optional[Iterable[str]] = None) -> None:
         """Load ``<tag>_net_<name>.pth`` into each network (weights only, strict keys)."""
@@ -502,27 +493,3 @@ def _poisoned(loss: torch.Tensor, parts: dict, names: frozenset[str]) -> tuple[t
         return loss, parts
     nan = torch.full((), float("nan"), device=loss.device)
     return loss * nan, {k: v * nan if k in hit else v for k, v in parts.items()}
-
-
-def load_state_dict_checked(net: nn.Module, state: dict, path: str) -> None:
-    """Load a state_dict saved by this project, by CycleGAN/CUT or by F-LSeSim.
-
-    Drops a ``module.`` prefix (DataParallel saves) and stale InstanceNorm running statistics, then
-    loads strictly; mismatches are UserErrors naming the file and the first offending keys.
-    """
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise UserError(f"{path} is not a state_dict of tensors")
-    state = {(k[len("module."):] if k.startswith("module.") else k): v for k, v in state.items()}
-    own = net.state_dict()
-    state = {k: v for k, v in state.items() if k in own or not k.endswith(_NORM_STATS)}
-    missing = [k for k in own if k not in state]
-    unexpected = [k for k in state if k not in own]
-    wrong = [k for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
-    if missing or unexpected or wrong:
-        parts = []
-        for label, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong)):
-            if keys:
-                parts.append(f"{label}: {', '.join(keys[:3])}{' ...' if len(keys) > 3 else ''}")
-        raise UserError(f"{path} does not fit this network ({'; '.join(parts)}); check --netG/--netD/--ngf "
-                        "and the other architecture options")
-    net.load_state_dict(state)

@@ -41,9 +41,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from evaluations.error_maps import (cosine_distance_map, feature_l1_map, pixel_l1_map,  # noqa: E402
                                     spatial_loss_map)
-from models.base_model import load_state_dict_checked  # noqa: E402
 from models.sesim import LAYER_NAMES, SpatialCorrelativeLoss, VGG16Features, VGGWeightsError  # noqa: E402
-from util.checkpoint import safe_load  # noqa: E402
+from util.checkpoint import load_state_dict_checked, safe_load  # noqa: E402
 from util.errors import UserError, run_cli  # noqa: E402
 from util.image_io import atomic_path  # noqa: E402
 

@@ -34,7 +34,7 @@ from models.wrappers import CompiledOrEager
 from models.base_model import to_channels_last
 from models.sesim import SpatialCorrelativeLoss, self_similarity
 from options.train_options import TrainOptions
-from util.checkpoint import seed_everything
+from util.seeding import seed_everything
 
 AMP_OPTIONS = TINY + ["--batch_size", "2"] + LSESIM
 MEASURED = {"channels_last": {"loss": 6.0e-6, "fake": 1.7e-7, "grad": 1.6e-3},

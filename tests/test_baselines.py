@@ -10,7 +10,7 @@ from data import create_dataset
 from helpers import DATA, TINY, reference_sections, run_script as run, write_unaligned
 from models import create_model
 from options.train_options import TrainOptions
-from util.checkpoint import seed_everything
+from util.seeding import seed_everything
 
 CUT = ["--model", "cut", "--num_patches", "16"]
 FASTCUT = CUT + ["--CUT_mode", "FastCUT"]

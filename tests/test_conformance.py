@@ -28,7 +28,7 @@ from helpers import MMSC_SMALL, TINY, run_script, write_images, write_unaligned
 from models import create_model, find_model_using_name, model_classes
 from options.test_options import TestOptions
 from options.train_options import TrainOptions
-from util.checkpoint import seed_everything
+from util.seeding import seed_everything
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

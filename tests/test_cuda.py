@@ -26,7 +26,7 @@ from models import create_model
 from models.wrappers import CompiledOrEager
 from options.train_options import TrainOptions
 from util import dist
-from util.checkpoint import seed_everything
+from util.seeding import seed_everything
 from util.loss_meter import LossMeter
 
 pytestmark = pytest.mark.cuda

@@ -16,7 +16,7 @@ from data import create_dataset
 from helpers import LSESIM, TINY, write_images
 from models import create_model
 from options.train_options import TrainOptions
-from util.checkpoint import seed_everything
+from util.seeding import seed_everything
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 STEPS = 30

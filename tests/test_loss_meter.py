@@ -17,7 +17,7 @@ from data import create_dataset
 from models import create_model
 from models.base_model import BaseModel
 from options.train_options import TrainOptions
-from util.checkpoint import seed_everything
+from util.seeding import seed_everything
 from util.errors import run_cli
 from util.loss_meter import LossMeter
 

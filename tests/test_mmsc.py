@@ -21,7 +21,7 @@ from models.networks.munit import LayerNorm, MultiScaleImageDiscriminator, MUNIT
 from data.style_images import batch_extras
 from options.test_options import TestOptions
 from options.train_options import TrainOptions
-from util.checkpoint import seed_everything
+from util.seeding import seed_everything
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

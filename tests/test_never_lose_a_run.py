@@ -15,7 +15,7 @@ from helpers import MMSC_SMALL, ROOT, TINY, run_script as run, write_images
 from models import available_models, create_model
 from options.train_options import TrainOptions
 from util import commit
-from util.checkpoint import seed_everything
+from util.seeding import seed_everything
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -1,18 +1,19 @@
-"""Atomic, code-free checkpoint files and the RNG states that make a resumed run exact."""
+"""All of checkpointing: atomic, code-free files; the networks' files (save, read, strict load); the training
+state that makes a resumed run exact, and the checks and fall-backs of a resume."""
 
 from __future__ import annotations
 
 import os
-import random
-from typing import Any
+from typing import Any, Iterable
 
-import numpy as np
 import torch
+import torch.nn as nn
 
 from util.commit import PREVIOUS, commit_save, committed_path
 from util.dist import get_world_size, is_main_process, print0
 from util.errors import UserError
 from util.image_io import atomic_path
+from util.seeding import rng_state, set_rng_state
 
 
 def atomic_save(obj: Any, path: str) -> None:
@@ -32,39 +33,71 @@ def safe_load(path: str, what: str = "checkpoint") -> Any:
         raise UserError(f"{what} {path} is damaged or not a weights-only checkpoint ({reason[:120]})") from None
 
 
-def seed_everything(seed: int) -> None:
-    """Seed python, numpy and torch (all devices)."""
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
+# ---- the networks' files ------------------------------------------------------------------------
+# Normalisation statistics some saved files hold for networks without them (stale InstanceNorm buffers):
+# dropped when the network has no such buffer.
+_NORM_STATS = ("running_mean", "running_var", "num_batches_tracked")
 
 
-def rng_state() -> dict:
-    """Every global RNG state as tensors and plain values (loadable with weights_only=True)."""
-    kind, keys, pos, has_gauss, gauss = np.random.get_state()
-    state = {"python": random.getstate(), "torch": torch.get_rng_state(),
-             "numpy": {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
-                       "has_gauss": int(has_gauss), "gauss": float(gauss)}}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-        state["cuda_device"] = torch.cuda.current_device()
-    return state
+def net_path(save_dir: str, tag: str, name: str) -> str:
+    """``<save_dir>/<tag>_net_<name>.pth``: one network's weights, the published file name."""
+    return os.path.join(save_dir, f"{tag}_net_{name}.pth")
 
 
-def set_rng_state(state: dict) -> None:
-    """Restore what :func:`rng_state` returned."""
-    version, internal, gauss = state["python"]
-    random.setstate((version, tuple(internal), gauss))
-    n = state["numpy"]
-    np.random.set_state((n["kind"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["gauss"]))
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-        # Under torchrun each process draws on its own device, all seeded and used alike, so the
-        # saving process's device state is this process's (see save_training_checkpoint).
-        torch.cuda.set_rng_state(state["cuda"][state.get("cuda_device", 0)], torch.cuda.current_device())
+def network_files(networks: dict[str, nn.Module], save_dir: str, tag: str) -> dict[str, dict]:
+    """``<tag>_net_<name>.pth`` -> plain, reference-compatible state_dict (on the CPU) for each network."""
+    return {os.path.basename(net_path(save_dir, tag, name)):
+            {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
+            for name, net in networks.items()}
 
 
+def save_networks(networks: dict[str, nn.Module], save_dir: str, tag: str) -> None:
+    """Write every network's file, committed together (util/commit.py; main process only)."""
+    if not is_main_process():
+        return
+    commit_save(save_dir, tag, network_files(networks, save_dir, tag))
+
+
+def read_networks(save_dir: str, tag: str, names: Iterable[str]) -> dict[str, tuple[str, dict]]:
+    """name -> (path, state_dict) of ``<tag>_net_<name>.pth``, read but not applied (UserError if unreadable)."""
+    networks = {}
+    for name in names:
+        path = net_path(save_dir, tag, name)
+        networks[name] = (path, safe_load(committed_path(path), f"net_{name} checkpoint"))
+    return networks
+
+
+def apply_networks(networks: dict[str, nn.Module], states: dict[str, tuple[str, dict]]) -> None:
+    """Load what :func:`read_networks` returned into the plain networks of the same names (strict keys)."""
+    for name, (path, state) in states.items():
+        load_state_dict_checked(networks[name], state, path)
+
+
+def load_state_dict_checked(net: nn.Module, state: dict, path: str) -> None:
+    """Load a state_dict saved by this project, by CycleGAN/CUT or by F-LSeSim.
+
+    Drops a ``module.`` prefix (DataParallel saves) and stale InstanceNorm running statistics, then
+    loads strictly; mismatches are UserErrors naming the file and the first offending keys.
+    """
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise UserError(f"{path} is not a state_dict of tensors")
+    state = {(k[len("module."):] if k.startswith("module.") else k): v for k, v in state.items()}
+    own = net.state_dict()
+    state = {k: v for k, v in state.items() if k in own or not k.endswith(_NORM_STATS)}
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    wrong = [k for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
+    if missing or unexpected or wrong:
+        parts = []
+        for label, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong)):
+            if keys:
+                parts.append(f"{label}: {', '.join(keys[:3])}{' ...' if len(keys) > 3 else ''}")
+        raise UserError(f"{path} does not fit this network ({'; '.join(parts)}); check --netG/--netD/--ngf "
+                        "and the other architecture options")
+    net.load_state_dict(state)
+
+
+# ---- the training state and resuming -------------------------------------------------------------
 VERSION = "0.1.0"
 
 
