@@ -3,6 +3,7 @@
 import csv
 
 import numpy as np
+import pytest
 import torch
 from PIL import Image
 
@@ -12,6 +13,7 @@ from helpers import load_script, run_script, write_unaligned
 compare = load_script("scripts/compare.py")
 
 
+@pytest.mark.slow
 def test_compare_trains_scores_resumes_and_skips(tmp_path, monkeypatch, capsys):
     root = write_unaligned(tmp_path / "data", 2)
     weights = tmp_path / "effnet.pth"

@@ -15,8 +15,6 @@ from models.wrappers import CompiledOrEager
 from models.networks.generators import ResnetGenerator
 from models.networks.layers import ReplicationPad2d, replicate_pad
 
-pytestmark = pytest.mark.usefixtures("one_thread")
-
 
 @pytest.mark.parametrize("pad", [(1, 1, 1, 1), (0, 3, 0, 0), (2, 0, 1, 4), (0, 0, 0, 0)])
 @pytest.mark.parametrize("channels_last", [False, True])
@@ -39,6 +37,7 @@ def test_replication_pad_module_matches_torch_module():
     assert torch.equal(ReplicationPad2d(2)(x), torch.nn.ReplicationPad2d(2)(x))
 
 
+@pytest.mark.slow
 def test_compiled_resnet_generator_equals_eager_without_fallback():
     # The smallest ResNet generator with every replicate pad: anti-aliased upsampling and the blocks.
     torch.manual_seed(0)

@@ -30,8 +30,6 @@ from options.test_options import TestOptions
 from options.train_options import TrainOptions
 from util.seeding import seed_everything
 
-pytestmark = pytest.mark.usefixtures("one_thread")
-
 MODELS = sorted(model_classes(include_template=True))
 # Only for models whose own defaults do not fit 32-pixel crops of one image in a few seconds.
 SMALL = {"mmsc": MMSC_SMALL[2:], "sinsc": ["--crop_size", "32", "--batch_size", "1", "--patch_nums", "16"]}

@@ -76,6 +76,7 @@ def runs(tmp_path_factory):
             "ck": tmp / "ck", "log": log, "stdout": done.stdout, "single": snapshot(models[0])}
 
 
+@pytest.mark.slow
 def test_ranks_hold_identical_weights_and_rank0_saved_them(runs):
     for run in range(3):
         rank0, rank1 = runs["dumps"][run, 0], runs["dumps"][run, 1]
@@ -90,6 +91,7 @@ def test_ranks_hold_identical_weights_and_rank0_saved_them(runs):
         assert saved.keys() == final[net].keys() and all(torch.equal(saved[k], final[net][k]) for k in saved)
 
 
+@pytest.mark.slow
 def test_only_rank0_writes(runs):
     assert all(runs["dumps"][run, 1]["saves"] == 0 for run in range(3))
     # 'latest' at step 2, at the epoch's end and at step 4 (--save_latest_freq; --max_iters does not save
@@ -101,6 +103,7 @@ def test_only_rank0_writes(runs):
     assert runs["stdout"].count("reached --max_iters") == 3
 
 
+@pytest.mark.slow
 def test_logged_losses_are_the_latest_step_averaged_over_ranks(runs):
     # The one-step run prints once: its line must show get_current_losses() (the per-step read and
     # all-reduce of the old loop), although the loop now reads the losses on the device only there.
@@ -109,6 +112,7 @@ def test_logged_losses_are_the_latest_step_averaged_over_ranks(runs):
     assert len(line) == 1 and line[0].split(") ", 1)[1] == " ".join(f"{k}: {v:.3f}" for k, v in averaged.items())
 
 
+@pytest.mark.slow
 def test_checkpoints_are_plain_state_dicts(runs):
     from models import create_model
     from options.train_options import TrainOptions
@@ -121,6 +125,7 @@ def test_checkpoints_are_plain_state_dicts(runs):
     model.load_networks("latest")
 
 
+@pytest.mark.slow
 def test_resume_under_torchrun_ends_where_the_uninterrupted_run_ended(runs):
     whole, resumed = runs["dumps"][0, 0], runs["dumps"][1, 0]
     for key in ("nets", "grads"):
@@ -129,6 +134,7 @@ def test_resume_under_torchrun_ends_where_the_uninterrupted_run_ended(runs):
     assert all(torch.equal(a, b) for a, b in zip(whole["pool"], resumed["pool"]))
 
 
+@pytest.mark.slow
 def test_two_processes_match_one_process_with_the_same_global_batch(runs):
     two, one = runs["dumps"][2, 0], runs["single"]
     assert two["losses"].keys() == one["losses"].keys()

@@ -31,8 +31,6 @@ from util.errors import UserError
 ROOT = Path(__file__).resolve().parents[1]
 
 
-pytestmark = pytest.mark.usefixtures("one_thread")
-
 
 def smooth_images(folder, count, size=(80, 80), seed=0):
     """Blurred noise (so features vary smoothly, like photos), saved as PNG."""
@@ -257,6 +255,7 @@ def test_test_fid_scores_every_epoch_of_a_tiny_run(inception_file, tmp_path, mon
     assert "--epochs 7" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_test_fid_logs_scores_to_the_training_runs_trackers(inception_file, tmp_path, monkeypatch, capsys):
     from helpers import tensorboard_run, wandb_offline, wandb_run
 
@@ -313,6 +312,7 @@ def test_saved_epochs_follows_the_models_first_network(tmp_path, monkeypatch, ca
     assert "no <epoch>_net_G_A.pth" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_test_fid_scores_all_outputs_and_lpips_diversity_of_an_mmsc_run(inception_file, tmp_path, monkeypatch,
                                                                           capsys):
     from evaluations.lpips import LPIPSVGG, load_images

@@ -24,8 +24,6 @@ from models.sesim import SpatialCorrelativeLoss, VGG16Features, masked_compariso
 from util.errors import UserError
 
 
-pytestmark = pytest.mark.usefixtures("one_thread")
-
 
 def psd_sqrt(matrix):
     values, vectors = np.linalg.eigh(matrix)

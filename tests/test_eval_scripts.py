@@ -21,8 +21,6 @@ ROOT = Path(__file__).resolve().parents[1]
 PALETTE = {v: k for k, v in COLOUR_TO_TRAIN_ID.items() if v != 255}   # train id -> colour
 
 
-pytestmark = pytest.mark.usefixtures("one_thread")
-
 
 def run(module, argv, monkeypatch):
     monkeypatch.setattr(sys, "argv", ["script"] + [str(a) for a in argv])

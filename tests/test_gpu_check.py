@@ -21,6 +21,7 @@ def test_configs_name_amp_channels_last_and_compile():
             bench_step.parse_config(bad)
 
 
+@pytest.mark.slow
 def test_gpu_check_dry_run_runs_end_to_end_on_the_cpu():
     done = subprocess.run(["bash", "benchmarks/gpu_check.sh", "--cpu-dry-run"], cwd=ROOT, capture_output=True,
                           text=True, timeout=600, env=dict(os.environ, PYTHON=sys.executable))
@@ -40,6 +41,7 @@ def test_gpu_check_refuses_a_machine_without_cuda():
     assert "CUDA-marked tests" not in done.stdout
 
 
+@pytest.mark.slow
 def test_loader_benchmark_prints_a_row_per_setting(tmp_path):
     done = subprocess.run([sys.executable, "benchmarks/bench_loader.py", "--images", "2", "--epochs", "1",
                            "--num_threads", "0", "1", "--no_step"], cwd=ROOT, capture_output=True, text=True,

@@ -18,7 +18,6 @@ from models import create_model
 from options.train_options import TrainOptions
 from util.seeding import seed_everything
 
-pytestmark = pytest.mark.usefixtures("one_thread")
 STEPS = 30
 
 
@@ -82,6 +81,7 @@ def spatial_loss_curve(dataroot, seed=0):
     return start, measure()
 
 
+@pytest.mark.slow
 def test_heads_learn_their_contrastive_task(dataroot):
     start, end = head_loss_curve(dataroot)
     assert end < 0.6 * start, (start, end)
@@ -98,6 +98,7 @@ def test_head_step_does_not_send_gradient_to_the_generator(dataroot):
     assert any(g is not None for g in torch.autograd.grad(loss, list(model.netF.parameters()), allow_unused=True))
 
 
+@pytest.mark.slow
 def test_generator_learns_the_structure_without_a_gan_loss(dataroot):
     start, end = spatial_loss_curve(dataroot)
     assert end < 0.5 * start, (start, end)

@@ -87,6 +87,7 @@ def reference_run(argv, epochs):
     return logged, metrics
 
 
+@pytest.mark.slow
 def test_logged_losses_and_plateau_metric_equal_reading_every_step(tmp_path, monkeypatch):
     for i, split in enumerate(("trainA", "trainB")):
         write_images(tmp_path / "data" / split, 2, seed=i)

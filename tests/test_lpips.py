@@ -22,8 +22,6 @@ from evaluations.lpips import LPIPSVGG, load_images
 from models.sesim import VGGWeightsError
 from util.errors import UserError
 
-pytestmark = pytest.mark.usefixtures("one_thread")
-
 CAFFE_MEAN, CAFFE_STD = [0.49, 0.46, 0.41], [0.226, 0.25, 0.21]
 TAPS = (3, 8, 15, 22, 29)  # relu1_2, relu2_2, relu3_3, relu4_3, relu5_3 in torchvision's vgg16().features
 
@@ -215,6 +213,7 @@ def test_load_images_reads_files_into_minus_one_one(tmp_path):
         load_images([paths[0], str(tmp_path / "other" / "img_0.png")])
 
 
+@pytest.mark.slow
 def test_score_multi_script(files, metrics, tmp_path, monkeypatch, capsys):
     """scripts/score_multi.py on a hand-made results page: diversity and structure against direct sums."""
     from helpers import load_script, run_script

@@ -17,20 +17,9 @@ from options.train_options import TrainOptions
 from util import commit
 from util.seeding import seed_everything
 
-pytestmark = pytest.mark.usefixtures("one_thread")
-
 
 class Died(BaseException):
     """Stands for kill -9: no except clause of the code under test catches it, no cleanup of a save runs."""
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    """2 images per side: 2 steps per epoch, 2 epochs (TINY), 4 steps in all."""
-    root = tmp_path_factory.mktemp("nlar") / "data"
-    for i, split in enumerate(["trainA", "trainB"]):
-        write_images(root / split, 2, seed=i)
-    return root
 
 
 def argv(data, ck, name, *extra):
@@ -111,6 +100,7 @@ def die_at(monkeypatch, n):
     monkeypatch.setattr(commit, "SAVE_HOOK", hook)
 
 
+@pytest.mark.slow
 def test_a_save_torn_at_any_file_operation_resumes_exactly(tiny, straight, tmp_path, monkeypatch, capsys):
     reference, operations = straight
     ranges = save_ranges(operations)

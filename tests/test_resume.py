@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import train as train_script
-from helpers import TINY, run_script as run, write_images
+from helpers import TINY, run_script as run
 from models import create_model
 from models.schedulers import get_scheduler
 from options.train_options import TrainOptions
@@ -15,13 +15,7 @@ from util.checkpoint import changed_options
 LR = 1e-4
 
 
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    """3 images per side: 3 steps per epoch at batch 1."""
-    root = tmp_path_factory.mktemp("resume") / "data"
-    for i, split in enumerate(["trainA", "trainB"]):
-        write_images(root / split, 3, seed=i)
-    return root
+TINY_IMAGES = 3  # the shared tiny data set (conftest.py) with 3 steps per epoch at batch 1
 
 
 def argv(tiny, tmp_path, name, *extra):

@@ -84,20 +84,16 @@ def test_own_script_header(relpath):
 # ---- the train/test launchers, through a stub python ------------------------------------------
 
 @pytest.fixture
-def stub_python(tmp_path):
-    """A 'python' that writes its working directory and arguments (one per line) to a log."""
-    log = tmp_path / "argv.log"
-    record = f'#!/usr/bin/env bash\n{{ pwd; printf "%s\\n" "$@"; }} > "{log}"\n'
-    stub = write_executable(str(tmp_path / "python"), record)
-    env = {k: v for k, v in os.environ.items() if k not in ("GPU_IDS", "VARIANT", "DATAROOT", "NAME")}
-    env["PYTHON"] = stub
+def launch(stub_python):
+    """(exit status, the working directory and arguments of the launcher's python call, or [] when it
+    made none, stderr) through the shared stub interpreter (conftest.py)."""
+    seen = [0]
 
-    def call(relpath: str, *args: str, **extra_env: str) -> tuple[int, list[str], str]:
-        if log.exists():
-            log.unlink()
-        result = run_bash(os.path.join(REPO_ROOT, relpath), *args, env={**env, **extra_env}, cwd=str(tmp_path))
-        lines = log.read_text().splitlines() if log.exists() else []
-        return result.returncode, lines, result.stderr
+    def call(relpath: str, *args: str, **env: str) -> tuple[int, list[str], str]:
+        done, calls = stub_python(relpath, *args, **env)
+        new, seen[0] = calls[seen[0]:], len(calls)
+        assert len(new) <= 1, new
+        return done.returncode, (new[0] if new else []), done.stderr
     return call
 
 
@@ -110,8 +106,8 @@ LAUNCHERS = [("scripts/train_sc.sh", "train.py"), ("scripts/test_sc.sh", "test.p
 
 
 @pytest.mark.parametrize("relpath,entry", LAUNCHERS)
-def test_launcher_defaults(stub_python, relpath, entry):
-    rc, lines, stderr = stub_python(relpath)
+def test_launcher_defaults(launch, relpath, entry):
+    rc, lines, stderr = launch(relpath)
     assert rc == 0, stderr
     cwd, argv = lines[0], lines[1:]
     assert os.path.realpath(cwd) == os.path.realpath(REPO_ROOT)
@@ -124,8 +120,8 @@ def test_launcher_defaults(stub_python, relpath, entry):
 
 
 @pytest.mark.parametrize("relpath,entry", LAUNCHERS)
-def test_launcher_environment_and_extra_arguments(stub_python, relpath, entry):
-    rc, lines, stderr = stub_python(relpath, "--lr", "0.0002", "--no_html", GPU_IDS="0,1", DATAROOT="some/where",
+def test_launcher_environment_and_extra_arguments(launch, relpath, entry):
+    rc, lines, stderr = launch(relpath, "--lr", "0.0002", "--no_html", GPU_IDS="0,1", DATAROOT="some/where",
                                     NAME="my_run")
     assert rc == 0, stderr
     argv = lines[1:]
@@ -135,34 +131,34 @@ def test_launcher_environment_and_extra_arguments(stub_python, relpath, entry):
     assert argv[-3:] == ["--lr", "0.0002", "--no_html"]
 
 
-def test_train_sc_variants(stub_python):
-    _, fsesim, _ = stub_python("scripts/train_sc.sh")
-    _, lsesim, _ = stub_python("scripts/train_sc.sh", VARIANT="lsesim")
+def test_train_sc_variants(launch):
+    _, fsesim, _ = launch("scripts/train_sc.sh")
+    _, lsesim, _ = launch("scripts/train_sc.sh", VARIANT="lsesim")
     assert flag_value(fsesim, "--dataroot") == "./datasets/horse2zebra"
     assert flag_value(fsesim, "--name") == "h2z_fsesim" and flag_value(lsesim, "--name") == "h2z_lsesim"
     assert "--learned_attn" not in fsesim and "--augment" not in fsesim
     opt_f, opt_l = TrainOptions(fsesim[2:]).parse(), TrainOptions(lsesim[2:]).parse()
     assert not opt_f.learned_attn and not opt_f.augment and opt_f.patch_size == 64
     assert opt_l.learned_attn and opt_l.augment and opt_l.patch_size == 32
-    _, test_lsesim, _ = stub_python("scripts/test_sc.sh", VARIANT="lsesim")
+    _, test_lsesim, _ = launch("scripts/test_sc.sh", VARIANT="lsesim")
     assert flag_value(test_lsesim, "--name") == "h2z_lsesim"
 
 
 @pytest.mark.parametrize("relpath", [p for p, _ in LAUNCHERS])
-def test_launcher_rejects_unknown_variant(stub_python, relpath):
-    rc, lines, stderr = stub_python(relpath, VARIANT="nosuch")
+def test_launcher_rejects_unknown_variant(launch, relpath):
+    rc, lines, stderr = launch(relpath, VARIANT="nosuch")
     assert rc == 2 and lines == []
     assert "VARIANT=nosuch" in stderr and "fsesim" in stderr and "lsesim" in stderr
 
 
-def test_train_mmsc_writes_munits_schedule_in_epochs(stub_python, tmp_path):
+def test_train_mmsc_writes_munits_schedule_in_epochs(launch, tmp_path):
     from models.schedulers import EpochFactor
     for split, count in (("trainA", 3), ("trainB", 5)):
         (tmp_path / "d" / split).mkdir(parents=True)
         for i in range(count):
             Image.new("RGB", (8, 8)).save(tmp_path / "d" / split / f"{i}.png")
     env = dict(DATAROOT=str(tmp_path / "d"), MAX_ITERS="100", DECAY_EVERY="20", SNAPSHOT_EVERY="10")
-    rc, lines, stderr = stub_python("scripts/train_mmsc.sh", "--no_html", **env)
+    rc, lines, stderr = launch("scripts/train_mmsc.sh", "--no_html", **env)
     assert rc == 0, stderr
     argv = lines[1:]
     opt = TrainOptions(argv[1:]).parse()
@@ -173,26 +169,26 @@ def test_train_mmsc_writes_munits_schedule_in_epochs(stub_python, tmp_path):
     factor = EpochFactor("step", opt.n_epochs, 0, 1, opt.lr_decay_iters, opt.lr_decay_gamma)
     assert [factor(epoch - 1) for epoch in (1, 4, 5, 9)] == [1.0, 1.0, 0.5, 0.25]
     assert argv[-1] == "--no_html" and "--gpu_ids" not in argv
-    _, with_gpu, _ = stub_python("scripts/train_mmsc.sh", GPU_IDS="0", **env)
+    _, with_gpu, _ = launch("scripts/train_mmsc.sh", GPU_IDS="0", **env)
     assert flag_value(with_gpu, "--gpu_ids") == "0"
     assert opt.lambda_spatial == 10 and opt.lambda_cycle == 0 and not opt.learned_attn
-    _, cycle, _ = stub_python("scripts/train_mmsc.sh", VARIANT="cycle", **env)
+    _, cycle, _ = launch("scripts/train_mmsc.sh", VARIANT="cycle", **env)
     opt = TrainOptions(cycle[2:]).parse()
     assert (opt.lambda_spatial, opt.lambda_cycle) == (0, 10)
-    _, lsesim, _ = stub_python("scripts/train_mmsc.sh", VARIANT="lsesim", **env)
+    _, lsesim, _ = launch("scripts/train_mmsc.sh", VARIANT="lsesim", **env)
     assert TrainOptions(lsesim[2:]).parse().learned_attn
-    rc, lines, stderr = stub_python("scripts/train_mmsc.sh", DATAROOT=str(tmp_path / "none"))
+    rc, lines, stderr = launch("scripts/train_mmsc.sh", DATAROOT=str(tmp_path / "none"))
     assert rc == 2 and lines == [] and "none/trainA does not exist" in stderr
-    rc, lines, stderr = stub_python("scripts/train_mmsc.sh", VARIANT="nosuch", **env)
+    rc, lines, stderr = launch("scripts/train_mmsc.sh", VARIANT="nosuch", **env)
     assert rc == 2 and "VARIANT=nosuch" in stderr
-    rc, test, _ = stub_python("scripts/test_mmsc.sh", N_STYLES="4")
+    rc, test, _ = launch("scripts/test_mmsc.sh", N_STYLES="4")
     opt = TestOptions(test[2:]).parse()
     assert rc == 0 and test[1] == "test.py" and (opt.model, opt.n_styles, opt.num_test) == ("mmsc", 4, 0)
 
 
-def test_cityscapes_is_label_to_photo_on_aligned_data(stub_python):
-    _, train, _ = stub_python("scripts/train_cityscapes.sh")
-    _, test, _ = stub_python("scripts/test_cityscapes.sh")
+def test_cityscapes_is_label_to_photo_on_aligned_data(launch):
+    _, train, _ = launch("scripts/train_cityscapes.sh")
+    _, test, _ = launch("scripts/test_cityscapes.sh")
     opt = TrainOptions(train[2:]).parse()
     assert (opt.dataset_mode, opt.direction, opt.dataroot) == ("aligned", "BtoA", "./datasets/cityscapes")
     topt = TestOptions(test[2:]).parse()
@@ -346,6 +342,7 @@ def test_prepare_errors_are_one_line_exit_2(cityscapes_tree):
 
 # ---- scripts/smoke_test.sh -----------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_smoke_test_runs_and_leaves_its_outputs(tmp_path):
     env = {**os.environ, "PYTHON": sys.executable, "TMPDIR": str(tmp_path), "KEEP": "1"}
     env.pop("GPU_IDS", None)

@@ -418,25 +418,18 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
-def stub_python(tmp_path):
-    """A 'python' that appends each call's arguments (one per line, then '--') to a log."""
-    log = tmp_path / "calls.log"
-    stub = tmp_path / "python"
-    stub.write_text(f'#!/usr/bin/env bash\n{{ printf "%s\\n" "$@"; echo --; }} >> "{log}"\n')
-    stub.chmod(0o755)
-
+def launch(stub_python):
+    """(the bash process, the arguments of every python call so far) of ``scripts/<script>``, through the
+    shared stub interpreter (conftest.py)."""
     def call(script: str, **env: str) -> tuple:
-        environment = {k: v for k, v in os.environ.items() if k not in ("NAME", "DATAROOT", "GPU_IDS")}
-        result = subprocess.run(["bash", str(ROOT / "scripts" / script)], capture_output=True, text=True,
-                                env={**environment, "PYTHON": str(stub), **env}, timeout=60)
-        calls = log.read_text().split("--\n")[:-1] if log.exists() else []
-        return result, [c.splitlines() for c in calls]
+        done, calls = stub_python(f"scripts/{script}", **env)
+        return done, [argv[1:] for argv in calls]
     return call
 
 
-def test_train_script_copies_the_pair_and_spells_out_the_defaults(stub_python, pair, tmp_path):
+def test_train_script_copies_the_pair_and_spells_out_the_defaults(launch, pair, tmp_path):
     photo, painting = pair / "trainA" / "photo.png", pair / "trainB" / "painting.png"
-    result, calls = stub_python("train_sinsc.sh", PHOTO=str(photo), PAINTING=str(painting), NAME="mine",
+    result, calls = launch("train_sinsc.sh", PHOTO=str(photo), PAINTING=str(painting), NAME="mine",
                                 PAIRS_DIR=str(tmp_path / "pairs"))
     assert result.returncode == 0, result.stderr
     argv = calls[0]
@@ -445,22 +438,23 @@ def test_train_script_copies_the_pair_and_spells_out_the_defaults(stub_python, p
     opt = TrainOptions(argv[1:]).parse()
     assert opt.dataroot == str(tmp_path / "pairs" / "mine") and opt.name == "mine"
     assert vars(opt) == vars(TrainOptions(["--model", "sinsc", "--dataroot", opt.dataroot, "--name", "mine"]).parse())
-    result, calls = stub_python("train_sinsc.sh", PHOTO=str(photo))
+    result, calls = launch("train_sinsc.sh", PHOTO=str(photo))
     assert result.returncode == 2 and "PAINTING" in result.stderr and len(calls) == 1  # no new call
 
 
-def test_test_script_translates_the_run_photo_or_any_photo(stub_python, pair, tmp_path):
-    result, calls = stub_python("test_sinsc.sh", NAME="mine", DATAROOT=str(pair))
+def test_test_script_translates_the_run_photo_or_any_photo(launch, pair, tmp_path):
+    result, calls = launch("test_sinsc.sh", NAME="mine", DATAROOT=str(pair))
     assert result.returncode == 0, result.stderr
     opt = TestOptions(calls[0][1:]).parse()
     assert (opt.dataset_mode, opt.dataroot, opt.preprocess, opt.num_test) == ("singleimage", str(pair), "none", 1)
-    result, calls = stub_python("test_sinsc.sh", NAME="mine", PHOTO=str(pair / "trainA" / "photo.png"),
+    result, calls = launch("test_sinsc.sh", NAME="mine", PHOTO=str(pair / "trainA" / "photo.png"),
                                 PAIRS_DIR=str(tmp_path / "pairs"))
     assert result.returncode == 0, result.stderr
     opt = TestOptions(calls[1][1:]).parse()
     assert opt.dataset_mode == "single" and (Path(opt.dataroot) / "photo.png").is_file()
 
 
+@pytest.mark.slow
 def test_demo_script_runs_end_to_end_and_writes_a_full_size_result(tmp_path):
     env = {**os.environ, "PYTHON": sys.executable, "NAME": "demo", "CHECKPOINTS_DIR": str(tmp_path / "ck"),
            "RESULTS_DIR": str(tmp_path / "results"), "CROPS": "2", "CROP": "32", "BATCH": "1"}

@@ -14,8 +14,6 @@ from helpers import TINY, run_script as run, tensorboard_run, wandb_offline, wan
 import train as train_script
 from util.logger import Logger
 
-pytestmark = pytest.mark.usefixtures("one_thread")
-
 LOSS_LINE = re.compile(r"^\(epoch: \d+, iters: \d+, time: [\d.]+, data: [\d.]+\) (.*)$")
 
 

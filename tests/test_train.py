@@ -1,15 +1,17 @@
 """train.py / test.py end to end on tiny images: option errors, training, checkpoints, exact resume."""
 
 import json
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
-from helpers import LSESIM, ROOT, TINY, run_script as run, write_images, write_unaligned
+from helpers import LSESIM, ROOT, TINY, run_script as run, write_images
 import test as test_script
 import train as train_script
 from models import available_models, create_model, find_model_using_name
@@ -19,9 +21,7 @@ from options.train_options import TrainOptions
 from util.errors import UserError
 
 
-@pytest.fixture
-def tiny(tmp_path):
-    return write_unaligned(tmp_path / "data", 3)
+TINY_IMAGES = 3  # the shared tiny data set (conftest.py): 3 images per folder
 
 
 def common(tiny, tmp_path, name):
@@ -51,6 +51,7 @@ def test_user_errors_exit_2_with_one_line(extra, needle, tiny, tmp_path, monkeyp
 
 
 def test_missing_and_empty_folders(tiny, tmp_path, monkeypatch, capsys):
+    tiny = Path(shutil.copytree(tiny, tmp_path / "data"))
     for f in (tiny / "trainB").iterdir():
         f.unlink()
     assert run(train_script, common(tiny, tmp_path, "e1"), monkeypatch) == 2
@@ -59,6 +60,7 @@ def test_missing_and_empty_folders(tiny, tmp_path, monkeypatch, capsys):
     assert "nowhere" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_cli_error_has_no_traceback(tmp_path):
     proc = subprocess.run([sys.executable, "train.py", "--model", "nope", "--gpu_ids", "-1"], cwd=ROOT,
                           capture_output=True, text=True, timeout=120)
@@ -265,6 +267,7 @@ def test_test_py_names_sizes_and_num_test(tiny, tmp_path, monkeypatch):
 
 
 def test_test_py_translates_each_a_image_once_when_b_is_larger(tiny, tmp_path, monkeypatch, capsys):
+    tiny = Path(shutil.copytree(tiny, tmp_path / "data"))
     assert run(train_script, common(tiny, tmp_path, "once") + ["--max_iters", "1"], monkeypatch) == 0
     write_images(tiny / "testB", 7, seed=9)  # 7 B images (img_0..img_6 replace the 3) against 3 A images
     base = ["--dataroot", tiny, "--name", "once", "--checkpoints_dir", tmp_path / "ck", "--gpu_ids", "-1",
