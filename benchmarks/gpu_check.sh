@@ -9,7 +9,7 @@
 #     under torchrun); (b) times the training step with benchmarks/bench_step.py: sc FSeSim and
 #     LSeSim at 256² (float32, bf16, bf16 + channels-last, and for FSeSim bf16 + channels-last +
 #     compile) and 512² (float32, bf16 + channels-last), sinsc at 128² batch 16 (as FSeSim 256²),
-#     and prints the Markdown tables the README's GPU section takes. Each phase prints its time.
+#     and prints the Markdown tables of benchmarks/README.md's GPU rows. Each phase prints its time.
 # The dry run checks the script itself: the cuda tests are collected and skipped (no GPU), and the
 # benchmark runs once per model at 32² with 8-filter networks in float32: its figures mean nothing.
 # PYTHON (default: .venv/bin/python if present, else python3) picks the interpreter.

@@ -9,5 +9,5 @@ diversity and Cityscapes segmentation scores.
 - :mod:`evaluations.lpips`: LPIPS diversity of the several outputs of a multi-modal model.
 - :mod:`evaluations.segmentation`, :mod:`evaluations.drn`: Cityscapes label -> photo scoring.
 
-``python test_fid.py`` scores every saved epoch of a run; see the README's "Evaluation" section.
+``python test_fid.py`` scores every saved epoch of a run; see docs/evaluation.md.
 """

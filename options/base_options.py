@@ -138,7 +138,7 @@ class BaseOptions:
             count = len(opt.gpu_ids)
             print(f"--gpu_ids {','.join(map(str, opt.gpu_ids))}: one process trains on cuda:{opt.gpu_ids[0]} only. "
                   f"For all {count} GPUs run `torchrun --nproc_per_node={count} train.py ...` "
-                  "(select GPUs with CUDA_VISIBLE_DEVICES; see README, Multi-GPU).")
+                  "(select GPUs with CUDA_VISIBLE_DEVICES; see docs/speed.md).")
         if opt.batch_size < 1:
             raise UserError(f"--batch_size {opt.batch_size}: must be at least 1")
         if opt.num_threads < 0:
