@@ -72,8 +72,9 @@ def main() -> None:
             run()
             times[label].append(time.perf_counter() - start)
 
+    machine = platform.processor() or platform.machine()
     print(f"{args.netG} ngf {args.ngf}, {args.size}x{args.size}, batch 1, {args.threads} threads, "
-          f"torch {torch.__version__}, onnxruntime {onnxruntime.__version__}, {platform.processor() or platform.machine()}")
+          f"torch {torch.__version__}, onnxruntime {onnxruntime.__version__}, {machine}")
     print(f"max |onnxruntime - PyTorch| = {diff:.2e}")
     for label, seconds in times.items():
         median = statistics.median(seconds)

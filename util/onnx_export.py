@@ -125,16 +125,24 @@ def without_noise(net: nn.Module) -> nn.Module:
     return twin
 
 
+def style_codes(count: int, style_dim: int, seed: int) -> torch.Tensor:
+    """(count, style_dim, 1, 1) codes from N(0, I), drawn as the mmsc model draws its ``n_styles`` codes for
+    ``seed`` (a fresh generator seeded with it), so a graph fed these matches the API's translations."""
+    return torch.randn(count, style_dim, 1, 1, generator=torch.Generator().manual_seed(seed))
+
+
 def graph_inputs(graph: nn.Module, height: int = 64, width: int = 64, batch: int = 1,
                  seed: int = 0) -> tuple[torch.Tensor, ...]:
-    """Example inputs for ``graph``: random [0, 1] images (and N(0, I) style codes for a StyleGraph)."""
+    """Example inputs for ``graph``: ``batch`` random [0, 1] images drawn with ``seed``; for a StyleGraph one
+    such image repeated ``batch`` times with the codes :func:`style_codes` ``(batch, style_dim, 0)`` (the
+    mmsc model's ``n_styles=batch, seed=0``)."""
     generator = torch.Generator().manual_seed(seed)
-    first = next(graph.parameters())
+    device = next(graph.parameters()).device
     channels = _input_channels(graph)
-    image = torch.rand(batch, channels, height, width, generator=generator).to(first.device)
     if isinstance(graph, StyleGraph):
-        return image, torch.randn(batch, graph.style_dim, 1, 1, generator=generator).to(first.device)
-    return (image,)
+        image = torch.rand(1, channels, height, width, generator=generator).expand(batch, -1, -1, -1)
+        return image.contiguous().to(device), style_codes(batch, graph.style_dim, 0).to(device)
+    return (torch.rand(batch, channels, height, width, generator=generator).to(device),)
 
 
 def _input_channels(graph: nn.Module) -> int:
