@@ -205,3 +205,26 @@ def test_push_mistakes_are_one_line(runs, tmp_path, monkeypatch, capsys):
     argv = ["--name", "nothing", "--repo_id", "a/b", "--checkpoints_dir", runs, "--dry_run", tmp_path / "x"]
     assert run(push, argv, monkeypatch) == 2
     assert "--name nothing: no run folder" in capsys.readouterr().err
+
+
+def test_the_docs_onnxruntime_example_runs(runs, tmp_path, monkeypatch):
+    """docs/export_and_hub.md's Python example, as written, on a file export.py wrote: zebra.png is the API's
+    translation (to within the rounding to 8 bits)."""
+    from helpers import ROOT
+
+    doc = (ROOT / "docs" / "export_and_hub.md").read_text()
+    code = re.search(r"```python\n(import numpy as np\nimport onnxruntime.*?)```", doc, re.S).group(1)
+    (tmp_path / "checkpoints" / "h2z").mkdir(parents=True)
+    out = tmp_path / "checkpoints" / "h2z" / "h2z_latest_AtoB.onnx"
+    assert run(export_script, ["--name", "sc", "--checkpoints_dir", runs, "--output", out], monkeypatch) == 0
+    photo = Image.fromarray((torch.rand(29, 41, 3, generator=torch.Generator().manual_seed(0)) * 255)
+                            .byte().numpy())
+    photo.save(tmp_path / "horse.jpg")
+    monkeypatch.chdir(tmp_path)
+    exec(compile(code, "docs example", "exec"), {})
+    with Image.open(tmp_path / "horse.jpg") as horse:
+        expected = Translator.load("sc", checkpoints_dir=str(runs)).translate(horse)
+    with Image.open(tmp_path / "zebra.png") as zebra:
+        assert zebra.size == (41, 29)
+        diff = torch.tensor(list(zebra.getdata())) - torch.tensor(list(expected.getdata()))
+    assert diff.abs().max() <= 1
