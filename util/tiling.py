@@ -144,10 +144,12 @@ class _Statistics:
         self.recording, self.moments = None, []
 
 
-def translate_tiled(generator: nn.Module, x: torch.Tensor, *, tile: int, overlap: int = 64,
+def translate_tiled(generator: nn.Module, x: torch.Tensor, *, tile: int, overlap: Optional[int] = None,
                     statistics: str = "image", autocast: Autocast = contextlib.nullcontext) -> torch.Tensor:
     """``generator`` applied to ``x`` (N, C, H, W) in [-1, 1] in tiles of ``tile`` pixels overlapping by
-    ``overlap``, blended; returns (N, C_out, H, W) float32, as ``generator(x)`` under ``autocast``.
+    ``overlap`` (default: four times the tiled part's receptive radius plus one, measured, so the blended
+    pixels are exact), blended; returns (N, C_out, H, W) float32, as ``generator(x)`` under ``autocast``. A tile is at
+    least twice the overlap.
 
     ``statistics='image'``: every instance norm normalises with the whole image's statistics (exact; see the
     module docstring). ``'tile'``: each tile through the generator with its own statistics, as naive tiling
@@ -163,18 +165,59 @@ def translate_tiled(generator: nn.Module, x: torch.Tensor, *, tile: int, overlap
     multiple = getattr(generator, "multiple", 4)
     height, width = x.shape[-2:]
     padded = pad_to_multiple(x, multiple, 2 * multiple)
-    tile = max(2 * multiple, tile // multiple * multiple)
-    overlap = min(max(multiple, overlap // multiple * multiple), tile // 2)
     with torch.no_grad(), autocast():
         if statistics == "tile" or not layers:
-            out = _run_tiled(generator, padded, tile, overlap, multiple, [])
+            size, lap = _tile_sizes(generator, padded, tile, overlap, multiple, 1)
+            out = _run_tiled(generator, padded, size, lap, multiple, [])
         else:
             encoder, middle, decoder = _split(sequence, multiple)
-            scale = multiple  # the middle's map is 1/multiple of the image in each direction
-            low = _run_tiled(encoder, padded, tile, overlap, multiple, norm_layers(encoder))
-            low = middle(low)
-            out = _run_tiled(decoder, low, max(2, tile // scale), max(1, overlap // scale), 1, norm_layers(decoder))
+            size, lap = _tile_sizes(encoder, padded, tile, overlap, multiple, 1)
+            low = middle(_run_tiled(encoder, padded, size, lap, multiple, norm_layers(encoder)))
+            # the decoder's input is 1/multiple of the image in each direction: so are its tiles
+            size, lap = _tile_sizes(decoder, low, tile, overlap, 1, multiple)
+            out = _run_tiled(decoder, low, size, lap, 1, norm_layers(decoder))
     return out[:, :, :height, :width].float()
+
+
+def _tile_sizes(part: nn.Module, image: torch.Tensor, tile: int, overlap: Optional[int], multiple: int,
+                scale: int) -> tuple[int, int]:
+    """(tile, overlap) in ``image``'s pixels (``scale`` image pixels to one of the input's), aligned to
+    ``multiple``; the default overlap is four (receptive radius of ``part`` + 1), and a tile is at least twice it."""
+    lap = -(-overlap // scale) if overlap is not None else 4 * (receptive_radius(part, image.shape[1], multiple) + 1)
+    lap = -(-max(lap, multiple) // multiple) * multiple
+    size = max(2 * lap, 2 * multiple, -(-tile // scale) // multiple * multiple)
+    return size, lap
+
+
+def receptive_radius(part: nn.Module, channels: int, multiple: int) -> int:
+    """How many pixels away an input pixel still changes ``part``'s output (its instance norms counted as
+    identities: their statistics are the whole image's, see the module docstring), in input pixels.
+
+    Measured as the support of the gradient of a central block of 4x4 output pixels (every phase of a strided
+    or transposed conv; an overestimate by up to 2 pixels, on the safe side), on inputs doubled in size until
+    the support stays clear of their edges."""
+    handles = [layer.register_forward_hook(lambda module, inputs, output: inputs[0])
+               for layer in norm_layers(part)]
+    parameter = next(part.parameters())
+    try:
+        size = 16 * multiple
+        while True:
+            with torch.enable_grad(), torch.autocast(parameter.device.type, enabled=False):
+                # random values: at zeros every ReLU would block the gradient
+                x = torch.randn(1, channels, size, size, generator=torch.Generator().manual_seed(0))
+                x = x.to(parameter.device).requires_grad_(True)
+                out = part(x)
+                h, w = out.shape[-2] // 2, out.shape[-1] // 2
+                out[0, :, h - 2:h + 2, w - 2:w + 2].sum().backward()  # a block: every stride phase counts
+            rows = x.grad[0].abs().sum(dim=(0, 2)).nonzero().flatten()
+            centre = size // 2
+            radius = int(max(centre - rows.min(), rows.max() - centre)) if len(rows) else 0
+            if radius < centre - 1 or size >= 4096:
+                return radius
+            size *= 2
+    finally:
+        for handle in handles:
+            handle.remove()
 
 
 def _split(sequence: nn.Sequential, multiple: int) -> tuple[nn.Sequential, nn.Sequential, nn.Sequential]:
