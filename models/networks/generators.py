@@ -82,6 +82,7 @@ class ResnetGenerator(nn.Module):
         if n_blocks < 0:
             raise ValueError(f"n_blocks must be >= 0, got {n_blocks}")
         self.input_nc = input_nc
+        self.multiple = _SIZE_MULTIPLE  # the size multiple forward pads to (read by util/onnx_export.py)
         norm_layer = get_norm_layer(norm)
         use_bias = norm == "instance"
         layers: list[nn.Module] = [

@@ -48,7 +48,7 @@ def blur2d(x: torch.Tensor, kernel: torch.Tensor, pad: tuple[int, int]) -> torch
 
 def _blur_forward(x: torch.Tensor, kernel: torch.Tensor, pad: tuple[int, int]) -> torch.Tensor:
     before, after = pad
-    channels = x.shape[1]
+    channels = int(x.shape[1])  # a constant when traced for ONNX export (export.py): the conv needs a fixed kernel
     weight = kernel.to(x.dtype)[None, None].expand(channels, 1, -1, -1)  # (C, 1, k, k)
     return F.conv2d(F.pad(x, (before, after, before, after)), weight, groups=channels)
 
