@@ -24,17 +24,19 @@ from typing import Any, Optional
 
 from PIL import Image, ImageOps
 
+from options.base_options import OptionParser
 from util.errors import UserError, run_cli
 
 INSTALL_HINT = "pip install -r requirements-app.txt"
 DEFAULT_MAX_PIXELS = 16_000_000  # a 16-megapixel phone photo; larger ones are refused with a message
 MAX_STYLES = 12
+MAX_FILE_SIZE = "100mb"  # uploads larger than this are refused by Gradio, with a message in the page
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     """The command line: which models to serve, where, and the limits on uploads."""
-    parser = argparse.ArgumentParser(description="Serve a web page that translates uploaded images with "
-                                                 "trained models (Gradio).")
+    parser = OptionParser(description="Serve a web page that translates uploaded images with trained models "
+                                      "(Gradio).", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--name", action="append", required=True,
                         help="model to serve: a run name under --checkpoints_dir, a run folder, a checkpoint "
                              "file, a Hub-layout folder or a Hugging Face Hub id; repeat it to offer several")
@@ -49,9 +51,11 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument("--max_side", type=int, default=None,
                         help="translate images with a longer side in tiles of this many pixels (bounds memory; "
                              "not for mmsc)")
-    parser.add_argument("--server_name", default="127.0.0.1",
-                        help="address to listen on; 0.0.0.0 serves other machines too")
-    parser.add_argument("--server_port", type=int, default=7860, help="port to listen on")
+    parser.add_argument("--server_name", default=None,
+                        help="address to listen on; 0.0.0.0 serves other machines too (default: "
+                             "$GRADIO_SERVER_NAME, else 127.0.0.1: this machine only)")
+    parser.add_argument("--server_port", type=int, default=None,
+                        help="port to listen on (default: $GRADIO_SERVER_PORT, else the first free one from 7860)")
     parser.add_argument("--share", action="store_true",
                         help="also make a temporary public gradio.live link (needs internet)")
     args = parser.parse_args(argv)
@@ -172,7 +176,8 @@ def build_demo(translators: dict, *, max_pixels: int = DEFAULT_MAX_PIXELS, max_s
     labels = list(translators)
     first = translators[labels[0]]
 
-    with gr.Blocks(title="F-LSeSim translation") as demo:
+    # Uploads and outputs live in Gradio's cache folder; files older than an hour are removed hourly.
+    with gr.Blocks(title="F-LSeSim translation", delete_cache=(3600, 3600)) as demo:
         gr.Markdown("## Unpaired image-to-image translation\nUpload or paste an image (PNG, JPEG, WebP ...); "
                     "the translation has the input's size, and its download button gives the PNG.")
         choice = gr.Dropdown(labels, value=labels[0], label="model", visible=len(labels) > 1,
@@ -215,7 +220,11 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     for label, translator in translators.items():
         print(f"{label}: {translator.describe()}")
     demo = build_demo(translators, max_pixels=args.max_pixels, max_side=args.max_side)
-    demo.launch(server_name=args.server_name, server_port=args.server_port, share=args.share)
+    try:
+        demo.launch(server_name=args.server_name, server_port=args.server_port, share=args.share,
+                    max_file_size=MAX_FILE_SIZE)
+    except OSError as exc:  # the port is taken, or the address is not this machine's
+        raise UserError(f"--server_name/--server_port: {exc}") from None
 
 
 if __name__ == "__main__":

@@ -11,8 +11,10 @@ last test checks that it looked up none but this machine's (no analytics, no ver
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
+import re
 import shutil
 import socket
 import struct
@@ -21,6 +23,7 @@ import sys
 import time
 import urllib.request
 import zlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +32,8 @@ from PIL import Image
 
 import app
 import train as train_script
-from helpers import MMSC_SMALL, ROOT, TINY, run_script, write_images, write_unaligned
+from helpers import MMSC_SMALL, ROOT, TINY, load_script, run_script, write_images, write_unaligned
+from util.errors import UserError
 
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 MAX_PIXELS = 4000  # the server's --max_pixels: a 64x64 upload (4096 pixels) is refused
@@ -92,47 +96,61 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+@contextlib.contextmanager
+def serving(command: list[str], *, cwd: Path, env: dict, folder: Path) -> Iterator[str]:
+    """Run the server ``command`` until the block ends; yields its URL once it answers. Its output goes to
+    ``folder``/server.log, shown when it exits early or does not answer. The port comes from
+    GRADIO_SERVER_PORT, which app.py's --server_port defaults to."""
+    port = free_port()
+    log_path = folder / "server.log"
+    env = {**env, "GRADIO_SERVER_PORT": str(port), "GRADIO_TEMP_DIR": str(folder / "gradio_cache"),
+           "PYTHONUNBUFFERED": "1"}
+    url = f"http://127.0.0.1:{port}/"
+    with open(log_path, "w") as log:
+        process = subprocess.Popen(command, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            deadline = time.monotonic() + START_TIMEOUT
+            while not answers(url):
+                if process.poll() is not None:
+                    pytest.fail(f"the server exited with {process.returncode}:\n{log_path.read_text()}")
+                if time.monotonic() > deadline:
+                    pytest.fail(f"the server did not answer in {START_TIMEOUT} s:\n{log_path.read_text()}")
+                time.sleep(0.5)
+            yield url
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
+def clean_env() -> dict:
+    """This environment without any GRADIO_ setting (app.py itself must turn the analytics off)."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("GRADIO_")}
+
+
 @pytest.fixture(scope="module")
 def server(runs, tmp_path_factory):
-    """``python app.py --name sc --name mmsc`` on a free port; yields (url, hosts log path)."""
+    """``python app.py --name sc --name mmsc`` on a free port, under the audit hook; yields (url, hosts log)."""
     folder = tmp_path_factory.mktemp("app_server")
     runner = folder / "audit_runner.py"
     runner.write_text(AUDIT_RUNNER)
     hosts_log = folder / "hosts.log"
     hosts_log.write_text("")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GRADIO_")}  # app.py must turn analytics off
-    env.update(APP_TEST_HOSTS_LOG=str(hosts_log), GRADIO_TEMP_DIR=str(folder / "gradio_cache"),
-               PYTHONUNBUFFERED="1")
-    port = free_port()
     command = [sys.executable, str(runner), str(ROOT / "app.py"), "--name", "sc", "--name", "mmsc",
-               "--checkpoints_dir", str(runs), "--server_port", str(port), "--max_pixels", str(MAX_PIXELS)]
-    log = open(folder / "server.log", "w")
-    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}/"
-    try:
-        deadline = time.monotonic() + START_TIMEOUT
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"app.py exited with {process.returncode}:\n{(folder / 'server.log').read_text()}")
-            try:
-                with urllib.request.urlopen(url, timeout=5) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"app.py did not answer in {START_TIMEOUT} s:\n{(folder / 'server.log').read_text()}")
-            time.sleep(0.5)
+               "--checkpoints_dir", str(runs), "--max_pixels", str(MAX_PIXELS)]
+    with serving(command, cwd=ROOT, env={**clean_env(), "APP_TEST_HOSTS_LOG": str(hosts_log)}, folder=folder) as url:
         yield url, hosts_log
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log.close()
-    assert process.returncode is not None
 
 
 @pytest.fixture(scope="module")
@@ -287,6 +305,54 @@ def test_python_client_translates_at_full_size(server, photo, translators):
 def test_the_server_looked_up_no_outside_host(server):
     """After everything above: the server process never looked up or connected to another machine."""
     assert server[1].read_text() == ""
+
+
+# ---- the Hugging Face Space folder ----------------------------------------------------------------
+def space_card(folder: Path) -> dict:
+    """The YAML header of a Space's README.md as {key: value} (flat 'key: value' lines)."""
+    header = (folder / "README.md").read_text().split("---\n")[1]
+    return {key.strip(): value.strip().strip('"') for key, value in
+            (line.split(":", 1) for line in header.splitlines() if line.strip())}
+
+
+def test_the_space_files_are_pinned_and_agree():
+    card = space_card(ROOT / "spaces")
+    assert card["sdk"] == "gradio" and (ROOT / "spaces" / card["app_file"]).is_file()
+    pins = [line for line in (ROOT / "spaces" / "requirements.txt").read_text().splitlines()
+            if line.strip() and not line.startswith("#")]
+    assert pins and all(re.fullmatch(r"[\w.-]+==[\w.]+", line) for line in pins), pins
+    assert f"gradio=={card['sdk_version']}" in pins  # the Space's gradio is the one the page was tested with
+
+
+def test_the_space_reads_its_model_ids(monkeypatch, tmp_path):
+    space_app = load_script("spaces/space_app.py")
+    monkeypatch.setattr(space_app, "ID_FILE", tmp_path / "model_id.txt")
+    monkeypatch.delenv("MODEL_ID", raising=False)
+    with pytest.raises(UserError, match="set the Space variable MODEL_ID"):
+        space_app.model_ids()
+    space_app.ID_FILE.write_text("owner/from-file\n")
+    assert space_app.model_ids() == ["owner/from-file"]
+    monkeypatch.setenv("MODEL_ID", "owner/a, owner/b")
+    assert space_app.model_ids() == ["owner/a", "owner/b"]
+
+
+@pytest.mark.slow
+def test_the_assembled_space_folder_runs_on_its_own(runs, photo, translators, tmp_path):
+    """scripts/make_space.py's folder, started as Spaces starts it (``python space_app.py``, the port from
+    GRADIO_SERVER_PORT), without this repository on the path. MODEL_ID names a local run folder: loading
+    by Hub id is the Translator's, and downloading is not possible offline."""
+    space = tmp_path / "space"
+    written = load_script("scripts/make_space.py").make_space("owner/model", space)
+    assert (space / "model_id.txt").read_text() == "owner/model\n" and Path("translator.py") in written
+    env = {**clean_env(), "MODEL_ID": str(runs / "sc")}
+    env.pop("PYTHONPATH", None)
+    command = [sys.executable, space_card(space)["app_file"]]
+    with serving(command, cwd=space, env=env, folder=tmp_path) as url:
+        from gradio_client import Client, handle_file
+
+        output, _, _ = Client(url, verbose=False).predict(str(runs / "sc"), handle_file(str(photo)), 1, 0, None,
+                                                          api_name="/translate")
+    assert same_pixels(Image.open(output), translators["sc"].translate(Image.open(photo)))
 
 
 # ---- without a server ----------------------------------------------------------------------------
