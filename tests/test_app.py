@@ -11,19 +11,12 @@ last test checks that it looked up none but this machine's (no analytics, no ver
 
 from __future__ import annotations
 
-import contextlib
 import io
 import os
 import re
-import shutil
-import socket
 import struct
-import subprocess
 import sys
-import time
-import urllib.request
 import zlib
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -35,10 +28,9 @@ import train as train_script
 from helpers import MMSC_SMALL, ROOT, TINY, load_script, run_script, write_images, write_unaligned
 from util.errors import UserError
 
-LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
+shot = load_script("scripts/screenshot_app.py")  # the server runner and the offline browser page
 MAX_PIXELS = 4000  # the server's --max_pixels: a 64x64 upload (4096 pixels) is refused
 INPUT_SIZE = (70, 45)  # (W, H) of the uploaded photo: not a multiple of any network stride
-START_TIMEOUT = 180  # seconds for the server to answer (importing torch and gradio on a shared CPU)
 
 # Runs app.py as ``python <this> app.py ARGS`` with an audit hook that writes every host it looks up or
 # connects to (other than this machine) to the file named by APP_TEST_HOSTS_LOG.
@@ -59,18 +51,10 @@ sys.addaudithook(hook)
 sys.argv = sys.argv[1:]
 sys.path[0] = os.path.dirname(os.path.abspath(sys.argv[0]))  # as `python app.py` would have it
 runpy.run_path(sys.argv[0], run_name="__main__")
-'''.format(local=LOCAL_HOSTS)
+'''.format(local=shot.LOCAL_HOSTS)
 
 
 # ---- fixtures ----------------------------------------------------------------------------------
-def chromium_path() -> str:
-    """Debian's chromium (or $CHROMIUM); a missing browser fails the test with the command that installs it."""
-    path = os.environ.get("CHROMIUM") or shutil.which("chromium")
-    if not path:
-        pytest.fail("no chromium on PATH: `make browser` installs Debian's (apt-get install chromium)")
-    return path
-
-
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory) -> Path:
     """A checkpoints folder with two tiny one-step runs of train.py: 'sc' and 'mmsc'."""
@@ -90,55 +74,6 @@ def translators(runs) -> dict:
     return app.load_translators(["sc", "mmsc"], checkpoints_dir=str(runs))
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@contextlib.contextmanager
-def serving(command: list[str], *, cwd: Path, env: dict, folder: Path) -> Iterator[str]:
-    """Run the server ``command`` until the block ends; yields its URL once it answers. Its output goes to
-    ``folder``/server.log, shown when it exits early or does not answer. The port comes from
-    GRADIO_SERVER_PORT, which app.py's --server_port defaults to."""
-    port = free_port()
-    log_path = folder / "server.log"
-    env = {**env, "GRADIO_SERVER_PORT": str(port), "GRADIO_TEMP_DIR": str(folder / "gradio_cache"),
-           "PYTHONUNBUFFERED": "1"}
-    url = f"http://127.0.0.1:{port}/"
-    with open(log_path, "w") as log:
-        process = subprocess.Popen(command, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT)
-        try:
-            deadline = time.monotonic() + START_TIMEOUT
-            while not answers(url):
-                if process.poll() is not None:
-                    pytest.fail(f"the server exited with {process.returncode}:\n{log_path.read_text()}")
-                if time.monotonic() > deadline:
-                    pytest.fail(f"the server did not answer in {START_TIMEOUT} s:\n{log_path.read_text()}")
-                time.sleep(0.5)
-            yield url
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-
-
-def answers(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=5) as response:
-            return response.status == 200
-    except OSError:
-        return False
-
-
-def clean_env() -> dict:
-    """This environment without any GRADIO_ setting (app.py itself must turn the analytics off)."""
-    return {k: v for k, v in os.environ.items() if not k.startswith("GRADIO_")}
-
-
 @pytest.fixture(scope="module")
 def server(runs, tmp_path_factory):
     """``python app.py --name sc --name mmsc`` on a free port, under the audit hook; yields (url, hosts log)."""
@@ -149,8 +84,14 @@ def server(runs, tmp_path_factory):
     hosts_log.write_text("")
     command = [sys.executable, str(runner), str(ROOT / "app.py"), "--name", "sc", "--name", "mmsc",
                "--checkpoints_dir", str(runs), "--max_pixels", str(MAX_PIXELS)]
-    with serving(command, cwd=ROOT, env={**clean_env(), "APP_TEST_HOSTS_LOG": str(hosts_log)}, folder=folder) as url:
+    env = {**clean_env(), "APP_TEST_HOSTS_LOG": str(hosts_log)}
+    with shot.running_server(command, cwd=ROOT, env=env, folder=folder) as url:
         yield url, hosts_log
+
+
+def clean_env() -> dict:
+    """This environment without any GRADIO_ setting (app.py itself must turn the analytics off)."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("GRADIO_")}
 
 
 @pytest.fixture(scope="module")
@@ -158,39 +99,13 @@ def browser():
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=chromium_path(), headless=True)
+        chromium = playwright.chromium.launch(executable_path=shot.chromium_path(), headless=True)
         yield chromium
         chromium.close()
 
 
-class OfflinePage:
-    """A browser page on which every request that leaves this machine is aborted and recorded."""
-
-    def __init__(self, browser, url: str) -> None:
-        self.outside: list[str] = []
-        self.page = browser.new_page(accept_downloads=True)
-        self.page.route("**/*", self._route)
-        self.page.goto(url)
-
-    def _route(self, route) -> None:
-        url = route.request.url
-        host = url.split("//", 1)[-1].split("/", 1)[0].rsplit(":", 1)[0].strip("[]") if "//" in url else ""
-        if url.startswith(("data:", "blob:")) or host in LOCAL_HOSTS:
-            route.continue_()
-        else:
-            self.outside.append(url)
-            route.abort()
-
-    def upload(self, selector: str, path: Path) -> None:
-        self.page.locator(f"{selector} input[type=file]").set_input_files(str(path))
-
-    def status_after(self, action, previous: str = "") -> str:
-        """Run ``action`` and wait for the status box to change from ``previous``; its new text."""
-        action()
-        box = self.page.locator("#status textarea")
-        self.page.wait_for_function("([el, old]) => el.value && el.value !== old",
-                                    arg=[box.element_handle(), previous], timeout=60_000)
-        return box.input_value()
+class AppPage(shot.OfflinePage):
+    """The offline page, plus the download button and the error messages."""
 
     def download_output(self) -> Image.Image:
         """The translation as the page's download button saves it."""
@@ -200,14 +115,14 @@ class OfflinePage:
 
     def toast(self, needle: str) -> str:
         """The text of the error message in the page that contains ``needle`` (waits for it)."""
-        message = self.page.locator(".toast-body", has_text=needle)
-        message.first.wait_for(timeout=30_000)
-        return message.first.inner_text()
+        message = self.page.locator(".toast-body", has_text=needle).first
+        message.wait_for(timeout=30_000)
+        return message.inner_text()
 
 
 @pytest.fixture
 def page(browser, server):
-    page = OfflinePage(browser, server[0])
+    page = AppPage(browser, server[0])
     yield page
     page.page.close()
     assert page.outside == [], f"the page asked for outside resources: {page.outside}"
@@ -232,9 +147,7 @@ def test_page_translates_at_the_inputs_size_with_outside_requests_blocked(page, 
     assert sc.describe() in page.page.locator("#model-info").inner_text()
     status = page.status_after(lambda: page.upload("#input-image", photo))
     assert status.startswith(f"{INPUT_SIZE[0]}x{INPUT_SIZE[1]}: translated in ")
-    image = page.page.locator("#output-image img").element_handle()
-    page.page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=image)  # decoded
-    assert tuple(image.evaluate("img => [img.naturalWidth, img.naturalHeight]")) == INPUT_SIZE
+    assert page.output_size() == INPUT_SIZE  # as the browser decoded it
     downloaded = page.download_output()
     assert downloaded.size == INPUT_SIZE
     assert same_pixels(downloaded, sc.translate(Image.open(photo)))  # the API's translation, unaltered
@@ -347,7 +260,7 @@ def test_the_assembled_space_folder_runs_on_its_own(runs, photo, translators, tm
     env = {**clean_env(), "MODEL_ID": str(runs / "sc")}
     env.pop("PYTHONPATH", None)
     command = [sys.executable, space_card(space)["app_file"]]
-    with serving(command, cwd=space, env=env, folder=tmp_path) as url:
+    with shot.running_server(command, cwd=space, env=env, folder=tmp_path) as url:
         from gradio_client import Client, handle_file
 
         output, _, _ = Client(url, verbose=False).predict(str(runs / "sc"), handle_file(str(photo)), 1, 0, None,
