@@ -2,8 +2,10 @@
 
     python test.py --dataroot ./datasets/horse2zebra --name h2z --model sc
     python test.py --dataroot ./my_photos --name h2z --model sc --dataset_mode single --preprocess none
+    python test.py --dataroot ./datasets/horse2zebra/testA --name horse2zebra_pretrained --model test --no_dropout
 
-Results: results/<name>/<phase>_<epoch>/index.html and images/<label>/<input name>.png.
+Results: results/<name>/<phase>_<epoch>/index.html and images/<label>/<input name>.png. The model is loaded as
+translator.py loads it (``--model test``: CycleGAN's spelling for one pretrained ``latest_net_G.pth``).
 """
 
 import os
@@ -11,8 +13,8 @@ import os
 from tqdm import tqdm
 
 from data import create_dataset
-from models import create_model
 from options.test_options import TestOptions
+from translator import Translator
 from util.errors import run_cli
 from util.html import HTML
 from util.image_io import save_image
@@ -22,8 +24,7 @@ def main() -> None:
     # Options, data, model.
     opt = TestOptions().parse()
     dataset = create_dataset(opt)
-    model = create_model(opt)
-    model.setup(epoch=opt.epoch)
+    model = Translator.from_options(opt).model
     if opt.eval:
         model.eval()
     web_dir = os.path.join(opt.results_dir, opt.name, f"{opt.phase}_{opt.epoch}")
@@ -49,7 +50,11 @@ def main() -> None:
             page.add_images(links, list(visuals), links, width=opt.display_winsize)
             done += 1
     page.save()
-    print(f"translated {done} images: {os.path.join(web_dir, 'index.html')}")
+    index = os.path.join(web_dir, "index.html")
+    if done < len(dataset):  # --num_test cut the split: say so (CycleGAN's default of 50 drops images silently)
+        print(f"translated {done} of {len(dataset)} images (--num_test 0 for all): {index}")
+    else:
+        print(f"translated {done} images: {index}")
 
 
 if __name__ == "__main__":

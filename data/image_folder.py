@@ -78,6 +78,14 @@ def _to_rgb_or_grey(img: Image.Image) -> Image.Image:
     return img.convert('RGB')  # P, CMYK, YCbCr, HSV, F ...
 
 
+def convert_image(img: Image.Image, channels: int) -> Image.Image:
+    """An opened image in any PIL mode as the pipeline sees it: 8-bit ``'RGB'`` (``channels`` 3) or ``'L'``
+    (``channels`` 1), converted as :func:`load_image` converts files (used for images given in memory)."""
+    converted = _to_rgb_or_grey(img)
+    target = 'RGB' if channels == 3 else 'L'
+    return converted if converted.mode == target else converted.convert(target)
+
+
 def load_image(path: str, channels: int) -> Image.Image:
     """Read the image at ``path`` as 8-bit ``'RGB'`` (``channels`` 3) or ``'L'`` (``channels`` 1).
 
@@ -89,9 +97,7 @@ def load_image(path: str, channels: int) -> Image.Image:
     try:
         with Image.open(path) as img:
             img.load()
-            converted = _to_rgb_or_grey(img)
-        target = 'RGB' if channels == 3 else 'L'
-        return converted if converted.mode == target else converted.convert(target)
+            return convert_image(img, channels)
     # Pillow reports damaged files through many exception types, not only OSError.
     except (OSError, ValueError, SyntaxError, EOFError, IndexError, TypeError, struct.error,
             Image.DecompressionBombError) as exc:

@@ -65,6 +65,10 @@ class BaseModel:
     output_visual: ClassVar[str] = "fake_B"
     #: Whether the model gives several translations per input at test time.
     multi_output: ClassVar[bool] = False
+    #: How a test run translates against the trained ``--direction``: None, one way only (the data's sides
+    #: are swapped, the networks kept); {} the model's own test pass reverses (it reads ``trained_direction``);
+    #: {test network: file network} the reverse generator's file loads into each test network (cycle_gan).
+    reverse_networks: ClassVar[Optional[dict[str, str]]] = None
 
     @classmethod
     def output_names(cls, opt: argparse.Namespace) -> list[str]:

@@ -41,6 +41,7 @@ class CycleGANModel(BaseModel):
     """Unpaired translation with cycle consistency, both directions at once."""
 
     test_networks = ("G_A",)
+    reverse_networks = {"G_A": "G_B"}  # the other --direction translates with G_B (B -> A)
 
     @staticmethod
     def modify_commandline_options(parser: argparse.ArgumentParser, is_train: bool) -> argparse.ArgumentParser:

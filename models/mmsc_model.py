@@ -81,6 +81,7 @@ class MMSCModel(BaseModel):
                                                              "mlp_layers")
     test_networks = ("G_A", "G_B")
     multi_output = True
+    reverse_networks = {}  # the other --direction: E_B then G_A's decoder (see translate)
 
     @classmethod
     def output_count(cls, opt: argparse.Namespace) -> int:
@@ -170,15 +171,21 @@ class MMSCModel(BaseModel):
         if self.reverse and opt.input_nc != opt.output_nc:
             raise UserError(f"--direction {opt.direction}: the run was trained {trained} with --input_nc "
                             f"{opt.input_nc} and --output_nc {opt.output_nc}; the other way needs equal counts")
-        if opt.n_styles < 1:
-            raise UserError(f"--n_styles {opt.n_styles}: must be at least 1")
-        generator = torch.Generator().manual_seed(opt.seed)
-        self.style_codes = torch.randn(opt.n_styles, opt.style_dim, 1, 1, generator=generator).to(self.device)
-        self.guided = bool(opt.style_image)  # the references come with each batch ('style_B', see set_input)
-        self.style_images: Optional[torch.Tensor] = None
+        self.set_styles(opt.n_styles, opt.seed, guided=bool(opt.style_image))
         count = self.output_count(opt)
         self.visual_names = ["real_A"] + self.output_names(opt)
         self.visual_names += [f"style_B_{k + 1}" for k in range(count)] if opt.style_image else []
+
+    def set_styles(self, n_styles: int, seed: int, guided: bool) -> None:
+        """Test: translate with ``n_styles`` style codes drawn from N(0, I) with ``seed`` (the same codes for every
+        input), or, ``guided``, with the codes of the reference images each batch brings as 'style_B'
+        (see :meth:`set_input`). test.py sets them once from the options; translator.py per call."""
+        if n_styles < 1:
+            raise UserError(f"--n_styles {n_styles}: must be at least 1")
+        generator = torch.Generator().manual_seed(seed)
+        self.style_codes = torch.randn(n_styles, self.cfg.style_dim, 1, 1, generator=generator).to(self.device)
+        self.guided = guided
+        self.style_images: Optional[torch.Tensor] = None
 
     # ---- data and forward ---------------------------------------------------------------
     def set_input(self, batch: dict) -> None:

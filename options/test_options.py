@@ -3,6 +3,7 @@
 import argparse
 import json
 import os
+from typing import Optional
 
 import models
 from options.base_options import BaseOptions
@@ -14,6 +15,13 @@ class TestOptions(BaseOptions):
 
     is_train = False
     __test__ = False  # not a pytest class, despite the name
+
+    def __init__(self, argv: Optional[list[str]] = None, saved: Optional[dict] = None) -> None:
+        """``saved``: the trained run's options when they come from elsewhere than checkpoints/<name>/opt.json
+        (a Hub folder's config.json, a lone generator file's architecture); None reads opt.json."""
+        super().__init__(argv)
+        self.argv = upstream_test_model(self.argv)
+        self.saved = saved
 
     def initialize(self, parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
         parser = super().initialize(parser)
@@ -32,14 +40,18 @@ class TestOptions(BaseOptions):
         """The options, plus ``trained_direction``: the ``--direction`` of the trained run (its opt.json; the
         given one when it has none), for models that translate the other way too (mmsc)."""
         opt = super().parse()
-        opt.trained_direction = saved_train_options(opt.checkpoints_dir, opt.name).get("direction", opt.direction)
+        opt.trained_direction = self.saved_options(opt.checkpoints_dir, opt.name).get("direction", opt.direction)
         return opt
+
+    def saved_options(self, checkpoints_dir: str, name: str) -> dict:
+        """The trained run's options: those given to the constructor, else checkpoints/<name>/opt.json ({} if none)."""
+        return self.saved if self.saved is not None else saved_train_options(checkpoints_dir, name)
 
     def inherited_defaults(self, known: argparse.Namespace) -> dict:
         """The model and the architecture options recorded in checkpoints/<name>/opt.json, if the run has
         one: those the model class declares (``architecture_options``), of the model given on the
         command line or else the trained one."""
-        saved = saved_train_options(known.checkpoints_dir, known.name)
+        saved = self.saved_options(known.checkpoints_dir, known.name)
         if not saved:
             return {}
         given = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
@@ -59,3 +71,18 @@ def saved_train_options(checkpoints_dir: str, name: str) -> dict:
             return json.load(f)
     except (OSError, ValueError) as exc:
         raise UserError(f"{path} is not readable JSON ({exc}); delete it or fix it") from None
+
+
+def upstream_test_model(argv: list[str]) -> list[str]:
+    """``--model test`` as CycleGAN's test.py spells it: one generator file ``<epoch>_net_G.pth`` (a pretrained
+    download) translating one folder. It becomes ``--model cycle_gan`` (CycleGAN's architecture defaults, and
+    a lone ``net_G`` file is loaded as its ``G_A``, see translator.py) with ``--dataset_mode single`` unless
+    given; other arguments are returned unchanged."""
+    argv = list(argv)
+    for i, arg in enumerate(argv):
+        if arg == "--model=test" or (arg == "--model" and i + 1 < len(argv) and argv[i + 1] == "test"):
+            argv[i:i + (1 if "=" in arg else 2)] = ["--model", "cycle_gan"]
+            if not any(a == "--dataset_mode" or a.startswith("--dataset_mode=") for a in argv):
+                argv += ["--dataset_mode", "single"]
+            break
+    return argv

@@ -1,0 +1,120 @@
+"""Translate images or folders of images with a trained model, each at its own size.
+
+    python translate.py --name h2z photo.jpg out/             # out/photo.png
+    python translate.py --name h2z photos/ out/               # every image under photos/, same sub-folders
+    python translate.py --name h2z big.jpg out/ --max_side 1024   # larger images in seamless tiles
+
+``--name`` is whatever translator.py's ``Translator.load`` takes: a run under ``--checkpoints_dir``, a run
+folder, a generator file (a published ``latest_net_G.pth``), a Hub folder or a Hub id ``owner/name``.
+Outputs are PNG files named like their inputs (``<stem>.png``; mmsc: ``<stem>_1.png`` ... one per style),
+under the output folder with the input folder's sub-folders. A file that cannot be read is named on one
+line and skipped; the others are written, and the exit status is then 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+from PIL import Image
+from tqdm import tqdm
+
+from data.image_folder import IMG_EXTENSIONS, is_image_file, load_image
+from options.base_options import OptionParser
+from translator import Translator
+from util.errors import UserError, run_cli
+from util.image_io import atomic_path
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line (see the module docstring)."""
+    parser = OptionParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("input", help="an image file, or a folder of images (searched recursively)")
+    parser.add_argument("output", help="the output folder (or, for one input file, an output .png file)")
+    g = parser.add_argument_group("model")
+    g.add_argument("--name", required=True,
+                   help="run name under --checkpoints_dir, run folder, generator file, Hub folder or Hub id owner/name")
+    g.add_argument("--checkpoints_dir", default="./checkpoints", help="where run names are looked up")
+    g.add_argument("--epoch", default="latest", help="which <epoch>_net_*.pth of a run")
+    g.add_argument("--model", default=None,
+                   help="the model a generator file belongs to, when it is not the one recorded or inferred "
+                        "(test: CycleGAN's pretrained generators)")
+    g.add_argument("--direction", default=None, choices=["AtoB", "BtoA"],
+                   help="the other way than trained needs a two-way model (cycle_gan, mmsc)")
+    g = parser.add_argument_group("running")
+    g.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda when there is one)")
+    g.add_argument("--amp", default="off", choices=["off", "bf16", "fp16"], help="mixed precision")
+    g.add_argument("--max_side", type=int, default=None,
+                   help="translate images with a longer side than this in tiles (util/tiling.py)")
+    g.add_argument("--tile", type=int, default=None,
+                   help="tile side (default --max_side); given alone, tile every image")
+    g = parser.add_argument_group("mmsc")
+    g.add_argument("--n_styles", type=int, default=None, help="translations per image (random style codes)")
+    g.add_argument("--seed", type=int, default=None, help="seed of the style codes (and of any generator noise)")
+    g.add_argument("--style_image", nargs="+", default=None, help="one translation per reference image")
+    return parser.parse_args(argv)
+
+
+def input_files(path: str) -> list[tuple[str, str]]:
+    """(file, path relative to the input) for one file, or for every image file under a folder, sorted."""
+    if os.path.isfile(path):
+        return [(path, os.path.basename(path))]
+    if not os.path.isdir(path):
+        raise UserError(f"input: {path} does not exist")
+    found = []
+    for root, _, names in os.walk(path, followlinks=True):
+        found += [(os.path.join(root, n), os.path.relpath(os.path.join(root, n), path)) for n in names
+                  if is_image_file(n)]
+    if not found:
+        raise UserError(f"input: {path} holds no images ({', '.join(e.lstrip('.') for e in IMG_EXTENSIONS)})")
+    return sorted(found)
+
+
+def output_paths(relative: str, output: str, count: int, single_file: bool) -> list[str]:
+    """Where the translations of the input at ``relative`` go: ``<output>/<relative stem>.png``, numbered
+    ``_1`` ... ``_<count>`` for several styles; ``output`` itself when it names a .png for one input file."""
+    if single_file and output.lower().endswith(".png") and count == 1:
+        return [output]
+    stem = os.path.join(output, os.path.splitext(relative)[0])
+    return [stem + ".png"] if count == 1 else [f"{stem}_{k}.png" for k in range(1, count + 1)]
+
+
+def main() -> None:
+    args = parse_args()
+    device = args.device
+    if device is None:
+        import torch
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    translator = Translator.load(args.name, direction=args.direction, epoch=args.epoch, device=device, amp=args.amp,
+                                 checkpoints_dir=args.checkpoints_dir, model=args.model)
+    print(f"model: {translator.describe()}")
+    files = input_files(args.input)
+    single_file = os.path.isfile(args.input)
+    options = dict(n_styles=args.n_styles, seed=args.seed, style_image=args.style_image, max_side=args.max_side,
+                   tile=args.tile)
+    skipped = 0
+    for path, relative in tqdm(files, desc="translate", unit="image"):
+        try:
+            image = load_image(path, translator.opt.input_nc)
+        except UserError as exc:
+            tqdm.write(f"skipped: {exc}")
+            skipped += 1
+            continue
+        results = translator.translate(image, **options)
+        results = results if isinstance(results, list) else [results]
+        for result, destination in zip(results, output_paths(relative, args.output, len(results), single_file)):
+            save_png(result, destination)
+    written = len(files) - skipped
+    print(f"translated {written} of {len(files)} images into {args.output}")
+    if skipped:
+        raise UserError(f"{skipped} of {len(files)} files could not be read (named above); the others were written")
+
+
+def save_png(image: Image.Image, path: str) -> None:
+    """Write ``image`` as PNG at ``path`` atomically (a crash never leaves half a file), creating folders."""
+    with atomic_path(path) as tmp:
+        image.save(tmp, format="PNG")
+
+
+if __name__ == "__main__":
+    run_cli(main)
