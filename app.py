@@ -153,7 +153,7 @@ class TranslateHandler:
         seconds = time.perf_counter() - start
         if translator.multi_output:
             how = "example-guided" if "style_image" in options else f"seed {options['seed']}"
-            done = f"{len(outputs)} translations ({how})"
+            done = f"{len(outputs)} translation{'s' if len(outputs) > 1 else ''} ({how})"
         else:
             done = "translated"
         status = f"{photo.width}x{photo.height}: {done} in {seconds:.2f} s with {label}"

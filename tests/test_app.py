@@ -154,8 +154,12 @@ def test_page_translates_at_the_inputs_size_with_outside_requests_blocked(page, 
 
 
 @pytest.mark.slow
-def test_mmsc_page_two_seeds_differ_and_the_gallery_has_every_style(page, photo, translators):
+def test_mmsc_page_two_seeds_differ_the_gallery_has_every_style_and_a_style_image_guides(page, photo, translators,
+                                                                                       tmp_path):
     mmsc = translators["mmsc"]
+    style = tmp_path / "style.png"
+    write_images(tmp_path, 1, size=(36, 36), seed=3)
+    (tmp_path / "img_0.png").rename(style)
     pg = page.page
     pg.locator("#model input").click()
     pg.get_by_role("option", name="mmsc").click()
@@ -177,6 +181,13 @@ def test_mmsc_page_two_seeds_differ_and_the_gallery_has_every_style(page, photo,
     two = page.download_output()
     assert two.size == INPUT_SIZE
     assert not same_pixels(one, two)
+
+    page.upload("#style-image", style)  # example-guided: one output, in the style image's style
+    third = page.status_after(lambda: pg.locator("#translate").click(), previous=second)
+    assert "1 translation (example-guided)" in third
+    guided = page.download_output()
+    assert same_pixels(guided, mmsc.translate(Image.open(photo), style_image=Image.open(style))[0])
+    assert pg.locator("#gallery .thumbnail-item img").count() == 1
 
 
 @pytest.mark.slow
