@@ -16,12 +16,12 @@ $(STAMP): requirements.txt requirements-dev.txt requirements-app.txt
 
 install: $(STAMP)
 
-# The web page's tests (tests/test_app.py) drive Debian's chromium headless; install it when missing
-# (apt-get, through sudo unless already root). Playwright from PyPI drives it: no browser download.
+# The web page's tests (tests/test_app.py) drive Debian's chromium headless ($CHROMIUM names another);
+# install it when missing (apt-get, through sudo unless already root). Playwright from PyPI drives it.
 browser:
-	@command -v chromium >/dev/null 2>&1 || { \
+	@[ -n "$$CHROMIUM" ] || command -v chromium >/dev/null 2>&1 || { \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
-	  $$SUDO apt-get update && $$SUDO apt-get install -y chromium; }
+	  $$SUDO apt-get update && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; }
 
 lint: install
 	$(PY) -m ruff check .
