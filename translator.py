@@ -198,8 +198,8 @@ class Translator:
             if seed is not None:
                 torch.manual_seed(seed)
             if tiled:
-                out = translate_tiled(lambda part: self._forward(part, {})[:, 0], x.to(self.model.device),
-                                      list(self.networks.values()), tile=tile or max_side)[:, None]
+                out = translate_tiled(self.generator, x.to(self.model.device), tile=tile or max_side,
+                                      autocast=self.model.autocast)[:, None]
             else:
                 out = self._forward(x, extras)
         if as_pil:

@@ -1,39 +1,47 @@
-"""Translate an image too large for one pass in overlapping tiles, with whole-image normalisation statistics.
+"""Translate an image too large for one pass in overlapping tiles, with the whole image's normalisation statistics.
 
-A generator with instance norm normalises every channel by the mean and variance over the whole image.
-Translated tile by tile, each tile would get its own statistics and the tiles would differ in colour and
-contrast (the seams users of CycleGAN and CUT report). Here every ``nn.InstanceNorm2d`` is given the
-statistics of the whole image instead, through forward hooks:
+A ResNet generator with instance norm normalises every channel by its mean and variance over the whole image.
+Translated tile by tile, each tile gets its own statistics and the tiles differ in colour and contrast (the
+seams CycleGAN's and CUT's users report). Here the tiled result equals the untiled one up to float rounding:
 
-1. a first pass over a copy of the image scaled down to one tile records each norm layer's per-channel mean
-   and variance (an estimate: a smaller image has less fine detail);
-2. ``passes`` passes over the tiles at full size normalise with the current statistics and record, over
-   the part of the image each tile owns (a partition of the image, so every pixel counts once), the sums
-   and sums of squares of every norm layer's input: the statistics of the whole image at full size given
-   the earlier layers' statistics. Layer k's statistics depend on layers 1..k-1 only, so each pass makes
-   one more layer exact and the others closer (a fixed-point iteration);
-3. a last pass over the tiles normalises with those statistics and blends the tiles' outputs with cosine
-   ramps across their overlaps (sin² up, cos² down: the weights of two neighbours sum to one), so no
-   seam is left.
+- The generator's layers (``generator.model``, an nn.Sequential) are cut into an encoder (down to the lowest
+  resolution), a middle (the residual blocks, at a quarter of the size in each direction) and a decoder.
+- The middle runs on the whole quarter-size map at once: its instance norms see the whole image as usual. At
+  4 ngf channels that map takes as much memory as a full-size map of ngf / 4 channels, a fraction of the
+  untiled pass's peak, which holds full-size maps of ngf and 2 ngf channels.
+- The encoder and the decoder run in tiles, with exact statistics found layer by layer: with K instance norms
+  in a part, pass k (k = 1..K) runs the tiles up to the k-th norm, which normalises with the statistics the
+  earlier passes found and then records the sums and sums of squares of its input over the part of the
+  image each tile owns (the tiles' owned parts partition the image, so every pixel counts once); the pass
+  stops there. The encoder has 3 norms and the decoder 2, and the early stops keep these passes cheap.
+  A last pass writes every tile with all statistics fixed.
+- A tile reaches ``overlap`` / 2 pixels beyond the part it owns on every side where it has a neighbour, and
+  its output is blended in (cosine ramps, sin² up and cos² down, summing to one) over the middle half of
+  each overlap only, at least ``overlap`` / 4 pixels inside the tile. When that covers the receptive field
+  of the tiled part (9 pixels for the encoder of the ResNet generators, 3 quarter-size pixels for the
+  decoder, so the default overlap of 64 does), every pixel used is what the untiled pass computes; a too
+  small overlap still leaves no visible seam, only small differences.
 
-Tiles start at multiples of the generator's downsampling factor, so their stride-2 grids are the whole
-image's, and each has a margin (the overlap) whose context a tile at the image's edge gets by the same
-padding as the whole image. docs/using_a_model.md gives the measured difference to the untiled output.
+Tiles start at multiples of the encoder's downsampling factor (4), so their strided grids are the whole
+image's, and the image is padded as the generator pads it. A generator without instance norms (StyleGAN2,
+sinsc) is tiled through its forward pass with the same blending. Networks whose normalisation cannot be
+shared across tiles (the mmsc decoder's AdaIN and layer norm) are refused. docs/using_a_model.md has the
+measured differences, time and memory.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 from typing import Callable, Optional
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from models.networks.generators import pad_to_multiple
 from util.errors import UserError
 
-Forward = Callable[[torch.Tensor], torch.Tensor]
+Autocast = Callable[[], contextlib.AbstractContextManager]
 
 
 def tile_starts(size: int, tile: int, overlap: int, multiple: int) -> list[int]:
@@ -46,160 +54,237 @@ def tile_starts(size: int, tile: int, overlap: int, multiple: int) -> list[int]:
     return [int(round(i * step / multiple)) * multiple for i in range(count)]
 
 
-def ramp_weights(size: int, starts: list[int], tile: int, device: torch.device) -> list[torch.Tensor]:
-    """For each tile along one axis, its blending weights over its ``tile`` pixels: 1 where no neighbour
-    overlaps, sin² up from 0 (cos² down to 0) across the overlap with the previous (next) neighbour."""
+def ramp_weights(size: int, starts: list[int], tile: int) -> list[torch.Tensor]:
+    """For each tile along one axis, its blending weights over its ``tile`` pixels. Where two neighbours
+    overlap, the weights cross over the middle half of the overlap (sin² up for the later tile, cos² down for
+    the earlier: they sum to one); the outer quarters belong to the tile they are deeper in, so no tile's
+    pixels within a quarter overlap of its edge (where its padding shows) count."""
     weights = []
     for i, start in enumerate(starts):
-        w = torch.ones(min(tile, size), device=device, dtype=torch.float64)
+        w = torch.ones(min(tile, size))
         if i > 0:
-            width = starts[i - 1] + tile - start
-            t = (torch.arange(width, device=device, dtype=torch.float64) + 0.5) / width
-            w[:width] = torch.sin(t * math.pi / 2) ** 2
+            _ramp(w, starts[i - 1] + tile - start, rising=True)
         if i + 1 < len(starts):
-            width = start + tile - starts[i + 1]
-            t = (torch.arange(width, device=device, dtype=torch.float64) + 0.5) / width
-            w[-width:] = torch.cos(t * math.pi / 2) ** 2
+            _ramp(w, start + tile - starts[i + 1], rising=False)
         weights.append(w)
     return weights
 
 
-def owned_ranges(size: int, starts: list[int], tile: int, unit: int) -> list[tuple[int, int]]:
-    """The part of the axis each tile owns (offsets within the tile): overlaps split in the middle, aligned to
-    ``unit``; the parts partition [0, size)."""
+def _ramp(w: torch.Tensor, overlap: int, rising: bool) -> None:
+    """Set the first (``rising``) or last ``overlap`` entries of ``w``: 0, a sin² ramp over the middle half, 1."""
+    quarter, band = overlap // 4, overlap - 2 * (overlap // 4)
+    t = (torch.arange(band) + 0.5) / band
+    ramp = torch.cat([torch.zeros(quarter), torch.sin(t * math.pi / 2) ** 2, torch.ones(quarter)])
+    if rising:
+        w[:overlap] = ramp
+    else:
+        w[len(w) - overlap:] = ramp.flip(0)
+
+
+def owned_ranges(size: int, starts: list[int], tile: int, multiple: int) -> list[tuple[int, int]]:
+    """The part of the axis each tile owns, as offsets within the tile: overlaps split in the middle (aligned
+    to ``multiple``), so the parts partition [0, size)."""
     cuts = [0]
     for previous, start in zip(starts[:-1], starts[1:]):
-        cuts.append((start + (previous + tile - start) // 2) // unit * unit)
+        cuts.append((start + (previous + tile - start) // 2) // multiple * multiple)
     cuts.append(size)
     return [(cuts[i] - start, cuts[i + 1] - start) for i, start in enumerate(starts)]
 
 
-def norm_layers(networks: list[nn.Module]) -> list[nn.InstanceNorm2d]:
-    """The instance-norm layers that normalise by each image's own statistics; UserError for networks with
-    other image-wide normalisation (layer norm, adaptive instance norm), which tiles cannot share."""
+def norm_layers(net: nn.Module) -> list[nn.InstanceNorm2d]:
+    """The instance norms of ``net`` that normalise by each image's own statistics, in order; UserError when
+    ``net`` normalises over the image in a way tiles cannot share (layer norm, adaptive instance norm)."""
     found: list[nn.InstanceNorm2d] = []
-    for net in networks:
-        for name, module in net.named_modules():
-            if isinstance(module, nn.InstanceNorm2d):
-                if not (module.track_running_stats and not module.training):
-                    found.append(module)
-            elif isinstance(module, (nn.GroupNorm, nn.LayerNorm)) or type(module).__name__ == "LayerNorm" \
-                    or getattr(module, "norm_name", None) == "adain":
-                raise UserError(f"tiling: {type(net).__name__} normalises over the whole image in {name} "
-                                f"({type(module).__name__}), which tiles cannot share; translate it whole")
+    for name, module in net.named_modules():
+        if isinstance(module, nn.InstanceNorm2d):
+            if not (module.track_running_stats and not module.training):
+                found.append(module)
+        elif isinstance(module, (nn.GroupNorm, nn.LayerNorm)) or type(module).__name__ == "LayerNorm" \
+                or getattr(module, "norm_name", None) == "adain":
+            raise UserError(f"tiling: the {type(net).__name__} normalises over the whole image in {name or 'it'} "
+                            f"({type(module).__name__}), which tiles cannot share; translate whole images")
     return found
 
 
+class _Stop(Exception):
+    """Raised by the recording norm layer: the rest of the pass is not needed."""
+
+
 class _Statistics:
-    """Per norm layer: the statistics it normalises with, and the moments recorded in the current pass."""
+    """The whole-image statistics of a part's norm layers, found one layer per pass (see the module docstring)."""
 
     def __init__(self, layers: list[nn.InstanceNorm2d]) -> None:
         self.layers = layers
-        self.mean: dict[int, torch.Tensor] = {}
-        self.var: dict[int, torch.Tensor] = {}
-        self.sums: dict[int, list[torch.Tensor]] = {}
-        self.owned: Optional[tuple[int, int, int, int, int, int]] = None  # y0, y1, x0, x1 of tile (h, w)
-        self.normalise = False
+        self.known: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}  # layer id -> (mean, var), (N, C) float32
+        self.recording: Optional[nn.InstanceNorm2d] = None
+        self.moments: list = []  # the recording layer's sum, sum of squares (float64) and count so far
+        self.owned: tuple[int, int, int, int, int, int] = (0, 0, 0, 0, 1, 1)  # y0, y1, x0, x1 in a (h, w) tile
 
     def hook(self, module: nn.InstanceNorm2d, inputs: tuple, output: torch.Tensor) -> torch.Tensor:
-        """Record the input's moments over the tile's owned part; with ``normalise``, return the input
-        normalised by the stored statistics (the affine part applied as the module would)."""
+        """Record (and stop) at the recording layer; elsewhere normalise with the known statistics."""
         x = inputs[0]
-        key = id(module)
-        if self.owned is not None:
+        if module is self.recording:
             y0, y1, x0, x1, h, w = self.owned
-            sy, sx = h // x.shape[-2], w // x.shape[-1]
-            part = x[..., y0 // sy:y1 // sy, x0 // sx:x1 // sx].double()
+            fh, fw = x.shape[-2:]
+            part = x[..., y0 * fh // h:y1 * fh // h, x0 * fw // w:x1 * fw // w].double()
             moments = [part.sum(dim=(-2, -1)), part.square().sum(dim=(-2, -1)), part.shape[-2] * part.shape[-1]]
-            if key in self.sums:
-                self.sums[key] = [a + b for a, b in zip(self.sums[key], moments)]
-            else:
-                self.sums[key] = moments
-        if not self.normalise:
-            return output
-        mean, var = self.mean[key], self.var[key]
-        out = (x.double() - mean[..., None, None]) * torch.rsqrt(var[..., None, None] + module.eps)
+            self.moments = [a + b for a, b in zip(self.moments, moments)] if self.moments else moments
+            raise _Stop
+        mean, var = self.known[id(module)]
+        out = (x.float() - mean[..., None, None]) * torch.rsqrt(var[..., None, None] + module.eps)
         if module.affine:
-            out = out * module.weight.double()[:, None, None] + module.bias.double()[:, None, None]
+            out = out * module.weight[:, None, None] + module.bias[:, None, None]
         return out.to(output.dtype)
 
     def adopt(self) -> None:
-        """Make the recorded moments the statistics to normalise with, and start recording anew."""
-        for key, (total, squares, count) in self.sums.items():
-            mean = total / count
-            self.mean[key], self.var[key] = mean, (squares / count - mean.square()).clamp_min(0.0)
-        self.sums = {}
+        """The recording layer's recorded moments become its known statistics."""
+        total, squares, count = self.moments
+        mean = total / count
+        self.known[id(self.recording)] = (mean.float(), (squares / count - mean.square()).clamp_min(0.0).float())
+        self.recording, self.moments = None, []
 
 
-def translate_tiled(forward: Forward, x: torch.Tensor, networks: list[nn.Module], *, tile: int,
-                    overlap: Optional[int] = None, passes: int = 1, multiple: int = 4,
-                    statistics: str = "image") -> torch.Tensor:
-    """``forward`` (a generator's test pass, (N, C, h, w) -> (N, C_out, h, w) in [-1, 1]) applied to ``x``
-    (N, C, H, W) in tiles of ``tile`` pixels overlapping by ``overlap`` (default a quarter tile), blended.
+def translate_tiled(generator: nn.Module, x: torch.Tensor, *, tile: int, overlap: Optional[int] = None,
+                    statistics: str = "image", autocast: Autocast = contextlib.nullcontext) -> torch.Tensor:
+    """``generator`` applied to ``x`` (N, C, H, W) in [-1, 1] in tiles of ``tile`` pixels overlapping by
+    ``overlap`` (default: four times the tiled part's receptive radius plus one, measured, so the blended
+    pixels are exact), blended; returns (N, C_out, H, W) float32, as ``generator(x)`` under ``autocast``. A tile is at
+    least twice the overlap.
 
-    ``statistics``: 'image' gives every instance norm of ``networks`` the whole image's statistics (see the
-    module docstring; ``passes`` full-size statistics passes), 'tile' lets each tile use its own (what naive
-    tiling does; kept to measure the difference). Returns (N, C_out, H, W).
+    ``statistics='image'``: every instance norm normalises with the whole image's statistics (exact; see the
+    module docstring). ``'tile'``: each tile through the generator with its own statistics, as naive tiling
+    does (kept to measure the difference).
     """
     if statistics not in ("image", "tile"):
         raise ValueError(f"statistics must be 'image' or 'tile', got {statistics!r}")
-    tile = max(multiple * 2, tile // multiple * multiple)
-    overlap = tile // 4 if overlap is None else overlap
-    overlap = min(max(multiple, overlap // multiple * multiple), tile // 2)
+    layers = norm_layers(generator)
+    sequence = getattr(generator, "model", None)
+    if statistics == "image" and layers and not isinstance(sequence, nn.Sequential):
+        raise UserError(f"tiling: the {type(generator).__name__} has instance norms but no layer sequence "
+                        "(.model) to tile it by; translate whole images")
+    multiple = getattr(generator, "multiple", 4)
     height, width = x.shape[-2:]
     padded = pad_to_multiple(x, multiple, 2 * multiple)
-    size_h, size_w = padded.shape[-2:]
-    rows, cols = tile_starts(size_h, tile, overlap, multiple), tile_starts(size_w, tile, overlap, multiple)
-    stats = _Statistics(norm_layers(networks) if statistics == "image" else [])
-    handles = [layer.register_forward_hook(stats.hook) for layer in stats.layers]
+    with torch.no_grad(), autocast():
+        if statistics == "tile" or not layers:
+            size, lap = _tile_sizes(generator, padded, tile, overlap, multiple, 1)
+            out = _run_tiled(generator, padded, size, lap, multiple, [])
+        else:
+            encoder, middle, decoder = _split(sequence, multiple)
+            size, lap = _tile_sizes(encoder, padded, tile, overlap, multiple, 1)
+            low = middle(_run_tiled(encoder, padded, size, lap, multiple, norm_layers(encoder)))
+            # the decoder's input is 1/multiple of the image in each direction: so are its tiles
+            size, lap = _tile_sizes(decoder, low, tile, overlap, 1, multiple)
+            out = _run_tiled(decoder, low, size, lap, 1, norm_layers(decoder))
+    return out[:, :, :height, :width].float()
+
+
+def _tile_sizes(part: nn.Module, image: torch.Tensor, tile: int, overlap: Optional[int], multiple: int,
+                scale: int) -> tuple[int, int]:
+    """(tile, overlap) in ``image``'s pixels (``scale`` image pixels to one of the input's), aligned to
+    ``multiple``; the default overlap is four (receptive radius of ``part`` + 1), and a tile is at least twice it."""
+    lap = -(-overlap // scale) if overlap is not None else 4 * (receptive_radius(part, image.shape[1], multiple) + 1)
+    lap = -(-max(lap, multiple) // multiple) * multiple
+    size = max(2 * lap, 2 * multiple, -(-tile // scale) // multiple * multiple)
+    return size, lap
+
+
+def receptive_radius(part: nn.Module, channels: int, multiple: int) -> int:
+    """How many pixels away an input pixel still changes ``part``'s output (its instance norms counted as
+    identities: their statistics are the whole image's, see the module docstring), in input pixels.
+
+    Measured as the support of the gradient of a central block of 4x4 output pixels (every phase of a strided
+    or transposed conv; an overestimate by up to 2 pixels, on the safe side), on inputs doubled in size until
+    the support stays clear of their edges."""
+    handles = [layer.register_forward_hook(lambda module, inputs, output: inputs[0])
+               for layer in norm_layers(part)]
+    parameter = next(part.parameters())
     try:
-        if stats.layers:
-            small = _downscaled(padded, tile, multiple)
-            stats.owned = (0, small.shape[-2], 0, small.shape[-1], *small.shape[-2:])
-            forward(small)
-            stats.adopt()
-            stats.normalise = True
-            for _ in range(passes):
-                _over_tiles(forward, padded, rows, cols, tile, multiple, stats, None)
-                stats.adopt()
-        stats.owned = None
-        out = _over_tiles(forward, padded, rows, cols, tile, multiple, stats, ramp_weights)
+        size = 16 * multiple
+        while True:
+            with torch.enable_grad(), torch.autocast(parameter.device.type, enabled=False):
+                # random values: at zeros every ReLU would block the gradient
+                x = torch.randn(1, channels, size, size, generator=torch.Generator().manual_seed(0))
+                x = x.to(parameter.device).requires_grad_(True)
+                out = part(x)
+                h, w = out.shape[-2] // 2, out.shape[-1] // 2
+                out[0, :, h - 2:h + 2, w - 2:w + 2].sum().backward()  # a block: every stride phase counts
+            rows = x.grad[0].abs().sum(dim=(0, 2)).nonzero().flatten()
+            centre = size // 2
+            radius = int(max(centre - rows.min(), rows.max() - centre)) if len(rows) else 0
+            if radius < centre - 1 or size >= 4096:
+                return radius
+            size *= 2
     finally:
         for handle in handles:
             handle.remove()
-    return out[:, :, :height, :width]
 
 
-def _downscaled(image: torch.Tensor, tile: int, multiple: int) -> torch.Tensor:
-    """``image`` scaled (area average) so its longer side fits ``tile``, sides multiples of ``multiple``."""
-    h, w = image.shape[-2:]
-    scale = min(1.0, tile / max(h, w))
-    size = [max(2 * multiple, round(s * scale / multiple) * multiple) for s in (h, w)]
-    return F.interpolate(image, size=size, mode="area") if size != [h, w] else image
+def _split(sequence: nn.Sequential, multiple: int) -> tuple[nn.Sequential, nn.Sequential, nn.Sequential]:
+    """(encoder, middle, decoder): the layers up to the first one whose output is at the lowest resolution
+    (1/``multiple``), the following ones at that resolution, and the rest."""
+    size = 8 * multiple
+    h = torch.zeros(1, _in_channels(sequence), size, size)
+    sides = []
+    with torch.no_grad():
+        for module in sequence:
+            h = module(h)
+            sides.append(h.shape[-1])
+    low = [i for i, side in enumerate(sides) if side * multiple == size]
+    if not low:
+        raise UserError(f"tiling: the generator's layers never reach 1/{multiple} of the image size")
+    first, last = low[0], low[0]
+    while last + 1 < len(sides) and sides[last + 1] * multiple == size:
+        last += 1
+    return sequence[:first + 1], sequence[first + 1:last + 1], sequence[last + 1:]
 
 
-def _over_tiles(forward: Forward, image: torch.Tensor, rows: list[int], cols: list[int], tile: int, multiple: int,
-                stats: _Statistics, weights: Optional[Callable]) -> Optional[torch.Tensor]:
-    """One pass over the tiles. Recording (``weights`` None): each tile records over the part it owns.
-    Writing: returns the tiles' outputs blended with ``weights`` (:func:`ramp_weights`), divided by their sum."""
+def _in_channels(sequence: nn.Sequential) -> int:
+    """The input channels of the first convolution in ``sequence``."""
+    return next(m.in_channels for m in sequence.modules() if isinstance(m, nn.Conv2d))
+
+
+def _run_tiled(part: nn.Module, image: torch.Tensor, tile: int, overlap: int, multiple: int,
+               layers: list[nn.InstanceNorm2d]) -> torch.Tensor:
+    """``part`` over ``image`` in tiles, its ``layers`` given the whole image's statistics (one recording pass
+    per layer), the outputs blended; the output's size is the input's times the part's scale."""
     size_h, size_w = image.shape[-2:]
     th, tw = min(tile, size_h), min(tile, size_w)
+    rows, cols = tile_starts(size_h, th, overlap, multiple), tile_starts(size_w, tw, overlap, multiple)
     own_rows, own_cols = owned_ranges(size_h, rows, th, multiple), owned_ranges(size_w, cols, tw, multiple)
+    stats = _Statistics(layers)
+    handles = [layer.register_forward_hook(stats.hook) for layer in layers]
+    try:
+        for layer in layers:
+            stats.recording = layer
+            for i, y in enumerate(rows):
+                for j, x in enumerate(cols):
+                    stats.owned = (*own_rows[i], *own_cols[j], th, tw)
+                    with contextlib.suppress(_Stop):
+                        part(image[..., y:y + th, x:x + tw])
+            stats.adopt()
+        return _blend(part, image, rows, cols, th, tw)
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def _blend(part: nn.Module, image: torch.Tensor, rows: list[int], cols: list[int], th: int, tw: int) -> torch.Tensor:
+    """Every tile's output, weighted by :func:`ramp_weights` (at the output's resolution) and normalised."""
+    size_h, size_w = image.shape[-2:]
     out: Optional[torch.Tensor] = None
-    if weights is not None:
-        row_w, col_w = weights(size_h, rows, th, image.device), weights(size_w, cols, tw, image.device)
-        total = torch.zeros(size_h, size_w, dtype=torch.float64, device=image.device)
     for i, y in enumerate(rows):
         for j, x in enumerate(cols):
-            part = image[..., y:y + th, x:x + tw]
-            if weights is None:
-                stats.owned = (*own_rows[i], *own_cols[j], th, tw)
-                forward(part)
-                continue
-            result = forward(part).double()
+            result = part(image[..., y:y + th, x:x + tw]).float()
             if out is None:
-                out = torch.zeros(*result.shape[:2], size_h, size_w, dtype=torch.float64, device=result.device)
-            weight = row_w[i][:, None] * col_w[j][None, :]
-            out[..., y:y + th, x:x + tw] += result * weight
-            total[y:y + th, x:x + tw] += weight
-    return None if out is None else (out / total).float()
+                scale = result.shape[-1] / tw  # output pixels per input pixel (4 up, 1/4 down)
+                oh, ow, oth, otw = round(size_h * scale), round(size_w * scale), result.shape[-2], result.shape[-1]
+                out_rows, out_cols = [round(r * scale) for r in rows], [round(c * scale) for c in cols]
+                row_w, col_w = ramp_weights(oh, out_rows, oth), ramp_weights(ow, out_cols, otw)
+                out = torch.zeros(*result.shape[:2], oh, ow, device=result.device)
+                total = torch.zeros(oh, ow, device=result.device)
+            weight = (row_w[i][:, None] * col_w[j][None, :]).to(result.device)
+            oy, ox = out_rows[i], out_cols[j]
+            out[..., oy:oy + oth, ox:ox + otw] += result * weight
+            total[oy:oy + oth, ox:ox + otw] += weight
+    return out / total

@@ -1,0 +1,79 @@
+"""translate.py: a folder of images of every mode the loaders read, at their own sizes; bad files skipped."""
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import translate as translate_script
+from data.image_folder import load_image
+from helpers import run_script
+from models.networks import define_G
+from translator import Translator
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+@pytest.fixture
+def generator_file(tmp_path):
+    """A small anti-aliased ResNet generator (random weights) as a lone latest_net_G.pth."""
+    torch.manual_seed(0)
+    net = define_G("resnet_6blocks", 3, 3, 8, "instance", False, "xavier", 0.02, False, False)
+    path = tmp_path / "gen" / "latest_net_G.pth"
+    path.parent.mkdir()
+    torch.save(net.state_dict(), path)
+    return path
+
+
+def write_mixed_folder(folder) -> dict[str, tuple[int, int]]:
+    """An odd-sized RGB image (in a sub-folder), a grey, an RGBA, a 16-bit grey, a broken PNG and a text file;
+    returns relative path -> (width, height) of the readable images."""
+    rng = np.random.default_rng(0)
+    (folder / "sub").mkdir(parents=True)
+    Image.fromarray(rng.integers(0, 256, (37, 45, 3), dtype=np.uint8)).save(folder / "sub" / "odd.png")
+    Image.fromarray(rng.integers(0, 256, (32, 40), dtype=np.uint8), mode="L").save(folder / "grey.jpg")
+    Image.fromarray(rng.integers(0, 256, (30, 34, 4), dtype=np.uint8), mode="RGBA").save(folder / "rgba.png")
+    Image.fromarray(rng.integers(0, 65536, (29, 31), dtype=np.uint16)).save(folder / "deep.png")
+    assert Image.open(folder / "deep.png").mode.startswith("I")
+    (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n this is not an image")
+    (folder / "notes.txt").write_text("not an image file name: ignored")
+    return {"sub/odd.png": (45, 37), "grey.jpg": (40, 32), "rgba.png": (34, 30), "deep.png": (31, 29)}
+
+
+def test_folder_of_mixed_images_and_a_broken_file(generator_file, tmp_path, monkeypatch, capsys):
+    sizes = write_mixed_folder(tmp_path / "in")
+    argv = ["--name", generator_file, "--device", "cpu", tmp_path / "in", tmp_path / "out"]
+    assert run_script(translate_script, argv, monkeypatch) == 2
+    captured = capsys.readouterr()
+    skipped = [line for line in (captured.out + captured.err).splitlines() if line.startswith("skipped:")]
+    assert len(skipped) == 1 and str(tmp_path / "in" / "broken.png") in skipped[0]
+    assert "error: 1 of 5 files could not be read" in captured.err
+    translator = Translator.load(generator_file)
+    written = sorted(p.relative_to(tmp_path / "out").as_posix() for p in (tmp_path / "out").rglob("*.png"))
+    assert written == sorted(name.rsplit(".", 1)[0] + ".png" for name in sizes)
+    for name, size in sizes.items():
+        out = Image.open(tmp_path / "out" / (name.rsplit(".", 1)[0] + ".png"))
+        assert out.size == size and out.mode == "RGB"
+        expected = translator.translate(load_image(str(tmp_path / "in" / name), 3))
+        np.testing.assert_array_equal(np.asarray(out), np.asarray(expected))
+
+
+def test_one_file_to_a_png_name_and_tiles(generator_file, tmp_path, monkeypatch):
+    Image.fromarray(np.random.default_rng(1).integers(0, 256, (150, 130, 3), dtype=np.uint8)).save(tmp_path / "a.jpg")
+    argv = ["--name", generator_file, "--device", "cpu", tmp_path / "a.jpg", tmp_path / "b.png"]
+    assert run_script(translate_script, argv, monkeypatch) == 0
+    argv = ["--name", generator_file, "--device", "cpu", "--max_side", "96", tmp_path / "a.jpg", tmp_path / "tiled"]
+    assert run_script(translate_script, argv, monkeypatch) == 0
+    whole = np.asarray(Image.open(tmp_path / "b.png")).astype(int)
+    tiled = np.asarray(Image.open(tmp_path / "tiled" / "a.png")).astype(int)
+    assert whole.shape == tiled.shape == (150, 130, 3) and np.abs(whole - tiled).max() <= 1
+
+
+def test_mistakes_are_one_line(generator_file, tmp_path, monkeypatch, capsys):
+    argv = ["--name", generator_file, "--device", "cpu", tmp_path / "missing", tmp_path / "out"]
+    assert run_script(translate_script, argv, monkeypatch) == 2
+    assert capsys.readouterr().err.strip() == f"error: input: {tmp_path / 'missing'} does not exist"
+    argv = ["--name", generator_file, "--device", "cpu", "--n_styles", "3", tmp_path, tmp_path / "out"]
+    Image.new("RGB", (16, 16)).save(tmp_path / "x.png")
+    assert run_script(translate_script, argv, monkeypatch) == 2
+    assert "n_styles/style_image" in capsys.readouterr().err
