@@ -4,11 +4,11 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install test test-fast lint demo demo-single demo-multi weights clean-demo
+.PHONY: install browser test test-fast lint demo demo-app demo-single demo-multi weights clean-demo
 
-$(STAMP): requirements.txt requirements-dev.txt
+$(STAMP): requirements.txt requirements-dev.txt requirements-app.txt
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -r requirements.txt -r requirements-dev.txt
+	$(PY) -m pip install -r requirements.txt -r requirements-dev.txt -r requirements-app.txt
 	# visdom 0.2.4's setup.py imports pkg_resources: build it with an older setuptools, no isolation.
 	$(PY) -m pip install "setuptools<81" wheel
 	$(PY) -m pip install --no-build-isolation visdom==0.2.4
@@ -16,11 +16,18 @@ $(STAMP): requirements.txt requirements-dev.txt
 
 install: $(STAMP)
 
+# The web page's tests (tests/test_app.py) drive Debian's chromium headless ($CHROMIUM names another);
+# install it when missing (apt-get, through sudo unless already root). Playwright from PyPI drives it.
+browser:
+	@[ -n "$$CHROMIUM" ] || command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; }
+
 lint: install
 	$(PY) -m ruff check .
 
 # The slow tests train with the real ImageNet VGG16, so `make test` fetches it first (`make weights`).
-test: install lint weights
+test: install lint weights browser
 	$(PY) -m pytest -q tests
 
 # Everything but the tests marked slow (no VGG16 download needed).
@@ -32,6 +39,15 @@ weights: install
 
 demo: install weights
 	bash scripts/demo.sh
+
+# The web page (app.py) on the embedded demo's model; trains nothing: `make demo` makes the model.
+demo-app: install
+	@if [ -f checkpoints/demo_photo2painting/latest_net_G.pth ]; then \
+	  $(PY) app.py --name demo_photo2painting; \
+	else \
+	  echo "no demo model in checkpoints/demo_photo2painting: run 'make demo' first (about 8 minutes on 2 CPU cores)"; \
+	  exit 2; \
+	fi
 
 # One photo painted like one painting (--model sinsc), about 4 minutes on 2 idle CPU cores.
 demo-single: install weights
