@@ -34,6 +34,7 @@ def test_gpu_check_dry_run_runs_end_to_end_on_the_cpu():
     assert not any("failed" in row for row in rows) and out.rstrip().endswith("s so far)")
 
 
+@pytest.mark.slow  # starts processes
 def test_gpu_check_refuses_a_machine_without_cuda():
     done = subprocess.run(["bash", "benchmarks/gpu_check.sh"], cwd=ROOT, capture_output=True, text=True, timeout=120,
                           env=dict(os.environ, PYTHON=sys.executable, CUDA_VISIBLE_DEVICES=""))

@@ -273,6 +273,7 @@ def _decode_png_data_url(src: str) -> np.ndarray:
         return np.asarray(image.convert("RGB"))
 
 
+@pytest.mark.slow  # starts processes
 def test_real_visdom_server_receives_losses_and_images(tmp_path: Path, caplog: pytest.LogCaptureFixture,
                                                        visdom_server: tuple[subprocess.Popen, int]) -> None:
     import visdom

@@ -260,6 +260,7 @@ def hub_cache(cache, repo_id: str, files_from) -> None:
     (repo / "refs" / "main").write_text(revision)
 
 
+@pytest.mark.slow  # starts processes
 def test_hub_id_loads_offline_from_the_cache(runs, tmp_path):
     root, ck = runs
     write_hub_folder(tmp_path / "repo", ck / "sc", "sc", ["G"])
