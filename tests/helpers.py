@@ -1,5 +1,6 @@
 """Helpers shared by several test modules (imported as ``helpers``: pytest puts tests/ on sys.path)."""
 
+import argparse
 import importlib.util
 import re
 import sys
@@ -24,6 +25,28 @@ LSESIM = ["--learned_attn", "--augment", "--patch_size", "4", "--patch_nums", "1
 # --model mmsc at that size: one residual block, a 16-unit style MLP, 2 discriminator scales of 3 layers.
 MMSC_SMALL = ["--model", "mmsc", "--n_res", "1", "--mlp_dim", "16", "--n_layers_D", "3", "--n_scales_D", "2",
               "--patch_nums", "16", "--patch_size", "4"]
+
+# Only for models whose own defaults do not fit 32-pixel crops of one image in a few seconds.
+SMALL = {"mmsc": MMSC_SMALL[2:], "sinsc": ["--crop_size", "32", "--batch_size", "1", "--patch_nums", "16"]}
+
+
+def accepts(name: str, flag: str) -> bool:
+    """Whether the training options of model ``name`` have ``flag``."""
+    from models import find_model_using_name
+
+    parser = argparse.ArgumentParser()
+    find_model_using_name(name).modify_commandline_options(parser, True)
+    return any(flag in action.option_strings for action in parser._actions)
+
+
+def train_argv(name: str, root, ck, run: str = "m") -> list[str]:
+    """train.py arguments of a tiny run ``run`` of model ``name`` (TINY, less the flags it lacks, plus SMALL)."""
+    tiny = list(TINY)
+    if not accepts(name, "--vgg_weights"):
+        i = tiny.index("--vgg_weights")
+        del tiny[i:i + 2]
+    return (["--dataroot", str(root), "--checkpoints_dir", str(ck), "--name", run, "--model", name, "--pool_size", "2"]
+            + tiny + SMALL.get(name, []))
 
 
 def random_vgg16_features():

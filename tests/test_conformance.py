@@ -1,7 +1,7 @@
 """One conformance suite for every registered model (``models.model_classes``, the template included).
 
 A new ``models/<name>_model.py`` is covered without editing this file: it trains with its own
-defaults at the tiny size (``SMALL`` only shrinks the models whose defaults are too large for it).
+defaults at the tiny size (helpers.SMALL only shrinks the models whose defaults are too large for it).
 Each model must:
 
 - run two training steps with finite losses, reporting every loss it declares in ``loss_names``;
@@ -15,7 +15,6 @@ Each model must:
 - through test.py, write every output its class declares.
 """
 
-import argparse
 import os
 import warnings
 
@@ -24,33 +23,13 @@ import torch
 
 import test as test_script
 import train as train_script
-from helpers import MMSC_SMALL, TINY, run_script, write_images, write_unaligned
+from helpers import run_script, train_argv, write_images, write_unaligned
 from models import create_model, find_model_using_name, model_classes
 from options.test_options import TestOptions
 from options.train_options import TrainOptions
 from util.seeding import seed_everything
 
 MODELS = sorted(model_classes(include_template=True))
-# Only for models whose own defaults do not fit 32-pixel crops of one image in a few seconds.
-SMALL = {"mmsc": MMSC_SMALL[2:], "sinsc": ["--crop_size", "32", "--batch_size", "1", "--patch_nums", "16"]}
-
-
-def accepts(name: str, flag: str) -> bool:
-    """Whether the training options of model ``name`` have ``flag``."""
-    parser = argparse.ArgumentParser()
-    find_model_using_name(name).modify_commandline_options(parser, True)
-    return any(flag in action.option_strings for action in parser._actions)
-
-
-def train_argv(name: str, root, ck, run: str = "m") -> list[str]:
-    tiny = list(TINY)
-    if not accepts(name, "--vgg_weights"):
-        i = tiny.index("--vgg_weights")
-        del tiny[i:i + 2]
-    return (["--dataroot", str(root), "--checkpoints_dir", str(ck), "--name", run, "--model", name, "--pool_size", "2"]
-            + tiny + SMALL.get(name, []))
-
-
 @pytest.fixture(scope="module")
 def root(tmp_path_factory):
     """Unaligned (trainA, trainB, testA, testB) and aligned (train, test: A | B side by side) tiny data,

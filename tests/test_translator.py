@@ -17,10 +17,9 @@ from PIL import Image
 
 import test as test_script
 import train as train_script
-from helpers import DATA, ROOT, reference_sections, run_script, write_images
+from helpers import DATA, ROOT, reference_sections, run_script, train_argv, write_images
 from models.networks import define_G
 from models.networks.stylegan2 import StyleGAN2Generator
-from test_conformance import train_argv
 from translator import Translator
 from util.errors import UserError
 
