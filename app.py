@@ -7,7 +7,7 @@
 Upload or paste an image: the translation appears beside it, at the input's full size (the download
 button gives the PNG). A multi-modal model (mmsc) also gets a number of styles, a seed, a gallery of
 the outputs and an optional style image (example-guided). The page names the model, epoch and options
-behind the output. Models load through :class:`translator.Translator` (any source it takes: a run name,
+behind the output. Models load through :class:`inference.Translator` (any source it takes: a run name,
 run folder, checkpoint file, Hub-layout folder or Hub id). The page needs nothing from the internet:
 Gradio's analytics are switched off and its fonts and scripts are served by this process (docs/web_app.md).
 Needs the optional requirements: ``pip install -r requirements-app.txt``.
@@ -80,7 +80,7 @@ def import_gradio() -> Any:
 def load_translators(names: Sequence[str], **settings: Any) -> dict:
     """``{label: Translator}`` for every ``--name``, loaded once at start so that a wrong name fails
     before the server starts. ``settings`` go to :meth:`Translator.load`."""
-    from translator import Translator
+    from inference import Translator
 
     translators = {}
     for name in names:

@@ -5,7 +5,7 @@
     python export.py --name s2w_mmsc --format onnx --direction BtoA --output s2w_BtoA.onnx
 
 The model is loaded with the translation API (``Translator.load``: a run name, run folder, generator file,
-Hub folder or Hub id). The graph (util/onnx_export.py, opset 17) takes ``image``: float32 (N, C, H, W) RGB
+Hub folder or Hub id). The graph (inference/onnx_export.py, opset 17) takes ``image``: float32 (N, C, H, W) RGB
 (or grey for a one-channel model) in [0, 1], any H and W of at least 8 pixels, and gives ``translated`` of
 the same size in [0, 1]: the (x - 0.5) / 0.5 scaling, the padding to the generator's size multiple and the
 crop back all happen inside it. For ``--model mmsc`` the graph has a second input ``style``, the style code
@@ -24,9 +24,9 @@ import os
 
 import torch
 
-from translator import Translator
+from inference import Translator
 from util.errors import UserError, run_cli
-from util.onnx_export import OPSET, ORT_MISSING, CheckResult, ImageGraph, StyleGraph, check_graph, export_graph
+from inference.onnx_export import OPSET, ORT_MISSING, CheckResult, ExportGraph, check_graph, export_graph
 
 CHECK_SIZES = ((256, 256), (183, 301))  # (H, W): the second is non-square and needs padding
 CHECK_BATCH = 2
@@ -54,21 +54,17 @@ def parse_args(argv: "list[str] | None" = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def build_graph(translator: Translator) -> torch.nn.Module:
-    """The exported module for the translator's model: a StyleGraph for mmsc, else an ImageGraph."""
-    if translator.multi_output:
-        nets = translator.networks
-        # mmsc translates with E_A and G_B's decoder, or E_B and G_A's the other way (MMSCModel.translate)
-        encoder, decoder = (nets["G_B"], nets["G_A"]) if translator.model.reverse else (nets["G_A"], nets["G_B"])
-        return StyleGraph(encoder, decoder)
-    return ImageGraph(translator.generator)
+def build_graph(translator: Translator) -> ExportGraph:
+    """The exported module: the model's inference graph (what it declares; mmsc's takes a style code too)
+    between the [0, 1] scaling in and out."""
+    return ExportGraph(translator.generator, translator.opt.input_nc, name=translator.generator_name)
 
 
 def reference(translator: Translator) -> "callable":
     """PyTorch's translation of the graph's inputs through the API (what test.py and translate.py give).
 
     mmsc: the graph's inputs are one image repeated with the style codes the model draws for
-    ``n_styles=N, seed=0`` (util/onnx_export.style_codes), so the API's N translations of that image are the
+    ``n_styles=N, seed=0`` (the graph's ``style_codes``), so the API's N translations of that image are the
     answer.
     """
     if translator.multi_output:

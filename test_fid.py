@@ -5,13 +5,15 @@
     python test_fid.py ... --features efficientnet_lite0   # offline; NOT comparable with published FIDs
 
 For each epoch E with a checkpoint of the model's first network, checkpoints/<name>/E_net_G.pth
-(E_net_G_A.pth for cycle_gan and mmsc; ``--epochs all``, the default, or a list such as
-``--epochs 100,200,latest``) it translates every image of the test split into
+(E_net_G_A.pth for cycle_gan and mmsc, E_net_G_B.pth for cycle_gan against its trained direction; ``--epochs
+all``, the default, or a list such as ``--epochs 100,200,latest``) it translates every image of the test split
+through the inference package's loader and loop, exactly as test.py does (inference/translator.py), into
 <results_dir>/<name>/fid_<phase>/epoch_<E>/, scores them against every image of ``--real_dir``
 (default <dataroot>/<phase>B, or <phase>A with --direction BtoA), and rewrites fid.csv and fid.png
 in <results_dir>/<name>/fid_<phase>/ after each epoch. The real features are computed once and
 cached in ``--stats_cache`` under a key of the folder's content and the network's weights.
-Prints the best epoch (lowest FID).
+Prints the best epoch (lowest FID). Every argument (the epochs, --real_dir, --paired, --prdc_k against the
+real and generated image counts) is checked before the first image is translated.
 
 A model with several translations per input (``--model mmsc``: test visuals ``fake_B_1`` ...
 ``fake_B_K``, K = ``--n_styles`` or one per ``--style_image``) has ALL K outputs of each input saved,
@@ -38,9 +40,10 @@ from evaluations.features import FEATURES, build_feature_extractor, cached_folde
 from evaluations.features import list_images
 from evaluations.lpips import LPIPSVGG, load_images
 from evaluations.paired import paired_scores
-from evaluations.realism import realism_scores
+from evaluations.realism import check_counts, realism_scores
 from evaluations.report import best_row, plot_scores, write_scores_csv
-from models import create_model
+from inference import Translator
+from models import find_model_using_name
 from models.sesim import VGGWeightsError
 from options.test_options import TestOptions
 from options.train_options import add_tracker_options
@@ -148,57 +151,40 @@ def track_scores(trackers: list[Tracker], steps: dict[str, int], epoch: str, row
         tracker.log_scalars(step, values)
 
 
-def output_names(model: object) -> list[str]:
-    """The test visuals holding the translations, as the model's class declares them (``output_names``):
-    ``fake_B_1`` ... ``fake_B_K`` in order for a model with several outputs per input, else ``[]`` (the
-    single ``fake_B``)."""
-    cls = type(model)
-    return cls.output_names(model.opt) if cls.multi_output else []
+def output_count(opt: argparse.Namespace) -> int | None:
+    """How many translations of each input the test options ask for: K for a model with several outputs per
+    input (mmsc: ``--n_styles`` or one per ``--style_image``), None for a one-output model."""
+    model_class = find_model_using_name(opt.model)
+    return model_class.output_count(opt) if model_class.multi_output else None
 
 
-def translate(model: object, dataset: object, folder: str, limit: int,
+def translate(translator: Translator, dataset: object, folder: str, limit: int,
               groups: list[list[str]] | None = None) -> str:
-    """Write the translations of the first ``limit`` test images into ``folder`` (old images removed):
-    fake_B as <input name>.png, or, for a model with outputs fake_B_1 ... fake_B_K, all K of them as
-    <input name>_<k>.png. ``groups``, when given, receives each input's list of written files.
-
-    Each input is translated once: an unaligned test split is as long as its larger side, so the
-    A images come round again when B has more; translation stops there.
-    """
+    """Write the translations of the first ``limit`` test inputs into ``folder`` (old images removed) through
+    the translator's one loop: <input name>.png, or, for a model with K outputs per input, all K of them as
+    <input name>_<k>.png. ``groups``, when given, receives each input's list of written files."""
     os.makedirs(folder, exist_ok=True)
     for name in os.listdir(folder):
         if name.endswith(".png"):
             os.remove(os.path.join(folder, name))
-    outputs = output_names(model)
-    seen: set[str] = set()
-    for batch in dataset:
-        model.set_input(batch)
-        model.test()
-        visuals = model.get_current_visuals()
-        for index, path in enumerate(model.get_image_paths()):
-            if len(seen) >= limit or path in seen:
-                return folder
-            seen.add(path)
-            stem = os.path.join(folder, os.path.splitext(os.path.basename(path))[0])
-            if not outputs:
-                written = [stem + ".png"]
-                save_image(visuals[type(model).output_visual][index], written[0])
-            else:
-                written = [f"{stem}_{k}.png" for k in range(1, len(outputs) + 1)]
-                for name, file in zip(outputs, written):
-                    save_image(visuals[name][index], file)
-            if groups is not None:
-                groups.append(written)
+    for result in translator.run_dataset(dataset, limit):
+        stem = os.path.join(folder, os.path.splitext(os.path.basename(result.path))[0])
+        numbered = translator.multi_output
+        written = [f"{stem}_{k}.png" for k in range(1, len(result.outputs) + 1)] if numbered else [stem + ".png"]
+        for image, file in zip(result.outputs, written):
+            save_image(image, file)
+        if groups is not None:
+            groups.append(written)
     return folder
 
 
-def lpips_metric(opt: argparse.Namespace, model: object, device: str) -> LPIPSVGG | None:
+def lpips_metric(opt: argparse.Namespace, device: str) -> LPIPSVGG | None:
     """The LPIPS diversity metric for a model with K >= 2 outputs per input (None otherwise, with a
     note when K = 1); prints its backbone note once."""
-    outputs = output_names(model)
-    if not outputs or opt.no_lpips:
+    count = output_count(opt)
+    if count is None or opt.no_lpips:
         return None
-    if len(outputs) < 2:
+    if count < 2:
         print("LPIPS diversity: skipped, the model gives one output per input (use --n_styles 2 or more)")
         return None
     try:
@@ -209,17 +195,29 @@ def lpips_metric(opt: argparse.Namespace, model: object, device: str) -> LPIPSVG
     return metric
 
 
+def checked_arguments(opt: argparse.Namespace, save_dir: str) -> tuple[list[str], str, object, int]:
+    """Every argument checked before anything is translated, each mistake one line: the epochs' checkpoints,
+    --paired, --real_dir, the test split and --prdc_k against the real and generated image counts. Returns
+    (epochs, real_dir, dataset, inputs to translate)."""
+    epochs = saved_epochs(save_dir, opt.epochs, Translator.epoch_network(opt))
+    count = output_count(opt)
+    if opt.paired and count is not None:
+        raise UserError(f"--paired: --model {opt.model} gives {count} outputs per input; paired scores compare "
+                        "one translation with the real image of the same name")
+    real_dir = opt.real_dir or os.path.join(opt.dataroot, opt.phase + ("A" if opt.direction == "BtoA" else "B"))
+    real_count = len(list_images(real_dir, option="--real_dir"))
+    dataset = create_dataset(opt)
+    inputs = min(opt.num_test, len(dataset)) if opt.num_test > 0 else len(dataset)
+    check_counts(real_count, inputs * (count or 1), opt.prdc_k)
+    return epochs, real_dir, dataset, inputs
+
+
 def main() -> None:
-    # Options, feature network and the (cached) real features.
+    # Options, checked whole before any work; the feature network and the (cached) real features.
     opt = FIDOptions().parse()
     save_dir = os.path.join(opt.checkpoints_dir, opt.name)
-    model = create_model(opt)
-    model.setup()
-    epochs = saved_epochs(save_dir, opt.epochs, type(model).test_networks[0])
-    if opt.paired and output_names(model):
-        raise UserError(f"--paired: --model {opt.model} gives {len(output_names(model))} outputs per input; "
-                        "paired scores compare one translation with the real image of the same name")
-    real_dir = opt.real_dir or os.path.join(opt.dataroot, opt.phase + ("A" if opt.direction == "BtoA" else "B"))
+    epochs, real_dir, dataset, limit = checked_arguments(opt, save_dir)
+    translator = Translator.from_options(opt, epoch=epochs[0])
     device = f"cuda:{opt.gpu_ids[0]}" if opt.gpu_ids else "cpu"
     weights = opt.inception_weights if opt.features == "inception" else opt.feature_weights
     extractor = build_feature_extractor(opt.features, weights=weights, dims=opt.dims, device=device)
@@ -229,20 +227,17 @@ def main() -> None:
     print(f"real images: {len(real)} in {real_dir}")
 
     # Translate the test split with every epoch's generator, score, and rewrite the table and plot.
-    dataset = create_dataset(opt)
-    diversity = lpips_metric(opt, model, device)
+    diversity = lpips_metric(opt, device)
     out_dir = os.path.join(opt.results_dir, opt.name, f"fid_{opt.phase}")
-    limit = opt.num_test if opt.num_test > 0 else len(dataset)
     title = f"{opt.name} ({opt.phase}, {len(real)} real images): {extractor.description}"
     rows = []
     trackers, steps = open_score_trackers(opt, save_dir)
     try:
         for epoch in tqdm(epochs, desc="epochs", unit="epoch"):
-            model.load_networks(epoch)
-            if opt.eval:
-                model.eval()
+            if epoch != translator.epoch:
+                translator.use_epoch(epoch)
             groups: list[list[str]] = []
-            folder = translate(model, dataset, os.path.join(out_dir, f"epoch_{epoch}"), limit, groups)
+            folder = translate(translator, dataset, os.path.join(out_dir, f"epoch_{epoch}"), limit, groups)
             fake = compute_features(list_images(folder), extractor, opt.fid_batch_size, device)
             row = {"epoch": epoch, "images": len(fake), **realism_scores(
                 real, fake, opt.kid_subsets, opt.kid_subset_size, opt.prdc_k, seed=opt.seed)}

@@ -4,8 +4,9 @@
     python translate.py --name h2z photos/ out/               # every image under photos/, same sub-folders
     python translate.py --name h2z big.jpg out/ --max_side 1024   # larger images in seamless tiles
 
-``--name`` is whatever translator.py's ``Translator.load`` takes: a run under ``--checkpoints_dir``, a run
-folder, a generator file (a published ``latest_net_G.pth``), a Hub folder or a Hub id ``owner/name``.
+``--name`` is whatever the inference package's ``Translator.load`` (inference/translator.py) takes: a run under
+``--checkpoints_dir``, a run folder, a generator file (a published ``latest_net_G.pth``), a Hub folder or a Hub
+id ``owner/name``.
 Outputs are PNG files named like their inputs (``<stem>.png``; mmsc: ``<stem>_1.png`` ... one per style),
 under the output folder with the input folder's sub-folders. A file that cannot be read is named on one
 line and skipped; the others are written, and the exit status is then 2.
@@ -21,7 +22,7 @@ from tqdm import tqdm
 
 from data.image_folder import IMG_EXTENSIONS, is_image_file, load_image
 from options.base_options import OptionParser
-from translator import Translator
+from inference import Translator
 from util.errors import UserError, run_cli
 from util.image_io import atomic_path
 
@@ -45,7 +46,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     g.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda when there is one)")
     g.add_argument("--amp", default="off", choices=["off", "bf16", "fp16"], help="mixed precision")
     g.add_argument("--max_side", type=int, default=None,
-                   help="translate images with a longer side than this in tiles (util/tiling.py)")
+                   help="translate images with a longer side than this in tiles (inference/tiling.py)")
     g.add_argument("--tile", type=int, default=None,
                    help="tile side (default --max_side); given alone, tile every image")
     g = parser.add_argument_group("mmsc")

@@ -4,7 +4,7 @@
 
 Builds the ``sc`` model's default generator (``--netG resnet_9blocks --ngf 64``, instance norm,
 anti-aliased sampling) with random weights (speed does not depend on them), wraps it as export.py
-does (util/onnx_export.py: [0, 1] images in and out, padding and scaling inside the graph), exports
+does (inference/onnx_export.py: [0, 1] images in and out, padding and scaling inside the graph), exports
 it to a temporary ONNX file and times one ``--size``² image (batch 1) through the graph module in
 PyTorch eager (``torch.no_grad``, ``--threads`` torch threads) and through onnxruntime's CPU provider
 (``--threads`` intra-op threads). One warm-up each, then ``--repeats`` timed runs that take turns, so a
@@ -29,7 +29,7 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO_ROOT)
 
 from models.networks import GENERATORS, define_G  # noqa: E402
-from util.onnx_export import ImageGraph, export_graph  # noqa: E402
+from inference.onnx_export import ExportGraph, export_graph  # noqa: E402
 
 
 def main() -> None:
@@ -46,7 +46,7 @@ def main() -> None:
     torch.manual_seed(0)
     torch.set_num_threads(args.threads)
     generator = define_G(args.netG, 3, 3, args.ngf, "instance", False, "normal", 0.02, False, False)
-    graph = ImageGraph(generator).eval()
+    graph = ExportGraph(generator, 3).eval()
     image = torch.rand(1, 3, args.size, args.size)
     with tempfile.TemporaryDirectory() as folder:
         path = os.path.join(folder, "generator.onnx")

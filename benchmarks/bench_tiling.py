@@ -1,4 +1,4 @@
-"""Time and peak memory of translating one large photo on the CPU, whole against tiled (util/tiling.py).
+"""Time and peak memory of translating one large photo on the CPU, whole against tiled (inference/tiling.py).
 
     python benchmarks/bench_tiling.py --height 3072 --width 4096 --tile 1024
 
@@ -21,7 +21,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 def run_one(mode: str, height: int, width: int, tile: int, out: str) -> None:
     from models.networks import define_G
-    from util.tiling import translate_tiled
+    from inference.tiling import translate_tiled
 
     torch.manual_seed(0)
     net = define_G("resnet_9blocks", 3, 3, 64, "instance", False, "xavier", 0.02, False, False).eval()

@@ -19,6 +19,17 @@ from evaluations.prdc import prdc
 from util.errors import UserError
 
 
+def check_counts(real: int, fake: int, prdc_k: int) -> None:
+    """UserError (one line, naming the option) when ``real`` real and ``fake`` generated images are too few for
+    the scores: at least 2 of each, and more than ``prdc_k`` of each for density and coverage. Callers check the
+    counts they will have before translating anything."""
+    if min(real, fake) < 2:
+        raise UserError(f"realism scores need at least 2 real and 2 generated images, got {real} and {fake}")
+    if prdc_k > 0 and min(real, fake) <= prdc_k:
+        raise UserError(f"--prdc_k {prdc_k}: density and coverage need more than {prdc_k} real and generated "
+                        f"images (got {real} and {fake}); lower it, or 0 to skip them")
+
+
 def realism_scores(real: np.ndarray, fake: np.ndarray, kid_subsets: int = 100, kid_subset_size: int = 1000,
                    prdc_k: int = 5, seed: int = 0) -> dict[str, float]:
     """fid, kid, kid_std and (when ``prdc_k`` > 0) precision, recall, density, coverage.
@@ -26,16 +37,11 @@ def realism_scores(real: np.ndarray, fake: np.ndarray, kid_subsets: int = 100, k
     real: (N, D), fake: (M, D) features. Too few samples for a score is a UserError naming the
     option that asks for it.
     """
-    if min(len(real), len(fake)) < 2:
-        raise UserError(f"realism scores need at least 2 real and 2 generated images, got {len(real)} and "
-                        f"{len(fake)}")
+    check_counts(len(real), len(fake), prdc_k)
     kid, kid_std = kernel_inception_distance(real, fake, num_subsets=kid_subsets, subset_size=kid_subset_size,
                                              seed=seed)
     scores = {"fid": fid_from_features(real, fake), "kid": kid, "kid_std": kid_std}
     if prdc_k > 0:
-        if min(len(real), len(fake)) <= prdc_k:
-            raise UserError(f"--prdc_k {prdc_k}: density and coverage need more than {prdc_k} real and "
-                            f"generated images (got {len(real)} and {len(fake)}); lower it, or 0 to skip them")
         scores.update(prdc(real, fake, k=prdc_k))
     return scores
 

@@ -92,6 +92,17 @@ class BaseModel:
         rest = name[len(prefix):] if name.startswith(prefix) else ""
         return int(rest) if rest.isdigit() and rest[0] != "0" else None
 
+    def inference_graph(self) -> nn.Module:
+        """The test pass as one module for the inference tools (tiling, ONNX export): forward(image (N, C, H, W)
+        in [-1, 1][, style]) -> (N, C', H, W) in [-1, 1], carrying its ``inference`` traits
+        (models/networks/traits.py). Default: the first test network, as loaded for the test direction."""
+        return self.networks()[self.test_networks[0]]
+
+    def test_outputs(self) -> list[torch.Tensor]:
+        """The translations of the last :meth:`test` pass, one (N, C, H, W) tensor in [-1, 1] per output (K for
+        a multi-output model, in order). Default: the ``output_visual``."""
+        return [getattr(self, self.output_visual)]
+
     @staticmethod
     def modify_commandline_options(parser: argparse.ArgumentParser, is_train: bool) -> argparse.ArgumentParser:
         """Add model-specific flags or change defaults; return the parser."""

@@ -47,7 +47,10 @@ import torch.nn.functional as F
 from models.base_model import BaseModel, frozen_config
 from models.losses import GANLoss
 from models.networks import init_weights
-from models.networks.munit import MultiScaleImageDiscriminator, MUNITGenerator
+from models.networks.munit import (MultiScaleImageDiscriminator, MUNITGenerator, MUNITTranslation,
+                                  draw_style_codes)
+from models.networks.traits import pad_to_multiple
+from models.wrappers import unwrap
 from models.spatial import add_spatial_options, build_spatial_loss, needs_other, parse_attn_layers, rot180, vgg_features
 from util import dist
 from util.errors import UserError
@@ -182,8 +185,7 @@ class MMSCModel(BaseModel):
         (see :meth:`set_input`). test.py sets them once from the options; translator.py per call."""
         if n_styles < 1:
             raise UserError(f"--n_styles {n_styles}: must be at least 1")
-        generator = torch.Generator().manual_seed(seed)
-        self.style_codes = torch.randn(n_styles, self.cfg.style_dim, 1, 1, generator=generator).to(self.device)
+        self.style_codes = draw_style_codes(n_styles, self.cfg.style_dim, seed).to(self.device)
         self.guided = guided
         self.style_images: Optional[torch.Tensor] = None
 
@@ -228,12 +230,9 @@ class MMSCModel(BaseModel):
 
     def translate(self) -> None:
         """Test: ``fake_B_k`` for each style code (or reference image) for the whole input batch."""
-        encoder, decoder = (self.netG_B, self.netG_A) if self.reverse else (self.netG_A, self.netG_B)
-        real = self.real_A
-        h, w = real.shape[2:]
-        pad_h, pad_w = -h % self.multiple, -w % self.multiple
-        if pad_h or pad_w:
-            real = F.pad(real, (0, pad_w, 0, pad_h), mode="reflect")
+        encoder, decoder = self._translation_pair()
+        h, w = self.real_A.shape[2:]
+        real = pad_to_multiple(self.real_A, self.multiple)
         with self.autocast():
             content, _ = encoder(real)
             if self.style_images is not None:
@@ -245,11 +244,25 @@ class MMSCModel(BaseModel):
             out = decoder(content.repeat_interleave(k, dim=0), codes.repeat(n, 1, 1, 1)).float()
         out = out[:, :, :h, :w]
         out = out.reshape(n, k, *out.shape[1:])
+        self.outputs = list(out.unbind(1))
         for j in range(k):
             setattr(self, self.numbered_output(j + 1), out[:, j])
             if self.style_images is not None:
                 style = self.style_images[j:j + 1]
                 setattr(self, f"style_B_{j + 1}", style.expand(n, *style.shape[1:]))
+
+    def _translation_pair(self) -> tuple[MUNITGenerator, MUNITGenerator]:
+        """(encoder, decoder) of the test direction: E_A then G_B's decoder, or E_B then G_A's the other way."""
+        return (self.netG_B, self.netG_A) if self.reverse else (self.netG_A, self.netG_B)
+
+    def inference_graph(self) -> MUNITTranslation:
+        """The test pass of one (image, style code) pair as one module, for export (see BaseModel)."""
+        encoder, decoder = self._translation_pair()
+        return MUNITTranslation(unwrap(encoder), unwrap(decoder))
+
+    def test_outputs(self) -> list[torch.Tensor]:
+        """The K translations of the last test pass, (N, C, H, W) each, in style order."""
+        return self.outputs
 
     # ---- losses -------------------------------------------------------------------------
     def _spatial_feats(self) -> None:

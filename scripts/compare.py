@@ -44,9 +44,9 @@ from data.image_folder import make_dataset  # noqa: E402
 from evaluations.features import (FEATURES, build_feature_extractor, cached_folder_features,  # noqa: E402
                                   compute_features, list_images)
 from evaluations.paired import paired_scores  # noqa: E402
-from evaluations.realism import realism_scores  # noqa: E402
+from evaluations.realism import check_counts, realism_scores  # noqa: E402
 from evaluations.report import write_scores_csv  # noqa: E402
-from models import create_model  # noqa: E402
+from inference import Translator  # noqa: E402
 from models.sesim import SpatialCorrelativeLoss, VGG16Features, VGGWeightsError  # noqa: E402
 from options.test_options import TestOptions  # noqa: E402
 from test_fid import translate  # noqa: E402
@@ -162,14 +162,13 @@ def train_method(args: argparse.Namespace, method: str) -> dict:
 
 # ---- scoring -------------------------------------------------------------------------------------
 def translate_method(args: argparse.Namespace, method: str) -> str:
-    """fake_B of every test input as <output_dir>/translations/<method>/<input name>.png (test.py's code)."""
+    """fake_B of every test input as <output_dir>/translations/<method>/<input name>.png, loaded and translated
+    as test.py and test_fid.py do (the inference package's loader and loop)."""
     opt = TestOptions(["--dataroot", args.dataroot, "--name", method, "--checkpoints_dir", checkpoints_dir(args),
                        "--gpu_ids", args.gpu_ids, "--preprocess", args.test_preprocess, "--num_test", "0"]).parse()
     dataset = create_dataset(opt)
-    model = create_model(opt)
-    model.setup(epoch="latest")
     folder = os.path.join(args.output_dir, "translations", method)
-    return translate(model, dataset, folder, len(dataset))
+    return translate(Translator.from_options(opt), dataset, folder, len(dataset))
 
 
 def load_image(path: str, size: tuple[int, int] | None = None) -> torch.Tensor:
@@ -283,10 +282,32 @@ def write_outputs(args: argparse.Namespace, rows: list[dict], real_dir: str) -> 
     print(table)
 
 
+def check_arguments(args: argparse.Namespace) -> None:
+    """Every argument checked before anything is trained or translated, each mistake one line."""
+    for split in ("trainA", "trainB", "testA"):
+        list_images(os.path.join(args.dataroot, split), option=f"--dataroot ({split})")
+    for option in ("n_epochs", "n_epochs_decay"):
+        if getattr(args, option) < 0:
+            raise UserError(f"--{option} {getattr(args, option)}: must be 0 or more")
+    if args.n_epochs + args.n_epochs_decay < 1:
+        raise UserError("--n_epochs and --n_epochs_decay: train at least one epoch in all")
+    for option in ("load_size", "crop_size", "batch_size", "figure_rows", "figure_size"):
+        if getattr(args, option) < 1:
+            raise UserError(f"--{option} {getattr(args, option)}: must be at least 1")
+    if args.crop_size > args.load_size:
+        raise UserError(f"--crop_size {args.crop_size}: must not exceed --load_size {args.load_size}")
+    try:
+        shlex.split(args.train_args)
+    except ValueError as exc:
+        raise UserError(f"--train_args {args.train_args!r}: {exc}") from None
+    real_dir = args.real_dir or os.path.join(args.dataroot, "testB")
+    real = len(list_images(real_dir, option="--real_dir"))
+    check_counts(real, len(list_images(os.path.join(args.dataroot, "testA"), option="--dataroot (testA)")), 0)
+
+
 def main() -> None:
     args = parse_args()
-    if not os.path.isdir(os.path.join(args.dataroot, "trainA")):
-        raise UserError(f"--dataroot {args.dataroot}: no trainA folder there")
+    check_arguments(args)
     os.makedirs(args.output_dir, exist_ok=True)
     scorers = None
     rows = []

@@ -50,7 +50,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from data.image_folder import make_dataset  # noqa: E402
-from models.networks import define_G  # noqa: E402
+from inference import Translator  # noqa: E402
 from util.errors import UserError, run_cli  # noqa: E402
 from util.metrics import colour_distance, luminance, ssim  # noqa: E402
 
@@ -119,10 +119,12 @@ def last_epoch(extra: list[str]) -> int:
 
 
 def generator_spec(extra: list[str]) -> dict:
-    """The generator architecture the runs train (both codes' defaults: resnet_9blocks, 64, instance)."""
+    """The generator architecture the runs train (both codes' defaults: resnet_9blocks, 64, instance), as the
+    translation API's architecture options (a published run's folder records none)."""
     norm = option(extra, "--normG", option(extra, "--norm", "instance"))
-    return {"net_name": option(extra, "--netG", "resnet_9blocks"), "ngf": int(option(extra, "--ngf", "64")),
-            "norm": norm, "no_antialias": "--no_antialias" in extra, "no_antialias_up": "--no_antialias_up" in extra}
+    return {"netG": option(extra, "--netG", "resnet_9blocks"), "ngf": int(option(extra, "--ngf", "64")),
+            "normG": norm, "no_dropout": True, "no_antialias": "--no_antialias" in extra,
+            "no_antialias_up": "--no_antialias_up" in extra}
 
 
 def train_command(args: argparse.Namespace, seed: int, extra: list[str]) -> list[str]:
@@ -189,17 +191,13 @@ def test_pairs(dataroot: str) -> list[tuple[np.ndarray, np.ndarray]]:
     return pairs
 
 
-@torch.no_grad()
 def translate_sc(path: str, pairs: list[tuple[np.ndarray, np.ndarray]], spec: dict) -> list[np.ndarray]:
-    """Each photo translated by the ``sc`` generator file ``path`` (this project's generator code)."""
-    net = define_G(spec["net_name"], 3, 3, spec["ngf"], spec["norm"], False, "normal", 0.02,
-                   spec["no_antialias"], spec["no_antialias_up"])
-    net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
-    net.eval()
+    """Each photo translated by the ``sc`` generator file ``path``, loaded and run by the translation API."""
+    translator = Translator.load(path, model="sc", options=spec)
     outputs = []
     for photo, _ in pairs:
-        x = torch.from_numpy(photo).permute(2, 0, 1)[None].float() * 2 - 1
-        outputs.append(((net(x)[0].permute(1, 2, 0).clamp(-1, 1) + 1) / 2).double().numpy())
+        x = torch.from_numpy(photo).permute(2, 0, 1)[None].float()
+        outputs.append(translator.translate(x)[0].permute(1, 2, 0).double().numpy())
     return outputs
 
 

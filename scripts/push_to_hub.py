@@ -3,7 +3,7 @@
     python scripts/push_to_hub.py --name h2z --repo_id user/h2z-lsesim
     python scripts/push_to_hub.py --name h2z --repo_id user/h2z-lsesim --dry_run hub_h2z   # build only
 
-Builds the folder a Hub model repository holds (util/hub.py describes the format) from checkpoints/<name>:
+Builds the folder a Hub model repository holds (inference/hub.py describes the format) from checkpoints/<name>:
 
 - ``model.safetensors``: every tensor of the test networks (``G``; ``G_A`` and ``G_B`` for mmsc, and for
   cycle_gan, whose second generator translates the other way) under ``<network>.<state_dict key>``;
@@ -13,7 +13,7 @@ Builds the folder a Hub model repository holds (util/hub.py describes the format
   test_fid scores when ``<results_dir>/<name>/fid_<phase>/fid.csv`` exists, and a sample;
 - ``sample.png``: a test image beside its translation, made with the translation API.
 
-The networks and options come from ``Translator.load`` (translator.py), so the folder holds exactly what the
+The networks and options come from ``Translator.load`` (inference/translator.py), so the folder holds exactly what the
 API loads; ``Translator.load(folder)`` and ``Translator.load("<repo_id>")`` read it back. Without ``--dry_run``
 the folder is built in a temporary directory and uploaded with huggingface_hub (``create_repo`` and
 ``upload_folder``; log in first with ``hf auth login`` or set ``HF_TOKEN``).
@@ -37,8 +37,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from data.image_folder import make_dataset  # noqa: E402
 from options.test_options import saved_train_options  # noqa: E402
-from translator import Translator  # noqa: E402
-from util import hub  # noqa: E402
+from inference import Translator  # noqa: E402
+from inference import hub  # noqa: E402
 from util.errors import UserError, run_cli  # noqa: E402
 
 CARD_FILE = "README.md"
@@ -90,7 +90,7 @@ def hub_networks(translator: Translator, checkpoints_dir: str, name: str, epoch:
 
 
 def hub_config(translator: Translator, networks: list[str]) -> dict:
-    """config.json: what ``Translator.load`` needs to rebuild the networks (util/hub.py)."""
+    """config.json: what ``Translator.load`` needs to rebuild the networks (inference/hub.py)."""
     return {"library": hub.LIBRARY, "model": translator.model_name, "options": dict(translator.options),
             "networks": networks, "epoch": str(translator.epoch)}
 
@@ -221,7 +221,7 @@ def model_card(*, repo_id: str, config: dict, saved: dict, command: str, fid_pat
             else "input, translation"
         lines += [f"![sample]({SAMPLE_FILE})", "", f"*{caption}*", ""]
     lines += ["## Use", "", "With the sesim framework's translation API (its repository root on `sys.path`):", "",
-              "```python", "from PIL import Image", "from translator import Translator", "",
+              "```python", "from PIL import Image", "from inference import Translator", "",
               f'translator = Translator.load("{repo_id}")  # downloads once into the Hugging Face cache',
               'translator.translate(Image.open("photo.jpg")).save("translated.png")', "```", "",
               "or from its command line:", "", "```bash", f"python translate.py --name {repo_id} photo.jpg out/",

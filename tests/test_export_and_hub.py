@@ -22,7 +22,7 @@ from PIL import Image
 import export as export_script
 from helpers import MMSC_SMALL, TINY, load_script, run_script as run, write_unaligned
 from options.train_options import TrainOptions
-from translator import Translator
+from inference import Translator
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 train_script = load_script("train.py")

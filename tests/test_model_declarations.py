@@ -5,6 +5,7 @@
 changes what TestOptions, test_fid.py and scripts/score_multi.py do, with no edit outside the class.
 """
 
+import argparse
 import json
 
 import pytest
@@ -72,6 +73,6 @@ def test_test_fid_and_score_multi_read_the_declarations(tmp_path, monkeypatch):
         score_multi.output_folders(str(images))  # only one fake_B_<k>
     monkeypatch.setattr(MMSCModel, "output_visual", "out")
     assert score_multi.output_folders(str(images)) == ["out_1", "out_2", "out_10"]
-    model = MMSCModel.__new__(MMSCModel)
-    model.opt = type("Opt", (), {"style_image": None, "n_styles": 2})()
-    assert test_fid.output_names(model) == ["out_1", "out_2"]
+    assert test_fid.output_count(argparse.Namespace(model="mmsc", style_image=None, n_styles=2)) == 2
+    assert test_fid.output_count(argparse.Namespace(model="mmsc", style_image=["a", "b", "c"], n_styles=2)) == 3
+    assert test_fid.output_count(argparse.Namespace(model="sc")) is None

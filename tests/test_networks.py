@@ -11,7 +11,7 @@ from torch import nn
 from helpers import DATA, reference_sections
 from models.networks import DISCRIMINATORS, GENERATORS, INIT_TYPES, define_D, define_G
 from models.networks.discriminators import MultiScaleDiscriminator, NLayerDiscriminator
-from models.networks.generators import pad_to_multiple
+from models.networks.traits import pad_to_multiple
 from models.networks.init import init_weights
 from models.networks.layers import Downsample, Upsample, get_norm_layer
 

@@ -1,4 +1,4 @@
-"""ONNX export (util/onnx_export.py, export.py): onnxruntime against PyTorch for every exported network.
+"""ONNX export (inference/onnx_export.py, export.py): onnxruntime against PyTorch for every exported network.
 
 The bound: ``BOUND`` = 1e-4 on the [0, 1] output (float32 on the CPU gives about 1e-6). The references are
 computed here from the networks' own forward passes with the scaling written out, not by the graph modules,
@@ -11,9 +11,9 @@ import torch
 import torch.nn.functional as F
 
 from models.networks import define_G
-from models.networks.munit import MUNITGenerator
-from util.onnx_export import (ImageGraph, StyleGraph, check_graph, export_graph, graph_inputs, has_noise,
-                              onnxruntime_session, run_session, style_codes)
+from inference.onnx_export import ExportGraph, check_graph, export_graph, graph_inputs, onnxruntime_session, run_session
+from models.networks.munit import MUNITGenerator, MUNITTranslation, draw_style_codes
+from util.errors import UserError
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -42,14 +42,14 @@ def test_image_graph_matches_pytorch_on_two_sizes(label, tmp_path):
     for name, param in generator.named_parameters():
         if name.endswith("noise.weight"):
             param.data.fill_(0.3)  # trained noise weights are not 0 (initially they are)
-    graph = ImageGraph(generator)
+    graph = ExportGraph(generator, 3)
     path = str(tmp_path / "g.onnx")
     export_graph(graph, path)
     results = check_graph(graph, path, by_hand(generator), sizes=SIZES, batch=2)
     assert [r.size for r in results] == list(SIZES)
     for result in results:
         assert result.max_abs_diff < BOUND, (label, result)
-    if has_noise(generator):
+    if generator.inference.noise:
         for result in results:  # the noise is in the graph, as strong as in PyTorch
             assert 0.8 < result.noise_std_onnx / result.noise_std_torch < 1.25, result
             assert result.noise_std_onnx > 0.01
@@ -61,7 +61,7 @@ def test_the_graph_scales_and_pads_inside(tmp_path):
     torch.manual_seed(1)
     generator = define_G("resnet_6blocks", 3, 3, 8, "instance", False, "normal", 0.02, False, False).eval()
     path = str(tmp_path / "g.onnx")
-    export_graph(ImageGraph(generator), path)
+    export_graph(ExportGraph(generator, 3), path)
     session = onnxruntime_session(path)
     assert [i.name for i in session.get_inputs()] == ["image"]
     assert session.get_inputs()[0].shape == ["batch", 3, "height", "width"]
@@ -89,7 +89,7 @@ def test_style_graph_matches_pytorch_on_two_sizes(tmp_path):
     torch.manual_seed(0)
     encoder = MUNITGenerator(3, ngf=8, n_res=1, mlp_dim=16).eval()
     decoder = MUNITGenerator(3, ngf=8, n_res=1, mlp_dim=16).eval()
-    graph = StyleGraph(encoder, decoder)
+    graph = ExportGraph(MUNITTranslation(encoder, decoder), 3)
     path = str(tmp_path / "m.onnx")
     export_graph(graph, path)
     session = onnxruntime_session(path)
@@ -105,7 +105,14 @@ def test_style_graph_matches_pytorch_on_two_sizes(tmp_path):
 
 
 def test_style_codes_are_the_models_draw():
-    """style_codes(K, d, seed) is the mmsc model's rule: K codes from one generator seeded with ``seed``."""
+    """draw_style_codes(K, d, seed) is the mmsc model's rule: K codes from one generator seeded with ``seed``."""
     expected = torch.randn(5, 8, 1, 1, generator=torch.Generator().manual_seed(3))
-    assert torch.equal(style_codes(5, 8, 3), expected)
-    assert np.isclose(float(style_codes(4000, 8, 0).std()), 1.0, atol=0.03)
+    assert torch.equal(draw_style_codes(5, 8, 3), expected)
+    assert np.isclose(float(draw_style_codes(4000, 8, 0).std()), 1.0, atol=0.03)
+
+
+def test_a_network_that_declares_nothing_is_refused_by_name():
+    """Export reads the declaration; a module without one is a one-line UserError naming it, not a guess."""
+    plain = torch.nn.Sequential(torch.nn.Conv2d(3, 3, 3, padding=1), torch.nn.Tanh())
+    with pytest.raises(UserError, match="my net declares no inference traits.*cannot be exported"):
+        ExportGraph(plain, 3, name="my net")

@@ -1,4 +1,4 @@
-"""util/tiling.py: tiled translation equals the untiled one for the ResNet generators (sc, cut; cycle_gan's
+"""inference/tiling.py: tiled translation equals the untiled one for the ResNet generators (sc, cut; cycle_gan's
 variant without anti-aliasing), and per-tile statistics would not."""
 
 import numpy as np
@@ -7,11 +7,12 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from inference import Translator
+from inference.tiling import owned_ranges, ramp_weights, receptive_radius, tile_starts, translate_tiled
 from models.networks import define_G
-from models.networks.munit import MUNITGenerator
-from translator import Translator
+from models.networks.munit import MUNITGenerator, MUNITTranslation
+from models.networks.traits import InferenceTraits
 from util.errors import UserError
-from util.tiling import owned_ranges, ramp_weights, receptive_radius, tile_starts, translate_tiled
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -81,5 +82,24 @@ def test_receptive_radius_of_a_known_stack():
 
 
 def test_generators_with_whole_image_normalisation_are_refused():
-    with pytest.raises(UserError, match="normalises over the whole image"):
-        translate_tiled(MUNITGenerator(3, ngf=8, n_res=1, mlp_dim=16), torch.zeros(1, 3, 64, 64), tile=32)
+    """Tiling reads what a network declares: mmsc's translation declares it cannot be tiled, a network that
+    declares nothing is refused by name, and a torch layer norm inside a 'layers' declaration is refused too."""
+    munit = MUNITTranslation(MUNITGenerator(3, ngf=8, n_res=1, mlp_dim=16), MUNITGenerator(3, ngf=8, n_res=1, mlp_dim=16))
+    with pytest.raises(UserError, match="mmsc net cannot be tiled: its decoder's adaptive instance norms"):
+        translate_tiled(munit, torch.zeros(1, 3, 64, 64), tile=32, name="mmsc net")
+    with pytest.raises(UserError, match="the encoder-decoder declares no inference traits"):
+        translate_tiled(MUNITGenerator(3, ngf=8, n_res=1, mlp_dim=16), torch.zeros(1, 3, 64, 64), tile=32,
+                        name="the encoder-decoder")
+
+    class LayerNormed(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.GroupNorm(1, 4),
+                                             torch.nn.Conv2d(4, 4, 3, stride=4, padding=1),
+                                             torch.nn.Upsample(scale_factor=4), torch.nn.Conv2d(4, 3, 1))
+            self.inference = InferenceTraits(size_multiple=4, tiling="layers")
+
+        def forward(self, x):
+            return self.model(x)
+    with pytest.raises(UserError, match="normalises over the whole image in 1"):
+        translate_tiled(LayerNormed(), torch.zeros(1, 3, 64, 64), tile=32, name="it")

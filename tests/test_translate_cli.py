@@ -9,7 +9,7 @@ import translate as translate_script
 from data.image_folder import load_image
 from helpers import run_script
 from models.networks import define_G
-from translator import Translator
+from inference import Translator
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -20,7 +20,7 @@ import train as train_script
 from helpers import DATA, ROOT, reference_sections, run_script, train_argv, write_images
 from models.networks import define_G
 from models.networks.stylegan2 import StyleGAN2Generator
-from translator import Translator
+from inference import Translator
 from util.errors import UserError
 
 pytestmark = pytest.mark.usefixtures("one_thread")

@@ -9,7 +9,8 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from models.networks.layers import Downsample, ReplicationPad2d, Upsample, get_norm_layer, pad2d
+from models.networks.layers import Downsample, ReplicationPad2d, Upsample, get_norm_layer
+from models.networks.traits import InferenceTraits, pad_to_multiple
 
 # Two stride-2 stages, so sizes must be multiples of 4; at least 8 keeps the bottleneck map >= 2
 # pixels, which the residual blocks' reflection padding needs.
@@ -82,7 +83,9 @@ class ResnetGenerator(nn.Module):
         if n_blocks < 0:
             raise ValueError(f"n_blocks must be >= 0, got {n_blocks}")
         self.input_nc = input_nc
-        self.multiple = _SIZE_MULTIPLE  # the size multiple forward pads to (read by util/onnx_export.py)
+        self.multiple = _SIZE_MULTIPLE  # the size multiple forward pads to
+        # instance norms only (batch norm keeps running statistics at test time): tiles can share them
+        self.inference = InferenceTraits(size_multiple=_SIZE_MULTIPLE, tiling="layers", layers="model")
         norm_layer = get_norm_layer(norm)
         use_bias = norm == "instance"
         layers: list[nn.Module] = [
@@ -171,20 +174,3 @@ def _up_stage(in_channels: int, out_channels: int, norm: str, use_bias: bool, no
             nn.Conv2d(in_channels, out_channels, kernel_size=3, stride=1, padding=1, bias=use_bias),
         ]
     return resample + [get_norm_layer(norm)(out_channels), nn.ReLU(True)]
-
-
-def pad_to_multiple(x: torch.Tensor, multiple: int, min_size: int = 1) -> torch.Tensor:
-    """Pad (B, C, H, W) at the bottom/right so H and W become multiples of ``multiple`` (and >= min_size).
-
-    Reflection padding where the pad is smaller than the side (it mirrors real content), replicate
-    padding otherwise (reflection is undefined there). Crop ``[..., :H, :W]`` to undo.
-    """
-    height, width = x.shape[-2:]
-    for dim, size in ((-1, width), (-2, height)):
-        target = max(-(-size // multiple) * multiple, -(-min_size // multiple) * multiple)
-        amount = target - size
-        if amount == 0:
-            continue
-        pad = (0, amount, 0, 0) if dim == -1 else (0, 0, 0, amount)
-        x = pad2d(x, pad, "reflect" if amount < size else "replicate")
-    return x

@@ -33,6 +33,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from models.networks.traits import InferenceTraits, pad_to_multiple
+
 ACTIVATIONS = ("relu", "lrelu", "tanh", "none")
 NORMS = ("instance", "layer", "adain", "none")
 
@@ -239,6 +241,38 @@ class MUNITGenerator(nn.Module):
         if len(inputs) == 2:
             return self.decode(*inputs)
         raise TypeError(f"MUNITGenerator takes (images) or (content, style), got {len(inputs)} tensors")
+
+
+def draw_style_codes(count: int, style_dim: int, seed: int) -> torch.Tensor:
+    """(count, style_dim, 1, 1) codes from N(0, I), drawn by a fresh CPU generator seeded with ``seed``: the same
+    codes for the same seed wherever they are drawn (the mmsc model's ``n_styles``, its ONNX graph's examples)."""
+    return torch.randn(count, style_dim, 1, 1, generator=torch.Generator().manual_seed(seed))
+
+
+class MUNITTranslation(nn.Module):
+    """One direction of MUNIT's test pass as one module: ``encoder``'s content encoder (the source domain's
+    generator), then ``decoder``'s MLP and decoder (the target domain's).
+
+    forward(image (N, C, H, W) in [-1, 1], style (N, style_dim, 1, 1)) -> (N, C', H, W) in [-1, 1]; the image is
+    padded to a multiple of ``2 ** n_downsample`` and the output cropped back. The inference tools export it
+    (its style code is the graph's second input); they cannot tile it (see ``inference``).
+    """
+
+    def __init__(self, encoder: MUNITGenerator, decoder: MUNITGenerator) -> None:
+        super().__init__()
+        self.encoder, self.decoder = encoder, decoder
+        self.inference = InferenceTraits(
+            size_multiple=2 ** encoder.n_downsample, tiling=None, style_dim=decoder.style_dim,
+            untileable="its decoder's adaptive instance norms and layer norms normalise over the whole image")
+
+    def style_codes(self, count: int, seed: int) -> torch.Tensor:
+        """``count`` random style codes for ``seed``, as the mmsc model draws them (:func:`draw_style_codes`)."""
+        return draw_style_codes(count, self.decoder.style_dim, seed)
+
+    def forward(self, image: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
+        height, width = image.shape[2], image.shape[3]
+        content = self.encoder.enc_content(pad_to_multiple(image, self.inference.size_multiple))
+        return self.decoder.decode(content, style)[:, :, :height, :width]
 
 
 class MultiScaleImageDiscriminator(nn.Module):

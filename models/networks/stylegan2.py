@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.networks.generators import pad_to_multiple
+from models.networks.traits import InferenceTraits, pad_to_multiple
 
 BLUR_TAPS = (1.0, 3.0, 3.0, 1.0)
 LRELU_SLOPE = 0.2
@@ -371,6 +371,16 @@ class StyleGAN2Generator(nn.Module):
         self.encoder = StyleGAN2Encoder(input_nc, ngf, num_downsampling, num_blocks // 2)
         self.decoder = StyleGAN2Decoder(output_nc, ngf, num_downsampling, num_blocks - num_blocks // 2,
                                         inject_noise=inject_noise)
+        # no normalisation over the image: tiles run through forward; the decoder's noise is switchable
+        self.inference = InferenceTraits(size_multiple=self.multiple, tiling="forward", noise=inject_noise)
+
+    def set_noise(self, enabled: bool) -> bool:
+        """Switch the decoder's per-pixel noise on or off; returns whether it was on."""
+        layers = [m for m in self.modules() if isinstance(m, StyledConv)]
+        previous = any(layer.inject_noise for layer in layers)
+        for layer in layers:
+            layer.inject_noise = enabled
+        return previous
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: (B, input_nc, H, W) -> (B, output_nc, H, W)."""

@@ -4,8 +4,10 @@ A ResNet generator with instance norm normalises every channel by its mean and v
 Translated tile by tile, each tile gets its own statistics and the tiles differ in colour and contrast (the
 seams CycleGAN's and CUT's users report). Here the tiled result equals the untiled one up to float rounding:
 
-- The generator's layers (``generator.model``, an nn.Sequential) are cut into an encoder (down to the lowest
-  resolution), a middle (the residual blocks, at a quarter of the size in each direction) and a decoder.
+- The generator declares how it can be tiled (its ``inference`` traits, models/networks/traits.py). With
+  ``tiling='layers'`` its layer sequence (an nn.Sequential, ``generator.model`` for the ResNet generators) is
+  cut into an encoder (down to the lowest resolution), a middle (the residual blocks, at a quarter of the size
+  in each direction) and a decoder.
 - The middle runs on the whole quarter-size map at once: its instance norms see the whole image as usual. At
   4 ngf channels that map takes as much memory as a full-size map of ngf / 4 channels, a fraction of the
   untiled pass's peak, which holds full-size maps of ngf and 2 ngf channels.
@@ -22,11 +24,11 @@ seams CycleGAN's and CUT's users report). Here the tiled result equals the until
   decoder, so the default overlap of 64 does), every pixel used is what the untiled pass computes; a too
   small overlap still leaves no visible seam, only small differences.
 
-Tiles start at multiples of the encoder's downsampling factor (4), so their strided grids are the whole
-image's, and the image is padded as the generator pads it. A generator without instance norms (StyleGAN2,
-sinsc) is tiled through its forward pass with the same blending. Networks whose normalisation cannot be
-shared across tiles (the mmsc decoder's AdaIN and layer norm) are refused. docs/using_a_model.md has the
-measured differences, time and memory.
+Tiles start at multiples of the declared size multiple (4 for the ResNet generators), so their strided grids
+are the whole image's, and the image is padded as the generator pads it. A generator that declares
+``tiling='forward'`` (no normalisation over the image: StyleGAN2, sinsc) is tiled through its forward pass with
+the same blending. One that declares ``tiling=None`` (the mmsc decoder's AdaIN and layer norm), or declares
+nothing, is refused with one line. docs/using_a_model.md has the measured differences, time and memory.
 """
 
 from __future__ import annotations
@@ -38,7 +40,8 @@ from typing import Callable, Optional
 import torch
 from torch import nn
 
-from models.networks.generators import pad_to_multiple
+from inference.traits import traits_of
+from models.networks.traits import pad_to_multiple
 from util.errors import UserError
 
 Autocast = Callable[[], contextlib.AbstractContextManager]
@@ -91,18 +94,18 @@ def owned_ranges(size: int, starts: list[int], tile: int, multiple: int) -> list
     return [(cuts[i] - start, cuts[i + 1] - start) for i, start in enumerate(starts)]
 
 
-def norm_layers(net: nn.Module) -> list[nn.InstanceNorm2d]:
-    """The instance norms of ``net`` that normalise by each image's own statistics, in order; UserError when
-    ``net`` normalises over the image in a way tiles cannot share (layer norm, adaptive instance norm)."""
+def norm_layers(net: nn.Module, name: str = "the generator") -> list[nn.InstanceNorm2d]:
+    """The instance norms of ``net`` that normalise by each image's own statistics, in order. A torch norm that
+    tiles cannot share (group or layer norm) in a network that declared ``tiling='layers'`` is a UserError
+    naming it (``name``: the network, for the message)."""
     found: list[nn.InstanceNorm2d] = []
-    for name, module in net.named_modules():
+    for path, module in net.named_modules():
         if isinstance(module, nn.InstanceNorm2d):
             if not (module.track_running_stats and not module.training):
                 found.append(module)
-        elif isinstance(module, (nn.GroupNorm, nn.LayerNorm)) or type(module).__name__ == "LayerNorm" \
-                or getattr(module, "norm_name", None) == "adain":
-            raise UserError(f"tiling: the {type(net).__name__} normalises over the whole image in {name or 'it'} "
-                            f"({type(module).__name__}), which tiles cannot share; translate whole images")
+        elif isinstance(module, (nn.GroupNorm, nn.LayerNorm)):
+            raise UserError(f"tiling: {name} normalises over the whole image in {path or 'itself'}, which tiles "
+                            "cannot share, though it declares tiling='layers'; translate whole images")
     return found
 
 
@@ -145,11 +148,13 @@ class _Statistics:
 
 
 def translate_tiled(generator: nn.Module, x: torch.Tensor, *, tile: int, overlap: Optional[int] = None,
-                    statistics: str = "image", autocast: Autocast = contextlib.nullcontext) -> torch.Tensor:
+                    statistics: str = "image", autocast: Autocast = contextlib.nullcontext,
+                    name: str = "the generator") -> torch.Tensor:
     """``generator`` applied to ``x`` (N, C, H, W) in [-1, 1] in tiles of ``tile`` pixels overlapping by
     ``overlap`` (default: four times the tiled part's receptive radius plus one, measured, so the blended
     pixels are exact), blended; returns (N, C_out, H, W) float32, as ``generator(x)`` under ``autocast``. A tile is at
-    least twice the overlap.
+    least twice the overlap. ``name`` names the network in messages (a generator that declares no tiling, or
+    ``tiling=None``, is refused with one line).
 
     ``statistics='image'``: every instance norm normalises with the whole image's statistics (exact; see the
     module docstring). ``'tile'``: each tile through the generator with its own statistics, as naive tiling
@@ -157,25 +162,27 @@ def translate_tiled(generator: nn.Module, x: torch.Tensor, *, tile: int, overlap
     """
     if statistics not in ("image", "tile"):
         raise ValueError(f"statistics must be 'image' or 'tile', got {statistics!r}")
-    layers = norm_layers(generator)
-    sequence = getattr(generator, "model", None)
-    if statistics == "image" and layers and not isinstance(sequence, nn.Sequential):
-        raise UserError(f"tiling: the {type(generator).__name__} has instance norms but no layer sequence "
-                        "(.model) to tile it by; translate whole images")
-    multiple = getattr(generator, "multiple", 4)
+    traits = traits_of(generator, name, "tiled")
+    if traits.tiling is None:
+        raise UserError(f"tiling: {name} cannot be tiled: {traits.untileable}; translate whole images")
+    multiple = traits.size_multiple
     height, width = x.shape[-2:]
     padded = pad_to_multiple(x, multiple, 2 * multiple)
     with torch.no_grad(), autocast():
-        if statistics == "tile" or not layers:
+        if statistics == "tile" or traits.tiling == "forward":
             size, lap = _tile_sizes(generator, padded, tile, overlap, multiple, 1)
             out = _run_tiled(generator, padded, size, lap, multiple, [])
         else:
+            sequence = getattr(generator, traits.layers, None)
+            if not isinstance(sequence, nn.Sequential):
+                raise UserError(f"tiling: {name} declares its layers as .{traits.layers}, which is not an "
+                                "nn.Sequential")
             encoder, middle, decoder = _split(sequence, multiple)
             size, lap = _tile_sizes(encoder, padded, tile, overlap, multiple, 1)
-            low = middle(_run_tiled(encoder, padded, size, lap, multiple, norm_layers(encoder)))
+            low = middle(_run_tiled(encoder, padded, size, lap, multiple, norm_layers(encoder, name)))
             # the decoder's input is 1/multiple of the image in each direction: so are its tiles
             size, lap = _tile_sizes(decoder, low, tile, overlap, 1, multiple)
-            out = _run_tiled(decoder, low, size, lap, 1, norm_layers(decoder))
+            out = _run_tiled(decoder, low, size, lap, 1, norm_layers(decoder, name))
     return out[:, :, :height, :width].float()
 
 

@@ -7,7 +7,7 @@ A Hub model repository (or a local folder laid out like one) holds two files:
 - ``model.safetensors``: every tensor of each network's state_dict under ``<network>.<state_dict key>``
   (``G.model.1.weight``). safetensors holds tensors only: loading it runs no code, unlike a pickle.
 
-scripts/push_to_hub.py writes such a folder and uploads it; translator.py reads it
+scripts/push_to_hub.py writes such a folder and uploads it; inference/translator.py reads it
 (:func:`read_hub_folder`), after :func:`download` for a repository id. Downloads go through the Hub's
 own cache (``HF_HUB_CACHE``), so a second load, or one with ``HF_HUB_OFFLINE=1``, needs no network.
 """
