@@ -84,7 +84,7 @@ def test_receptive_radius_of_a_known_stack():
 def test_generators_with_whole_image_normalisation_are_refused():
     """Tiling reads what a network declares: mmsc's translation declares it cannot be tiled, a network that
     declares nothing is refused by name, and a torch layer norm inside a 'layers' declaration is refused too."""
-    munit = MUNITTranslation(MUNITGenerator(3, ngf=8, n_res=1, mlp_dim=16), MUNITGenerator(3, ngf=8, n_res=1, mlp_dim=16))
+    munit = MUNITTranslation(*[MUNITGenerator(3, ngf=8, n_res=1, mlp_dim=16) for _ in range(2)])
     with pytest.raises(UserError, match="mmsc net cannot be tiled: its decoder's adaptive instance norms"):
         translate_tiled(munit, torch.zeros(1, 3, 64, 64), tile=32, name="mmsc net")
     with pytest.raises(UserError, match="the encoder-decoder declares no inference traits"):
