@@ -234,3 +234,42 @@ def test_inference_recognises_no_network_by_class_or_name():
             if isinstance(node, ast.Compare):
                 text = ast.unparse(node)
                 assert "__name__" not in text, f"{path.name}:{node.lineno}: {text}"
+
+
+@pytest.mark.parametrize("extra,message", [
+    (["--prdc_k", "2"], "--prdc_k 2: density and coverage need more than 2 real and generated images (got 2 and 2)"),
+    (["--epochs", "latest,7"], "--epochs latest,7: no 7 checkpoint"),
+    (["--real_dir", "nowhere"], "--real_dir nowhere does not exist"),
+    (["--paired", "--model", "mmsc", "--name", "mmsc"], "--paired: --model mmsc gives 10 outputs per input"),
+])
+def test_test_fid_checks_every_argument_before_translating(extra, message, runs, tmp_path, monkeypatch, capsys,
+                                                           package_loop):
+    root, ck, features = runs
+    argv = ["--dataroot", root, "--checkpoints_dir", ck, "--name", "sc", "--gpu_ids", "-1", "--results_dir",
+            tmp_path / "fid", "--features", "efficientnet_lite0", "--feature_weights", features, "--epochs",
+            "latest", "--stats_cache", tmp_path / "cache"] + extra
+    assert run_script(test_fid, argv, monkeypatch) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) <= 2 and message in err[-1], err  # one line (after any progress bar), naming the option
+    assert not package_loop and not (tmp_path / "fid").exists()  # nothing was translated
+
+
+@pytest.mark.parametrize("extra,message", [
+    (["--dataroot", "nowhere"], "--dataroot (trainA) nowhere/trainA does not exist"),
+    (["--real_dir", "nowhere"], "--real_dir nowhere does not exist"),
+    (["--n_epochs", "-1"], "--n_epochs -1: must be 0 or more"),
+    (["--crop_size", "300"], "--crop_size 300: must not exceed --load_size 286"),
+    (["--train_args", "--ngf '8"], "--train_args"),
+])
+def test_compare_checks_every_argument_before_training(extra, message, runs, tmp_path, monkeypatch, capsys):
+    root, _, _ = runs
+    compare = load_script("scripts/compare.py")
+
+    def no_training(argv):
+        raise AssertionError("compare.py trained before checking its arguments")
+    monkeypatch.setattr(compare, "run_train", no_training)
+    argv = ["--dataroot", root, "--output_dir", tmp_path / "out", "--n_epochs", "1", "--n_epochs_decay", "0"]
+    assert run_script(compare, argv + extra, monkeypatch) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0], err
+    assert not (tmp_path / "out").exists()
