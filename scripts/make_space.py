@@ -3,7 +3,7 @@
     python scripts/make_space.py --model_id you/h2z --out my-space
 
 Copies spaces/ (the Space card README.md with its YAML header, space_app.py, the pinned requirements.txt),
-app.py, translator.py and the Python files of the packages they import (data, models, options, util) into
+app.py, translator.py and the Python files of the packages they import (data, inference, models, options, util) into
 ``--out``, and writes ``--model_id`` to model_id.txt (a Space variable MODEL_ID overrides it). ``--out`` may be
 a clone of the Space's repository: files of the same name are replaced, others are kept. Then push it
 (docs/web_app.md).
@@ -23,7 +23,7 @@ from util.errors import UserError, run_cli  # noqa: E402
 
 SPACE_FILES = ("README.md", "requirements.txt", "space_app.py")  # from spaces/
 CODE_FILES = ("app.py", "translator.py")
-PACKAGES = ("data", "models", "options", "util")
+PACKAGES = ("data", "inference", "models", "options", "util")
 
 
 def make_space(model_id: str, out: Path) -> list[Path]:
