@@ -49,6 +49,21 @@ def train_argv(name: str, root, ck, run: str = "m") -> list[str]:
             + tiny + SMALL.get(name, []))
 
 
+def train_tiny_runs(names, root, ck) -> None:
+    """One training step of a tiny run of each model in ``names`` on the data at ``root``, the run named after
+    the model, under ``ck``."""
+    import pytest
+    import train as train_script
+
+    monkeypatch = pytest.MonkeyPatch()
+    try:
+        for name in names:
+            argv = train_argv(name, root, ck, run=name) + ["--max_iters", "1"]
+            assert run_script(train_script, argv, monkeypatch) == 0, name
+    finally:
+        monkeypatch.undo()
+
+
 def random_vgg16_features():
     """The layers of torchvision's vgg16().features (its own builder, without the 120M-parameter
     classifier) with random weights: torchvision's Kaiming initialisation and non-zero biases."""

@@ -17,10 +17,9 @@ from PIL import Image
 
 import test as test_script
 import test_fid
-import train as train_script
 import translate as translate_script
 from evaluations.efficientnet_lite import EfficientNetLite0
-from helpers import ROOT, load_script, run_script, train_argv, write_images
+from helpers import ROOT, load_script, run_script, train_tiny_runs, write_images
 from inference import Translator
 from models import model_classes
 from models.base_model import BaseModel
@@ -46,11 +45,7 @@ def runs(tmp_path_factory):
         Image.fromarray((np.random.default_rng(seed + 10).random((36, 52, 3)) * 255).astype(np.uint8)).save(
             root / f"test{side}" / "img_1.png")
     ck = base / "ck"
-    monkeypatch = pytest.MonkeyPatch()
-    for name in MODELS:
-        argv = train_argv(name, root, ck, run=name) + ["--max_iters", "1"]
-        assert run_script(train_script, argv, monkeypatch) == 0, name
-    monkeypatch.undo()
+    train_tiny_runs(MODELS, root, ck)
     features = base / "efficientnet_lite0.pth"  # random weights: the test compares translations, not scores
     torch.manual_seed(0)
     torch.save(EfficientNetLite0().state_dict(), features)

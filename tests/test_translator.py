@@ -16,8 +16,7 @@ import torch
 from PIL import Image
 
 import test as test_script
-import train as train_script
-from helpers import DATA, ROOT, reference_sections, run_script, train_argv, write_images
+from helpers import DATA, ROOT, reference_sections, run_script, train_tiny_runs, write_images
 from models.networks import define_G
 from models.networks.stylegan2 import StyleGAN2Generator
 from inference import Translator
@@ -37,11 +36,7 @@ def runs(tmp_path_factory):
     for i, split in enumerate(["trainA", "trainB", "testA", "testB"]):
         write_images(root / split, 1, seed=i)
     ck = base / "ck"
-    monkeypatch = pytest.MonkeyPatch()
-    for name in MODELS:
-        argv = train_argv(name, root, ck, run=name) + ["--max_iters", "1"]
-        assert run_script(train_script, argv, monkeypatch) == 0, name
-    monkeypatch.undo()
+    train_tiny_runs(MODELS, root, ck)
     return root, ck
 
 
