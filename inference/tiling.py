@@ -40,6 +40,7 @@ from typing import Callable, Optional
 import torch
 from torch import nn
 
+from inference.statistics import NormStatistics, instance_norms
 from inference.traits import traits_of
 from models.networks.traits import pad_to_multiple
 from util.errors import UserError
@@ -98,58 +99,16 @@ def norm_layers(net: nn.Module, name: str = "the generator") -> list[nn.Instance
     """The instance norms of ``net`` that normalise by each image's own statistics, in order. A torch norm that
     tiles cannot share (group or layer norm) in a network that declared ``tiling='layers'`` is a UserError
     naming it (``name``: the network, for the message)."""
-    found: list[nn.InstanceNorm2d] = []
     for path, module in net.named_modules():
-        if isinstance(module, nn.InstanceNorm2d):
-            if not (module.track_running_stats and not module.training):
-                found.append(module)
-        elif isinstance(module, (nn.GroupNorm, nn.LayerNorm)):
+        if isinstance(module, (nn.GroupNorm, nn.LayerNorm)):
             raise UserError(f"tiling: {name} normalises over the whole image in {path or 'itself'}, which tiles "
                             "cannot share, though it declares tiling='layers'; translate whole images")
-    return found
-
-
-class _Stop(Exception):
-    """Raised by the recording norm layer: the rest of the pass is not needed."""
-
-
-class _Statistics:
-    """The whole-image statistics of a part's norm layers, found one layer per pass (see the module docstring)."""
-
-    def __init__(self, layers: list[nn.InstanceNorm2d]) -> None:
-        self.layers = layers
-        self.known: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}  # layer id -> (mean, var), (N, C) float32
-        self.recording: Optional[nn.InstanceNorm2d] = None
-        self.moments: list = []  # the recording layer's sum, sum of squares (float64) and count so far
-        self.owned: tuple[int, int, int, int, int, int] = (0, 0, 0, 0, 1, 1)  # y0, y1, x0, x1 in a (h, w) tile
-
-    def hook(self, module: nn.InstanceNorm2d, inputs: tuple, output: torch.Tensor) -> torch.Tensor:
-        """Record (and stop) at the recording layer; elsewhere normalise with the known statistics."""
-        x = inputs[0]
-        if module is self.recording:
-            y0, y1, x0, x1, h, w = self.owned
-            fh, fw = x.shape[-2:]
-            part = x[..., y0 * fh // h:y1 * fh // h, x0 * fw // w:x1 * fw // w].double()
-            moments = [part.sum(dim=(-2, -1)), part.square().sum(dim=(-2, -1)), part.shape[-2] * part.shape[-1]]
-            self.moments = [a + b for a, b in zip(self.moments, moments)] if self.moments else moments
-            raise _Stop
-        mean, var = self.known[id(module)]
-        out = (x.float() - mean[..., None, None]) * torch.rsqrt(var[..., None, None] + module.eps)
-        if module.affine:
-            out = out * module.weight[:, None, None] + module.bias[:, None, None]
-        return out.to(output.dtype)
-
-    def adopt(self) -> None:
-        """The recording layer's recorded moments become its known statistics."""
-        total, squares, count = self.moments
-        mean = total / count
-        self.known[id(self.recording)] = (mean.float(), (squares / count - mean.square()).clamp_min(0.0).float())
-        self.recording, self.moments = None, []
+    return instance_norms(net)
 
 
 def translate_tiled(generator: nn.Module, x: torch.Tensor, *, tile: int, overlap: Optional[int] = None,
                     statistics: str = "image", autocast: Autocast = contextlib.nullcontext,
-                    name: str = "the generator") -> torch.Tensor:
+                    name: str = "the generator", known: Optional[NormStatistics] = None) -> torch.Tensor:
     """``generator`` applied to ``x`` (N, C, H, W) in [-1, 1] in tiles of ``tile`` pixels overlapping by
     ``overlap`` (default: four times the tiled part's receptive radius plus one, measured, so the blended
     pixels are exact), blended; returns (N, C_out, H, W) float32, as ``generator(x)`` under ``autocast``. A tile is at
@@ -178,11 +137,12 @@ def translate_tiled(generator: nn.Module, x: torch.Tensor, *, tile: int, overlap
                 raise UserError(f"tiling: {name} declares its layers as .{traits.layers}, which is not an "
                                 "nn.Sequential")
             encoder, middle, decoder = _split(sequence, multiple)
-            size, lap = _tile_sizes(encoder, padded, tile, overlap, multiple, 1)
-            low = middle(_run_tiled(encoder, padded, size, lap, multiple, norm_layers(encoder, name)))
-            # the decoder's input is 1/multiple of the image in each direction: so are its tiles
-            size, lap = _tile_sizes(decoder, low, tile, overlap, 1, multiple)
-            out = _run_tiled(decoder, low, size, lap, 1, norm_layers(decoder, name))
+            with known.attached() if known is not None else contextlib.nullcontext():
+                size, lap = _tile_sizes(encoder, padded, tile, overlap, multiple, 1)
+                low = middle(_run_tiled(encoder, padded, size, lap, multiple, norm_layers(encoder, name), known))
+                # the decoder's input is 1/multiple of the image in each direction: so are its tiles
+                size, lap = _tile_sizes(decoder, low, tile, overlap, 1, multiple)
+                out = _run_tiled(decoder, low, size, lap, 1, norm_layers(decoder, name), known)
     return out[:, :, :height, :width].float()
 
 
@@ -252,28 +212,25 @@ def _in_channels(sequence: nn.Sequential) -> int:
 
 
 def _run_tiled(part: nn.Module, image: torch.Tensor, tile: int, overlap: int, multiple: int,
-               layers: list[nn.InstanceNorm2d]) -> torch.Tensor:
+               layers: list[nn.InstanceNorm2d], known: Optional[NormStatistics] = None) -> torch.Tensor:
     """``part`` over ``image`` in tiles, its ``layers`` given the whole image's statistics (one recording pass
-    per layer), the outputs blended; the output's size is the input's times the part's scale."""
+    per layer; with ``known`` attached by the caller, those), the outputs blended; the output's size is the
+    input's times the part's scale."""
     size_h, size_w = image.shape[-2:]
     th, tw = min(tile, size_h), min(tile, size_w)
     rows, cols = tile_starts(size_h, th, overlap, multiple), tile_starts(size_w, tw, overlap, multiple)
-    own_rows, own_cols = owned_ranges(size_h, rows, th, multiple), owned_ranges(size_w, cols, tw, multiple)
-    stats = _Statistics(layers)
-    handles = [layer.register_forward_hook(stats.hook) for layer in layers]
-    try:
-        for layer in layers:
-            stats.recording = layer
-            for i, y in enumerate(rows):
-                for j, x in enumerate(cols):
-                    stats.owned = (*own_rows[i], *own_cols[j], th, tw)
-                    with contextlib.suppress(_Stop):
-                        part(image[..., y:y + th, x:x + tw])
-            stats.adopt()
+    if known is not None:
         return _blend(part, image, rows, cols, th, tw)
-    finally:
-        for handle in handles:
-            handle.remove()
+    own_rows, own_cols = owned_ranges(size_h, rows, th, multiple), owned_ranges(size_w, cols, tw, multiple)
+    stats = NormStatistics(layers)
+
+    def every_tile(record: Callable[..., None]) -> None:
+        for i, y in enumerate(rows):
+            for j, x in enumerate(cols):
+                record(part, image[..., y:y + th, x:x + tw], (*own_rows[i], *own_cols[j], th, tw))
+    stats.gather(every_tile)
+    with stats.attached():
+        return _blend(part, image, rows, cols, th, tw)
 
 
 def _blend(part: nn.Module, image: torch.Tensor, rows: list[int], cols: list[int], th: int, tw: int) -> torch.Tensor:

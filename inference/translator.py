@@ -32,6 +32,7 @@ from PIL import Image
 from data.image_folder import convert_image
 from data.style_images import load_style_images
 from data.transforms import to_tensor
+from inference.statistics import NormStatistics
 from inference.sources import Source, States, network_files, read_run_networks, resolve
 from inference.tiling import translate_tiled
 from models import create_model, find_model_using_name
@@ -179,8 +180,8 @@ class Translator:
 
     def translate(self, image: Union[Image.Image, torch.Tensor], *, n_styles: Optional[int] = None,
                   seed: Optional[int] = None, style_image: Optional[StyleImages] = None,
-                  max_side: Optional[int] = None, tile: Optional[int] = None
-                  ) -> Union[Image.Image, list[Image.Image], torch.Tensor]:
+                  max_side: Optional[int] = None, tile: Optional[int] = None,
+                  statistics: Optional[NormStatistics] = None) -> Union[Image.Image, list[Image.Image], torch.Tensor]:
         """Translate one PIL image (any mode the data loaders read: grey, RGBA, palette, 16-bit) or a float
         tensor (N, C, H, W) in [0, 1], at its own size.
 
@@ -190,7 +191,8 @@ class Translator:
         per reference. ``seed`` also fixes any noise the generator draws (sinsc). ``max_side``: an image
         with a longer side is translated in tiles of ``tile`` pixels (default ``max_side``) with whole-image
         normalisation statistics (inference/tiling.py); ``tile`` alone tiles every image. A generator that
-        declares it cannot be tiled (mmsc's) is refused with one line.
+        declares it cannot be tiled (mmsc's) is refused with one line. ``statistics``: what the generator's
+        instance norms use instead of each image's own (a clip's, inference/video.py); tiles share them as they are.
         """
         x, as_pil = self._input(image)
         batch = {"A": x, **self._styles(n_styles, seed, style_image)}
@@ -201,9 +203,10 @@ class Translator:
                 torch.manual_seed(seed)
             if tiled:
                 out = translate_tiled(self.generator, x.to(self.model.device), tile=tile or max_side,
-                                      autocast=self.model.autocast, name=self.generator_name)[:, None]
+                                      autocast=self.model.autocast, name=self.generator_name, known=statistics)[:, None]
             else:
-                out = torch.stack([torch.stack(r.outputs) for r in self.run(batch)])
+                with statistics.attached() if statistics is not None else contextlib.nullcontext():
+                    out = torch.stack([torch.stack(r.outputs) for r in self.run(batch)])
         if as_pil:
             images = [Image.fromarray(tensor2im(out[0, k])) for k in range(out.shape[1])]
             return images if self.multi_output else images[0]

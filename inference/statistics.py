@@ -1,0 +1,128 @@
+"""Instance-norm statistics shared across the pieces of one image (tiles) or the frames of one clip.
+
+An instance norm normalises every channel by the mean and variance of its own input. :class:`NormStatistics`
+hooks a network's instance norms so that they normalise with statistics set from outside instead:
+
+- gathered (:meth:`NormStatistics.gather`): layer by layer, each pass runs the inputs up to the layer being
+  gathered, which normalises with the statistics the earlier passes found and records the sums and sums of
+  squares of its input over the region each input owns; the pass stops there. After the last layer every
+  statistic is known and fixed. inference/tiling.py gathers over the tiles of an image (their owned parts
+  partition it: the whole image's statistics, exactly); inference/video.py over a sample of a clip's frames
+  (the clip's statistics).
+- running (``momentum``): every call updates each layer's statistics with its input's own, as an exponential
+  moving average, and normalises with the result: one pass, for streams.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Callable, Iterator, Optional
+
+import torch
+from torch import nn
+
+Region = tuple[int, int, int, int, int, int]  # y0, y1, x0, x1 owned within an input of (h, w) pixels
+WHOLE: Region = (0, 1, 0, 1, 1, 1)
+
+
+class _Stop(Exception):
+    """Raised by the recording norm layer: the rest of the pass is not needed."""
+
+
+class NormStatistics:
+    """Statistics for ``layers`` (instance norms) set from outside; see the module docstring.
+
+    ``known`` maps a layer to its (mean, var), each (N or 1, C) float32, broadcast over the batch.
+    """
+
+    def __init__(self, layers: list[nn.InstanceNorm2d], momentum: Optional[float] = None) -> None:
+        self.layers = layers
+        self.momentum = momentum
+        self.known: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+        self.recording: Optional[nn.InstanceNorm2d] = None
+        self.moments: list = []  # the recording layer's sum, sum of squares (float64) and count so far
+        self.owned: Region = WHOLE
+        self.shared = False  # one statistic for every input (a clip's frames), or one per batch entry (tiles)
+
+    @contextlib.contextmanager
+    def attached(self) -> Iterator["NormStatistics"]:
+        """Within the block the layers normalise through :meth:`hook`."""
+        handles = [layer.register_forward_hook(self.hook) for layer in self.layers]
+        try:
+            yield self
+        finally:
+            for handle in handles:
+                handle.remove()
+
+    def hook(self, module: nn.InstanceNorm2d, inputs: tuple, output: torch.Tensor) -> torch.Tensor:
+        """Record (and stop) at the recording layer; elsewhere normalise with the known or running statistics."""
+        x = inputs[0]
+        if module is self.recording:
+            self._record(x)
+            raise _Stop
+        mean, var = self._running(module, x) if self.momentum is not None else self.known[id(module)]
+        out = (x.float() - mean[..., None, None]) * torch.rsqrt(var[..., None, None] + module.eps)
+        if module.affine:
+            out = out * module.weight[:, None, None] + module.bias[:, None, None]
+        return out.to(output.dtype)
+
+    def _record(self, x: torch.Tensor) -> None:
+        """Add the moments of ``x`` (N, C, fh, fw) over the owned region: summed over the batch's inputs too when
+        they share one statistic (``shared``), else kept per batch entry."""
+        y0, y1, x0, x1, h, w = self.owned
+        fh, fw = x.shape[-2:]
+        part = x[..., y0 * fh // h:y1 * fh // h, x0 * fw // w:x1 * fw // w].double()
+        dims = (0, -2, -1) if self.shared else (-2, -1)
+        count = part.shape[-2] * part.shape[-1] * (part.shape[0] if self.shared else 1)
+        moments = [part.sum(dim=dims), part.square().sum(dim=dims), count]
+        self.moments = [a + b for a, b in zip(self.moments, moments)] if self.moments else moments
+
+    def _adopt(self) -> None:
+        """The recording layer's recorded moments become its known statistics."""
+        total, squares, count = self.moments
+        mean = total / count
+        var = (squares / count - mean.square()).clamp_min(0.0)
+        if self.shared:
+            mean, var = mean[None], var[None]
+        self.known[id(self.recording)] = (mean.float(), var.float())
+        self.recording, self.moments = None, []
+
+    def gather(self, passes: Callable[[Callable[..., None]], None], shared: bool = False) -> None:
+        """Find every layer's statistics, one layer per round: ``passes(record)`` calls ``record(net, x, owned)``
+        for each input ``x`` of the round (``owned``: the region it owns, default the whole input). ``shared``:
+        one statistic over all inputs (a clip's frames), else one per batch entry (the tiles of a batch)."""
+        self.shared = shared
+        with self.attached():
+            for layer in self.layers:
+                self.recording = layer
+                passes(self._record_pass)
+                self._adopt()
+
+    def _record_pass(self, net: Callable[[torch.Tensor], object], x: torch.Tensor, owned: Region = WHOLE) -> None:
+        """Run ``net(x)`` up to the recording layer, adding its moments over ``owned``."""
+        self.owned = owned
+        with contextlib.suppress(_Stop):
+            net(x)
+
+    def _running(self, module: nn.InstanceNorm2d, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Each input's running statistics (N, C), blending its own into the layer's in batch order (a batch is a
+        run of consecutive frames): s_i = m s_(i-1) + (1 - m) own_i, the first input's own starting the average.
+        The last becomes the layer's known statistics, for the next call."""
+        var, mean = torch.var_mean(x.float(), dim=(-2, -1), unbiased=False)  # (N, C)
+        previous = self.known.get(id(module))
+        means, variances = [], []
+        for i in range(x.shape[0]):  # over the batch's few frames; the pixels are reduced above
+            own = (mean[i:i + 1], var[i:i + 1])
+            m = self.momentum
+            previous = own if previous is None else (m * previous[0] + (1 - m) * own[0],
+                                                     m * previous[1] + (1 - m) * own[1])
+            means.append(previous[0])
+            variances.append(previous[1])
+        self.known[id(module)] = previous
+        return torch.cat(means), torch.cat(variances)
+
+
+def instance_norms(net: nn.Module) -> list[nn.InstanceNorm2d]:
+    """The instance norms of ``net`` that normalise by each input's own statistics, in order."""
+    return [m for m in net.modules()
+            if isinstance(m, nn.InstanceNorm2d) and not (m.track_running_stats and not m.training)]
