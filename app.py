@@ -31,6 +31,7 @@ INSTALL_HINT = "pip install -r requirements-app.txt"
 DEFAULT_MAX_PIXELS = 16_000_000  # a 16-megapixel phone photo; larger ones are refused with a message
 MAX_STYLES = 12
 MAX_FILE_SIZE = "100mb"  # uploads larger than this are refused by Gradio, with a message in the page
+DEFAULT_MAX_FRAMES = 300  # a video tab upload is translated up to this many frames
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
@@ -51,6 +52,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument("--max_side", type=int, default=None,
                         help="translate images with a longer side in tiles of this many pixels (bounds memory; "
                              "not for mmsc)")
+    parser.add_argument("--max_video_frames", type=int, default=DEFAULT_MAX_FRAMES,
+                        help="the video tab translates at most this many frames of an upload (and says so)")
     parser.add_argument("--server_name", default=None,
                         help="address to listen on; 0.0.0.0 serves other machines too (default: "
                              "$GRADIO_SERVER_NAME, else 127.0.0.1: this machine only)")
@@ -61,6 +64,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.max_pixels < 1:
         parser.error(f"--max_pixels {args.max_pixels}: give a positive number of pixels")
+    if args.max_video_frames < 1:
+        parser.error(f"--max_video_frames {args.max_video_frames}: give at least 1")
     if args.max_side is not None and args.max_side < 16:
         parser.error(f"--max_side {args.max_side}: give at least 16 pixels")
     return args
@@ -160,12 +165,48 @@ class TranslateHandler:
         return outputs[0], outputs, status
 
 
+class VideoHandler:
+    """The video tab's action: translate an uploaded clip (at most ``max_frames`` frames, sound kept) into an
+    MP4 beside it in Gradio's cache; one at a time, sharing the image tab's lock."""
+
+    def __init__(self, translators: dict, *, max_frames: int, max_side: Optional[int], error: type,
+                 lock: threading.Lock) -> None:
+        self.translators, self.max_frames, self.max_side = translators, max_frames, max_side
+        self.error, self.lock = error, lock
+
+    def __call__(self, label: str, video: Any) -> tuple[str, str]:
+        """(the translated clip's path, status line)."""
+        from inference.video import probe, translate_video
+
+        if label not in self.translators:
+            raise self.error(f"model {label!r}: choose one of {', '.join(self.translators)}")
+        path = video.get("path") if isinstance(video, dict) else (video if isinstance(video, str) else
+                                                                    getattr(video, "path", None))
+        if not path:
+            raise self.error("input video: upload a clip first")
+        translator = self.translators[label]
+        start = time.perf_counter()
+        try:
+            info = probe(path)
+            target = os.path.join(os.path.dirname(path), os.path.splitext(os.path.basename(path))[0] + "_out.mp4")
+            with self.lock:
+                count = translate_video(translator, path, target, max_frames=self.max_frames, progress=False,
+                                        max_side=self.max_side)
+        except UserError as exc:
+            raise self.error(str(exc)) from None
+        cut = f" (the first {count} of {info.frames}: app.py --max_video_frames)" if info.frames > count else ""
+        status = (f"{info.width}x{info.height}: {count} frames translated{cut} in "
+                  f"{time.perf_counter() - start:.1f} s with {label}")
+        return target, status
+
+
 def model_panel(translator: Any) -> str:
     """The Markdown line that says which model, epoch and options produce the outputs."""
     return f"**Model:** {translator.describe()}"
 
 
-def build_demo(translators: dict, *, max_pixels: int = DEFAULT_MAX_PIXELS, max_side: Optional[int] = None) -> Any:
+def build_demo(translators: dict, *, max_pixels: int = DEFAULT_MAX_PIXELS, max_side: Optional[int] = None,
+               max_frames: int = DEFAULT_MAX_FRAMES) -> Any:
     """The page (a gr.Blocks) serving ``translators`` (``{label: Translator}``, the first is shown first).
 
     Inputs reach the handler unprocessed (``preprocess=False``) so that a file that is not an image, or
@@ -173,6 +214,8 @@ def build_demo(translators: dict, *, max_pixels: int = DEFAULT_MAX_PIXELS, max_s
     """
     gr = import_gradio()
     handler = TranslateHandler(translators, max_pixels=max_pixels, max_side=max_side, error=gr.Error)
+    video_handler = VideoHandler(translators, max_frames=max_frames, max_side=max_side, error=gr.Error,
+                                 lock=handler.lock)
     labels = list(translators)
     first = translators[labels[0]]
 
@@ -183,26 +226,38 @@ def build_demo(translators: dict, *, max_pixels: int = DEFAULT_MAX_PIXELS, max_s
         choice = gr.Dropdown(labels, value=labels[0], label="model", visible=len(labels) > 1,
                              elem_id="model")
         info = gr.Markdown(model_panel(first), elem_id="model-info")
-        with gr.Row():
-            source = gr.Image(label="input", type="filepath", image_mode=None, sources=["upload", "clipboard"],
-                              elem_id="input-image")
-            output = gr.Image(label="translation", type="pil", format="png", interactive=False,
-                              buttons=["download", "fullscreen"], elem_id="output-image")
-        with gr.Group(visible=first.multi_output) as styles:
+        with gr.Tab("image", elem_id="image-tab"):
             with gr.Row():
-                n_styles = gr.Slider(1, MAX_STYLES, value=4, step=1, label="number of styles", elem_id="n-styles")
-                seed = gr.Number(0, precision=0, label="seed", elem_id="seed")
-            style = gr.Image(label="style image (optional: translate in its style instead of random ones)",
-                             type="filepath", image_mode=None, sources=["upload", "clipboard"],
-                             elem_id="style-image")
-            gallery = gr.Gallery(label="all styles", format="png", columns=4, elem_id="gallery")
-        button = gr.Button("Translate", variant="primary", elem_id="translate")
-        status = gr.Textbox(label="status", interactive=False, elem_id="status")
+                source = gr.Image(label="input", type="filepath", image_mode=None, sources=["upload", "clipboard"],
+                                  elem_id="input-image")
+                output = gr.Image(label="translation", type="pil", format="png", interactive=False,
+                                  buttons=["download", "fullscreen"], elem_id="output-image")
+            with gr.Group(visible=first.multi_output) as styles:
+                with gr.Row():
+                    n_styles = gr.Slider(1, MAX_STYLES, value=4, step=1, label="number of styles", elem_id="n-styles")
+                    seed = gr.Number(0, precision=0, label="seed", elem_id="seed")
+                style = gr.Image(label="style image (optional: translate in its style instead of random ones)",
+                                 type="filepath", image_mode=None, sources=["upload", "clipboard"],
+                                 elem_id="style-image")
+                gallery = gr.Gallery(label="all styles", format="png", columns=4, elem_id="gallery")
+            button = gr.Button("Translate", variant="primary", elem_id="translate")
+            status = gr.Textbox(label="status", interactive=False, elem_id="status")
 
-        inputs = [choice, source, n_styles, seed, style]
-        outputs = [output, gallery, status]
-        button.click(handler, inputs, outputs, preprocess=False, api_name="translate")
-        source.upload(handler, inputs, outputs, preprocess=False, api_name=False)
+            inputs = [choice, source, n_styles, seed, style]
+            outputs = [output, gallery, status]
+            button.click(handler, inputs, outputs, preprocess=False, api_name="translate")
+            source.upload(handler, inputs, outputs, preprocess=False, api_name=False)
+
+        with gr.Tab("video", elem_id="video-tab"):
+            gr.Markdown(f"Upload a short clip (MP4, MOV, WebM, AVI ...): it comes back translated as MP4 with its "
+                        f"sound, frame times and rotation, at most {max_frames} frames.")
+            with gr.Row():
+                clip = gr.Video(label="input clip", sources=["upload"], elem_id="input-video")
+                clip_out = gr.Video(label="translation", interactive=False, elem_id="output-video")
+            video_button = gr.Button("Translate the clip", variant="primary", elem_id="translate-video")
+            video_status = gr.Textbox(label="status", interactive=False, elem_id="video-status")
+            video_button.click(video_handler, [choice, clip], [clip_out, video_status], preprocess=False,
+                               api_name="translate_video")
 
         def show_model(label: str) -> tuple:
             translator = translators[label]
@@ -219,7 +274,8 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
                                    direction=args.direction, device=args.device, amp=args.amp)
     for label, translator in translators.items():
         print(f"{label}: {translator.describe()}")
-    demo = build_demo(translators, max_pixels=args.max_pixels, max_side=args.max_side)
+    demo = build_demo(translators, max_pixels=args.max_pixels, max_side=args.max_side,
+                      max_frames=args.max_video_frames)
     try:
         demo.launch(server_name=args.server_name, server_port=args.server_port, share=args.share,
                     max_file_size=MAX_FILE_SIZE)

@@ -3,13 +3,17 @@
     python translate.py --name h2z photo.jpg out/             # out/photo.png
     python translate.py --name h2z photos/ out/               # every image under photos/, same sub-folders
     python translate.py --name h2z big.jpg out/ --max_side 1024   # larger images in seamless tiles
+    python translate.py --name h2z clip.mp4 out.mp4               # a video: sound and frame times kept
+    python translate.py --name h2z clip.mp4 frames/               # a video's frames as numbered PNGs
 
 ``--name`` is whatever the inference package's ``Translator.load`` (inference/translator.py) takes: a run under
 ``--checkpoints_dir``, a run folder, a generator file (a published ``latest_net_G.pth``), a Hub folder or a Hub
 id ``owner/name``.
 Outputs are PNG files named like their inputs (``<stem>.png``; mmsc: ``<stem>_1.png`` ... one per style),
 under the output folder with the input folder's sub-folders. A file that cannot be read is named on one
-line and skipped; the others are written, and the exit status is then 2.
+line and skipped; the others are written, and the exit status is then 2. A video input (.mp4, .mov, .m4v,
+.mkv, .webm, .avi) is translated frame by frame with normalisation statistics shared over the clip
+(``--statistics``; inference/video.py, docs/video.md).
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from tqdm import tqdm
 from data.image_folder import IMG_EXTENSIONS, is_image_file, load_image
 from options.base_options import OptionParser
 from inference import Translator
+from inference.video import STATISTICS, is_video_file, translate_video
 from util.errors import UserError, run_cli
 from util.image_io import atomic_path
 
@@ -49,6 +54,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="translate images with a longer side than this in tiles (inference/tiling.py)")
     g.add_argument("--tile", type=int, default=None,
                    help="tile side (default --max_side); given alone, tile every image")
+    g = parser.add_argument_group("video")
+    g.add_argument("--statistics", default=None, choices=list(STATISTICS),
+                   help="what the norms use across frames: the clip's (default where the generator allows), "
+                        "a running average, or each frame's own")
+    g.add_argument("--clip_frames", type=int, default=16,
+                   help="frames spread over the clip that give its statistics (0: every frame, decoded again)")
+    g.add_argument("--momentum", type=float, default=0.9, help="--statistics running: weight of the past")
+    g.add_argument("--batch", type=int, default=4, help="frames translated at once")
+    g.add_argument("--max_frames", type=int, default=None, help="translate only the first N frames")
     g = parser.add_argument_group("mmsc")
     g.add_argument("--n_styles", type=int, default=None, help="translations per image (random style codes)")
     g.add_argument("--seed", type=int, default=None, help="seed of the style codes (and of any generator noise)")
@@ -89,6 +103,13 @@ def main() -> None:
     translator = Translator.load(args.name, direction=args.direction, epoch=args.epoch, device=device, amp=args.amp,
                                  checkpoints_dir=args.checkpoints_dir, model=args.model)
     print(f"model: {translator.describe()}")
+    if os.path.isfile(args.input) and is_video_file(args.input):
+        check_video_options(args)
+        count = translate_video(translator, args.input, args.output, statistics=args.statistics,
+                                clip_frames=args.clip_frames, momentum=args.momentum, batch=args.batch,
+                                max_frames=args.max_frames, max_side=args.max_side, tile=args.tile)
+        print(f"translated {count} frames into {args.output}")
+        return
     files = input_files(args.input)
     single_file = os.path.isfile(args.input)
     options = dict(n_styles=args.n_styles, seed=args.seed, style_image=args.style_image, max_side=args.max_side,
@@ -109,6 +130,18 @@ def main() -> None:
     print(f"translated {written} of {len(files)} images into {args.output}")
     if skipped:
         raise UserError(f"{skipped} of {len(files)} files could not be read (named above); the others were written")
+
+
+def check_video_options(args: argparse.Namespace) -> None:
+    """The video flags' ranges, one line each."""
+    for option, least in (("clip_frames", 0), ("batch", 1), ("max_frames", 1)):
+        value = getattr(args, option)
+        if value is not None and value < least:
+            raise UserError(f"--{option} {value}: must be at least {least}")
+    if not 0.0 <= args.momentum < 1.0:
+        raise UserError(f"--momentum {args.momentum}: must be in [0, 1)")
+    if args.n_styles is not None or args.style_image is not None:
+        raise UserError("--n_styles/--style_image: a video is translated with one generator pass per frame")
 
 
 def save_png(image: Image.Image, path: str) -> None:

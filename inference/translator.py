@@ -195,6 +195,19 @@ class Translator:
         instance norms use instead of each image's own (a clip's, inference/video.py); tiles share them as they are.
         """
         x, as_pil = self._input(image)
+        out = self.translate_tensor(x, n_styles=n_styles, seed=seed, style_image=style_image, max_side=max_side,
+                                    tile=tile, statistics=statistics)
+        if as_pil:
+            images = [Image.fromarray(tensor2im(out[0, k])) for k in range(out.shape[1])]
+            return images if self.multi_output else images[0]
+        out = ((out.float() + 1.0) / 2.0).clamp(0.0, 1.0)
+        return out if self.multi_output else out[:, 0]
+
+    def translate_tensor(self, x: torch.Tensor, *, n_styles: Optional[int] = None, seed: Optional[int] = None,
+                         style_image: Optional[StyleImages] = None, max_side: Optional[int] = None,
+                         tile: Optional[int] = None, statistics: Optional[NormStatistics] = None) -> torch.Tensor:
+        """:meth:`translate`'s pass in the networks' range: ``x`` (N, input_nc, H, W) in [-1, 1] -> (N, K, C_out,
+        H, W) in [-1, 1] (K = 1 but for multi-output models), the options as :meth:`translate`'s."""
         batch = {"A": x, **self._styles(n_styles, seed, style_image)}
         tiled = tile is not None or (max_side is not None and max(x.shape[-2:]) > max_side)
         forks = [self.model.device] if self.model.device.type == "cuda" else []
@@ -203,15 +216,10 @@ class Translator:
                 torch.manual_seed(seed)
             if tiled:
                 out = translate_tiled(self.generator, x.to(self.model.device), tile=tile or max_side,
-                                      autocast=self.model.autocast, name=self.generator_name, known=statistics)[:, None]
-            else:
-                with statistics.attached() if statistics is not None else contextlib.nullcontext():
-                    out = torch.stack([torch.stack(r.outputs) for r in self.run(batch)])
-        if as_pil:
-            images = [Image.fromarray(tensor2im(out[0, k])) for k in range(out.shape[1])]
-            return images if self.multi_output else images[0]
-        out = ((out.float() + 1.0) / 2.0).clamp(0.0, 1.0)
-        return out if self.multi_output else out[:, 0]
+                                      autocast=self.model.autocast, name=self.generator_name, known=statistics)
+                return out[:, None]
+            with statistics.attached() if statistics is not None else contextlib.nullcontext():
+                return torch.stack([torch.stack(r.outputs) for r in self.run(batch)])
 
     def _input(self, image: Union[Image.Image, torch.Tensor]) -> tuple[torch.Tensor, bool]:
         """(1 or N, input_nc, H, W) in [-1, 1], and whether the input was a PIL image."""

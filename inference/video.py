@@ -137,7 +137,8 @@ def stored(image: np.ndarray, rotation: int) -> np.ndarray:
 def read_frames(path: str, packets: Optional[Callable[[Any], None]] = None,
                 max_frames: Optional[int] = None) -> Iterator[Frame]:
     """Every frame of the clip's first video stream, upright; ``packets``, when given, receives every packet
-    of its audio streams in file order (to be copied)."""
+    of its audio streams in file order, as ``packets(stream index, packet)`` (to be copied; the index is read
+    here, while the input is open)."""
     av = _av()
     with _open(path) as container:
         video = container.streams.video[0]
@@ -148,7 +149,7 @@ def read_frames(path: str, packets: Optional[Callable[[Any], None]] = None,
             for packet in container.demux(*streams):
                 if packet.stream is not video:
                     if packet.dts is not None:
-                        packets(packet)
+                        packets(packet.stream.index, packet)
                     continue
                 for frame in packet.decode():
                     if max_frames is not None and count >= max_frames:
@@ -173,7 +174,8 @@ class VideoWriter:
         self.stream = self.container.add_stream(ENCODERS.get(ext.lower(), "libx264"), rate=source.rate)
         self.stream.width, self.stream.height = width - width % 2, height - height % 2  # yuv420p: even sides
         self.stream.pix_fmt = "yuv420p"
-        self.stream.time_base = source.time_base
+        # the source's time base in the encoder too: the frames' own times pass unrounded (variable rates)
+        self.stream.time_base = self.stream.codec_context.time_base = source.time_base
         self.stream.options = {"crf": "18"} if ext.lower() != ".webm" else {"crf": "24", "b": "0"}
         if source.rotation:
             self.stream.set_display_rotation(source.rotation)
@@ -188,9 +190,9 @@ class VideoWriter:
         for packet in self.stream.encode(frame):
             self.container.mux(packet)
 
-    def copy(self, packet: Any) -> None:
-        """Mux an audio packet of the source unchanged."""
-        packet.stream = self.audio[packet.stream.index]
+    def copy(self, index: int, packet: Any) -> None:
+        """Mux an audio packet of the source's stream ``index`` unchanged."""
+        packet.stream = self.audio[index]
         self.container.mux(packet)
 
     def close(self) -> None:
@@ -217,7 +219,7 @@ class FolderWriter:
         with atomic_path(os.path.join(self.folder, f"{self.count:06d}.png")) as tmp:
             Image.fromarray(image).save(tmp, format="PNG")
 
-    def copy(self, packet: Any) -> None:
+    def copy(self, index: int, packet: Any) -> None:
         """Frames only: the sound has nowhere to go."""
 
     def close(self) -> None:
@@ -248,15 +250,21 @@ def default_statistics(translator: Any) -> str:
     return "clip" if traits.tiling is not None else "frame"
 
 
-def to_batch(images: list[np.ndarray], device: torch.device) -> torch.Tensor:
-    """uint8 (H, W, 3) frames -> (N, 3, H, W) float in [0, 1] on ``device``."""
-    return torch.from_numpy(np.stack(images)).to(device).permute(0, 3, 1, 2).float() / 255.0
+def model_input(translator: Any, images: list[np.ndarray]) -> torch.Tensor:
+    """uint8 RGB frames as the networks take them: (N, input_nc, H, W) in [-1, 1] on the translator's device,
+    converted exactly as an image given to the API is (data.transforms.to_tensor; a grey model gets PIL's
+    convert("L"))."""
+    if translator.opt.input_nc == 1:
+        images = [np.asarray(Image.fromarray(image).convert("L"))[..., None] for image in images]
+    x = torch.from_numpy(np.stack(images)).to(translator.model.device).permute(0, 3, 1, 2)
+    return x.float().div_(127.5).sub_(1.0)
 
 
-def to_images(batch: torch.Tensor) -> list[np.ndarray]:
-    """(N, 3, H, W) in [0, 1] -> uint8 (H, W, 3) frames, rounded as test.py rounds (util.image_io.tensor2im)."""
-    scaled = (batch.clamp(0, 1) * 255.0 + 0.5).floor().to(torch.uint8)
-    return list(scaled.permute(0, 2, 3, 1).cpu().numpy())
+def to_images(out: torch.Tensor) -> list[np.ndarray]:
+    """(N, C, H, W) in [-1, 1] -> uint8 (H, W, 3) frames, rounded as util.image_io.tensor2im rounds an image."""
+    values = torch.floor((out.detach().to("cpu", torch.float64).nan_to_num(nan=-1.0) + 1.0) * 127.5 + 0.5)
+    values = values.clamp(0.0, 255.0).to(torch.uint8)
+    return list((values.expand(-1, 3, -1, -1) if values.shape[1] == 1 else values).permute(0, 2, 3, 1).numpy())
 
 
 def clip_statistics(translator: Any, frames: Callable[[], Iterable[np.ndarray]], batch: int = 4) -> NormStatistics:
@@ -264,17 +272,17 @@ def clip_statistics(translator: Any, frames: Callable[[], Iterable[np.ndarray]],
     sample held in memory, or a fresh decode of the clip), gathered as tiling gathers a whole image's."""
     layers = shareable_norms(translator, "clip")
     stats = NormStatistics(layers)
-    generator, device = translator.generator, translator.model.device
+    generator = translator.generator
 
     def every_frame(record: Callable[..., None]) -> None:
         chunk: list[np.ndarray] = []
         for image in frames():
             chunk.append(image)
             if len(chunk) == batch:
-                record(generator, to_batch(chunk, device) * 2 - 1)
+                record(generator, model_input(translator, chunk))
                 chunk = []
         if chunk:
-            record(generator, to_batch(chunk, device) * 2 - 1)
+            record(generator, model_input(translator, chunk))
     with torch.no_grad(), translator.model.autocast():
         stats.gather(every_frame, shared=True)
     return stats
@@ -329,11 +337,11 @@ def translate_frames(translator: Any, frames: Iterable[Any], *, statistics: "str
 
 def translate_chunk(translator: Any, chunk: list[Any], stats: Optional[NormStatistics], options: dict) -> list[Any]:
     """One batch of equal-sized frames through ``Translator.translate``, its norms using ``stats``."""
-    device = translator.model.device
     if isinstance(chunk[0], torch.Tensor):
-        return list(translator.translate(torch.stack(chunk).to(device), statistics=stats, **options))
-    x = to_batch([np.asarray(f.convert("RGB") if isinstance(f, Image.Image) else f) for f in chunk], device)
-    return to_images(translator.translate(x, statistics=stats, **options))
+        return list(translator.translate(torch.stack(chunk).to(translator.model.device), statistics=stats,
+                                         **options))
+    x = model_input(translator, [np.asarray(f.convert("RGB") if isinstance(f, Image.Image) else f) for f in chunk])
+    return to_images(translator.translate_tensor(x, statistics=stats, **options)[:, 0])
 
 
 # ---- the clip -----------------------------------------------------------------------------------------------
@@ -420,7 +428,7 @@ class _Pipeline:
                 continue
             try:
                 kind, value = item
-                self.writer.copy(value) if kind == "audio" else self.writer.write(*value)
+                self.writer.copy(*value) if kind == "audio" else self.writer.write(*value)
             except BaseException as exc:
                 self.failure.append(exc)
 
@@ -446,7 +454,7 @@ def _stream(translator: Any, source: str, writer: Any, info: ClipInfo, stats: Op
     """Decode (a thread), translate (here, ``batch`` equal-sized frames at a time) and encode (a thread), through
     queues of a few batches; audio packets pass from the reader to the writer unchanged."""
     decoded: queue.Queue = queue.Queue(maxsize=4 * batch)
-    frames = read_frames(source, packets=lambda p: decoded.put(("audio", p)), max_frames=max_frames)
+    frames = read_frames(source, packets=lambda index, p: decoded.put(("audio", (index, p))), max_frames=max_frames)
     pipeline = _Pipeline(frames, decoded, writer, 4 * batch)
 
     def flush(chunk: list[Frame]) -> None:

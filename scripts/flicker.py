@@ -1,0 +1,254 @@
+"""Flicker, measured: the warping error of translated clips under each normalisation-statistics setting.
+
+    python scripts/flicker.py --name demo_photo2painting --photo datasets/single_demo/trainA/home.jpg \
+        --out docs/video [--clip walking.mp4 --clip_max_frames 100 --clip_side 320]
+
+The warping error of a clip (Lai et al., ECCV 2018) is the mean absolute difference, in 0-255 units, between
+each frame and the previous frame carried along the motion onto it, over the pixels visible in both: for every
+pixel p of frame t, its position in frame t-1 is p + flow(p), and the previous frame is sampled there
+(bilinearly). The same number for the input clip is its floor (what resampling alone costs). Motion:
+
+- camera pans and zooms over ``--photo`` (a real photo), made here, with their exact flow: a pan by (dx, dy)
+  pixels a frame has the flow (dx, dy) everywhere, visible where p + flow stays inside the frame; a zoom by a
+  factor z a frame about the centre c has the flow (p - c)(1 / z - 1);
+- a real clip (``--clip``): the flow estimated on the input frames by OpenCV's dense Farneback method, from
+  frame t back to frame t-1, with pixels whose forward-backward flows disagree (occlusions) left out.
+
+For each motion every statistics setting of inference/video.py translates the frames ('frame': each its own,
+'clip', 'running'); writes flicker.csv (one row per motion and setting, with the input's floor),
+flicker.md (the table), flicker_strip.jpg (rows: input and each setting; columns: frames) and
+flicker_plot.png (the error between consecutive frames over time, per setting).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from inference import Translator  # noqa: E402
+from inference.video import clip_statistics, default_statistics, read_frames, translate_frames  # noqa: E402
+from util.errors import UserError, run_cli  # noqa: E402
+
+Motion = tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray]]  # frames, flows (t -> t-1), masks
+
+
+def warp(previous: np.ndarray, flow: np.ndarray) -> np.ndarray:
+    """``previous`` (H, W, C) float sampled at p + flow(p) for every pixel p (bilinear, border clamped)."""
+    h, w = flow.shape[:2]
+    ys, xs = np.meshgrid(np.arange(h, dtype=np.float32), np.arange(w, dtype=np.float32), indexing="ij")
+    grid = np.stack([(xs + flow[..., 0]) / max(w - 1, 1) * 2 - 1, (ys + flow[..., 1]) / max(h - 1, 1) * 2 - 1], -1)
+    image = torch.from_numpy(np.ascontiguousarray(previous.transpose(2, 0, 1)))[None].float()
+    out = F.grid_sample(image, torch.from_numpy(grid)[None].float(), mode="bilinear", padding_mode="border",
+                        align_corners=True)
+    return out[0].numpy().transpose(1, 2, 0)
+
+
+def inside(flow: np.ndarray) -> np.ndarray:
+    """Pixels whose position in the previous frame, p + flow(p), lies inside it."""
+    h, w = flow.shape[:2]
+    ys, xs = np.meshgrid(np.arange(h), np.arange(w), indexing="ij")
+    x, y = xs + flow[..., 0], ys + flow[..., 1]
+    return (x >= 0) & (x <= w - 1) & (y >= 0) & (y <= h - 1)
+
+
+def warping_errors(frames: list[np.ndarray], flows: list[np.ndarray], masks: list[np.ndarray]) -> list[float]:
+    """Per consecutive pair (t-1, t): mean |frame_t - warp(frame_(t-1), flow_t)| over mask_t, 0-255 units."""
+    errors = []
+    for t in range(1, len(frames)):
+        current, previous = frames[t].astype(np.float32), frames[t - 1].astype(np.float32)
+        diff = np.abs(current - warp(previous, flows[t - 1])).mean(axis=-1)
+        errors.append(float(diff[masks[t - 1]].mean()))
+    return errors
+
+
+def pan(photo: np.ndarray, count: int, size: tuple[int, int], step: tuple[float, float]) -> Motion:
+    """``count`` crops of ``size`` (H, W), each moved by ``step`` (dx, dy) pixels from the last (fractional steps
+    resampled bilinearly), with the exact flow."""
+    h, w = size
+    dx, dy = step
+    frames = [_crop(photo, 8 + t * dy, 8 + t * dx, h, w) for t in range(count)]
+    flow = np.broadcast_to(np.array([dx, dy], np.float32), (h, w, 2)).copy()
+    return frames, [flow] * (count - 1), [inside(flow)] * (count - 1)
+
+
+def zoom(photo: np.ndarray, count: int, size: tuple[int, int], factor: float) -> Motion:
+    """``count`` frames zooming in by ``factor`` a frame about the photo's centre, with the exact flow."""
+    h, w = size
+    ph, pw = photo.shape[:2]
+    frames = []
+    for t in range(count):
+        scale = min(ph / h, pw / w) * 0.9 / factor ** t  # photo pixels per frame pixel
+        image = Image.fromarray(photo).resize((w, h), Image.Resampling.BICUBIC, box=(
+            pw / 2 - w * scale / 2, ph / 2 - h * scale / 2, pw / 2 + w * scale / 2, ph / 2 + h * scale / 2))
+        frames.append(np.asarray(image))
+    ys, xs = np.meshgrid(np.arange(h, dtype=np.float32), np.arange(w, dtype=np.float32), indexing="ij")
+    cx, cy = (w - 1) / 2, (h - 1) / 2  # resize's pixel centres: frame pixel p maps to the box at (p + 0.5)
+    flow = np.stack([(xs - cx) * (1 / factor - 1), (ys - cy) * (1 / factor - 1)], -1).astype(np.float32)
+    return frames, [flow] * (count - 1), [inside(flow)] * (count - 1)
+
+
+def _crop(photo: np.ndarray, y: float, x: float, h: int, w: int) -> np.ndarray:
+    image = Image.fromarray(photo)
+    return np.asarray(image.resize((w, h), Image.Resampling.BILINEAR, box=(x, y, x + w, y + h))) \
+        if (x % 1 or y % 1) else np.asarray(image.crop((int(x), int(y), int(x) + w, int(y) + h)))
+
+
+def estimated_flows(frames: list[np.ndarray]) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Farneback flows from each frame back to the previous one, and masks of the pixels whose backward and
+    forward flows agree (|b(p) + f(p + b(p))|^2 < 0.01 (|b|^2 + |f|^2) + 0.5, Sundaram et al.) and stay inside."""
+    try:
+        import cv2
+    except ImportError:
+        raise UserError("--clip needs OpenCV's optical flow: pip install opencv-python-headless") from None
+    grey = [cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in frames]
+    flows, masks = [], []
+    for t in range(1, len(frames)):
+        args = (None, 0.5, 3, 15, 3, 5, 1.2, 0)
+        back = cv2.calcOpticalFlowFarneback(grey[t], grey[t - 1], *args)
+        forth = cv2.calcOpticalFlowFarneback(grey[t - 1], grey[t], *args)
+        forth_at = warp(forth, back)
+        mismatch = np.square(back + forth_at).sum(-1)
+        agree = mismatch < 0.01 * (np.square(back).sum(-1) + np.square(forth_at).sum(-1)) + 0.5
+        flows.append(back)
+        masks.append(agree & inside(back))
+    return flows, masks
+
+
+def translated(translator: Translator, frames: list[np.ndarray], statistics: str) -> list[np.ndarray]:
+    """The frames translated with ``statistics`` ('clip': over all of them)."""
+    stats = clip_statistics(translator, lambda: frames) if statistics == "clip" else statistics
+    return list(translate_frames(translator, frames, statistics=stats))
+
+
+def measure(translator: Translator, motions: dict[str, Motion], settings: list[str]) -> tuple[list[dict], dict]:
+    """Rows of the table, and every motion's per-step errors and frames per setting (for the figures)."""
+    rows, series = [], {}
+    for label, (frames, flows, masks) in motions.items():
+        floor = warping_errors(frames, flows, masks)
+        series[label] = {"input": (frames, floor)}
+        for setting in settings:
+            outputs = translated(translator, frames, setting)
+            errors = warping_errors(outputs, flows, masks)
+            series[label][setting] = (outputs, errors)
+            rows.append({"motion": label, "statistics": setting, "frames": len(frames),
+                         "warping_error": float(np.mean(errors)), "max_step": float(np.max(errors)),
+                         "input_floor": float(np.mean(floor))})
+            print(f"{label:28s} {setting:8s} warping error {np.mean(errors):7.3f} (input {np.mean(floor):.3f})",
+                  flush=True)
+    return rows, series
+
+
+def write_table(rows: list[dict], path: str) -> str:
+    settings = list(dict.fromkeys(r["statistics"] for r in rows))
+    lines = ["| motion | input (floor) | " + " | ".join(f"{s} statistics" for s in settings) + " |",
+             "|---|---|" + "---|" * len(settings)]
+    for motion in dict.fromkeys(r["motion"] for r in rows):
+        cells = {r["statistics"]: r for r in rows if r["motion"] == motion}
+        floor = next(iter(cells.values()))["input_floor"]
+        lines.append(f"| {motion} | {floor:.2f} | " + " | ".join(f"{cells[s]['warping_error']:.2f}"
+                                                                 for s in settings) + " |")
+    table = "\n".join(lines) + "\n"
+    with open(path, "w") as handle:
+        handle.write(table)
+    return table
+
+
+def strip(series: dict, path: str, columns: int = 5, side: int = 128) -> None:
+    """Rows: for every motion, the input and each setting; columns: ``columns`` frames spread over the clip."""
+    rows = []
+    for by_setting in series.values():
+        for frames, _ in by_setting.values():
+            picks = np.linspace(0, len(frames) - 1, columns).round().astype(int)
+            tiles = [Image.fromarray(frames[i]).resize((side, side * frames[i].shape[0] // frames[i].shape[1]))
+                     for i in picks]
+            rows.append(np.concatenate([np.asarray(t) for t in tiles], axis=1))
+    width = max(r.shape[1] for r in rows)
+    grid = np.concatenate([np.pad(r, ((0, 4), (0, width - r.shape[1]), (0, 0)), constant_values=255) for r in rows])
+    Image.fromarray(grid).save(path, quality=88)
+
+
+def plot(series: dict, path: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(1, len(series), figsize=(4 * len(series), 3), squeeze=False)
+    for axis, (label, by_setting) in zip(axes[0], series.items()):
+        for setting, (_, errors) in by_setting.items():
+            axis.plot(range(1, len(errors) + 1), errors, label=setting, linestyle="--" if setting == "input" else "-")
+        axis.set_title(label, fontsize=9)
+        axis.set_xlabel("frame")
+        axis.set_ylabel("warping error (0-255)")
+    axes[0][0].legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+
+
+def real_clip(path: str, count: int, side: int) -> Motion:
+    """The first ``count`` frames of a clip, shrunk to ``side`` pixels wide, with estimated flows."""
+    frames = []
+    for frame in read_frames(path, max_frames=count):
+        image = Image.fromarray(frame.image)
+        height = int(round(image.height * side / image.width / 4)) * 4
+        frames.append(np.asarray(image.resize((side, height), Image.Resampling.BICUBIC)))
+    if len(frames) < 2:
+        raise UserError(f"--clip {path}: needs at least 2 frames")
+    flows, masks = estimated_flows(frames)
+    return frames, flows, masks
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--name", required=True, help="the model (anything Translator.load takes)")
+    parser.add_argument("--checkpoints_dir", default="./checkpoints")
+    parser.add_argument("--photo", required=True, help="a real photo the pans and zooms move over")
+    parser.add_argument("--clip", action="append", default=[], help="a real clip (repeatable)")
+    parser.add_argument("--clip_max_frames", type=int, default=60)
+    parser.add_argument("--clip_side", type=int, default=256, help="real clips are shrunk to this width")
+    parser.add_argument("--frames", type=int, default=24, help="frames of each pan and zoom")
+    parser.add_argument("--size", type=int, nargs=2, default=(128, 192), metavar=("H", "W"))
+    parser.add_argument("--out", required=True, help="folder for flicker.csv, .md, _strip.jpg, _plot.png")
+    args = parser.parse_args()
+    translator = Translator.load(args.name, checkpoints_dir=args.checkpoints_dir)
+    settings = ["frame", "clip", "running"] if default_statistics(translator) == "clip" else ["frame"]
+    with Image.open(args.photo) as image:
+        photo = np.asarray(image.convert("RGB"))
+    size = tuple(args.size)
+    needed = (size[0] + 16, size[1] + 16 + 4 * args.frames)
+    if photo.shape[0] < needed[0] or photo.shape[1] < needed[1]:
+        raise UserError(f"--photo {args.photo}: {photo.shape[1]}x{photo.shape[0]} is too small for pans of "
+                        f"{args.frames} frames of {size[1]}x{size[0]} (needs {needed[1]}x{needed[0]})")
+    motions: dict[str, Motion] = {
+        "pan 4 px/frame (stride-aligned)": pan(photo, args.frames, size, (4, 0)),
+        "pan 3 px/frame": pan(photo, args.frames, size, (3, 0)),
+        "pan 1.5 px/frame diagonal": pan(photo, args.frames, size, (1.5, 1.0)),
+        "zoom 1% per frame": zoom(photo, args.frames, size, 1.01),
+    }
+    for clip in args.clip:
+        motions[f"clip {os.path.basename(clip)}"] = real_clip(clip, args.clip_max_frames, args.clip_side)
+    os.makedirs(args.out, exist_ok=True)
+    with torch.no_grad():
+        rows, series = measure(translator, motions, settings)
+    with open(os.path.join(args.out, "flicker.csv"), "w", newline="") as handle:
+        writer = csv.DictWriter(handle, list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    print(write_table(rows, os.path.join(args.out, "flicker.md")))
+    strip(series, os.path.join(args.out, "flicker_strip.jpg"))
+    plot(series, os.path.join(args.out, "flicker_plot.png"))
+    print(f"wrote flicker.csv, flicker.md, flicker_strip.jpg, flicker_plot.png in {args.out}")
+
+
+if __name__ == "__main__":
+    run_cli(main)

@@ -1,0 +1,254 @@
+"""Video (inference/video.py, translate.py): clips made here from the repository's real photo, with sound.
+
+A tiny sc run translates camera pans over datasets/single_demo/trainA/home.jpg. The round trips check what a
+clip keeps (frame count, rate, timestamps, size, rotation flag, the audio packets byte for byte); the
+statistics tests check that clip statistics make a pan's output frames shifted copies of each other in the
+interior (and per-frame statistics do not); the rest checks the bad inputs and an interrupted write.
+"""
+
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import translate as translate_script
+from helpers import ROOT, run_script, train_tiny_runs, write_images
+from inference import Translator
+from inference.video import VideoWriter, clip_statistics, translate_frames, translate_video
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+PHOTO = ROOT / "datasets" / "single_demo" / "trainA" / "home.jpg"  # 512 x 384, a real photo
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    base = tmp_path_factory.mktemp("video")
+    root = base / "data"
+    for i, split in enumerate(["trainA", "trainB"]):
+        write_images(root / split, 1, seed=i)
+    train_tiny_runs(["sc"], root, base / "ck")
+    return base / "ck"
+
+
+def pan(count: int, step: int, size=(64, 96), scale: int = 4) -> list[np.ndarray]:
+    """``count`` (H, W, 3) uint8 crops of the photo (shrunk by ``scale``), each ``step`` pixels right of the last."""
+    photo = Image.open(PHOTO).convert("RGB")
+    photo = np.asarray(photo.resize((photo.width // scale, photo.height // scale), Image.Resampling.BICUBIC))
+    h, w = size
+    return [np.ascontiguousarray(photo[8:8 + h, i * step:i * step + w]) for i in range(count)]
+
+
+def write_clip(path: Path, frames: list[np.ndarray], *, codec="libx264", audio="aac", rate=Fraction(25),
+               times=None, rotation=0) -> None:
+    """A clip of ``frames`` at ``rate`` (or at the presentation ``times`` in seconds: a variable rate), with a
+    one-channel 440 Hz tone as long as the clip in ``audio`` (None: no sound), display ``rotation``."""
+    with av.open(str(path), "w") as out:
+        video = out.add_stream(codec, rate=rate)
+        video.height, video.width = frames[0].shape[:2]
+        video.pix_fmt = "yuv420p"
+        # AVI counts frames (time base 1 / rate); the others keep times in a fine time base (variable rates)
+        tick = 1 / Fraction(rate) if path.suffix == ".avi" else Fraction(1, 90000)
+        video.time_base = tick
+        if rotation:
+            video.set_display_rotation(rotation)
+        sound = out.add_stream(audio, rate=48000, layout="mono") if audio else None
+        times = times if times is not None else [i / rate for i in range(len(frames))]
+        for image, t in zip(frames, times):
+            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+            frame.pts, frame.time_base = int(round(t / tick)), tick
+            for packet in video.encode(frame):
+                out.mux(packet)
+        for packet in video.encode():
+            out.mux(packet)
+        if sound:
+            samples = np.sin(2 * np.pi * 440 * np.arange(int(48000 * (float(times[-1]) + 0.1))) / 48000)
+            frame_size = sound.codec_context.frame_size or 1024
+            fmt = sound.codec_context.format.name
+            for start in range(0, len(samples) - frame_size, frame_size):
+                chunk = (samples[start:start + frame_size] * 0.3).astype(np.float32)[None]
+                frame = av.AudioFrame.from_ndarray(chunk, format="flt" if fmt == "flt" else "fltp", layout="mono")
+                frame.sample_rate, frame.pts = 48000, start
+                for packet in sound.encode(frame.reformat(format=fmt) if fmt not in ("flt", "fltp") else frame):
+                    out.mux(packet)
+            for packet in sound.encode():
+                out.mux(packet)
+
+
+def video_facts(path: Path) -> dict:
+    """Frame count and times (s), rate, stored size, rotation, the audio codec and packets' bytes."""
+    with av.open(str(path)) as clip:
+        stream = clip.streams.video[0]
+        rate = stream.average_rate  # read while the file is open
+        frames = list(clip.decode(stream))
+    with av.open(str(path)) as clip:
+        audio = clip.streams.audio[0] if clip.streams.audio else None
+        packets = [bytes(p) for p in clip.demux(audio) if p.size] if audio else []
+        codec = audio.codec_context.name if audio else None
+    return {"count": len(frames), "times": [round(float(f.time), 4) for f in frames], "rate": rate,
+            "size": (frames[0].width, frames[0].height), "rotation": int(frames[0].rotation or 0),
+            "audio": codec, "audio_packets": packets}
+
+
+def translate_py(argv, monkeypatch) -> int:
+    return run_script(translate_script, [str(a) for a in argv], monkeypatch)
+
+
+def test_a_clip_round_trips_with_its_frames_rate_times_size_and_sound(run, tmp_path, monkeypatch):
+    source, target = tmp_path / "clip.mp4", tmp_path / "out.mp4"
+    write_clip(source, pan(12, 2))
+    assert translate_py(["--name", "sc", "--checkpoints_dir", run, source, target], monkeypatch) == 0
+    before, after = video_facts(source), video_facts(target)
+    assert after["count"] == before["count"] == 12 and after["rate"] == before["rate"] == 25
+    assert after["times"] == before["times"] and after["size"] == before["size"] == (96, 64)
+    assert after["audio"] == "aac" and after["audio_packets"] == before["audio_packets"]  # copied, not re-encoded
+    assert not list(tmp_path.glob(".*partial*"))
+
+
+def test_an_avi_with_mpeg4_and_ac3_at_23976_fps_round_trips(run, tmp_path, monkeypatch):
+    """The kind of file users have: MPEG-4 Part 2 video and AC-3 sound in AVI, NTSC film rate."""
+    source, target = tmp_path / "clip.avi", tmp_path / "out.mp4"
+    write_clip(source, pan(10, 2), codec="mpeg4", audio="ac3", rate=Fraction(24000, 1001))
+    assert translate_py(["--name", "sc", "--checkpoints_dir", run, source, target], monkeypatch) == 0
+    before, after = video_facts(source), video_facts(target)
+    assert before["count"] == after["count"] == 10 and after["rate"] == Fraction(24000, 1001)
+    assert after["size"] == (96, 64) and after["audio"] == "ac3"
+    assert after["audio_packets"] == before["audio_packets"]
+
+
+def test_variable_frame_times_and_the_rotation_flag_are_kept(run, tmp_path, monkeypatch):
+    source, target = tmp_path / "vfr.mp4", tmp_path / "out.mp4"
+    times = [Fraction(t, 100) for t in (0, 4, 8, 20, 24, 40, 44, 60)]
+    write_clip(source, pan(8, 2), times=times, rotation=90, audio=None)
+    assert translate_py(["--name", "sc", "--checkpoints_dir", run, source, target], monkeypatch) == 0
+    after = video_facts(target)
+    assert after["times"] == [float(t) for t in times] and after["rotation"] == 90 and after["size"] == (96, 64)
+    assert after["audio"] is None
+    # translated upright: the stored output frame is the upright translation turned back
+    translator = Translator.load("sc", checkpoints_dir=str(run))
+    with av.open(str(source)) as clip:
+        first = next(clip.decode(video=0)).to_ndarray(format="rgb24")
+    upright = np.rot90(first, k=1)
+    expected = np.rot90(np.asarray(translator.translate(Image.fromarray(np.ascontiguousarray(upright)))), k=-1)
+    with av.open(str(target)) as clip:
+        got = next(clip.decode(video=0)).to_ndarray(format="rgb24").astype(int)
+    wrong_way = np.asarray(translator.translate(Image.fromarray(first))).astype(int)
+    assert np.abs(got - expected).mean() < np.abs(got - wrong_way).mean()  # H.264 is lossy: closer, not equal
+
+
+def test_a_folder_output_gets_numbered_pngs(run, tmp_path, monkeypatch):
+    source = tmp_path / "clip.mp4"
+    write_clip(source, pan(5, 2), audio=None)
+    assert translate_py(["--name", "sc", "--checkpoints_dir", run, source, tmp_path / "frames",
+                         "--statistics", "frame", "--batch", "1"], monkeypatch) == 0
+    files = sorted((tmp_path / "frames").glob("*.png"))
+    assert [f.name for f in files] == [f"{i:06d}.png" for i in range(1, 6)]
+    translator = Translator.load("sc", checkpoints_dir=str(run))
+    with av.open(str(source)) as clip:
+        decoded = [f.to_ndarray(format="rgb24") for f in clip.decode(video=0)]
+    # per-frame statistics, one frame a pass: each frame exactly as the image API gives it (a batch of several
+    # runs other convolution kernels, which may round a pixel the other way)
+    for file, frame in zip(files, decoded):
+        np.testing.assert_array_equal(np.asarray(Image.open(file)), np.asarray(translator.translate(
+            Image.fromarray(frame))))
+
+
+def shifted_difference(outputs: list[torch.Tensor], step: int, margin: int) -> float:
+    """The largest |out_(t+1)(y, x) - out_t(y, x + step)| over the frames' interior (``margin`` from the edges)."""
+    worst = 0.0
+    for a, b in zip(outputs, outputs[1:]):
+        h, w = a.shape[-2:]
+        later = b[:, margin:h - margin, margin:w - margin - step]
+        earlier = a[:, margin:h - margin, margin + step:w - margin]
+        worst = max(worst, float((later - earlier).abs().max()))
+    return worst
+
+
+def test_clip_statistics_make_a_pan_shifted_copies_and_per_frame_statistics_do_not(run):
+    """A pan by a multiple of the generator's stride (4) with clip statistics: every output frame is the
+    previous one shifted, away from the borders (the receptive radius, about 90 pixels for the 9-block
+    generator), within 1e-5. Each frame's own statistics change with its content and break that."""
+    translator = Translator.load("sc", checkpoints_dir=str(run))
+    frames = [torch.from_numpy(f).permute(2, 0, 1).float() / 255 for f in pan(4, 8, size=(224, 384), scale=1)]
+    stats = clip_statistics(translator, lambda: [np.asarray(f.permute(1, 2, 0) * 255, dtype=np.uint8)
+                                                 for f in frames])
+    clip = list(translate_frames(translator, frames, statistics=stats))
+    per_frame = list(translate_frames(translator, frames, statistics="frame"))
+    assert shifted_difference(clip, 8, 96) < 1e-5
+    assert shifted_difference(per_frame, 8, 96) > 1e-3
+    # running statistics with no memory are each frame's own
+    running = list(translate_frames(translator, frames, statistics="running", momentum=0.0))
+    assert max(float((a - b).abs().max()) for a, b in zip(running, per_frame)) < 1e-5
+
+
+def test_an_interrupted_write_leaves_no_file_under_the_output_name(run, tmp_path, monkeypatch):
+    source, target = tmp_path / "clip.mp4", tmp_path / "out.mp4"
+    write_clip(source, pan(8, 2))
+    write = VideoWriter.write
+    calls = []
+
+    def interrupted(self, *args):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        write(self, *args)
+    monkeypatch.setattr(VideoWriter, "write", interrupted)
+    translator = Translator.load("sc", checkpoints_dir=str(run))
+    with pytest.raises(KeyboardInterrupt):
+        translate_video(translator, str(source), str(target), progress=False)
+    assert not target.exists() and not list(tmp_path.glob(".*partial*"))
+
+
+def write_audio_only(path: Path) -> None:
+    with av.open(str(path), "w") as out:
+        sound = out.add_stream("aac", rate=48000, layout="mono")
+        frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
+        frame.sample_rate, frame.pts = 48000, 0
+        for packet in [*sound.encode(frame), *sound.encode()]:
+            out.mux(packet)
+
+
+def write_no_frames(path: Path) -> None:
+    """A video track without a frame, beside a little sound (a file of headers alone is not readable)."""
+    with av.open(str(path), "w") as out:
+        video = out.add_stream("libx264", rate=25)
+        video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
+        sound = out.add_stream("aac", rate=48000, layout="mono")
+        frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
+        frame.sample_rate, frame.pts = 48000, 0
+        for packet in [*sound.encode(frame), *sound.encode()]:
+            out.mux(packet)
+
+
+@pytest.mark.parametrize("case,message", [
+    ("unreadable", "not a readable video file"),
+    ("no_video", "has no video stream"),
+    ("no_frames", "holds no frame"),
+    ("missing_folder", "output: the folder"),
+    ("bad_option", "--momentum 1.5: must be in [0, 1)"),
+])
+def test_bad_video_input_is_one_line_and_writes_nothing(case, message, run, tmp_path, monkeypatch, capsys):
+    source, target = tmp_path / "clip.mp4", tmp_path / "out" / "out.mp4"
+    (tmp_path / "out").mkdir()
+    extra = []
+    if case == "unreadable":
+        source.write_bytes(b"not a video at all" * 100)
+    elif case == "no_video":
+        write_audio_only(source)
+    elif case == "no_frames":
+        source = tmp_path / "clip.mkv"  # Matroska keeps an empty track (MP4 drops it)
+        write_no_frames(source)
+    else:
+        write_clip(source, pan(3, 2), audio=None)
+        if case == "missing_folder":
+            target = tmp_path / "nowhere" / "out.mp4"
+        else:
+            extra = ["--momentum", "1.5"]
+    assert translate_py(["--name", "sc", "--checkpoints_dir", run, source, target, *extra], monkeypatch) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0], err
+    assert not list((tmp_path / "out").iterdir())
