@@ -4,6 +4,7 @@ import argparse
 import importlib.util
 import re
 import sys
+from fractions import Fraction
 from pathlib import Path
 from types import ModuleType
 
@@ -14,6 +15,7 @@ from util.errors import run_cli
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(__file__).resolve().parent / "data"  # files the tests read (copies of published key lists)
+PHOTO = ROOT / "datasets" / "single_demo" / "trainA" / "home.jpg"  # 512 x 384, a real photo
 
 # The tiny training configuration every end-to-end test starts from: CPU, random VGG, 8 filters,
 # 32² crops of 36² loads, no loader processes, one epoch plus one decay epoch, log everything.
@@ -120,6 +122,53 @@ def write_unaligned(root: Path, count: int) -> Path:
     for i, split in enumerate(["trainA", "trainB", "testA", "testB"]):
         write_images(root / split, count, seed=i)
     return root
+
+
+# ---- clips made from the repository's real photo ---------------------------------------------------------
+def photo_pan(count: int, step: int, size=(64, 96), scale: int = 4) -> list[np.ndarray]:
+    """``count`` (H, W, 3) uint8 crops of the photo (shrunk by ``scale``), each ``step`` pixels right of the last."""
+    photo = Image.open(PHOTO).convert("RGB")
+    photo = np.asarray(photo.resize((photo.width // scale, photo.height // scale), Image.Resampling.BICUBIC))
+    h, w = size
+    return [np.ascontiguousarray(photo[8:8 + h, i * step:i * step + w]) for i in range(count)]
+
+
+def write_clip(path: Path, frames: list[np.ndarray], *, codec="libx264", audio="aac", rate=Fraction(25),
+               times=None, rotation=0) -> None:
+    """A clip of ``frames`` at ``rate`` (or at the presentation ``times`` in seconds: a variable rate), with a
+    one-channel 440 Hz tone as long as the clip in ``audio`` (None: no sound), display ``rotation``."""
+    import av
+
+    with av.open(str(path), "w") as out:
+        video = out.add_stream(codec, rate=rate)
+        video.height, video.width = frames[0].shape[:2]
+        video.pix_fmt = "yuv420p"
+        # AVI counts frames (time base 1 / rate); the others keep times in a fine time base (variable rates)
+        tick = 1 / Fraction(rate) if path.suffix == ".avi" else Fraction(1, 90000)
+        video.time_base = tick
+        if rotation:
+            video.set_display_rotation(rotation)
+        sound = out.add_stream(audio, rate=48000, layout="mono") if audio else None
+        times = times if times is not None else [i / rate for i in range(len(frames))]
+        for image, t in zip(frames, times):
+            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+            frame.pts, frame.time_base = int(round(t / tick)), tick
+            for packet in video.encode(frame):
+                out.mux(packet)
+        for packet in video.encode():
+            out.mux(packet)
+        if sound:
+            samples = np.sin(2 * np.pi * 440 * np.arange(int(48000 * (float(times[-1]) + 0.1))) / 48000)
+            frame_size = sound.codec_context.frame_size or 1024
+            fmt = sound.codec_context.format.name
+            for start in range(0, len(samples) - frame_size, frame_size):
+                chunk = (samples[start:start + frame_size] * 0.3).astype(np.float32)[None]
+                frame = av.AudioFrame.from_ndarray(chunk, format="flt" if fmt == "flt" else "fltp", layout="mono")
+                frame.sample_rate, frame.pts = 48000, start
+                for packet in sound.encode(frame.reformat(format=fmt) if fmt not in ("flt", "fltp") else frame):
+                    out.mux(packet)
+            for packet in sound.encode():
+                out.mux(packet)
 
 
 def reference_sections(path: Path) -> dict[str, dict[str, tuple[int, ...]]]:

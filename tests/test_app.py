@@ -16,6 +16,7 @@ import os
 import re
 import struct
 import sys
+import threading
 import zlib
 from pathlib import Path
 
@@ -25,7 +26,8 @@ from PIL import Image
 
 import app
 import train as train_script
-from helpers import MMSC_SMALL, ROOT, TINY, load_script, run_script, write_images, write_unaligned
+from helpers import (MMSC_SMALL, ROOT, TINY, load_script, photo_pan, run_script, write_clip, write_images,
+                     write_unaligned)
 from util.errors import UserError
 
 shot = load_script("scripts/screenshot_app.py")  # the server runner and the offline browser page
@@ -223,6 +225,37 @@ def test_python_client_translates_at_full_size(server, photo, translators):
         outputs[seed] = Image.open(output)
         assert outputs[seed].size == INPUT_SIZE
     assert not same_pixels(outputs[3], outputs[4])
+
+
+@pytest.mark.slow
+def test_python_client_translates_a_clip_in_the_video_tab(server, tmp_path):
+    from gradio_client import Client, handle_file
+
+    clip = tmp_path / "clip.mp4"
+    write_clip(clip, photo_pan(6, 2))
+    output, status = Client(server[0], verbose=False).predict("sc", handle_file(str(clip)),
+                                                              api_name="/translate_video")
+    path = output["video"] if isinstance(output, dict) else output
+    import av
+    with av.open(path) as translated:
+        assert len(list(translated.decode(video=0))) == 6
+    assert status.startswith("96x64: 6 frames translated")
+
+
+def test_the_video_tab_translates_a_clip_with_its_sound_up_to_the_frame_cap(translators, tmp_path):
+    import av
+
+    clip = tmp_path / "clip.mp4"
+    write_clip(clip, photo_pan(7, 2))
+    handler = app.VideoHandler(translators, max_frames=5, max_side=None, error=UserError, lock=threading.Lock())
+    output, status = handler("sc", {"path": str(clip)})
+    with av.open(output) as translated:
+        assert len(list(translated.decode(video=0))) == 5 and translated.streams.audio
+    assert status.startswith("96x64: 5 frames translated (the first 5 of 7: app.py --max_video_frames)")
+    with pytest.raises(UserError, match="gives several translations per frame"):
+        handler("mmsc", {"path": str(clip)})
+    with pytest.raises(UserError, match="upload a clip first"):
+        handler("sc", None)
 
 
 @pytest.mark.slow
