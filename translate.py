@@ -60,6 +60,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "a running average, or each frame's own")
     g.add_argument("--clip_frames", type=int, default=16,
                    help="frames spread over the clip that give its statistics (0: every frame, decoded again)")
+    g.add_argument("--clip_exact", action="store_true",
+                   help="gather the clip statistics layer by layer (exact; about 11 passes over those frames "
+                        "instead of one)")
     g.add_argument("--momentum", type=float, default=0.9, help="--statistics running: weight of the past")
     g.add_argument("--batch", type=int, default=4, help="frames translated at once")
     g.add_argument("--max_frames", type=int, default=None, help="translate only the first N frames")
@@ -106,7 +109,8 @@ def main() -> None:
     if os.path.isfile(args.input) and is_video_file(args.input):
         check_video_options(args)
         count = translate_video(translator, args.input, args.output, statistics=args.statistics,
-                                clip_frames=args.clip_frames, momentum=args.momentum, batch=args.batch,
+                                clip_frames=args.clip_frames, clip_exact=args.clip_exact,
+                                momentum=args.momentum, batch=args.batch,
                                 max_frames=args.max_frames, max_side=args.max_side, tile=args.tile)
         print(f"translated {count} frames into {args.output}")
         return

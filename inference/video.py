@@ -16,8 +16,9 @@ Instance norm normalises every frame by its own statistics, so a camera pan or a
 every frame's colours and contrast: flicker. ``statistics`` chooses what the norms use (inference/statistics.py):
 
 - ``'clip'`` (the default where the generator can share its statistics): the statistics of a sample of the
-  clip's frames (``clip_frames`` spread evenly over it; 0: every frame), gathered layer by layer in a first pass
-  as tiling gathers a whole image's, then used for every frame;
+  clip's frames (``clip_frames`` spread evenly over it; 0: every frame), pooled over the sample in a first pass
+  (``clip_exact``: gathered layer by layer instead, as tiling gathers a whole image's, about 11 passes), then
+  used for every frame;
 - ``'running'``: an exponential moving average of the frames' own statistics (``momentum``), one pass, for
   streams (:func:`translate_frames` on an iterator);
 - ``'frame'``: every frame by its own statistics, as an image (what a frame-by-frame script gives).
@@ -267,9 +268,12 @@ def to_images(out: torch.Tensor) -> list[np.ndarray]:
     return list((values.expand(-1, 3, -1, -1) if values.shape[1] == 1 else values).permute(0, 2, 3, 1).numpy())
 
 
-def clip_statistics(translator: Any, frames: Callable[[], Iterable[np.ndarray]], batch: int = 4) -> NormStatistics:
-    """The clip statistics of the translator's generator over ``frames()`` (called once per norm layer: a
-    sample held in memory, or a fresh decode of the clip), gathered as tiling gathers a whole image's."""
+def clip_statistics(translator: Any, frames: Callable[[], Iterable[np.ndarray]], batch: int = 4,
+                    exact: bool = False) -> NormStatistics:
+    """The clip statistics of the translator's generator over ``frames()`` (a sample held in memory, or a fresh
+    decode of the clip; called once, or once per norm layer when ``exact``): pooled over the frames in one pass
+    (NormStatistics.gather_pooled), or ``exact``ly, one layer per pass as tiling gathers a whole image's (about
+    half a pass per norm layer: 11.5 passes for the 9-block generator)."""
     layers = shareable_norms(translator, "clip")
     stats = NormStatistics(layers)
     generator = translator.generator
@@ -284,7 +288,10 @@ def clip_statistics(translator: Any, frames: Callable[[], Iterable[np.ndarray]],
         if chunk:
             record(generator, model_input(translator, chunk))
     with torch.no_grad(), translator.model.autocast():
-        stats.gather(every_frame, shared=True)
+        if exact:
+            stats.gather(every_frame, shared=True)
+        else:
+            stats.gather_pooled(every_frame, shared=True)
     return stats
 
 
@@ -346,11 +353,12 @@ def translate_chunk(translator: Any, chunk: list[Any], stats: Optional[NormStati
 
 # ---- the clip -----------------------------------------------------------------------------------------------
 def translate_video(translator: Any, source: str, destination: str, *, statistics: Optional[str] = None,
-                    clip_frames: int = 16, momentum: float = 0.9, batch: int = 4, max_frames: Optional[int] = None,
-                    progress: bool = True, **options: Any) -> int:
+                    clip_frames: int = 16, clip_exact: bool = False, momentum: float = 0.9, batch: int = 4,
+                    max_frames: Optional[int] = None, progress: bool = True, **options: Any) -> int:
     """Translate the clip ``source`` into ``destination`` (a video file, or a folder for numbered PNGs); returns
     the number of frames written. See the module docstring for ``statistics`` (default: 'clip' where the
-    generator can share its statistics), ``clip_frames`` and ``momentum``. ``max_frames`` cuts the clip.
+    generator can share its statistics), ``clip_frames``, ``clip_exact`` (see :func:`clip_statistics`) and
+    ``momentum``. ``max_frames`` cuts the clip.
     ``options`` go to ``Translator.translate`` (``tile``, ``max_side``)."""
     info = probe(source)
     statistics = statistics or default_statistics(translator)
@@ -361,7 +369,7 @@ def translate_video(translator: Any, source: str, destination: str, *, statistic
     writer = _writer(destination, info)
     try:
         stats = frame_statistics(translator, statistics, momentum, options) if statistics != "clip" else \
-            _clip_statistics_of(translator, source, clip_frames, batch, max_frames)
+            _clip_statistics_of(translator, source, clip_frames, clip_exact, batch, max_frames)
         total = min(info.frames, max_frames) if info.frames and max_frames else (info.frames or max_frames)
         with tqdm(total=total or None, desc="translate", unit="frame", disable=not progress) as bar:
             _stream(translator, source, writer, info, stats, batch, max_frames, bar, options)
@@ -372,14 +380,15 @@ def translate_video(translator: Any, source: str, destination: str, *, statistic
     return writer.count
 
 
-def _clip_statistics_of(translator: Any, source: str, clip_frames: int, batch: int,
+def _clip_statistics_of(translator: Any, source: str, clip_frames: int, exact: bool, batch: int,
                         max_frames: Optional[int]) -> NormStatistics:
     """The clip statistics of ``clip_frames`` frames spread over the clip (held in memory), or of every frame
     (``clip_frames`` 0: the clip decoded once per norm layer)."""
     if clip_frames:
         sample = evenly_spaced(read_frames(source, max_frames=max_frames), clip_frames)
-        return clip_statistics(translator, lambda: sample, batch)
-    return clip_statistics(translator, lambda: (f.image for f in read_frames(source, max_frames=max_frames)), batch)
+        return clip_statistics(translator, lambda: sample, batch, exact)
+    return clip_statistics(translator, lambda: (f.image for f in read_frames(source, max_frames=max_frames)), batch,
+                           exact)
 
 
 def _writer(destination: str, info: ClipInfo) -> Any:

@@ -16,8 +16,9 @@ pixel p of frame t, its position in frame t-1 is p + flow(p), and the previous f
 
 For each motion every statistics setting of inference/video.py translates the frames ('frame': each its own,
 'clip', 'running'); writes flicker.csv (one row per motion and setting, with the input's floor),
-flicker.md (the table), flicker_strip.jpg (rows: input and each setting; columns: frames) and
-flicker_plot.png (the error between consecutive frames over time, per setting).
+flicker.md (the table: whole frame / interior, ``--margin`` pixels from the edges left out),
+flicker_strip.jpg (rows: input and each setting; columns: frames) and flicker_plot.png (the error between
+consecutive frames over time, per setting).
 """
 
 from __future__ import annotations
@@ -71,12 +72,19 @@ def warping_errors(frames: list[np.ndarray], flows: list[np.ndarray], masks: lis
     return errors
 
 
-def pan(photo: np.ndarray, count: int, size: tuple[int, int], step: tuple[float, float]) -> Motion:
-    """``count`` crops of ``size`` (H, W), each moved by ``step`` (dx, dy) pixels from the last (fractional steps
-    resampled bilinearly), with the exact flow."""
+def pan(photo: np.ndarray, count: int, size: tuple[int, int], step: tuple[float, float], scale: int = 2) -> Motion:
+    """``count`` frames of ``size`` (H, W), each moved by ``step`` (dx, dy) frame pixels from the last, with the
+    exact flow. Every frame is a crop of the photo at whole photo pixels shrunk ``scale`` times by area
+    averaging, so steps in multiples of 1 / ``scale`` move every frame's pixel grid alike (one filter for all:
+    a moving camera's, not a resampling's that changes with the sub-pixel phase)."""
     h, w = size
     dx, dy = step
-    frames = [_crop(photo, 8 + t * dy, 8 + t * dx, h, w) for t in range(count)]
+    image = Image.fromarray(photo)
+    frames = []
+    for t in range(count):
+        x, y = int(round((8 + t * dx) * scale)), int(round((8 + t * dy) * scale))
+        crop = image.crop((x, y, x + w * scale, y + h * scale))
+        frames.append(np.asarray(crop.resize((w, h), Image.Resampling.BOX)))
     flow = np.broadcast_to(np.array([dx, dy], np.float32), (h, w, 2)).copy()
     return frames, [flow] * (count - 1), [inside(flow)] * (count - 1)
 
@@ -95,12 +103,6 @@ def zoom(photo: np.ndarray, count: int, size: tuple[int, int], factor: float) ->
     cx, cy = (w - 1) / 2, (h - 1) / 2  # resize's pixel centres: frame pixel p maps to the box at (p + 0.5)
     flow = np.stack([(xs - cx) * (1 / factor - 1), (ys - cy) * (1 / factor - 1)], -1).astype(np.float32)
     return frames, [flow] * (count - 1), [inside(flow)] * (count - 1)
-
-
-def _crop(photo: np.ndarray, y: float, x: float, h: int, w: int) -> np.ndarray:
-    image = Image.fromarray(photo)
-    return np.asarray(image.resize((w, h), Image.Resampling.BILINEAR, box=(x, y, x + w, y + h))) \
-        if (x % 1 or y % 1) else np.asarray(image.crop((int(x), int(y), int(x) + w, int(y) + h)))
 
 
 def estimated_flows(frames: list[np.ndarray]) -> tuple[list[np.ndarray], list[np.ndarray]]:
@@ -130,11 +132,24 @@ def translated(translator: Translator, frames: list[np.ndarray], statistics: str
     return list(translate_frames(translator, frames, statistics=stats))
 
 
-def measure(translator: Translator, motions: dict[str, Motion], settings: list[str]) -> tuple[list[dict], dict]:
+def interior(masks: list[np.ndarray], margin: int) -> list[np.ndarray]:
+    """The masks without the pixels within ``margin`` of a frame's edge (where the generator's padding and the
+    content entering its receptive field show)."""
+    inner = []
+    for mask in masks:
+        keep = np.zeros_like(mask)
+        keep[margin:-margin, margin:-margin] = True
+        inner.append(mask & keep)
+    return inner
+
+
+def measure(translator: Translator, motions: dict[str, Motion], settings: list[str],
+            margin: int) -> tuple[list[dict], dict]:
     """Rows of the table, and every motion's per-step errors and frames per setting (for the figures)."""
     rows, series = [], {}
     for label, (frames, flows, masks) in motions.items():
         floor = warping_errors(frames, flows, masks)
+        inner = interior(masks, margin)
         series[label] = {"input": (frames, floor)}
         for setting in settings:
             outputs = translated(translator, frames, setting)
@@ -142,9 +157,10 @@ def measure(translator: Translator, motions: dict[str, Motion], settings: list[s
             series[label][setting] = (outputs, errors)
             rows.append({"motion": label, "statistics": setting, "frames": len(frames),
                          "warping_error": float(np.mean(errors)), "max_step": float(np.max(errors)),
+                         "interior": float(np.mean(warping_errors(outputs, flows, inner))),
                          "input_floor": float(np.mean(floor))})
-            print(f"{label:28s} {setting:8s} warping error {np.mean(errors):7.3f} (input {np.mean(floor):.3f})",
-                  flush=True)
+            print(f"{label:32s} {setting:8s} warping error {np.mean(errors):7.3f}, interior "
+                  f"{rows[-1]['interior']:.3f} (input {np.mean(floor):.3f})", flush=True)
     return rows, series
 
 
@@ -155,8 +171,8 @@ def write_table(rows: list[dict], path: str) -> str:
     for motion in dict.fromkeys(r["motion"] for r in rows):
         cells = {r["statistics"]: r for r in rows if r["motion"] == motion}
         floor = next(iter(cells.values()))["input_floor"]
-        lines.append(f"| {motion} | {floor:.2f} | " + " | ".join(f"{cells[s]['warping_error']:.2f}"
-                                                                 for s in settings) + " |")
+        lines.append(f"| {motion} | {floor:.2f} | " + " | ".join(
+            f"{cells[s]['warping_error']:.2f} / {cells[s]['interior']:.2f}" for s in settings) + " |")
     table = "\n".join(lines) + "\n"
     with open(path, "w") as handle:
         handle.write(table)
@@ -216,8 +232,10 @@ def main() -> None:
     parser.add_argument("--clip", action="append", default=[], help="a real clip (repeatable)")
     parser.add_argument("--clip_max_frames", type=int, default=60)
     parser.add_argument("--clip_side", type=int, default=256, help="real clips are shrunk to this width")
-    parser.add_argument("--frames", type=int, default=24, help="frames of each pan and zoom")
-    parser.add_argument("--size", type=int, nargs=2, default=(128, 192), metavar=("H", "W"))
+    parser.add_argument("--frames", type=int, default=16, help="frames of each pan and zoom")
+    parser.add_argument("--size", type=int, nargs=2, default=(96, 160), metavar=("H", "W"))
+    parser.add_argument("--margin", type=int, default=32,
+                        help="the interior column leaves out the pixels this close to a frame's edge")
     parser.add_argument("--out", required=True, help="folder for flicker.csv, .md, _strip.jpg, _plot.png")
     args = parser.parse_args()
     translator = Translator.load(args.name, checkpoints_dir=args.checkpoints_dir)
@@ -225,7 +243,7 @@ def main() -> None:
     with Image.open(args.photo) as image:
         photo = np.asarray(image.convert("RGB"))
     size = tuple(args.size)
-    needed = (size[0] + 16, size[1] + 16 + 4 * args.frames)
+    needed = (2 * (size[0] + 16 + args.frames), 2 * (size[1] + 16 + 4 * args.frames))  # the pans, shrunk twice
     if photo.shape[0] < needed[0] or photo.shape[1] < needed[1]:
         raise UserError(f"--photo {args.photo}: {photo.shape[1]}x{photo.shape[0]} is too small for pans of "
                         f"{args.frames} frames of {size[1]}x{size[0]} (needs {needed[1]}x{needed[0]})")
@@ -239,7 +257,7 @@ def main() -> None:
         motions[f"clip {os.path.basename(clip)}"] = real_clip(clip, args.clip_max_frames, args.clip_side)
     os.makedirs(args.out, exist_ok=True)
     with torch.no_grad():
-        rows, series = measure(translator, motions, settings)
+        rows, series = measure(translator, motions, settings, args.margin)
     with open(os.path.join(args.out, "flicker.csv"), "w", newline="") as handle:
         writer = csv.DictWriter(handle, list(rows[0]))
         writer.writeheader()

@@ -139,6 +139,27 @@ def test_clip_statistics_make_a_pan_shifted_copies_and_per_frame_statistics_do_n
     assert max(float((a - b).abs().max()) for a, b in zip(running, per_frame)) < 1e-5
 
 
+def test_clip_statistics_pooled_and_exact_against_the_moments_by_hand(run):
+    """The first instance norm's clip statistics are the mean and variance of its input over every pixel of every
+    frame (numpy, float64), both ways of gathering; the exact way's deeper layers differ from the pooled ones."""
+    translator = Translator.load("sc", checkpoints_dir=str(run))
+    frames = pan(3, 8, size=(64, 96), scale=2)
+    layer0 = translator.generator.model[2]  # ReflectionPad2d, Conv2d, InstanceNorm2d
+    with torch.no_grad():
+        x = torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2).float() / 127.5 - 1
+        conv = translator.generator.model[:2](x).double().numpy()  # (N, C, H, W)
+    want_mean = conv.mean(axis=(0, 2, 3))
+    want_var = conv.var(axis=(0, 2, 3))
+    pooled = clip_statistics(translator, lambda: frames)
+    exact = clip_statistics(translator, lambda: frames, exact=True)
+    for stats in (pooled, exact):
+        mean, var = stats.known[id(layer0)]
+        np.testing.assert_allclose(mean[0].numpy(), want_mean, rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(var[0].numpy(), want_var, rtol=1e-4, atol=1e-6)
+    last = stats.layers[-1]
+    assert float((pooled.known[id(last)][0] - exact.known[id(last)][0]).abs().max()) > 1e-6
+
+
 def test_an_interrupted_write_leaves_no_file_under_the_output_name(run, tmp_path, monkeypatch):
     source, target = tmp_path / "clip.mp4", tmp_path / "out.mp4"
     write_clip(source, pan(8, 2))
