@@ -1,7 +1,7 @@
 """Instance-norm statistics shared across the pieces of one image (tiles) or the frames of one clip.
 
 An instance norm normalises every channel by the mean and variance of its own input. :class:`NormStatistics`
-hooks a network's instance norms so that they normalise with statistics set from outside instead:
+takes over a network's instance norms so that they normalise with statistics set from outside instead:
 
 - gathered (:meth:`NormStatistics.gather`): layer by layer, each pass runs the inputs up to the layer being
   gathered, which normalises with the statistics the earlier passes found and records the sums and sums of
@@ -16,6 +16,7 @@ hooks a network's instance norms so that they normalise with statistics set from
 from __future__ import annotations
 
 import contextlib
+import functools
 from typing import Callable, Iterator, Optional
 
 import torch
@@ -47,29 +48,37 @@ class NormStatistics:
 
     @contextlib.contextmanager
     def attached(self) -> Iterator["NormStatistics"]:
-        """Within the block the layers normalise through :meth:`hook`."""
-        handles = [layer.register_forward_hook(self.hook) for layer in self.layers]
+        """Within the block the layers normalise through :meth:`forward` (it replaces theirs, so a layer's own
+        normalisation is not computed and then thrown away)."""
+        saved = [layer.__dict__.get("forward") for layer in self.layers]
+        for layer in self.layers:
+            layer.forward = functools.partial(self.forward, layer)
         try:
             yield self
         finally:
-            for handle in handles:
-                handle.remove()
+            for layer, previous in zip(self.layers, saved):
+                if previous is None:
+                    del layer.forward
+                else:
+                    layer.forward = previous
 
-    def hook(self, module: nn.InstanceNorm2d, inputs: tuple, output: torch.Tensor) -> torch.Tensor:
+    def forward(self, module: nn.InstanceNorm2d, x: torch.Tensor) -> torch.Tensor:
         """Record at a recording layer (and stop there, layer by layer); normalise with the known or running
-        statistics (a recording layer not known yet keeps its own output: :meth:`gather_pooled`)."""
-        x = inputs[0]
+        statistics (a recording layer not known yet normalises by each input's own: :meth:`gather_pooled`)."""
         if id(module) in self.recording:
             self._record(module, x)
             if self.stop:
                 raise _Stop
             if id(module) not in self.known:
-                return output
+                return type(module).forward(module, x)
         mean, var = self._running(module, x) if self.momentum is not None else self.known[id(module)]
-        out = (x.float() - mean[..., None, None]) * torch.rsqrt(var[..., None, None] + module.eps)
+        scale = torch.rsqrt(var + module.eps)  # (N or 1, C): one multiply-add per element
         if module.affine:
-            out = out * module.weight[:, None, None] + module.bias[:, None, None]
-        return out.to(output.dtype)
+            scale = scale * module.weight
+            shift = module.bias - mean * scale
+        else:
+            shift = -mean * scale
+        return torch.addcmul(shift[..., None, None], x.float(), scale[..., None, None]).to(x.dtype)
 
     def _record(self, module: nn.InstanceNorm2d, x: torch.Tensor) -> None:
         """Add the moments of ``x`` (N, C, fh, fw) over the owned region: summed over the batch's inputs too when
@@ -107,7 +116,7 @@ class NormStatistics:
 
     def gather_pooled(self, passes: Callable[[Callable[..., None]], None], shared: bool = True) -> None:
         """Every layer's statistics in one pass: each layer's input recorded (pooled over all inputs) while every
-        layer normalises by each input's own statistics, as without hooks. The first layer's are :meth:`gather`'s
+        layer normalises by each input's own statistics, as it would alone. The first layer's are :meth:`gather`'s
         exactly, deeper ones differ a little (docs/video.md has the figures), for one pass over the inputs
         instead of :meth:`gather`'s partial pass per layer. (Iterating it, each round normalising with the
         round before's, makes one more layer exact per round but moves the deeper ones further away: measured on a

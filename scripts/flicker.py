@@ -17,8 +17,8 @@ pixel p of frame t, its position in frame t-1 is p + flow(p), and the previous f
 For each motion every statistics setting of inference/video.py translates the frames ('frame': each its own,
 'clip', 'running'); writes flicker.csv (one row per motion and setting, with the input's floor),
 flicker.md (the table: whole frame / interior, ``--margin`` pixels from the edges left out),
-flicker_strip.jpg (rows: input and each setting; columns: frames) and flicker_plot.png (the error between
-consecutive frames over time, per setting).
+flicker_strip.jpg (the pans and zooms; rows: input and each setting; columns: frames) and flicker_plot.png
+(the error between consecutive frames over time, per setting).
 """
 
 from __future__ import annotations
@@ -180,9 +180,12 @@ def write_table(rows: list[dict], path: str) -> str:
 
 
 def strip(series: dict, path: str, columns: int = 5, side: int = 128) -> None:
-    """Rows: for every motion, the input and each setting; columns: ``columns`` frames spread over the clip."""
+    """Rows: for every motion over the photo (not the real clips, whose pictures may not be ours to show), the
+    input and each setting; columns: ``columns`` frames spread over the motion."""
     rows = []
-    for by_setting in series.values():
+    for label, by_setting in series.items():
+        if label.startswith("clip "):
+            continue
         for frames, _ in by_setting.values():
             picks = np.linspace(0, len(frames) - 1, columns).round().astype(int)
             tiles = [Image.fromarray(frames[i]).resize((side, side * frames[i].shape[0] // frames[i].shape[1]))
