@@ -19,6 +19,7 @@ import translate as translate_script
 from helpers import photo_pan as pan
 from helpers import run_script, train_tiny_runs, write_clip, write_images
 from inference import Translator
+from util.errors import UserError
 from inference.video import VideoWriter, clip_statistics, translate_frames, translate_video
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -137,6 +138,20 @@ def test_clip_statistics_make_a_pan_shifted_copies_and_per_frame_statistics_do_n
     # running statistics with no memory are each frame's own
     running = list(translate_frames(translator, frames, statistics="running", momentum=0.0))
     assert max(float((a - b).abs().max()) for a, b in zip(running, per_frame)) < 1e-5
+
+
+def test_frames_too_large_for_one_pass_are_tiled_with_the_clip_statistics(run):
+    """Tiling still applies to video frames: with the clip's statistics given, tiles share them as they are and
+    the tiled frame equals the whole one within 1e-5."""
+    translator = Translator.load("sc", checkpoints_dir=str(run))
+    frames = [torch.from_numpy(f).permute(2, 0, 1).float() / 255 for f in pan(2, 8, size=(160, 224), scale=1)]
+    stats = clip_statistics(translator, lambda: [np.asarray(f.permute(1, 2, 0) * 255, dtype=np.uint8)
+                                                 for f in frames])
+    whole = list(translate_frames(translator, frames, statistics=stats))
+    tiled = list(translate_frames(translator, frames, statistics=stats, tile=96))
+    assert max(float((a - b).abs().max()) for a, b in zip(whole, tiled)) < 1e-5
+    with pytest.raises(UserError, match="statistics running: tiles would update"):
+        list(translate_frames(translator, frames, statistics="running", tile=96))
 
 
 def test_clip_statistics_pooled_and_exact_against_the_moments_by_hand(run):
