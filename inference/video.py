@@ -135,7 +135,7 @@ def stored(image: np.ndarray, rotation: int) -> np.ndarray:
     return np.ascontiguousarray(np.rot90(image, k=(-rotation // 90) % 4))
 
 
-def read_frames(path: str, packets: Optional[Callable[[Any], None]] = None,
+def read_frames(path: str, packets: Optional[Callable[[int, Any], None]] = None,
                 max_frames: Optional[int] = None) -> Iterator[Frame]:
     """Every frame of the clip's first video stream, upright; ``packets``, when given, receives every packet
     of its audio streams in file order, as ``packets(stream index, packet)`` (to be copied; the index is read
@@ -180,8 +180,13 @@ class VideoWriter:
         self.stream.options = {"crf": "18"} if ext.lower() != ".webm" else {"crf": "24", "b": "0"}
         if source.rotation:
             self.stream.set_display_rotation(source.rotation)
-        self.audio = {s.index: self.container.add_stream_from_template(s) for s in (audio_from or [])}
         self.count = 0
+        try:
+            self.audio = {s.index: self.container.add_stream_from_template(s) for s in (audio_from or [])}
+        except (ValueError, av.error.FFmpegError) as exc:
+            self.abort()
+            raise UserError(f"output {path}: the clip's sound cannot be stored in {ext} unchanged ({exc}); write "
+                            ".mkv (any codec) or .mp4") from None
 
     def write(self, image: np.ndarray, pts: Optional[int], time_base: Fraction) -> None:
         av = _av()
@@ -192,9 +197,17 @@ class VideoWriter:
             self.container.mux(packet)
 
     def copy(self, index: int, packet: Any) -> None:
-        """Mux an audio packet of the source's stream ``index`` unchanged."""
-        packet.stream = self.audio[index]
-        self.container.mux(packet)
+        """Mux an audio packet of the source's stream ``index`` unchanged; UserError when the container cannot
+        hold its codec."""
+        av = _av()
+        stream = self.audio[index]
+        packet.stream = stream
+        try:
+            self.container.mux(packet)
+        except av.error.FFmpegError as exc:
+            ext = os.path.splitext(self.path)[1]
+            raise UserError(f"output {self.path}: its {stream.codec_context.name} sound cannot be stored in {ext} "
+                            f"unchanged ({exc}); write .mkv (any codec) or .mp4") from None
 
     def close(self) -> None:
         for packet in self.stream.encode():

@@ -220,6 +220,7 @@ def write_no_frames(path: Path) -> None:
     ("no_frames", "holds no frame"),
     ("missing_folder", "output: the folder"),
     ("bad_option", "--momentum 1.5: must be in [0, 1)"),
+    ("webm_aac", "the clip's sound cannot be stored in .webm unchanged"),
 ])
 def test_bad_video_input_is_one_line_and_writes_nothing(case, message, run, tmp_path, monkeypatch, capsys):
     source, target = tmp_path / "clip.mp4", tmp_path / "out" / "out.mp4"
@@ -232,6 +233,9 @@ def test_bad_video_input_is_one_line_and_writes_nothing(case, message, run, tmp_
     elif case == "no_frames":
         source = tmp_path / "clip.mkv"  # Matroska keeps an empty track (MP4 drops it)
         write_no_frames(source)
+    elif case == "webm_aac":
+        write_clip(source, pan(3, 2))
+        target = tmp_path / "out" / "out.webm"
     else:
         write_clip(source, pan(3, 2), audio=None)
         if case == "missing_folder":
