@@ -8,7 +8,10 @@ takes over a network's instance norms so that they normalise with statistics set
   squares of its input over the region each input owns; the pass stops there. After the last layer every
   statistic is known and fixed. inference/tiling.py gathers over the tiles of an image (their owned parts
   partition it: the whole image's statistics, exactly); inference/video.py over a sample of a clip's frames
-  (the clip's statistics).
+  with ``--clip_exact``;
+- pooled (:meth:`NormStatistics.gather_pooled`): one pass recording every layer's input over all the inputs,
+  each normalised by its own statistics as usual: a clip's statistics at the cost of one pass over the sample
+  (inference/video.py's default);
 - running (``momentum``): every call updates each layer's statistics with its input's own, as an exponential
   moving average, and normalises with the result: one pass, for streams.
 """
