@@ -261,7 +261,7 @@ def test_hub_id_loads_offline_from_the_cache(runs, tmp_path):
     hub_cache(tmp_path / "cache", "someone/tiny-sc", tmp_path / "repo")
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": str(tmp_path / "cache"),
            "HF_HOME": str(tmp_path / "hf_home")}
-    code = ("import sys, torch; from translator import Translator; "
+    code = ("import sys, torch; from translator import Translator; torch.set_num_threads(1); "
             "t = Translator.load(sys.argv[1]); x = torch.load(sys.argv[2]); torch.save(t.translate(x), sys.argv[3])")
     image = torch.rand(1, 3, 36, 44, generator=torch.Generator().manual_seed(4))
     torch.save(image, tmp_path / "in.pt")
@@ -269,7 +269,9 @@ def test_hub_id_loads_offline_from_the_cache(runs, tmp_path):
                           cwd=ROOT, env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     expected = Translator.load("sc", checkpoints_dir=str(ck)).translate(image)
-    assert torch.equal(torch.load(tmp_path / "out.pt"), expected)
+    # another process: the same model up to float rounding (one full run of the suite saw the two processes'
+    # results differ in their last bits); another model or source differs by 1e-2 and more
+    torch.testing.assert_close(torch.load(tmp_path / "out.pt"), expected, rtol=0, atol=1e-5)
 
     # a repository not in the cache: one line, exit status 2 (translate.py)
     done = subprocess.run([sys.executable, "translate.py", "--name", "someone/missing", "--device", "cpu",
