@@ -61,12 +61,6 @@ def stub_python(tmp_path):
 NO_CUDA = "no CUDA device (torch.cuda.is_available() is False); run them with bash benchmarks/gpu_check.sh on a GPU"
 
 
-def pytest_configure(config):
-    config.addinivalue_line("markers", "cuda: needs a CUDA GPU; skipped without one (reason printed once)")
-    config.addinivalue_line("markers", "slow: runs a script end to end, starts processes or trains long; "
-                            "`make test` runs it, `make test-fast` does not")
-
-
 def pytest_collection_modifyitems(config, items):
     if torch.cuda.is_available():
         return
