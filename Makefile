@@ -25,6 +25,7 @@ browser:
 
 lint: install
 	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
 
 # The slow tests train with the real ImageNet VGG16, so `make test` fetches it first (`make weights`).
 test: install lint weights browser

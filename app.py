@@ -36,31 +36,60 @@ DEFAULT_MAX_FRAMES = 300  # a video tab upload is translated up to this many fra
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     """The command line: which models to serve, where, and the limits on uploads."""
-    parser = OptionParser(description="Serve a web page that translates uploaded images with trained models "
-                                      "(Gradio).", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--name", action="append", required=True,
-                        help="model to serve: a run name under --checkpoints_dir, a run folder, a checkpoint "
-                             "file, a Hub-layout folder or a Hugging Face Hub id; repeat it to offer several")
+    parser = OptionParser(
+        description="Serve a web page that translates uploaded images with trained models (Gradio).",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument(
+        "--name",
+        action="append",
+        required=True,
+        help="model to serve: a run name under --checkpoints_dir, a run folder, a checkpoint "
+        "file, a Hub-layout folder or a Hugging Face Hub id; repeat it to offer several",
+    )
     parser.add_argument("--checkpoints_dir", default="./checkpoints", help="where run names are looked up")
     parser.add_argument("--epoch", default="latest", help="which saved epoch of a run to load")
-    parser.add_argument("--direction", choices=("AtoB", "BtoA"), default=None,
-                        help="translate this way (default: the way each model was trained)")
+    parser.add_argument(
+        "--direction",
+        choices=("AtoB", "BtoA"),
+        default=None,
+        help="translate this way (default: the way each model was trained)",
+    )
     parser.add_argument("--device", default="cpu", help="'cpu', 'cuda' or 'cuda:N'")
     parser.add_argument("--amp", default="off", help="autocast on the GPU: 'off', 'bf16' or 'fp16'")
-    parser.add_argument("--max_pixels", type=int, default=DEFAULT_MAX_PIXELS,
-                        help="refuse uploads with more pixels than this (width x height), with a message")
-    parser.add_argument("--max_side", type=int, default=None,
-                        help="translate images with a longer side in tiles of this many pixels (bounds memory; "
-                             "not for mmsc)")
-    parser.add_argument("--max_video_frames", type=int, default=DEFAULT_MAX_FRAMES,
-                        help="the video tab translates at most this many frames of an upload (and says so)")
-    parser.add_argument("--server_name", default=None,
-                        help="address to listen on; 0.0.0.0 serves other machines too (default: "
-                             "$GRADIO_SERVER_NAME, else 127.0.0.1: this machine only)")
-    parser.add_argument("--server_port", type=int, default=None,
-                        help="port to listen on (default: $GRADIO_SERVER_PORT, else the first free one from 7860)")
-    parser.add_argument("--share", action="store_true",
-                        help="also make a temporary public gradio.live link (needs internet)")
+    parser.add_argument(
+        "--max_pixels",
+        type=int,
+        default=DEFAULT_MAX_PIXELS,
+        help="refuse uploads with more pixels than this (width x height), with a message",
+    )
+    parser.add_argument(
+        "--max_side",
+        type=int,
+        default=None,
+        help="translate images with a longer side in tiles of this many pixels (bounds memory; not for mmsc)",
+    )
+    parser.add_argument(
+        "--max_video_frames",
+        type=int,
+        default=DEFAULT_MAX_FRAMES,
+        help="the video tab translates at most this many frames of an upload (and says so)",
+    )
+    parser.add_argument(
+        "--server_name",
+        default=None,
+        help="address to listen on; 0.0.0.0 serves other machines too (default: "
+        "$GRADIO_SERVER_NAME, else 127.0.0.1: this machine only)",
+    )
+    parser.add_argument(
+        "--server_port",
+        type=int,
+        default=None,
+        help="port to listen on (default: $GRADIO_SERVER_PORT, else the first free one from 7860)",
+    )
+    parser.add_argument(
+        "--share", action="store_true", help="also make a temporary public gradio.live link (needs internet)"
+    )
     args = parser.parse_args(argv)
     if args.max_pixels < 1:
         parser.error(f"--max_pixels {args.max_pixels}: give a positive number of pixels")
@@ -108,13 +137,17 @@ def read_upload(payload: Any, what: str, max_pixels: int, error: type) -> Image.
         with Image.open(path) as image:
             width, height = image.size
             if width * height > max_pixels:
-                raise error(f"{what} {name}: {width}x{height} is {width * height:,} pixels; this page takes at "
-                            f"most {max_pixels:,} (app.py --max_pixels)")
+                raise error(
+                    f"{what} {name}: {width}x{height} is {width * height:,} pixels; this page takes at "
+                    f"most {max_pixels:,} (app.py --max_pixels)"
+                )
             image.load()
             return ImageOps.exif_transpose(image)
     except Image.DecompressionBombError:
-        raise error(f"{what} {name}: too many pixels to open safely; this page takes at most "
-                    f"{max_pixels:,} (app.py --max_pixels)") from None
+        raise error(
+            f"{what} {name}: too many pixels to open safely; this page takes at most "
+            f"{max_pixels:,} (app.py --max_pixels)"
+        ) from None
     except Image.UnidentifiedImageError:
         raise error(f"{what} {name}: not an image this page can read (PNG, JPEG, WebP, BMP, TIFF ...)") from None
     except (OSError, SyntaxError, ValueError) as exc:
@@ -135,8 +168,9 @@ class TranslateHandler:
         self.error = error
         self.lock = threading.Lock()
 
-    def __call__(self, label: str, image: Any, n_styles: Any, seed: Any, style: Any
-                 ) -> tuple[Image.Image, list[Image.Image], str]:
+    def __call__(
+        self, label: str, image: Any, n_styles: Any, seed: Any, style: Any
+    ) -> tuple[Image.Image, list[Image.Image], str]:
         """(first output, every output, status line) for the raw inputs of the page's components."""
         if label not in self.translators:
             raise self.error(f"model {label!r}: choose one of {', '.join(self.translators)}")
@@ -169,8 +203,9 @@ class VideoHandler:
     """The video tab's action: translate an uploaded clip (at most ``max_frames`` frames, sound kept) into an
     MP4 beside it in Gradio's cache; one at a time, sharing the image tab's lock."""
 
-    def __init__(self, translators: dict, *, max_frames: int, max_side: Optional[int], error: type,
-                 lock: threading.Lock) -> None:
+    def __init__(
+        self, translators: dict, *, max_frames: int, max_side: Optional[int], error: type, lock: threading.Lock
+    ) -> None:
         self.translators, self.max_frames, self.max_side = translators, max_frames, max_side
         self.error, self.lock = error, lock
 
@@ -180,8 +215,11 @@ class VideoHandler:
 
         if label not in self.translators:
             raise self.error(f"model {label!r}: choose one of {', '.join(self.translators)}")
-        path = video.get("path") if isinstance(video, dict) else (video if isinstance(video, str) else
-                                                                    getattr(video, "path", None))
+        path = (
+            video.get("path")
+            if isinstance(video, dict)
+            else (video if isinstance(video, str) else getattr(video, "path", None))
+        )
         if not path:
             raise self.error("input video: upload a clip first")
         translator = self.translators[label]
@@ -190,13 +228,16 @@ class VideoHandler:
             info = probe(path)
             target = os.path.join(os.path.dirname(path), os.path.splitext(os.path.basename(path))[0] + "_out.mp4")
             with self.lock:
-                count = translate_video(translator, path, target, max_frames=self.max_frames, progress=False,
-                                        max_side=self.max_side)
+                count = translate_video(
+                    translator, path, target, max_frames=self.max_frames, progress=False, max_side=self.max_side
+                )
         except UserError as exc:
             raise self.error(str(exc)) from None
         cut = f" (the first {count} of {info.frames}: app.py --max_video_frames)" if info.frames > count else ""
-        status = (f"{info.width}x{info.height}: {count} frames translated{cut} in "
-                  f"{time.perf_counter() - start:.1f} s with {label}")
+        status = (
+            f"{info.width}x{info.height}: {count} frames translated{cut} in "
+            f"{time.perf_counter() - start:.1f} s with {label}"
+        )
         return target, status
 
 
@@ -205,8 +246,13 @@ def model_panel(translator: Any) -> str:
     return f"**Model:** {translator.describe()}"
 
 
-def build_demo(translators: dict, *, max_pixels: int = DEFAULT_MAX_PIXELS, max_side: Optional[int] = None,
-               max_frames: int = DEFAULT_MAX_FRAMES) -> Any:
+def build_demo(
+    translators: dict,
+    *,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    max_side: Optional[int] = None,
+    max_frames: int = DEFAULT_MAX_FRAMES,
+) -> Any:
     """The page (a gr.Blocks) serving ``translators`` (``{label: Translator}``, the first is shown first).
 
     Inputs reach the handler unprocessed (``preprocess=False``) so that a file that is not an image, or
@@ -214,31 +260,48 @@ def build_demo(translators: dict, *, max_pixels: int = DEFAULT_MAX_PIXELS, max_s
     """
     gr = import_gradio()
     handler = TranslateHandler(translators, max_pixels=max_pixels, max_side=max_side, error=gr.Error)
-    video_handler = VideoHandler(translators, max_frames=max_frames, max_side=max_side, error=gr.Error,
-                                 lock=handler.lock)
+    video_handler = VideoHandler(
+        translators, max_frames=max_frames, max_side=max_side, error=gr.Error, lock=handler.lock
+    )
     labels = list(translators)
     first = translators[labels[0]]
 
     # Uploads and outputs live in Gradio's cache folder; files older than an hour are removed hourly.
     with gr.Blocks(title="F-LSeSim translation", delete_cache=(3600, 3600)) as demo:
-        gr.Markdown("## Unpaired image-to-image translation\nUpload or paste an image (PNG, JPEG, WebP ...); "
-                    "the translation has the input's size, and its download button gives the PNG.")
-        choice = gr.Dropdown(labels, value=labels[0], label="model", visible=len(labels) > 1,
-                             elem_id="model")
+        gr.Markdown(
+            "## Unpaired image-to-image translation\nUpload or paste an image (PNG, JPEG, WebP ...); "
+            "the translation has the input's size, and its download button gives the PNG."
+        )
+        choice = gr.Dropdown(labels, value=labels[0], label="model", visible=len(labels) > 1, elem_id="model")
         info = gr.Markdown(model_panel(first), elem_id="model-info")
         with gr.Tab("image", elem_id="image-tab"):
             with gr.Row():
-                source = gr.Image(label="input", type="filepath", image_mode=None, sources=["upload", "clipboard"],
-                                  elem_id="input-image")
-                output = gr.Image(label="translation", type="pil", format="png", interactive=False,
-                                  buttons=["download", "fullscreen"], elem_id="output-image")
+                source = gr.Image(
+                    label="input",
+                    type="filepath",
+                    image_mode=None,
+                    sources=["upload", "clipboard"],
+                    elem_id="input-image",
+                )
+                output = gr.Image(
+                    label="translation",
+                    type="pil",
+                    format="png",
+                    interactive=False,
+                    buttons=["download", "fullscreen"],
+                    elem_id="output-image",
+                )
             with gr.Group(visible=first.multi_output) as styles:
                 with gr.Row():
                     n_styles = gr.Slider(1, MAX_STYLES, value=4, step=1, label="number of styles", elem_id="n-styles")
                     seed = gr.Number(0, precision=0, label="seed", elem_id="seed")
-                style = gr.Image(label="style image (optional: translate in its style instead of random ones)",
-                                 type="filepath", image_mode=None, sources=["upload", "clipboard"],
-                                 elem_id="style-image")
+                style = gr.Image(
+                    label="style image (optional: translate in its style instead of random ones)",
+                    type="filepath",
+                    image_mode=None,
+                    sources=["upload", "clipboard"],
+                    elem_id="style-image",
+                )
                 gallery = gr.Gallery(label="all styles", format="png", columns=4, elem_id="gallery")
             button = gr.Button("Translate", variant="primary", elem_id="translate")
             status = gr.Textbox(label="status", interactive=False, elem_id="status")
@@ -249,15 +312,18 @@ def build_demo(translators: dict, *, max_pixels: int = DEFAULT_MAX_PIXELS, max_s
             source.upload(handler, inputs, outputs, preprocess=False, api_name=False)
 
         with gr.Tab("video", elem_id="video-tab"):
-            gr.Markdown(f"Upload a short clip (MP4, MOV, WebM, AVI ...): it comes back translated as MP4 with its "
-                        f"sound, frame times and rotation, at most {max_frames} frames.")
+            gr.Markdown(
+                f"Upload a short clip (MP4, MOV, WebM, AVI ...): it comes back translated as MP4 with its "
+                f"sound, frame times and rotation, at most {max_frames} frames."
+            )
             with gr.Row():
                 clip = gr.Video(label="input clip", sources=["upload"], elem_id="input-video")
                 clip_out = gr.Video(label="translation", interactive=False, elem_id="output-video")
             video_button = gr.Button("Translate the clip", variant="primary", elem_id="translate-video")
             video_status = gr.Textbox(label="status", interactive=False, elem_id="video-status")
-            video_button.click(video_handler, [choice, clip], [clip_out, video_status], preprocess=False,
-                               api_name="translate_video")
+            video_button.click(
+                video_handler, [choice, clip], [clip_out, video_status], preprocess=False, api_name="translate_video"
+            )
 
         def show_model(label: str) -> tuple:
             translator = translators[label]
@@ -270,15 +336,21 @@ def build_demo(translators: dict, *, max_pixels: int = DEFAULT_MAX_PIXELS, max_s
 def main(argv: Optional[Sequence[str]] = None) -> None:
     args = parse_args(argv)
     import_gradio()  # before loading models: a missing gradio is said at once
-    translators = load_translators(args.name, checkpoints_dir=args.checkpoints_dir, epoch=args.epoch,
-                                   direction=args.direction, device=args.device, amp=args.amp)
+    translators = load_translators(
+        args.name,
+        checkpoints_dir=args.checkpoints_dir,
+        epoch=args.epoch,
+        direction=args.direction,
+        device=args.device,
+        amp=args.amp,
+    )
     for label, translator in translators.items():
         print(f"{label}: {translator.describe()}")
-    demo = build_demo(translators, max_pixels=args.max_pixels, max_side=args.max_side,
-                      max_frames=args.max_video_frames)
+    demo = build_demo(translators, max_pixels=args.max_pixels, max_side=args.max_side, max_frames=args.max_video_frames)
     try:
-        demo.launch(server_name=args.server_name, server_port=args.server_port, share=args.share,
-                    max_file_size=MAX_FILE_SIZE)
+        demo.launch(
+            server_name=args.server_name, server_port=args.server_port, share=args.share, max_file_size=MAX_FILE_SIZE
+        )
     except OSError as exc:  # the port is taken, or the address is not this machine's
         raise UserError(f"--server_name/--server_port: {exc}") from None
 

@@ -34,23 +34,34 @@ CHECK_BOUND = 1e-4  # the largest |onnxruntime - PyTorch| --check accepts (float
 
 
 def parse_args(argv: "list[str] | None" = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--name", required=True,
-                        help="the model: a run under --checkpoints_dir, a run folder, a generator file, a Hub "
-                        "folder or a Hub repository id")
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
+    parser.add_argument(
+        "--name",
+        required=True,
+        help="the model: a run under --checkpoints_dir, a run folder, a generator file, a Hub "
+        "folder or a Hub repository id",
+    )
     parser.add_argument("--format", default="onnx", choices=["onnx"], help="the export format")
     parser.add_argument("--checkpoints_dir", default="./checkpoints", help="where runs are")
     parser.add_argument("--epoch", default="latest", help="which checkpoint: latest or an epoch number")
-    parser.add_argument("--direction", default=None, choices=["AtoB", "BtoA"],
-                        help="the translation's direction (default: the trained one; the other one for "
-                        "cycle_gan and mmsc)")
-    parser.add_argument("--output", default=None,
-                        help="the .onnx file (default: <run folder>/<name>_<epoch>_<direction>.onnx, or "
-                        "./<name>_<epoch>_<direction>.onnx for other sources)")
+    parser.add_argument(
+        "--direction",
+        default=None,
+        choices=["AtoB", "BtoA"],
+        help="the translation's direction (default: the trained one; the other one for cycle_gan and mmsc)",
+    )
+    parser.add_argument(
+        "--output",
+        default=None,
+        help="the .onnx file (default: <run folder>/<name>_<epoch>_<direction>.onnx, or "
+        "./<name>_<epoch>_<direction>.onnx for other sources)",
+    )
     parser.add_argument("--opset", type=int, default=OPSET, help="ONNX opset version (at least 11)")
-    parser.add_argument("--check", action="store_true",
-                        help="compare onnxruntime with PyTorch on two sizes (needs onnxruntime)")
+    parser.add_argument(
+        "--check", action="store_true", help="compare onnxruntime with PyTorch on two sizes (needs onnxruntime)"
+    )
     return parser.parse_args(argv)
 
 
@@ -68,8 +79,10 @@ def reference(translator: Translator) -> "callable":
     answer.
     """
     if translator.multi_output:
+
         def styled(image: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
             return translator.translate(image[:1], n_styles=style.shape[0], seed=0)[0]
+
         return styled
     return lambda image: translator.translate(image)
 
@@ -88,8 +101,10 @@ def print_check(results: list[CheckResult]) -> None:
         height, width = result.size
         line = f"check {height}x{width} (batch {CHECK_BATCH}): max |onnxruntime - PyTorch| = {result.max_abs_diff:.2e}"
         if result.noise_std_onnx is not None:
-            line += (f" without the noise; the noise's effect has std {result.noise_std_onnx:.4f} in onnxruntime, "
-                     f"{result.noise_std_torch:.4f} in PyTorch")
+            line += (
+                f" without the noise; the noise's effect has std {result.noise_std_onnx:.4f} in onnxruntime, "
+                f"{result.noise_std_torch:.4f} in PyTorch"
+            )
         print(line)
 
 
@@ -102,8 +117,9 @@ def main() -> None:
             import onnxruntime  # noqa: F401
         except ImportError:
             raise UserError(ORT_MISSING) from None
-    translator = Translator.load(args.name, direction=args.direction, epoch=args.epoch,
-                                 checkpoints_dir=args.checkpoints_dir)
+    translator = Translator.load(
+        args.name, direction=args.direction, epoch=args.epoch, checkpoints_dir=args.checkpoints_dir
+    )
     graph = build_graph(translator)
     output = args.output or default_output(args, translator)
     os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)

@@ -50,8 +50,14 @@ from options.train_options import add_tracker_options
 from util.checkpoint import safe_load, state_path
 from util.errors import UserError, run_cli
 from util.image_io import save_image
-from util.trackers import (TENSORBOARD_INSTALL_HINT, WANDB_INSTALL_HINT, Tracker, new_wandb_run_id, open_trackers,
-                           tracker_available)
+from util.trackers import (
+    TENSORBOARD_INSTALL_HINT,
+    WANDB_INSTALL_HINT,
+    Tracker,
+    new_wandb_run_id,
+    open_trackers,
+    tracker_available,
+)
 
 
 class FIDOptions(TestOptions):
@@ -60,15 +66,30 @@ class FIDOptions(TestOptions):
     def initialize(self, parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
         parser = super().initialize(parser)
         g = parser.add_argument_group("fid")
-        g.add_argument("--features", default="inception", choices=sorted(FEATURES),
-                       help="inception: pytorch-fid's (published FIDs); efficientnet_lite0: offline, not comparable")
-        g.add_argument("--inception_weights", default=None,
-                       help="pt_inception-2015-12-05-6726825d.pth; default: pytorch-fid's download / torch hub cache")
-        g.add_argument("--feature_weights", default=None,
-                       help="EfficientNet-Lite0 weights; default: the torch hub cache "
-                            "(python scripts/download_efficientnet_lite0.py)")
-        g.add_argument("--dims", type=int, default=2048, choices=[64, 192, 768, 2048],
-                       help="Inception feature block (2048 = pool3, the standard)")
+        g.add_argument(
+            "--features",
+            default="inception",
+            choices=sorted(FEATURES),
+            help="inception: pytorch-fid's (published FIDs); efficientnet_lite0: offline, not comparable",
+        )
+        g.add_argument(
+            "--inception_weights",
+            default=None,
+            help="pt_inception-2015-12-05-6726825d.pth; default: pytorch-fid's download / torch hub cache",
+        )
+        g.add_argument(
+            "--feature_weights",
+            default=None,
+            help="EfficientNet-Lite0 weights; default: the torch hub cache "
+            "(python scripts/download_efficientnet_lite0.py)",
+        )
+        g.add_argument(
+            "--dims",
+            type=int,
+            default=2048,
+            choices=[64, 192, 768, 2048],
+            help="Inception feature block (2048 = pool3, the standard)",
+        )
         g.add_argument("--real_dir", default=None, help="real images; default <dataroot>/<phase>B (A with BtoA)")
         g.add_argument("--epochs", default="all", help="'all' saved numeric epochs, or a list like 5,10,latest")
         g.add_argument("--stats_cache", default=None, help="default <checkpoints_dir>/fid_stats_cache")
@@ -76,11 +97,17 @@ class FIDOptions(TestOptions):
         g.add_argument("--kid_subsets", type=int, default=100, help="KID: number of random subsets")
         g.add_argument("--kid_subset_size", type=int, default=1000, help="KID: subset size (capped by the sets)")
         g.add_argument("--prdc_k", type=int, default=5, help="density & coverage neighbours (paper: 95); 0 skips")
-        g.add_argument("--paired", action="store_true",
-                       help="also SSIM/PSNR against the real image of the same name (sets with ground truth)")
-        g.add_argument("--lpips_weights", default="imagenet",
-                       help="multi-output models: VGG16 of the LPIPS diversity (as --vgg_weights: imagenet = "
-                            "torch hub cache file, or a path); only torchvision's compares with published LPIPS")
+        g.add_argument(
+            "--paired",
+            action="store_true",
+            help="also SSIM/PSNR against the real image of the same name (sets with ground truth)",
+        )
+        g.add_argument(
+            "--lpips_weights",
+            default="imagenet",
+            help="multi-output models: VGG16 of the LPIPS diversity (as --vgg_weights: imagenet = "
+            "torch hub cache file, or a path); only torchvision's compares with published LPIPS",
+        )
         g.add_argument("--no_lpips", action="store_true", help="multi-output models: skip the LPIPS diversity")
         add_tracker_options(parser)
         parser.set_defaults(num_test=0)
@@ -93,19 +120,26 @@ def saved_epochs(save_dir: str, wanted: str, net: str = "G") -> list[str]:
     ``net`` is the model's first test network (its class's ``test_networks[0]``: G, or G_A for cycle_gan and mmsc).
     """
     suffix = f"_net_{net}.pth"
-    tags = [name[: -len(suffix)] for name in os.listdir(save_dir) if name.endswith(suffix)] \
-        if os.path.isdir(save_dir) else []
+    tags = (
+        [name[: -len(suffix)] for name in os.listdir(save_dir) if name.endswith(suffix)]
+        if os.path.isdir(save_dir)
+        else []
+    )
     if wanted == "all":
         found = sorted((t for t in tags if t.isdigit()), key=int)
         if not found:
-            raise UserError(f"--epochs all: no <epoch>{suffix} in {save_dir} (train with --save_epoch_freq, "
-                            "or give --epochs latest)")
+            raise UserError(
+                f"--epochs all: no <epoch>{suffix} in {save_dir} (train with --save_epoch_freq, "
+                "or give --epochs latest)"
+            )
         return found
     found = [t.strip() for t in wanted.split(",") if t.strip()]
     missing = [t for t in found if t not in tags]
     if not found or missing:
-        raise UserError(f"--epochs {wanted}: no {', '.join(missing) or 'epoch'} checkpoint (<epoch>{suffix}) in "
-                        f"{save_dir} (saved: {', '.join(sorted(tags)) or 'none'})")
+        raise UserError(
+            f"--epochs {wanted}: no {', '.join(missing) or 'epoch'} checkpoint (<epoch>{suffix}) in "
+            f"{save_dir} (saved: {', '.join(sorted(tags)) or 'none'})"
+        )
     return found
 
 
@@ -114,8 +148,10 @@ def tracker_steps(save_dir: str) -> tuple[dict[str, int], str | None]:
     and the run's W&B id (None if it had none), from <save_dir>/latest_train_state.pth."""
     path = state_path(save_dir, "latest")
     if not os.path.isfile(path):
-        raise UserError(f"--tensorboard/--use_wandb: {path} does not exist (scores are logged at the steps "
-                        "the training run recorded there)")
+        raise UserError(
+            f"--tensorboard/--use_wandb: {path} does not exist (scores are logged at the steps "
+            "the training run recorded there)"
+        )
     state = safe_load(path, "training state")
     logger = state.get("logger", {})
     steps = {str(epoch): int(step) for epoch, step in logger.get("epoch_steps", {}).items()}
@@ -130,9 +166,13 @@ def open_score_trackers(opt: argparse.Namespace, save_dir: str) -> tuple[list[Tr
     steps, run_id = tracker_steps(save_dir)
     tensorboard = opt.tensorboard and tracker_available("tensorboard", TENSORBOARD_INSTALL_HINT)
     use_wandb = opt.use_wandb and tracker_available("wandb", WANDB_INSTALL_HINT)
-    trackers = open_trackers(log_dir=save_dir, name=opt.name, tensorboard=tensorboard,
-                             wandb_run_id=(run_id or new_wandb_run_id()) if use_wandb else None,
-                             wandb_project=opt.wandb_project_name)
+    trackers = open_trackers(
+        log_dir=save_dir,
+        name=opt.name,
+        tensorboard=tensorboard,
+        wandb_run_id=(run_id or new_wandb_run_id()) if use_wandb else None,
+        wandb_project=opt.wandb_project_name,
+    )
     return trackers, steps
 
 
@@ -143,8 +183,10 @@ def track_scores(trackers: list[Tracker], steps: dict[str, int], epoch: str, row
     by_iter = re.fullmatch(r"iter_(\d+)", epoch)
     step = int(by_iter.group(1)) if by_iter else steps.get(epoch)
     if step is None:
-        tqdm.write(f"epoch {epoch}: latest_train_state.pth records no step for it (a run trained before "
-                   "TensorBoard/W&B support?); its scores are not sent to TensorBoard/W&B")
+        tqdm.write(
+            f"epoch {epoch}: latest_train_state.pth records no step for it (a run trained before "
+            "TensorBoard/W&B support?); its scores are not sent to TensorBoard/W&B"
+        )
         return
     values = {f"fid_{phase}/{key}": value for key, value in row.items() if isinstance(value, float)}
     for tracker in trackers:
@@ -158,8 +200,9 @@ def output_count(opt: argparse.Namespace) -> int | None:
     return model_class.output_count(opt) if model_class.multi_output else None
 
 
-def translate(translator: Translator, dataset: object, folder: str, limit: int,
-              groups: list[list[str]] | None = None) -> str:
+def translate(
+    translator: Translator, dataset: object, folder: str, limit: int, groups: list[list[str]] | None = None
+) -> str:
     """Write the translations of the first ``limit`` test inputs into ``folder`` (old images removed) through
     the translator's one loop: <input name>.png, or, for a model with K outputs per input, all K of them as
     <input name>_<k>.png. ``groups``, when given, receives each input's list of written files."""
@@ -202,8 +245,10 @@ def checked_arguments(opt: argparse.Namespace, save_dir: str) -> tuple[list[str]
     epochs = saved_epochs(save_dir, opt.epochs, Translator.epoch_network(opt))
     count = output_count(opt)
     if opt.paired and count is not None:
-        raise UserError(f"--paired: --model {opt.model} gives {count} outputs per input; paired scores compare "
-                        "one translation with the real image of the same name")
+        raise UserError(
+            f"--paired: --model {opt.model} gives {count} outputs per input; paired scores compare "
+            "one translation with the real image of the same name"
+        )
     real_dir = opt.real_dir or os.path.join(opt.dataroot, opt.phase + ("A" if opt.direction == "BtoA" else "B"))
     real_count = len(list_images(real_dir, option="--real_dir"))
     dataset = create_dataset(opt)
@@ -222,8 +267,14 @@ def main() -> None:
     weights = opt.inception_weights if opt.features == "inception" else opt.feature_weights
     extractor = build_feature_extractor(opt.features, weights=weights, dims=opt.dims, device=device)
     print(f"features: {extractor.description}")
-    real = cached_folder_features(real_dir, extractor, opt.stats_cache or os.path.join(opt.checkpoints_dir,
-                                  "fid_stats_cache"), opt.fid_batch_size, device, option="--real_dir")
+    real = cached_folder_features(
+        real_dir,
+        extractor,
+        opt.stats_cache or os.path.join(opt.checkpoints_dir, "fid_stats_cache"),
+        opt.fid_batch_size,
+        device,
+        option="--real_dir",
+    )
     print(f"real images: {len(real)} in {real_dir}")
 
     # Translate the test split with every epoch's generator, score, and rewrite the table and plot.
@@ -239,19 +290,22 @@ def main() -> None:
             groups: list[list[str]] = []
             folder = translate(translator, dataset, os.path.join(out_dir, f"epoch_{epoch}"), limit, groups)
             fake = compute_features(list_images(folder), extractor, opt.fid_batch_size, device)
-            row = {"epoch": epoch, "images": len(fake), **realism_scores(
-                real, fake, opt.kid_subsets, opt.kid_subset_size, opt.prdc_k, seed=opt.seed)}
+            row = {
+                "epoch": epoch,
+                "images": len(fake),
+                **realism_scores(real, fake, opt.kid_subsets, opt.kid_subset_size, opt.prdc_k, seed=opt.seed),
+            }
             if opt.paired:
                 row.update(paired_scores(folder, real_dir)["mean"])
             if diversity is not None:
                 row["lpips_diversity"] = diversity.mean_diversity(
-                    (load_images(paths) for paths in groups), progress=True, total=len(groups))
+                    (load_images(paths) for paths in groups), progress=True, total=len(groups)
+                )
             rows.append(row)
             write_scores_csv(rows, os.path.join(out_dir, "fid.csv"))
             plot_scores(rows, os.path.join(out_dir, "fid.png"), title)
             track_scores(trackers, steps, epoch, row, opt.phase)
-            tqdm.write(f"epoch {epoch}: " + ", ".join(f"{k} {v:.4g}" for k, v in row.items()
-                                                      if isinstance(v, float)))
+            tqdm.write(f"epoch {epoch}: " + ", ".join(f"{k} {v:.4g}" for k, v in row.items() if isinstance(v, float)))
     finally:
         for tracker in trackers:
             tracker.close()

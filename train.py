@@ -46,8 +46,9 @@ def start_counters(model: Any, logger: Logger, opt: Any) -> dict:
     if not opt.continue_train:
         return new_counters(1 if opt.epoch_count is None else opt.epoch_count)  # checked by TrainOptions
     counters = load_training_checkpoint(model, logger, opt)
-    dist.print0(f"resuming at epoch {counters['epoch']}, step {counters['batch']} of the epoch "
-                f"({counters['steps']} steps done)")
+    dist.print0(
+        f"resuming at epoch {counters['epoch']}, step {counters['batch']} of the epoch ({counters['steps']} steps done)"
+    )
     return counters
 
 
@@ -68,12 +69,16 @@ class NonFiniteGuard:
         counters["nonfinite"] = counters.get("nonfinite", 0) + 1
         where = f"step {counters['steps']} (epoch {counters['epoch']}, step {counters['batch']} of the epoch)"
         if self.in_a_row >= self.limit:
-            raise UserError(f"{where}: {', '.join(names)} not finite in {self.in_a_row} steps in a row "
-                            f"(--max_nonfinite_steps {self.limit}): training stopped; 'latest' in {self.save_dir} "
-                            "holds the last finite state (resume it with --continue_train, with a lower --lr or "
-                            "--amp off and --allow_option_change)")
-        self.write(f"{where}: {', '.join(names)} not finite: step skipped ({self.in_a_row} in a row, "
-                   f"{counters['nonfinite']} in all; --max_nonfinite_steps {self.limit})")
+            raise UserError(
+                f"{where}: {', '.join(names)} not finite in {self.in_a_row} steps in a row "
+                f"(--max_nonfinite_steps {self.limit}): training stopped; 'latest' in {self.save_dir} "
+                "holds the last finite state (resume it with --continue_train, with a lower --lr or "
+                "--amp off and --allow_option_change)"
+            )
+        self.write(
+            f"{where}: {', '.join(names)} not finite: step skipped ({self.in_a_row} in a row, "
+            f"{counters['nonfinite']} in all; --max_nonfinite_steps {self.limit})"
+        )
         return False
 
 
@@ -88,20 +93,39 @@ def guarded_step(model: Any, batch: dict, counters: dict) -> list[str]:
     return model.end_step()  # known on the host: the guard syncs once per optimiser
 
 
-def show_step(model: Any, logger: Logger, meter: LossMeter, opt: Any, counters: dict, size: int,
-              num_batches: int, times: tuple[float, float], write: Callable[[str], Any]) -> None:
+def show_step(
+    model: Any,
+    logger: Logger,
+    meter: LossMeter,
+    opt: Any,
+    counters: dict,
+    size: int,
+    num_batches: int,
+    times: tuple[float, float],
+    write: Callable[[str], Any],
+) -> None:
     """Print the losses every --print_freq images and show pictures every --display_freq; ``size``: images
     in this step (all processes), ``times``: (seconds of the step, seconds waiting for its batch)."""
     images, epoch = counters["images"], counters["epoch"]
     if crossed(images, size, opt.print_freq):
         losses = meter.latest()  # the one host sync (and all-reduce) between prints
         per_step = opt.batch_size * dist.get_world_size()
-        write(logger.log_scalars(epoch, counters["batch"] / num_batches, counters["batch"] * per_step, losses,
-                                 times[0] / size, times[1] / size, step=images))
+        write(
+            logger.log_scalars(
+                epoch,
+                counters["batch"] / num_batches,
+                counters["batch"] * per_step,
+                losses,
+                times[0] / size,
+                times[1] / size,
+                step=images,
+            )
+        )
     if crossed(images, size, opt.display_freq):
         model.compute_visuals()
-        logger.log_images(epoch, model.get_current_visuals(),
-                          save_result=crossed(images, size, opt.update_html_freq), step=images)
+        logger.log_images(
+            epoch, model.get_current_visuals(), save_result=crossed(images, size, opt.update_html_freq), step=images
+        )
 
 
 def take_folder(opt: Any) -> contextlib.AbstractContextManager:
@@ -141,28 +165,43 @@ def train(options: TrainOptions, opt: Any) -> None:
     dataset = create_dataset(opt, dist.get_rank(), world)
     model = create_model(opt)
     model.setup()
-    logger = Logger(log_dir=model.save_dir, name=opt.name, display_id=opt.display_id,
-                    display_server=opt.display_server, display_port=opt.display_port,
-                    display_env=opt.display_env, display_ncols=opt.display_ncols,
-                    display_winsize=opt.display_winsize, use_html=not opt.no_html,
-                    is_main_process=dist.is_main_process(), tensorboard=opt.tensorboard,
-                    use_wandb=opt.use_wandb, wandb_project=opt.wandb_project_name, config=vars(opt))
+    logger = Logger(
+        log_dir=model.save_dir,
+        name=opt.name,
+        display_id=opt.display_id,
+        display_server=opt.display_server,
+        display_port=opt.display_port,
+        display_env=opt.display_env,
+        display_ncols=opt.display_ncols,
+        display_winsize=opt.display_winsize,
+        use_html=not opt.no_html,
+        is_main_process=dist.is_main_process(),
+        tensorboard=opt.tensorboard,
+        use_wandb=opt.use_wandb,
+        wandb_project=opt.wandb_project_name,
+        config=vars(opt),
+    )
     each = f" on each of {world} processes" if world > 1 else ""
-    dist.print0(f"{len(dataset)} training images, {dataset.num_batches} steps per epoch{each}; "
-                f"saving to {model.save_dir}")
+    dist.print0(
+        f"{len(dataset)} training images, {dataset.num_batches} steps per epoch{each}; saving to {model.save_dir}"
+    )
 
     # Resume (counters, weights, optimisers, schedule, pool, RNGs; the options checked), then the schedule:
     # epochs epoch_count .. n_epochs + n_epochs_decay, as CycleGAN numbers them.
     last_epoch = opt.n_epochs + opt.n_epochs_decay
     counters = start_counters(model, logger, opt)
     if counters["epoch"] > last_epoch:
-        dist.print0(f"nothing to train: epoch {last_epoch} (--n_epochs + --n_epochs_decay) is done; "
-                    "give larger ones to train longer")
+        dist.print0(
+            f"nothing to train: epoch {last_epoch} (--n_epochs + --n_epochs_decay) is done; "
+            "give larger ones to train longer"
+        )
         dist.cleanup()
         return
     options.save_options(opt, "train")  # once the resume is known to be allowed (main process only)
-    dist.print0(f"epochs {counters['epoch']}-{last_epoch}, {opt.lr_policy} schedule: learning rate "
-                f"{model.optimizers[0].param_groups[0]['lr']:.7f} now")
+    dist.print0(
+        f"epochs {counters['epoch']}-{last_epoch}, {opt.lr_policy} schedule: learning rate "
+        f"{model.optimizers[0].param_groups[0]['lr']:.7f} now"
+    )
 
     interactive = sys.stderr.isatty() and dist.is_main_process()
     meter = LossMeter(model.loss_names, model.device, counters["loss_sum"])  # losses stay on the device
@@ -173,8 +212,9 @@ def train(options: TrainOptions, opt: Any) -> None:
     def save(tag: str, all_ranks: bool = True) -> bool:
         """Save ``tag`` unless the latest steps were non-finite (then it keeps the last finite state)."""
         if guard.in_a_row:
-            dist.print0(f"not saving '{tag}' after {guard.in_a_row} non-finite step(s) in a row: it keeps the "
-                        "last finite state")
+            dist.print0(
+                f"not saving '{tag}' after {guard.in_a_row} non-finite step(s) in a row: it keeps the last finite state"
+            )
             return False
         counters["loss_sum"] = meter.epoch_sum(all_ranks)
         save_training_checkpoint(model, logger, counters, vars(opt), tag)
@@ -185,8 +225,15 @@ def train(options: TrainOptions, opt: Any) -> None:
         while counters["epoch"] <= last_epoch:
             epoch = counters["epoch"]
             dataset.set_epoch(epoch, start_batch=counters["batch"])
-            bar = tqdm(dataset, total=dataset.num_batches, initial=counters["batch"], disable=not interactive,
-                       desc=f"epoch {epoch}/{last_epoch}", unit="step", dynamic_ncols=True)
+            bar = tqdm(
+                dataset,
+                total=dataset.num_batches,
+                initial=counters["batch"],
+                disable=not interactive,
+                desc=f"epoch {epoch}/{last_epoch}",
+                unit="step",
+                dynamic_ncols=True,
+            )
             t_data = time.time()
             for batch in bar:
                 # One step; a step that is printed first lets the device finish earlier ones, to time it alone.
@@ -200,8 +247,17 @@ def train(options: TrainOptions, opt: Any) -> None:
                 counters["steps"] += 1
                 if guard.finite(nonfinite, counters):  # else skipped, logged; too many in a row stop the run
                     meter.update(model.loss_parts)
-                    show_step(model, logger, meter, opt, counters, size, dataset.num_batches,
-                              (time.time() - t_start, t_fetched - t_data), write)
+                    show_step(
+                        model,
+                        logger,
+                        meter,
+                        opt,
+                        counters,
+                        size,
+                        dataset.num_batches,
+                        (time.time() - t_start, t_fetched - t_data),
+                        write,
+                    )
                 images = counters["images"]
                 if crossed(images, size, opt.save_latest_freq):
                     save("latest")

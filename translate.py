@@ -38,31 +38,56 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("input", help="an image file, or a folder of images (searched recursively)")
     parser.add_argument("output", help="the output folder (or, for one input file, an output .png file)")
     g = parser.add_argument_group("model")
-    g.add_argument("--name", required=True,
-                   help="run name under --checkpoints_dir, run folder, generator file, Hub folder or Hub id owner/name")
+    g.add_argument(
+        "--name",
+        required=True,
+        help="run name under --checkpoints_dir, run folder, generator file, Hub folder or Hub id owner/name",
+    )
     g.add_argument("--checkpoints_dir", default="./checkpoints", help="where run names are looked up")
     g.add_argument("--epoch", default="latest", help="which <epoch>_net_*.pth of a run")
-    g.add_argument("--model", default=None,
-                   help="the model a generator file belongs to, when it is not the one recorded or inferred "
-                        "(test: CycleGAN's pretrained generators)")
-    g.add_argument("--direction", default=None, choices=["AtoB", "BtoA"],
-                   help="the other way than trained needs a two-way model (cycle_gan, mmsc)")
+    g.add_argument(
+        "--model",
+        default=None,
+        help="the model a generator file belongs to, when it is not the one recorded or inferred "
+        "(test: CycleGAN's pretrained generators)",
+    )
+    g.add_argument(
+        "--direction",
+        default=None,
+        choices=["AtoB", "BtoA"],
+        help="the other way than trained needs a two-way model (cycle_gan, mmsc)",
+    )
     g = parser.add_argument_group("running")
     g.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda when there is one)")
     g.add_argument("--amp", default="off", choices=["off", "bf16", "fp16"], help="mixed precision")
-    g.add_argument("--max_side", type=int, default=None,
-                   help="translate images with a longer side than this in tiles (inference/tiling.py)")
-    g.add_argument("--tile", type=int, default=None,
-                   help="tile side (default --max_side); given alone, tile every image")
+    g.add_argument(
+        "--max_side",
+        type=int,
+        default=None,
+        help="translate images with a longer side than this in tiles (inference/tiling.py)",
+    )
+    g.add_argument(
+        "--tile", type=int, default=None, help="tile side (default --max_side); given alone, tile every image"
+    )
     g = parser.add_argument_group("video")
-    g.add_argument("--statistics", default=None, choices=list(STATISTICS),
-                   help="what the norms use across frames: the clip's (default where the generator allows), "
-                        "a running average, or each frame's own")
-    g.add_argument("--clip_frames", type=int, default=16,
-                   help="frames spread over the clip that give its statistics (0: every frame, decoded again)")
-    g.add_argument("--clip_exact", action="store_true",
-                   help="gather the clip statistics layer by layer (exact; about 11 passes over those frames "
-                        "instead of one)")
+    g.add_argument(
+        "--statistics",
+        default=None,
+        choices=list(STATISTICS),
+        help="what the norms use across frames: the clip's (default where the generator allows), "
+        "a running average, or each frame's own",
+    )
+    g.add_argument(
+        "--clip_frames",
+        type=int,
+        default=16,
+        help="frames spread over the clip that give its statistics (0: every frame, decoded again)",
+    )
+    g.add_argument(
+        "--clip_exact",
+        action="store_true",
+        help="gather the clip statistics layer by layer (exact; about 11 passes over those frames instead of one)",
+    )
     g.add_argument("--momentum", type=float, default=0.9, help="--statistics running: weight of the past")
     g.add_argument("--batch", type=int, default=4, help="frames translated at once")
     g.add_argument("--max_frames", type=int, default=None, help="translate only the first N frames")
@@ -81,8 +106,9 @@ def input_files(path: str) -> list[tuple[str, str]]:
         raise UserError(f"input: {path} does not exist")
     found = []
     for root, _, names in os.walk(path, followlinks=True):
-        found += [(os.path.join(root, n), os.path.relpath(os.path.join(root, n), path)) for n in names
-                  if is_image_file(n)]
+        found += [
+            (os.path.join(root, n), os.path.relpath(os.path.join(root, n), path)) for n in names if is_image_file(n)
+        ]
     if not found:
         raise UserError(f"input: {path} holds no images ({', '.join(e.lstrip('.') for e in IMG_EXTENSIONS)})")
     return sorted(found)
@@ -102,22 +128,40 @@ def main() -> None:
     device = args.device
     if device is None:
         import torch
+
         device = "cuda" if torch.cuda.is_available() else "cpu"
-    translator = Translator.load(args.name, direction=args.direction, epoch=args.epoch, device=device, amp=args.amp,
-                                 checkpoints_dir=args.checkpoints_dir, model=args.model)
+    translator = Translator.load(
+        args.name,
+        direction=args.direction,
+        epoch=args.epoch,
+        device=device,
+        amp=args.amp,
+        checkpoints_dir=args.checkpoints_dir,
+        model=args.model,
+    )
     print(f"model: {translator.describe()}")
     if os.path.isfile(args.input) and is_video_file(args.input):
         check_video_options(args)
-        count = translate_video(translator, args.input, args.output, statistics=args.statistics,
-                                clip_frames=args.clip_frames, clip_exact=args.clip_exact,
-                                momentum=args.momentum, batch=args.batch,
-                                max_frames=args.max_frames, max_side=args.max_side, tile=args.tile)
+        count = translate_video(
+            translator,
+            args.input,
+            args.output,
+            statistics=args.statistics,
+            clip_frames=args.clip_frames,
+            clip_exact=args.clip_exact,
+            momentum=args.momentum,
+            batch=args.batch,
+            max_frames=args.max_frames,
+            max_side=args.max_side,
+            tile=args.tile,
+        )
         print(f"translated {count} frames into {args.output}")
         return
     files = input_files(args.input)
     single_file = os.path.isfile(args.input)
-    options = dict(n_styles=args.n_styles, seed=args.seed, style_image=args.style_image, max_side=args.max_side,
-                   tile=args.tile)
+    options = dict(
+        n_styles=args.n_styles, seed=args.seed, style_image=args.style_image, max_side=args.max_side, tile=args.tile
+    )
     skipped = 0
     for path, relative in tqdm(files, desc="translate", unit="image"):
         try:

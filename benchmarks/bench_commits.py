@@ -24,8 +24,25 @@ from PIL import Image
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MODES = {"fsesim": [], "lsesim": ["--learned_attn", "--augment", "--patch_size", "32"]}
-FLAGS = ["--model", "sc", "--gpu_ids", "-1", "--vgg_weights", "random", "--batch_size", "1", "--num_threads", "0",
-         "--display_freq", "100000", "--print_freq", "100000", "--update_html_freq", "100000", "--no_html"]
+FLAGS = [
+    "--model",
+    "sc",
+    "--gpu_ids",
+    "-1",
+    "--vgg_weights",
+    "random",
+    "--batch_size",
+    "1",
+    "--num_threads",
+    "0",
+    "--display_freq",
+    "100000",
+    "--print_freq",
+    "100000",
+    "--update_html_freq",
+    "100000",
+    "--no_html",
+]
 
 
 def write_data(root: str, count: int = 4, size: int = 286) -> None:
@@ -35,14 +52,27 @@ def write_data(root: str, count: int = 4, size: int = 286) -> None:
         os.makedirs(os.path.join(root, split))
         for i in range(count):
             Image.fromarray((rng.random((size, size, 3)) * 255).astype(np.uint8)).save(
-                os.path.join(root, split, f"{i}.png"))
+                os.path.join(root, split, f"{i}.png")
+            )
 
 
 def wall(tree: str, data: str, ck: str, name: str, mode: str, iters: int, threads: int) -> float:
     """Wall seconds of one ``train.py --max_iters iters`` run in ``tree``."""
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
-    argv = [sys.executable, "train.py", "--dataroot", data, "--checkpoints_dir", ck, "--name", name,
-            "--max_iters", str(iters), *FLAGS, *MODES[mode]]
+    argv = [
+        sys.executable,
+        "train.py",
+        "--dataroot",
+        data,
+        "--checkpoints_dir",
+        ck,
+        "--name",
+        name,
+        "--max_iters",
+        str(iters),
+        *FLAGS,
+        *MODES[mode],
+    ]
     start = time.perf_counter()
     done = subprocess.run(argv, cwd=tree, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     seconds = time.perf_counter() - start

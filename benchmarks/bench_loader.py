@@ -50,13 +50,26 @@ def loader_rate(root: str, *, augment: bool, num_threads: int, device: str, epoc
     from data import create_dataset
     from options.train_options import TrainOptions
 
-    argv = ["--dataroot", root, "--model", "sc", "--gpu_ids", "0" if device == "cuda" else "-1",
-            "--num_threads", str(num_threads), "--batch_size", "1", "--load_size", str(LOAD_SIZE),
-            "--crop_size", str(SIZE)]
+    argv = [
+        "--dataroot",
+        root,
+        "--model",
+        "sc",
+        "--gpu_ids",
+        "0" if device == "cuda" else "-1",
+        "--num_threads",
+        str(num_threads),
+        "--batch_size",
+        "1",
+        "--load_size",
+        str(LOAD_SIZE),
+        "--crop_size",
+        str(SIZE),
+    ]
     argv += ["--learned_attn", "--augment"] if augment else []
     loader = create_dataset(TrainOptions(argv).parse())
     seconds = []
-    for epoch in range(1, epochs + 2):   # the first epoch starts the workers: not timed
+    for epoch in range(1, epochs + 2):  # the first epoch starts the workers: not timed
         loader.set_epoch(epoch)
         start = time.perf_counter()
         count = sum(batch["A"].shape[0] for batch in loader)
@@ -67,8 +80,18 @@ def loader_rate(root: str, *, augment: bool, num_threads: int, device: str, epoc
 def step_rate(model: str, device: str, spec: str, repeats: int, threads: int | None) -> float | None:
     """Images/s of one training step (batch 1, 256²) of ``model`` in a fresh process; None if it failed."""
     amp, channels_last, compiled = bench_step.parse_config(spec)
-    config = {"model": model, "size": SIZE, "batch": 1, "tiny": False, "device": device, "amp": amp,
-              "channels_last": channels_last, "compile": compiled, "repeats": repeats, "count_flops": False}
+    config = {
+        "model": model,
+        "size": SIZE,
+        "batch": 1,
+        "tiny": False,
+        "device": device,
+        "amp": amp,
+        "channels_last": channels_last,
+        "compile": compiled,
+        "repeats": repeats,
+        "count_flops": False,
+    }
     result = bench_step._in_subprocess("step", config, threads)
     return 1.0 / result["s"] if "s" in result else None
 
@@ -90,17 +113,22 @@ def main() -> None:
         write_images(os.path.join(root, "trainB"), args.images, seed=1)
         rows = []
         for augment, model in ((False, "fsesim"), (True, "lsesim")):
-            steps = None if args.no_step else step_rate(model, args.device, args.step_config, args.step_repeats,
-                                                        args.threads)
+            steps = (
+                None
+                if args.no_step
+                else step_rate(model, args.device, args.step_config, args.step_repeats, args.threads)
+            )
             for num_threads in args.num_threads:
-                rate = loader_rate(root, augment=augment, num_threads=num_threads, device=args.device,
-                                   epochs=args.epochs)
+                rate = loader_rate(
+                    root, augment=augment, num_threads=num_threads, device=args.device, epochs=args.epochs
+                )
                 rows.append((model, augment, num_threads, rate, steps))
                 print(f"  augment={augment} num_threads={num_threads}: {rate:.1f} images/s", file=sys.stderr)
-    print(f"Device: {args.device} ({os.cpu_count()} CPU cores); {args.images} images per domain, 256² JPEG, "
-          f"--load_size {LOAD_SIZE} --crop_size {SIZE}, batch 1; step: {args.step_config}\n")
-    print("| --augment | --num_threads | loader images/s | step images/s (model) "
-          "| limited by |")
+    print(
+        f"Device: {args.device} ({os.cpu_count()} CPU cores); {args.images} images per domain, 256² JPEG, "
+        f"--load_size {LOAD_SIZE} --crop_size {SIZE}, batch 1; step: {args.step_config}\n"
+    )
+    print("| --augment | --num_threads | loader images/s | step images/s (model) | limited by |")
     print("|---|---|---|---|---|")
     for model, augment, num_threads, rate, steps in rows:
         name = bench_step.NAMES[model]

@@ -29,9 +29,9 @@ if REPO_ROOT not in sys.path:
 from benchmarks.loop_reference import loop_loss  # noqa: E402
 from models.sesim import SpatialCorrelativeLoss, VGG16Features  # noqa: E402
 
-LOOP_FAST_SIZE = 256          # above this the loop reference runs once, without a warm-up
-SPEEDUP_TARGET = 10.0         # the module must be this much faster than the loop at 256^2, patch 32
-STEP_TARGETS = {              # variant: (GFLOP limit, seconds-per-step limit or None)
+LOOP_FAST_SIZE = 256  # above this the loop reference runs once, without a warm-up
+SPEEDUP_TARGET = 10.0  # the module must be this much faster than the loop at 256^2, patch 32
+STEP_TARGETS = {  # variant: (GFLOP limit, seconds-per-step limit or None)
     "FSeSim": (610.0, None),
     "LSeSim": (800.0, 5.5),
 }
@@ -39,7 +39,7 @@ PUBLISHED_STEP = {"FSeSim": "607 GFLOP, ~3.9 s/step", "LSeSim": "1301 GFLOP, ~9 
 PUBLISHED_SECONDS = {"FSeSim": 3.9, "LSeSim": 9.0}
 MEMORY_NOTE = {
     "cpu": "peak MB = highest running sum of torch CPU-allocator allocations minus frees during one "
-           "fwd+bwd (torch.profiler allocation events; tensors alive before the call not counted)",
+    "fwd+bwd (torch.profiler allocation events; tensors alive before the call not counted)",
     "cuda": "peak MB = torch.cuda.max_memory_allocated during one fwd+bwd minus memory_allocated before it",
 }
 
@@ -48,13 +48,15 @@ MEMORY_NOTE = {
 # Measuring.
 # ---------------------------------------------------------------------------------------------
 
+
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
 
 
-def interleaved_medians(fns: Sequence[Callable[[], None]], repeats: Sequence[int],
-                        device: torch.device) -> list[tuple[float, float]]:
+def interleaved_medians(
+    fns: Sequence[Callable[[], None]], repeats: Sequence[int], device: torch.device
+) -> list[tuple[float, float]]:
     """(median wall s, median process-CPU s) of each of ``fns``, already warmed up.
 
     The calls take turns (a, b, a, b, ...), so a machine whose load changes during the run slows
@@ -71,8 +73,7 @@ def interleaved_medians(fns: Sequence[Callable[[], None]], repeats: Sequence[int
             fn()
             _sync(device)
             times.append((time.perf_counter() - wall, time.process_time() - cpu))
-    return [(statistics.median(t[0] for t in times), statistics.median(t[1] for t in times))
-            for times in samples]
+    return [(statistics.median(t[0] for t in times), statistics.median(t[1] for t in times)) for times in samples]
 
 
 def _cpu_allocation_peak(prof: torch.profiler.profile) -> int:
@@ -111,14 +112,16 @@ def peak_bytes(fn: Callable[[], None], device: torch.device) -> int:
 # Table 1: the loss alone.
 # ---------------------------------------------------------------------------------------------
 
+
 def random_images(count: int, size: int, generator: torch.Generator) -> torch.Tensor:
     """(count, 3, size, size) smooth-ish random images in [-1, 1] (upsampled noise, so maps have structure)."""
     coarse = torch.rand(count, 3, size // 8, size // 8, generator=generator) * 2 - 1
     return torch.nn.functional.interpolate(coarse, size=(size, size), mode="bilinear", align_corners=False)
 
 
-def feature_sets(vgg: VGG16Features, size: int, device: torch.device,
-                 generator: torch.Generator) -> dict[str, list[torch.Tensor]]:
+def feature_sets(
+    vgg: VGG16Features, size: int, device: torch.device, generator: torch.Generator
+) -> dict[str, list[torch.Tensor]]:
     """VGG maps (one list per image) of real_A, fake_B, A_aug and rot180 of real_B and B_aug."""
     images = random_images(4, size, generator)
     real_a, fake_b, real_b, jitter = images.split(1)
@@ -127,11 +130,12 @@ def feature_sets(vgg: VGG16Features, size: int, device: torch.device,
     with torch.no_grad():
         maps = vgg(batch.to(device))
     names = ("A", "fake_B", "A_aug", "other", "other_aug")
-    return {name: [m[i:i + 1].contiguous() for m in maps] for i, name in enumerate(names)}
+    return {name: [m[i : i + 1].contiguous() for m in maps] for i, name in enumerate(names)}
 
 
-def _gen_step_calls(criterion: SpatialCorrelativeLoss, feats: dict, ids: list,
-                    patch_size: int) -> tuple[Callable, Callable]:
+def _gen_step_calls(
+    criterion: SpatialCorrelativeLoss, feats: dict, ids: list, patch_size: int
+) -> tuple[Callable, Callable]:
     """Generator step: src = real_A, tgt = fake_B (gradient wanted), heads frozen, mode cos."""
     src = feats["A"]
     tgt = [t.detach().requires_grad_(True) for t in feats["fake_B"]]
@@ -143,14 +147,30 @@ def _gen_step_calls(criterion: SpatialCorrelativeLoss, feats: dict, ids: list,
         for t in tgt:
             t.grad = None
 
-    module = lambda: run(lambda: criterion(src, tgt, None, ids))  # noqa: E731
-    loop = lambda: run(lambda: loop_loss(src, tgt, None, ids, mode="cos", patch_size=patch_size,  # noqa: E731
-                                         use_norm=False, heads=heads, T=criterion.temperature))
+    def module() -> None:
+        run(lambda: criterion(src, tgt, None, ids))
+
+    def loop() -> None:
+        run(
+            lambda: loop_loss(
+                src,
+                tgt,
+                None,
+                ids,
+                mode="cos",
+                patch_size=patch_size,
+                use_norm=False,
+                heads=heads,
+                T=criterion.temperature,
+            )
+        )
+
     return module, loop
 
 
-def _head_step_calls(criterion: SpatialCorrelativeLoss, feats: dict, ids: list,
-                     patch_size: int) -> tuple[Callable, Callable]:
+def _head_step_calls(
+    criterion: SpatialCorrelativeLoss, feats: dict, ids: list, patch_size: int
+) -> tuple[Callable, Callable]:
     """Head step with --augment: src [A, A], tgt [fake_B, A_aug], other rot180 [B, B_aug]; heads learn.
 
     The loop gets the doubled source, as the published code builds it; the module gets [A], which it
@@ -167,22 +187,38 @@ def _head_step_calls(criterion: SpatialCorrelativeLoss, feats: dict, ids: list,
         loss_fn().backward()
         criterion.zero_grad(set_to_none=True)
 
-    module = lambda: run(lambda: criterion(single_src, tgt, other, ids))  # noqa: E731
-    loop = lambda: run(lambda: loop_loss(src, tgt, other, ids, mode="cos", patch_size=patch_size,  # noqa: E731
-                                         use_norm=False, heads=heads, T=criterion.temperature))
+    def module() -> None:
+        run(lambda: criterion(single_src, tgt, other, ids))
+
+    def loop() -> None:
+        run(
+            lambda: loop_loss(
+                src,
+                tgt,
+                other,
+                ids,
+                mode="cos",
+                patch_size=patch_size,
+                use_norm=False,
+                heads=heads,
+                T=criterion.temperature,
+            )
+        )
+
     return module, loop
 
 
 def loss_cases(vgg: VGG16Features, feats: dict, device: torch.device) -> list[tuple[str, Callable, Callable]]:
     """(label, module call, loop call) for FSeSim, LSeSim generator step and LSeSim head step."""
     fsesim = SpatialCorrelativeLoss(mode="cos", patch_size=64).to(device)
-    lsesim = SpatialCorrelativeLoss(mode="cos", patch_size=32, learned=True,
-                                    in_channels=vgg.out_channels).to(device)
+    lsesim = SpatialCorrelativeLoss(mode="cos", patch_size=32, learned=True, in_channels=vgg.out_channels).to(device)
     generator = torch.Generator().manual_seed(1)
     ids = [torch.randperm(f.shape[2] * f.shape[3], generator=generator)[:256] for f in feats["A"]]
-    return [("FSeSim p64 G-step (B=1)", *_gen_step_calls(fsesim, feats, ids, 64)),
-            ("LSeSim p32 G-step (B=1)", *_gen_step_calls(lsesim, feats, ids, 32)),
-            ("LSeSim p32 head step (B=2)", *_head_step_calls(lsesim, feats, ids, 32))]
+    return [
+        ("FSeSim p64 G-step (B=1)", *_gen_step_calls(fsesim, feats, ids, 64)),
+        ("LSeSim p32 G-step (B=1)", *_gen_step_calls(lsesim, feats, ids, 32)),
+        ("LSeSim p32 head step (B=2)", *_head_step_calls(lsesim, feats, ids, 32)),
+    ]
 
 
 def loss_table(sizes: Sequence[int], repeats: int, device: torch.device) -> list[dict]:
@@ -199,40 +235,60 @@ def loss_table(sizes: Sequence[int], repeats: int, device: torch.device) -> list
             module_peak, loop_peak = peak_bytes(module_fn, device), peak_bytes(loop_fn, device)
             loop_repeats = repeats if size <= LOOP_FAST_SIZE else 1
             module_t, loop_t = interleaved_medians([module_fn, loop_fn], [repeats, loop_repeats], device)
-            rows.append({"size": size, "case": label, "module_s": module_t[0], "loop_s": loop_t[0],
-                         "module_cpu": module_t[1], "loop_cpu": loop_t[1],
-                         "module_mb": module_peak / 2**20, "loop_mb": loop_peak / 2**20})
+            rows.append(
+                {
+                    "size": size,
+                    "case": label,
+                    "module_s": module_t[0],
+                    "loop_s": loop_t[0],
+                    "module_cpu": module_t[1],
+                    "loop_cpu": loop_t[1],
+                    "module_mb": module_peak / 2**20,
+                    "loop_mb": loop_peak / 2**20,
+                }
+            )
             print(f"  measured {size}^2 {label}", file=sys.stderr, flush=True)
         del feats
     return rows
 
 
 def print_loss_table(rows: list[dict], device: torch.device, repeats: int) -> None:
-    print(f"\nTable 1. Loss forward+backward on VGG16 relu3_1/relu4_1/relu4_3 maps, 256 queries per layer, "
-          f"device {device}.")
-    print(f"  wall / cpu = median wall-clock / process-CPU ms of {repeats} interleaved runs after a warm-up "
-          f"(loop above {LOOP_FAST_SIZE}^2: 1 run); speedup = loop / module")
+    print(
+        f"\nTable 1. Loss forward+backward on VGG16 relu3_1/relu4_1/relu4_3 maps, 256 queries per layer, "
+        f"device {device}."
+    )
+    print(
+        f"  wall / cpu = median wall-clock / process-CPU ms of {repeats} interleaved runs after a warm-up "
+        f"(loop above {LOOP_FAST_SIZE}^2: 1 run); speedup = loop / module"
+    )
     print(f"  {MEMORY_NOTE[device.type]}")
-    header = (f"{'size':>5}  {'case':<27} {'module wall':>11} {'loop wall':>10} {'speedup':>8} "
-              f"{'module cpu':>11} {'loop cpu':>10} {'speedup':>8} {'module MB':>10} {'loop MB':>10} {'mem ratio':>9}")
+    header = (
+        f"{'size':>5}  {'case':<27} {'module wall':>11} {'loop wall':>10} {'speedup':>8} "
+        f"{'module cpu':>11} {'loop cpu':>10} {'speedup':>8} {'module MB':>10} {'loop MB':>10} {'mem ratio':>9}"
+    )
     print(header)
     print("-" * len(header))
     for r in rows:
-        print(f"{r['size']:>5}  {r['case']:<27} {r['module_s'] * 1e3:>11.1f} {r['loop_s'] * 1e3:>10.1f} "
-              f"{r['loop_s'] / r['module_s']:>7.1f}x {r['module_cpu'] * 1e3:>11.1f} {r['loop_cpu'] * 1e3:>10.1f} "
-              f"{r['loop_cpu'] / r['module_cpu']:>7.1f}x {r['module_mb']:>10.1f} {r['loop_mb']:>10.1f} "
-              f"{r['loop_mb'] / max(r['module_mb'], 1e-9):>8.1f}x")
+        print(
+            f"{r['size']:>5}  {r['case']:<27} {r['module_s'] * 1e3:>11.1f} {r['loop_s'] * 1e3:>10.1f} "
+            f"{r['loop_s'] / r['module_s']:>7.1f}x {r['module_cpu'] * 1e3:>11.1f} {r['loop_cpu'] * 1e3:>10.1f} "
+            f"{r['loop_cpu'] / r['module_cpu']:>7.1f}x {r['module_mb']:>10.1f} {r['loop_mb']:>10.1f} "
+            f"{r['loop_mb'] / max(r['module_mb'], 1e-9):>8.1f}x"
+        )
     for r in rows:
         if r["size"] == 256 and "p32" in r["case"]:
             speedup = r["loop_s"] / r["module_s"]
             verdict = "PASS" if speedup >= SPEEDUP_TARGET else "MISS"
-            print(f"Target: loss >= {SPEEDUP_TARGET:.0f}x faster than the loop at 256^2 patch 32 "
-                  f"[{r['case']}]: {speedup:.1f}x wall ({r['loop_cpu'] / r['module_cpu']:.1f}x cpu)  {verdict}")
+            print(
+                f"Target: loss >= {SPEEDUP_TARGET:.0f}x faster than the loop at 256^2 patch 32 "
+                f"[{r['case']}]: {speedup:.1f}x wall ({r['loop_cpu'] / r['module_cpu']:.1f}x cpu)  {verdict}"
+            )
 
 
 # ---------------------------------------------------------------------------------------------
 # The loop reference must agree with the module before its timings mean anything.
 # ---------------------------------------------------------------------------------------------
+
 
 def _assert_close(a: torch.Tensor, b: torch.Tensor, what: str) -> None:
     scale = max(float(b.abs().max()), 1e-12)
@@ -240,8 +296,9 @@ def _assert_close(a: torch.Tensor, b: torch.Tensor, what: str) -> None:
     assert error <= 1e-4, f"loop reference disagrees with SpatialCorrelativeLoss ({what}): rel. error {error:.2e}"
 
 
-def _value_and_grads(loss_fn: Callable[[list[torch.Tensor]], torch.Tensor],
-                     targets: list[torch.Tensor]) -> tuple[torch.Tensor, list[torch.Tensor]]:
+def _value_and_grads(
+    loss_fn: Callable[[list[torch.Tensor]], torch.Tensor], targets: list[torch.Tensor]
+) -> tuple[torch.Tensor, list[torch.Tensor]]:
     """Loss value and its gradient with respect to fresh copies of ``targets``."""
     tgt = [t.clone().requires_grad_(True) for t in targets]
     loss = loss_fn(tgt)
@@ -252,17 +309,26 @@ def _value_and_grads(loss_fn: Callable[[list[torch.Tensor]], torch.Tensor],
 def check_equivalence(device: torch.device) -> None:
     """Loss value and target gradient of module vs loop on small maps (local, global, non-square)."""
     generator = torch.Generator().manual_seed(2)
-    shapes = [(12, 10), (8, 8)]                                        # p = 5 is local on both
-    src, tgt, oth = ([torch.randn(2, 16, h, w, generator=generator).to(device) for h, w in shapes]
-                     for _ in range(3))
+    shapes = [(12, 10), (8, 8)]  # p = 5 is local on both
+    src, tgt, oth = ([torch.randn(2, 16, h, w, generator=generator).to(device) for h, w in shapes] for _ in range(3))
     ids = [torch.randperm(h * w, generator=generator)[:20] for h, w in shapes]
-    for patch_size, use_norm, mode, learned in [(5, False, "cos", False), (5, True, "l1", True),
-                                                (64, False, "cos", True), (5, False, "info", True)]:
-        criterion = SpatialCorrelativeLoss(mode=mode, patch_size=patch_size, use_norm=use_norm,
-                                           learned=learned, in_channels=[16, 16]).to(device)
+    for patch_size, use_norm, mode, learned in [
+        (5, False, "cos", False),
+        (5, True, "l1", True),
+        (64, False, "cos", True),
+        (5, False, "info", True),
+    ]:
+        criterion = SpatialCorrelativeLoss(
+            mode=mode, patch_size=patch_size, use_norm=use_norm, learned=learned, in_channels=[16, 16]
+        ).to(device)
         other = oth if mode == "info" else None
-        options = dict(mode=mode, patch_size=patch_size, use_norm=use_norm,
-                       heads=criterion.heads() or None, T=criterion.temperature)
+        options = dict(
+            mode=mode,
+            patch_size=patch_size,
+            use_norm=use_norm,
+            heads=criterion.heads() or None,
+            T=criterion.temperature,
+        )
         module = _value_and_grads(partial(criterion, src, other_feats=other, patch_ids=ids), tgt)
         loop = _value_and_grads(partial(loop_loss, src, other_feats=other, patch_ids=ids, **options), tgt)
         what = f"p={patch_size} use_norm={use_norm} mode={mode} learned={learned}"
@@ -274,6 +340,7 @@ def check_equivalence(device: torch.device) -> None:
 # ---------------------------------------------------------------------------------------------
 # Table 2: one sc training step through the real options.
 # ---------------------------------------------------------------------------------------------
+
 
 def _tiny_dataroot(root: str) -> str:
     """<root>/trainA and trainB with two 16 px PNGs each (the options want a dataset folder)."""
@@ -293,9 +360,18 @@ def build_sc_model(extra: list[str], device: torch.device, root: str):
     from options.train_options import TrainOptions
 
     gpu = str(device.index or 0) if device.type == "cuda" else "-1"
-    argv = ["--dataroot", _tiny_dataroot(os.path.join(root, "data")), "--gpu_ids", gpu,
-            "--vgg_weights", "random", "--checkpoints_dir", os.path.join(root, "checkpoints"),
-            "--name", "bench"] + extra
+    argv = [
+        "--dataroot",
+        _tiny_dataroot(os.path.join(root, "data")),
+        "--gpu_ids",
+        gpu,
+        "--vgg_weights",
+        "random",
+        "--checkpoints_dir",
+        os.path.join(root, "checkpoints"),
+        "--name",
+        "bench",
+    ] + extra
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return create_model(TrainOptions(argv).parse())
@@ -309,29 +385,40 @@ def step_rows(repeats: int, device: torch.device, root: str) -> list[dict]:
     from torch.utils.flop_counter import FlopCounterMode
 
     images = random_images(4, 256, torch.Generator().manual_seed(3))
-    batch = {"A": images[0:1], "B": images[1:2], "A_aug": images[2:3], "B_aug": images[3:4],
-             "A_paths": ["a.png"], "B_paths": ["b.png"]}
+    batch = {
+        "A": images[0:1],
+        "B": images[1:2],
+        "A_aug": images[2:3],
+        "B_aug": images[3:4],
+        "A_paths": ["a.png"],
+        "B_paths": ["b.png"],
+    }
     models, gflops = [], []
     for extra in STEP_VARIANTS.values():
         model = build_sc_model(extra, device, root)
         model.set_input(batch)
         counter = FlopCounterMode(display=False)
-        with counter:                               # the counted step doubles as the warm-up
+        with counter:  # the counted step doubles as the warm-up
             model.optimize_parameters()
         models.append(model)
         gflops.append(counter.get_total_flops() / 1e9)
     times = interleaved_medians([m.optimize_parameters for m in models], [repeats] * len(models), device)
-    return [{"variant": name, "flags": " ".join(extra) or "(defaults)", "gflop": gflop, "seconds": wall,
-             "cpu_seconds": cpu}
-            for (name, extra), gflop, (wall, cpu) in zip(STEP_VARIANTS.items(), gflops, times)]
+    return [
+        {"variant": name, "flags": " ".join(extra) or "(defaults)", "gflop": gflop, "seconds": wall, "cpu_seconds": cpu}
+        for (name, extra), gflop, (wall, cpu) in zip(STEP_VARIANTS.items(), gflops, times)
+    ]
 
 
 def print_step_table(rows: list[dict], device: torch.device, repeats: int) -> None:
-    print(f"\nTable 2. sc model, optimize_parameters at 256^2, batch 1, device {device}; wall / cpu s = median "
-          f"wall-clock / process-CPU seconds of {repeats} interleaved steps after a warm-up;\n"
-          f"  GFLOP = torch.utils.flop_counter.FlopCounterMode over one step.")
-    header = (f"{'variant':<8} {'GFLOP':>8} {'wall s':>8} {'cpu s':>8}  {'target (GFLOP, wall s)':<28} "
-              f"{'published reference':<24} flags")
+    print(
+        f"\nTable 2. sc model, optimize_parameters at 256^2, batch 1, device {device}; wall / cpu s = median "
+        f"wall-clock / process-CPU seconds of {repeats} interleaved steps after a warm-up;\n"
+        f"  GFLOP = torch.utils.flop_counter.FlopCounterMode over one step."
+    )
+    header = (
+        f"{'variant':<8} {'GFLOP':>8} {'wall s':>8} {'cpu s':>8}  {'target (GFLOP, wall s)':<28} "
+        f"{'published reference':<24} flags"
+    )
     print(header)
     print("-" * len(header))
     for r in rows:
@@ -339,20 +426,25 @@ def print_step_table(rows: list[dict], device: torch.device, repeats: int) -> No
         verdicts = [f"<={flop_limit:.0f} GF " + ("PASS" if r["gflop"] <= flop_limit else "MISS")]
         if time_limit is not None:
             verdicts.append(f"<{time_limit} s " + ("PASS" if r["seconds"] < time_limit else "MISS"))
-        print(f"{r['variant']:<8} {r['gflop']:>8.1f} {r['seconds']:>8.2f} {r['cpu_seconds']:>8.2f}  "
-              f"{', '.join(verdicts):<28} "
-              f"{PUBLISHED_STEP[r['variant']]:<24} {r['flags']}")
+        print(
+            f"{r['variant']:<8} {r['gflop']:>8.1f} {r['seconds']:>8.2f} {r['cpu_seconds']:>8.2f}  "
+            f"{', '.join(verdicts):<28} "
+            f"{PUBLISHED_STEP[r['variant']]:<24} {r['flags']}"
+        )
     by_name = {r["variant"]: r for r in rows}
     # The seconds targets come from other hardware; the LSeSim / FSeSim ratio carries over.
     target = STEP_TARGETS["LSeSim"][1] / PUBLISHED_SECONDS["FSeSim"]
     published = PUBLISHED_SECONDS["LSeSim"] / PUBLISHED_SECONDS["FSeSim"]
     ratio = by_name["LSeSim"]["seconds"] / by_name["FSeSim"]["seconds"]
     cpu_ratio = by_name["LSeSim"]["cpu_seconds"] / by_name["FSeSim"]["cpu_seconds"]
-    print(f"LSeSim / FSeSim time per step: {ratio:.2f} wall, {cpu_ratio:.2f} cpu (target < {target:.2f} = "
-          f"5.5 s / 3.9 s, published {published:.2f}) " + ("PASS" if ratio < target else "MISS"))
+    print(
+        f"LSeSim / FSeSim time per step: {ratio:.2f} wall, {cpu_ratio:.2f} cpu (target < {target:.2f} = "
+        f"5.5 s / 3.9 s, published {published:.2f}) " + ("PASS" if ratio < target else "MISS")
+    )
 
 
 # ---------------------------------------------------------------------------------------------
+
 
 def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -360,8 +452,9 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--repeats", type=int, default=3, help="timed runs per measurement (median)")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
-    parser.add_argument("--parts", nargs="+", default=["loss", "step"], choices=["loss", "step"],
-                        help="which tables to produce")
+    parser.add_argument(
+        "--parts", nargs="+", default=["loss", "step"], choices=["loss", "step"], help="which tables to produce"
+    )
     args = parser.parse_args(argv)
     if args.repeats < 1 or any(s % 8 or s < 64 for s in args.sizes):
         parser.error("--repeats must be >= 1 and --sizes multiples of 8, at least 64")
@@ -375,8 +468,10 @@ def main(argv: Optional[list[str]] = None) -> None:
     if args.threads > 0:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
-    print(f"torch {torch.__version__}, device {device}, CPU threads {torch.get_num_threads()}, "
-          f"repeats {args.repeats}", flush=True)
+    print(
+        f"torch {torch.__version__}, device {device}, CPU threads {torch.get_num_threads()}, repeats {args.repeats}",
+        flush=True,
+    )
     start = time.perf_counter()
     if "loss" in args.parts:
         check_equivalence(device)

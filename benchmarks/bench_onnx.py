@@ -76,13 +76,17 @@ def main() -> None:
             cpu[label].append(time.process_time() - start_cpu)
 
     machine = platform.processor() or platform.machine()
-    print(f"{args.netG} ngf {args.ngf}, {args.size}x{args.size}, batch 1, {args.threads} threads, "
-          f"torch {torch.__version__}, onnxruntime {onnxruntime.__version__}, {machine}")
+    print(
+        f"{args.netG} ngf {args.ngf}, {args.size}x{args.size}, batch 1, {args.threads} threads, "
+        f"torch {torch.__version__}, onnxruntime {onnxruntime.__version__}, {machine}"
+    )
     print(f"max |onnxruntime - PyTorch| = {diff:.2e}")
     for label, seconds in times.items():
         median, median_cpu = statistics.median(seconds), statistics.median(cpu[label])
-        print(f"{label:14s} {median * 1000:8.0f} ms/image  {1 / median:6.3f} images/s  "
-              f"{median_cpu:6.2f} CPU s/image  (medians of {args.repeats})")
+        print(
+            f"{label:14s} {median * 1000:8.0f} ms/image  {1 / median:6.3f} images/s  "
+            f"{median_cpu:6.2f} CPU s/image  (medians of {args.repeats})"
+        )
     ratio = statistics.median(times["PyTorch eager"]) / statistics.median(times["onnxruntime"])
     ratio_cpu = statistics.median(cpu["PyTorch eager"]) / statistics.median(cpu["onnxruntime"])
     print(f"onnxruntime / PyTorch eager speed: x{ratio:.2f} (wall clock), x{ratio_cpu:.2f} (CPU time)")

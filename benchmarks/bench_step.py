@@ -42,7 +42,7 @@ import time
 import warnings
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-MODELS = {   # name: (train.py flags, batch size)
+MODELS = {  # name: (train.py flags, batch size)
     "fsesim": (["--model", "sc"], 1),
     # the setting that keeps the photo's polarity (docs/polarity.md): one more G pass, on real_B
     "fsesim_idt": (["--model", "sc", "--lambda_identity", "1"], 1),
@@ -51,7 +51,7 @@ MODELS = {   # name: (train.py flags, batch size)
 }
 NAMES = {"fsesim": "sc FSeSim", "fsesim_idt": "sc FSeSim + identity 1", "lsesim": "sc LSeSim p32", "sinsc": "sinsc"}
 MATMUL_SIZE = {"cpu": 1024, "cuda": 8192}
-TINY_FLAGS = ["--ngf", "8", "--ndf", "8"]   # --tiny: networks small enough to check the script in seconds
+TINY_FLAGS = ["--ngf", "8", "--ndf", "8"]  # --tiny: networks small enough to check the script in seconds
 
 
 def label(config: dict) -> str:
@@ -101,9 +101,24 @@ def _build(torch, config: dict, save_dir: str):
     from util.seeding import seed_everything
 
     flags, size, batch_size = MODELS[config["model"]][0], config["size"], config["batch"]
-    argv = flags + ["--crop_size", str(size), "--load_size", str(size), "--batch_size", str(batch_size),
-                    "--vgg_weights", "random", "--checkpoints_dir", save_dir, "--name", "bench",
-                    "--gpu_ids", "0" if config["device"] == "cuda" else "-1", "--amp", config["amp"]]
+    argv = flags + [
+        "--crop_size",
+        str(size),
+        "--load_size",
+        str(size),
+        "--batch_size",
+        str(batch_size),
+        "--vgg_weights",
+        "random",
+        "--checkpoints_dir",
+        save_dir,
+        "--name",
+        "bench",
+        "--gpu_ids",
+        "0" if config["device"] == "cuda" else "-1",
+        "--amp",
+        config["amp"],
+    ]
     argv += ["--channels_last"] if config["channels_last"] else []
     argv += ["--compile"] if config["compile"] else []
     argv += TINY_FLAGS if config["tiny"] else []
@@ -155,10 +170,18 @@ def measure(config: dict) -> dict:
             peak = torch.cuda.max_memory_allocated(device) / 2**20
         else:
             peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - baseline
-        eager = [name for name in ("G", "D") if isinstance(getattr(model, "net" + name, None), CompiledOrEager)
-                 and getattr(model, "net" + name).failed]
-        result = {"s": statistics.median(wall), "cpu_s": statistics.median(cpu), "peak_mb": peak,
-                  "eager": eager, "warnings": sorted({str(w.message)[:200] for w in caught})}
+        eager = [
+            name
+            for name in ("G", "D")
+            if isinstance(getattr(model, "net" + name, None), CompiledOrEager) and getattr(model, "net" + name).failed
+        ]
+        result = {
+            "s": statistics.median(wall),
+            "cpu_s": statistics.median(cpu),
+            "peak_mb": peak,
+            "eager": eager,
+            "warnings": sorted({str(w.message)[:200] for w in caught}),
+        }
         if config["count_flops"]:
             from torch.utils.flop_counter import FlopCounterMode
 
@@ -181,7 +204,7 @@ def matmul_peaks(device_name: str, dtypes: list[str], repeats: int = 5) -> dict[
         dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[name]
         a = torch.randn(n, n, device=device).to(dtype)
         b = torch.randn(n, n, device=device).to(dtype)
-        torch.mm(a, b)   # warm-up
+        torch.mm(a, b)  # warm-up
         times = []
         for _ in range(repeats):
             _sync(torch, device)
@@ -199,8 +222,14 @@ def _in_subprocess(mode: str, payload: dict, threads: int | None, timeout: float
     if threads:
         env["OMP_NUM_THREADS"] = str(threads)
     try:
-        done = subprocess.run([sys.executable, os.path.abspath(__file__), "--child", mode, json.dumps(payload)],
-                              cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+        done = subprocess.run(
+            [sys.executable, os.path.abspath(__file__), "--child", mode, json.dumps(payload)],
+            cwd=REPO_ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
     except subprocess.TimeoutExpired:
         return {"error": f"timed out after {timeout:g} s"}
     if done.returncode != 0:
@@ -224,13 +253,19 @@ def supported_switches(device: str) -> dict[str, list]:
 def format_table(rows: list[dict], peaks: dict[str, float], device: str) -> str:
     """Markdown table of the measured rows."""
     unit, scale = ("TFLOP/s", 1e3) if device == "cuda" else ("GFLOP/s", 1.0)
-    head = (f"| model | --amp | channels_last | compile | s/step | images/s | CPU s/step | peak MB | GFLOP/step | "
-            f"achieved {unit} | matmul peak {unit} | % of peak | notes |")
+    head = (
+        f"| model | --amp | channels_last | compile | s/step | images/s | CPU s/step | peak MB | GFLOP/step | "
+        f"achieved {unit} | matmul peak {unit} | % of peak | notes |"
+    )
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for row in rows:
         config, result = row["config"], row["result"]
-        cells = [label(config), config["amp"], "on" if config["channels_last"] else "off",
-                 "on" if config["compile"] else "off"]
+        cells = [
+            label(config),
+            config["amp"],
+            "on" if config["channels_last"] else "off",
+            "on" if config["compile"] else "off",
+        ]
         if "error" in result:
             lines.append("| " + " | ".join(cells + ["–"] * 8 + [f"failed: {result['error']}"]) + " |")
             continue
@@ -238,11 +273,17 @@ def format_table(rows: list[dict], peaks: dict[str, float], device: str) -> str:
         dtype = "fp32" if config["amp"] == "off" else config["amp"]
         achieved = gflop / result["s"] if gflop else None
         notes = f"{'+'.join(result['eager'])} fell back to eager" if result["eager"] else ""
-        cells += [f"{result['s']:.3f}", f"{config['batch'] / result['s']:.3g}",
-                  f"{result['cpu_s']:.2f}", f"{result['peak_mb']:.0f}",
-                  f"{gflop:.1f}" if gflop else "–",
-                  f"{achieved / scale:.3g}" if achieved else "–", f"{peaks[dtype] / scale:.3g} ({dtype})",
-                  f"{100 * achieved / peaks[dtype]:.1f}" if achieved else "–", notes]
+        cells += [
+            f"{result['s']:.3f}",
+            f"{config['batch'] / result['s']:.3g}",
+            f"{result['cpu_s']:.2f}",
+            f"{result['peak_mb']:.0f}",
+            f"{gflop:.1f}" if gflop else "–",
+            f"{achieved / scale:.3g}" if achieved else "–",
+            f"{peaks[dtype] / scale:.3g} ({dtype})",
+            f"{100 * achieved / peaks[dtype]:.1f}" if achieved else "–",
+            notes,
+        ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -258,12 +299,20 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--amp", nargs="+", default=None, choices=["off", "bf16", "fp16"])
     parser.add_argument("--channels_last", nargs="+", default=None, choices=["off", "on"])
     parser.add_argument("--compile", nargs="+", default=None, choices=["off", "on"])
-    parser.add_argument("--configs", nargs="+", type=parse_config, default=None,
-                        help="only these configurations, e.g. fp32 bf16 bf16+cl bf16+cl+compile (instead of every "
-                             "combination of --amp, --channels_last and --compile)")
+    parser.add_argument(
+        "--configs",
+        nargs="+",
+        type=parse_config,
+        default=None,
+        help="only these configurations, e.g. fp32 bf16 bf16+cl bf16+cl+compile (instead of every "
+        "combination of --amp, --channels_last and --compile)",
+    )
     parser.add_argument("--timeout", type=float, default=None, help="seconds one configuration may take")
-    parser.add_argument("--tiny", action="store_true",
-                        help="check the script only: 8-filter networks, sinsc batch 2 (use with small --sizes)")
+    parser.add_argument(
+        "--tiny",
+        action="store_true",
+        help="check the script only: 8-filter networks, sinsc batch 2 (use with small --sizes)",
+    )
     return parser.parse_args()
 
 
@@ -279,17 +328,21 @@ def choose_configs(args: argparse.Namespace) -> tuple[list[tuple[str, bool, bool
     dtypes = ["fp32"] + sorted({amp for amp, _, _ in combos if amp != "off"})
     peaks = _in_subprocess("peak", {"device": args.device, "dtypes": dtypes}, args.threads)
     notes = []
-    if args.amp is None and args.configs is None:   # by default, skip a 16-bit type the device only emulates
+    if args.amp is None and args.configs is None:  # by default, skip a 16-bit type the device only emulates
         for amp in dtypes[1:]:
             if peaks[amp] < peaks["fp32"]:
                 combos = [combo for combo in combos if combo[0] != amp]
-                notes.append(f"--amp {amp} not run: the device's {amp} matmul ({peaks[amp]:.3g} GFLOP/s) is slower "
-                             f"than float32 ({peaks['fp32']:.3g} GFLOP/s), i.e. not native; pass --amp {amp} to run it")
+                notes.append(
+                    f"--amp {amp} not run: the device's {amp} matmul ({peaks[amp]:.3g} GFLOP/s) is slower "
+                    f"than float32 ({peaks['fp32']:.3g} GFLOP/s), i.e. not native; pass --amp {amp} to run it"
+                )
     if args.device == "cuda":
         import torch
 
-        notes.append(f"float32 convolutions may run as TF32 (torch.backends.cudnn.allow_tf32="
-                     f"{torch.backends.cudnn.allow_tf32}); the fp32 matmul peak is measured in full float32")
+        notes.append(
+            f"float32 convolutions may run as TF32 (torch.backends.cudnn.allow_tf32="
+            f"{torch.backends.cudnn.allow_tf32}); the fp32 matmul peak is measured in full float32"
+        )
     return combos, peaks, notes
 
 
@@ -303,20 +356,32 @@ def main() -> None:
             for amp, channels_last, compiled in combos:
                 # The first configuration of each model and size also counts the step's FLOPs.
                 batch = 2 if args.tiny and model == "sinsc" else MODELS[model][1]
-                config = {"model": model, "size": size, "batch": batch, "tiny": args.tiny, "device": args.device,
-                          "amp": amp, "channels_last": channels_last, "compile": compiled,
-                          "repeats": args.repeats, "count_flops": not model_rows}
+                config = {
+                    "model": model,
+                    "size": size,
+                    "batch": batch,
+                    "tiny": args.tiny,
+                    "device": args.device,
+                    "amp": amp,
+                    "channels_last": channels_last,
+                    "compile": compiled,
+                    "repeats": args.repeats,
+                    "count_flops": not model_rows,
+                }
                 result = _in_subprocess("step", config, args.threads, args.timeout)
                 model_rows.append({"config": config, "result": result})
-                print(f"  {label(config)} amp={amp} channels_last={channels_last} compile={compiled}: "
-                      f"{result.get('s', float('nan')):.3f} s", file=sys.stderr, flush=True)
+                print(
+                    f"  {label(config)} amp={amp} channels_last={channels_last} compile={compiled}: "
+                    f"{result.get('s', float('nan')):.3f} s",
+                    file=sys.stderr,
+                    flush=True,
+                )
             gflop = model_rows[0]["result"].get("gflop")
             rows += [dict(row, gflop=gflop) for row in model_rows]
     import torch
 
     name = torch.cuda.get_device_name() if args.device == "cuda" else f"CPU ({os.cpu_count()} cores)"
-    print(f"Device: {name}; torch {torch.__version__}; threads: {args.threads or 'default'}; "
-          f"repeats: {args.repeats}\n")
+    print(f"Device: {name}; torch {torch.__version__}; threads: {args.threads or 'default'}; repeats: {args.repeats}\n")
     print(format_table(rows, peaks, args.device))
     print("".join(f"\n- {note}" for note in notes))
 

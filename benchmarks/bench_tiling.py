@@ -25,8 +25,13 @@ def run_one(mode: str, height: int, width: int, tile: int, out: str) -> None:
 
     torch.manual_seed(0)
     net = define_G("resnet_9blocks", 3, 3, 64, "instance", False, "xavier", 0.02, False, False).eval()
-    x = torch.nn.functional.interpolate(torch.rand(1, 3, height // 64, width // 64), size=(height, width),
-                                        mode="bilinear") * 2 - 1
+    x = (
+        torch.nn.functional.interpolate(
+            torch.rand(1, 3, height // 64, width // 64), size=(height, width), mode="bilinear"
+        )
+        * 2
+        - 1
+    )
     start = time.perf_counter()
     with torch.no_grad():
         y = net(x) if mode == "whole" else translate_tiled(net, x, tile=tile)
@@ -41,8 +46,13 @@ def main() -> None:
     parser.add_argument("--height", type=int, default=3072)
     parser.add_argument("--width", type=int, default=4096)
     parser.add_argument("--tile", type=int, default=1024)
-    parser.add_argument("--modes", nargs="+", default=["whole", "tiled"], choices=["whole", "tiled"],
-                        help="which passes to run (whole alone needs about 2 GiB per megapixel)")
+    parser.add_argument(
+        "--modes",
+        nargs="+",
+        default=["whole", "tiled"],
+        choices=["whole", "tiled"],
+        help="which passes to run (whole alone needs about 2 GiB per megapixel)",
+    )
     parser.add_argument("--mode", choices=["whole", "tiled"], help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -53,8 +63,23 @@ def main() -> None:
     outputs = {}
     for mode in args.modes:
         outputs[mode] = f"/tmp/bench_tiling_{os.getpid()}_{mode}.pt"
-        subprocess.run([sys.executable, __file__, "--mode", mode, "--out", outputs[mode], "--height",
-                        str(args.height), "--width", str(args.width), "--tile", str(args.tile)], check=True)
+        subprocess.run(
+            [
+                sys.executable,
+                __file__,
+                "--mode",
+                mode,
+                "--out",
+                outputs[mode],
+                "--height",
+                str(args.height),
+                "--width",
+                str(args.width),
+                "--tile",
+                str(args.tile),
+            ],
+            check=True,
+        )
     if len(outputs) == 2:
         whole, tiled = (torch.load(outputs[m]) for m in ("whole", "tiled"))
         print(f"largest |tiled - whole| in [0, 1] units: {float((tiled - whole).abs().max()) / 2:.2e}")

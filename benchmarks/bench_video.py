@@ -49,7 +49,7 @@ def make_clip(path: str, frames: int, size: tuple[int, int]) -> None:
         video.width, video.height, video.pix_fmt = w, h, "yuv420p"
         sound = out.add_stream("aac", rate=48000, layout="mono")
         for t in range(frames):
-            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(photo[:h, 2 * t:2 * t + w]), format="rgb24")
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(photo[:h, 2 * t : 2 * t + w]), format="rgb24")
             frame.pts, frame.time_base = t, Fraction(1, 25)
             for packet in video.encode(frame):
                 out.mux(packet)
@@ -77,27 +77,36 @@ def main() -> None:
     torch.manual_seed(0)
     with tempfile.TemporaryDirectory() as folder:
         generator = os.path.join(folder, "latest_net_G.pth")
-        torch.save(define_G("resnet_9blocks", 3, 3, args.ngf, "instance", False, "xavier", 0.02, False,
-                            False).state_dict(), generator)
+        torch.save(
+            define_G("resnet_9blocks", 3, 3, args.ngf, "instance", False, "xavier", 0.02, False, False).state_dict(),
+            generator,
+        )
         translator = Translator.load(generator)
         clip = os.path.join(folder, "clip.mp4")
         make_clip(clip, args.frames, tuple(args.size))
         frames = [f.image for f in read_frames(clip)]
         with torch.no_grad():
-            translator.translate_tensor(model_input(translator, frames[:args.batch]))  # warm-up
+            translator.translate_tensor(model_input(translator, frames[: args.batch]))  # warm-up
             start = time.perf_counter()
             for i in range(0, len(frames), args.batch):
-                translator.translate_tensor(model_input(translator, frames[i:i + args.batch]))
+                translator.translate_tensor(model_input(translator, frames[i : i + args.batch]))
             image_seconds = time.perf_counter() - start
         rows = [("image path (compute only)", image_seconds)]
         for statistics in ("frame", "clip"):
             start = time.perf_counter()
-            translate_video(translator, clip, os.path.join(folder, f"out_{statistics}.mp4"), statistics=statistics,
-                            batch=args.batch, progress=False)
-            rows.append((f"video, {statistics} statistics (decode + translate + encode)",
-                         time.perf_counter() - start))
-    print(f"{args.frames} frames of {args.size[1]}x{args.size[0]}, sc resnet_9blocks ngf {args.ngf}, batch "
-          f"{args.batch}, {args.threads} threads\n")
+            translate_video(
+                translator,
+                clip,
+                os.path.join(folder, f"out_{statistics}.mp4"),
+                statistics=statistics,
+                batch=args.batch,
+                progress=False,
+            )
+            rows.append((f"video, {statistics} statistics (decode + translate + encode)", time.perf_counter() - start))
+    print(
+        f"{args.frames} frames of {args.size[1]}x{args.size[0]}, sc resnet_9blocks ngf {args.ngf}, batch "
+        f"{args.batch}, {args.threads} threads\n"
+    )
     print("| path | s | frames/s | share of the image path's rate |\n|---|---|---|---|")
     for label, seconds in rows:
         print(f"| {label} | {seconds:.1f} | {args.frames / seconds:.2f} | {100 * image_seconds / seconds:.0f}% |")

@@ -34,47 +34,47 @@ def _window_keys(feat: torch.Tensor, query_ids: torch.Tensor, patch_size: int) -
         row, col = idx // width, idx % width
         top = min(max(row - patch_size // 2, 0), height - patch_size)
         left = min(max(col - patch_size // 2, 0), width - patch_size)
-        windows.append(feat[:, :, top:top + patch_size, left:left + patch_size])
-    return torch.stack(windows, dim=1).flatten(3)                    # (B, Nq, C, p*p)
+        windows.append(feat[:, :, top : top + patch_size, left : left + patch_size])
+    return torch.stack(windows, dim=1).flatten(3)  # (B, Nq, C, p*p)
 
 
-def loop_similarity(feat: torch.Tensor, query_ids: torch.Tensor, patch_size: int,
-                    use_norm: bool) -> torch.Tensor:
+def loop_similarity(feat: torch.Tensor, query_ids: torch.Tensor, patch_size: int, use_norm: bool) -> torch.Tensor:
     """Similarity map of one image batch, (B, C, H, W) -> (B, Nq, Nk), published-code style."""
     b, c, h, w = feat.shape
     feat = _prepare(feat, use_norm)
     query_ids = query_ids.to(feat.device)
-    queries = feat.flatten(2)[:, :, query_ids].transpose(1, 2)       # (B, Nq, C)
+    queries = feat.flatten(2)[:, :, query_ids].transpose(1, 2)  # (B, Nq, C)
     if patch_size < h and patch_size < w:
-        keys = _window_keys(feat, query_ids, patch_size)             # (B, Nq, C, p*p)
+        keys = _window_keys(feat, query_ids, patch_size)  # (B, Nq, C, p*p)
         num_queries = queries.shape[1]
-        sim = torch.bmm(queries.reshape(b * num_queries, 1, c),
-                        keys.reshape(b * num_queries, c, -1)).view(b, num_queries, -1)
+        sim = torch.bmm(queries.reshape(b * num_queries, 1, c), keys.reshape(b * num_queries, c, -1)).view(
+            b, num_queries, -1
+        )
     else:
-        sim = torch.bmm(queries, feat.flatten(2))                    # (B, Nq, HW)
+        sim = torch.bmm(queries, feat.flatten(2))  # (B, Nq, HW)
     return sim if use_norm else torch.tanh(sim / 10.0)
 
 
-def _sorted_mask_loss(sim_src: torch.Tensor, sim_tgt: torch.Tensor, mode: str,
-                      use_norm: bool) -> torch.Tensor:
+def _sorted_mask_loss(sim_src: torch.Tensor, sim_tgt: torch.Tensor, mode: str, use_norm: bool) -> torch.Tensor:
     """Generator-step comparison with the threshold taken from a full descending sort of each row."""
     num_keys = sim_tgt.shape[-1]
     quarter = num_keys // 4
     ordered = torch.sort(sim_tgt, dim=-1, descending=True).values
-    threshold = ordered[:, :, quarter:quarter + 1]                   # (B, Nq, 1)
+    threshold = ordered[:, :, quarter : quarter + 1]  # (B, Nq, 1)
     dropped = sim_tgt < threshold
     src = torch.where(dropped, torch.zeros_like(sim_src), sim_src)
     tgt = torch.where(dropped, torch.zeros_like(sim_tgt), sim_tgt)
     criterion = F.l1_loss if use_norm else F.smooth_l1_loss
     if mode == "cos":
-        cosine = F.cosine_similarity(src, tgt, dim=-1)               # (B, Nq)
+        cosine = F.cosine_similarity(src, tgt, dim=-1)  # (B, Nq)
         return criterion(torch.ones_like(cosine), cosine)
     scale = num_keys / max(quarter, 1)
     return criterion(scale * src, scale * tgt)
 
 
-def _contrastive_loss(sim_src: torch.Tensor, sim_tgt: torch.Tensor, sim_oth: torch.Tensor,
-                      temperature: float) -> torch.Tensor:
+def _contrastive_loss(
+    sim_src: torch.Tensor, sim_tgt: torch.Tensor, sim_oth: torch.Tensor, temperature: float
+) -> torch.Tensor:
     """InfoNCE over rows: positives <src_i, tgt_i>, negatives against the other image's rows."""
     src, tgt, oth = (F.normalize(s, dim=-1) for s in (sim_src, sim_tgt, sim_oth))
     num_queries = src.shape[1]
@@ -86,10 +86,18 @@ def _contrastive_loss(sim_src: torch.Tensor, sim_tgt: torch.Tensor, sim_oth: tor
     return F.cross_entropy(logits, target)
 
 
-def loop_loss(src_feats: Sequence[torch.Tensor], tgt_feats: Sequence[torch.Tensor],
-              other_feats: Optional[Sequence[torch.Tensor]], patch_ids: Sequence[torch.Tensor], *,
-              mode: str = "cos", patch_size: int = 64, use_norm: bool = False,
-              heads: Optional[Sequence[nn.Module]] = None, T: float = 0.07) -> torch.Tensor:
+def loop_loss(
+    src_feats: Sequence[torch.Tensor],
+    tgt_feats: Sequence[torch.Tensor],
+    other_feats: Optional[Sequence[torch.Tensor]],
+    patch_ids: Sequence[torch.Tensor],
+    *,
+    mode: str = "cos",
+    patch_size: int = 64,
+    use_norm: bool = False,
+    heads: Optional[Sequence[nn.Module]] = None,
+    T: float = 0.07,
+) -> torch.Tensor:
     """The spatially-correlative loss, averaged over layers, computed the slow published way.
 
     src_feats / tgt_feats / other_feats: one (B, C_l, H_l, W_l) map per layer; ``other_feats`` given

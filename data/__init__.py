@@ -21,14 +21,14 @@ from data.style_images import batch_extras
 from util.dist import device_for
 from util.errors import UserError, worker_message
 
-_NOT_MODES = ('base',)  # *_dataset.py files that are not dataset modes
-_TEMPLATE = 'template'  # importable example, but not offered to users
+_NOT_MODES = ("base",)  # *_dataset.py files that are not dataset modes
+_TEMPLATE = "template"  # importable example, but not offered to users
 
 
 def _dataset_files() -> list[str]:
     """Names ``x`` of every ``data/x_dataset.py`` that defines a mode (template included)."""
     folder = os.path.dirname(os.path.abspath(__file__))
-    names = [f[:-len('_dataset.py')] for f in os.listdir(folder) if f.endswith('_dataset.py')]
+    names = [f[: -len("_dataset.py")] for f in os.listdir(folder) if f.endswith("_dataset.py")]
     return sorted(name for name in names if name and name not in _NOT_MODES)
 
 
@@ -43,13 +43,12 @@ def find_dataset_using_name(name: str) -> type[BaseDataset]:
     Raises UserError listing the available modes when there is no such file.
     """
     if name not in _dataset_files():
-        choices = ', '.join(available_dataset_modes())
+        choices = ", ".join(available_dataset_modes())
         raise UserError(f"--dataset_mode: unknown mode '{name}'; choose from {choices}")
-    module = importlib.import_module(f'{__name__}.{name}_dataset')
-    target = name.replace('_', '') + 'dataset'
+    module = importlib.import_module(f"{__name__}.{name}_dataset")
+    target = name.replace("_", "") + "dataset"
     for obj in vars(module).values():
-        if (isinstance(obj, type) and issubclass(obj, BaseDataset)
-                and obj.__name__.lower() == target):
+        if isinstance(obj, type) and issubclass(obj, BaseDataset) and obj.__name__.lower() == target:
             return obj
     raise TypeError(f"data/{name}_dataset.py defines no BaseDataset subclass named '{target}' (any case)")
 
@@ -68,12 +67,13 @@ class EpochSampler(Sampler[int]):
     ``start_index`` samples in (to resume mid-epoch); later passes start at 0 again.
     """
 
-    def __init__(self, *, dataset_size: int, num_samples: int, shuffle: bool, seed: int,
-                 rank: int = 0, world_size: int = 1) -> None:
+    def __init__(
+        self, *, dataset_size: int, num_samples: int, shuffle: bool, seed: int, rank: int = 0, world_size: int = 1
+    ) -> None:
         """See the class docstring; ``num_samples`` <= ``dataset_size``."""
         super().__init__()
         if not 0 <= rank < world_size:
-            raise ValueError(f'rank {rank} outside 0..{world_size - 1}')
+            raise ValueError(f"rank {rank} outside 0..{world_size - 1}")
         self.dataset_size = dataset_size
         self.num_samples = min(num_samples, dataset_size)
         self.shuffle = shuffle
@@ -91,13 +91,13 @@ class EpochSampler(Sampler[int]):
     def epoch_indices(self) -> list[int]:
         """This rank's dataset indices for the whole current epoch."""
         if self.shuffle:
-            generator = torch.Generator().manual_seed(mix_seed('order', self.seed, self.epoch))
-            order = torch.randperm(self.dataset_size, generator=generator)[:self.num_samples].tolist()
+            generator = torch.Generator().manual_seed(mix_seed("order", self.seed, self.epoch))
+            order = torch.randperm(self.dataset_size, generator=generator)[: self.num_samples].tolist()
         else:
             order = list(range(self.num_samples))
         padded = math.ceil(len(order) / self.world_size) * self.world_size
-        order += order[:padded - len(order)]
-        return order[self.rank::self.world_size]
+        order += order[: padded - len(order)]
+        return order[self.rank :: self.world_size]
 
     def __iter__(self) -> Iterator[int]:
         """Indices of this pass (not a generator: the start is consumed when the pass begins)."""
@@ -146,7 +146,7 @@ class _EpochTaggedDataset(torch.utils.data.Dataset):
 
 
 def _shape_text(shape: torch.Size) -> str:
-    return 'x'.join(str(s) for s in shape)
+    return "x".join(str(s) for s in shape)
 
 
 def collate_batch(samples: list[dict[str, Any]]) -> dict[str, Any]:
@@ -158,9 +158,10 @@ def collate_batch(samples: list[dict[str, Any]]) -> dict[str, Any]:
         if isinstance(value, torch.Tensor):
             shapes = sorted({tuple(s[key].shape) for s in samples})
             if len(shapes) > 1:
-                sizes = ', '.join(_shape_text(torch.Size(shape)) for shape in shapes)
-                raise UserError(f"images in one batch differ in size ({sizes}); "
-                                f"use --batch_size 1 with --preprocess none")
+                sizes = ", ".join(_shape_text(torch.Size(shape)) for shape in shapes)
+                raise UserError(
+                    f"images in one batch differ in size ({sizes}); use --batch_size 1 with --preprocess none"
+                )
     return default_collate(samples)
 
 
@@ -177,9 +178,20 @@ class DatasetLoader:
     the GPU computes.
     """
 
-    def __init__(self, dataset: BaseDataset, *, batch_size: int, num_workers: int, shuffle: bool,
-                 seed: int, max_dataset_size: float = math.inf, rank: int = 0, world_size: int = 1,
-                 device: torch.device | None = None, extras: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        dataset: BaseDataset,
+        *,
+        batch_size: int,
+        num_workers: int,
+        shuffle: bool,
+        seed: int,
+        max_dataset_size: float = math.inf,
+        rank: int = 0,
+        world_size: int = 1,
+        device: torch.device | None = None,
+        extras: dict[str, Any] | None = None,
+    ) -> None:
         """Wrap ``dataset``; at most ``max_dataset_size`` samples per epoch (split over ``world_size`` ranks);
         ``device``: where the batches go (default: the CPU); ``extras``: entries added to every batch
         as they are (see data/style_images.py)."""
@@ -191,16 +203,28 @@ class DatasetLoader:
         self.batch_size = batch_size
         self.extras = dict(extras or {})
         num_samples = int(min(len(dataset), max_dataset_size))
-        self.sampler = EpochSampler(dataset_size=len(dataset), num_samples=num_samples, shuffle=shuffle,
-                                    seed=seed, rank=rank, world_size=world_size)
+        self.sampler = EpochSampler(
+            dataset_size=len(dataset),
+            num_samples=num_samples,
+            shuffle=shuffle,
+            seed=seed,
+            rank=rank,
+            world_size=world_size,
+        )
         # A private generator: otherwise each new iterator draws its worker base seed from the
         # global torch RNG, which would make training depend on when the loader is iterated.
-        loader_generator = torch.Generator().manual_seed(mix_seed('loader', seed))
+        loader_generator = torch.Generator().manual_seed(mix_seed("loader", seed))
         self.loader = torch.utils.data.DataLoader(
-            _EpochTaggedDataset(dataset), batch_size=batch_size, sampler=_EpochTaggedSampler(self.sampler),
-            num_workers=num_workers, collate_fn=collate_batch, drop_last=False,
-            pin_memory=device is not None and torch.device(device).type == 'cuda',
-            persistent_workers=num_workers > 0, generator=loader_generator)
+            _EpochTaggedDataset(dataset),
+            batch_size=batch_size,
+            sampler=_EpochTaggedSampler(self.sampler),
+            num_workers=num_workers,
+            collate_fn=collate_batch,
+            drop_last=False,
+            pin_memory=device is not None and torch.device(device).type == "cuda",
+            persistent_workers=num_workers > 0,
+            generator=loader_generator,
+        )
 
     def set_epoch(self, epoch: int, start_batch: int = 0) -> None:
         """Set the epoch (sample order and per-sample randomness); the next pass starts at ``start_batch``."""
@@ -232,7 +256,15 @@ def create_dataset(opt: argparse.Namespace, rank: int = 0, world_size: int = 1) 
     each rank gets every ``world_size``-th sample of the order, starting at ``rank``.
     """
     dataset = find_dataset_using_name(opt.dataset_mode)(opt)
-    return DatasetLoader(dataset, batch_size=opt.batch_size, num_workers=opt.num_threads,
-                         shuffle=bool(opt.is_train and not opt.serial_batches), seed=int(opt.seed),
-                         max_dataset_size=opt.max_dataset_size, rank=rank, world_size=world_size,
-                         device=device_for(opt.gpu_ids), extras=batch_extras(opt))
+    return DatasetLoader(
+        dataset,
+        batch_size=opt.batch_size,
+        num_workers=opt.num_threads,
+        shuffle=bool(opt.is_train and not opt.serial_batches),
+        seed=int(opt.seed),
+        max_dataset_size=opt.max_dataset_size,
+        rank=rank,
+        world_size=world_size,
+        device=device_for(opt.gpu_ids),
+        extras=batch_extras(opt),
+    )

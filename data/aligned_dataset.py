@@ -29,7 +29,7 @@ class AlignedDataset(BaseDataset):
         self.init_preprocess(opt)
         self.dir_AB = os.path.join(opt.dataroot, opt.phase)
         self.AB_paths = make_dataset(self.dir_AB, opt.max_dataset_size)
-        self.swap = opt.direction == 'BtoA'
+        self.swap = opt.direction == "BtoA"
         self.channels_A: int = opt.input_nc
         self.channels_B: int = opt.output_nc
         self.augment = bool(opt.augment)
@@ -53,8 +53,8 @@ class AlignedDataset(BaseDataset):
         params = self.draw_params(A_img.size, generator)
         A = self.apply_transform(A_img, self.channels_A, params)
         B = self.apply_transform(B_img, self.channels_B, params)
-        item = {'A': A, 'B': B, 'A_paths': path, 'B_paths': path}
+        item = {"A": A, "B": B, "A_paths": path, "B_paths": path}
         if self.augment:
-            item['A_aug'] = color_jitter(A, generator)
-            item['B_aug'] = color_jitter(B, generator)
+            item["A_aug"] = color_jitter(A, generator)
+            item["B_aug"] = color_jitter(B, generator)
         return item

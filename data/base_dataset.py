@@ -25,8 +25,8 @@ def mix_seed(*parts: object) -> int:
 
     Unlike ``hash()`` it does not depend on PYTHONHASHSEED, and nearby inputs give unrelated seeds.
     """
-    digest = hashlib.blake2b('/'.join(map(str, parts)).encode(), digest_size=8).digest()
-    return int.from_bytes(digest, 'little') & (2**63 - 1)
+    digest = hashlib.blake2b("/".join(map(str, parts)).encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little") & (2**63 - 1)
 
 
 class BaseDataset(torch.utils.data.Dataset, ABC):
@@ -71,9 +71,14 @@ class BaseDataset(torch.utils.data.Dataset, ABC):
 
     def apply_transform(self, img: Image.Image, channels: int, params: dict[str, Any]) -> torch.Tensor:
         """Resize / crop / flip ``img`` with ``params``; returns (channels, H, W) in [-1, 1]."""
-        transform = get_transform(preprocess=self.preprocess, load_size=self.load_size,
-                                  crop_size=self.crop_size, channels=channels, params=params,
-                                  no_flip=self.no_flip)
+        transform = get_transform(
+            preprocess=self.preprocess,
+            load_size=self.load_size,
+            crop_size=self.crop_size,
+            channels=channels,
+            params=params,
+            no_flip=self.no_flip,
+        )
         return transform(img)
 
     @abstractmethod

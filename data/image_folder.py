@@ -14,11 +14,11 @@ from PIL import Image
 
 from util.errors import UserError
 
-IMG_EXTENSIONS: tuple[str, ...] = ('.jpg', '.jpeg', '.png', '.ppm', '.bmp', '.tif', '.tiff')
+IMG_EXTENSIONS: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".tif", ".tiff")
 
 # Modes whose samples are 16-bit (or 32-bit holding 16-bit values, as some PNG readers produce).
-_SIXTEEN_BIT_MODES = ('I;16', 'I;16B', 'I;16L', 'I;16N', 'I')
-_ALPHA_MODES = ('RGBA', 'LA', 'PA', 'La', 'RGBa')
+_SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
+_ALPHA_MODES = ("RGBA", "LA", "PA", "La", "RGBa")
 
 
 def is_image_file(filename: str) -> bool:
@@ -26,7 +26,7 @@ def is_image_file(filename: str) -> bool:
     return filename.lower().endswith(IMG_EXTENSIONS)
 
 
-def make_dataset(directory: str, max_size: float = math.inf, *, option: str = '--dataroot') -> list[str]:
+def make_dataset(directory: str, max_size: float = math.inf, *, option: str = "--dataroot") -> list[str]:
     """All image paths under ``directory`` (recursively), sorted, at most ``max_size`` of them.
 
     Raises UserError (naming ``option``) when the folder does not exist or holds no images.
@@ -37,29 +37,28 @@ def make_dataset(directory: str, max_size: float = math.inf, *, option: str = '-
     for root, _, names in os.walk(directory, followlinks=True):
         paths.extend(os.path.join(root, name) for name in names if is_image_file(name))
     if not paths:
-        extensions = ', '.join(ext.lstrip('.') for ext in IMG_EXTENSIONS)
+        extensions = ", ".join(ext.lstrip(".") for ext in IMG_EXTENSIONS)
         raise UserError(f"{option}: {directory} has no images ({extensions})")
     paths.sort()
-    return paths[:int(min(max_size, len(paths)))]
+    return paths[: int(min(max_size, len(paths)))]
 
 
 def has_images(directory: str) -> bool:
     """True if ``directory`` directly (not in a subfolder) holds at least one image file."""
     if not os.path.isdir(directory):
         return False
-    return any(is_image_file(name) and os.path.isfile(os.path.join(directory, name))
-               for name in os.listdir(directory))
+    return any(is_image_file(name) and os.path.isfile(os.path.join(directory, name)) for name in os.listdir(directory))
 
 
 def _sixteen_bit_to_grey(img: Image.Image) -> Image.Image:
     """Map a 16-bit grey image to 8-bit ``'L'`` so that 0 -> 0 and 65535 -> 255."""
     values = np.asarray(img).astype(np.float64)  # (H, W), 0..65535
     scaled = np.clip(values, 0, 65535) * (255.0 / 65535.0)
-    return Image.fromarray(np.rint(scaled).astype(np.uint8), mode='L')
+    return Image.fromarray(np.rint(scaled).astype(np.uint8), mode="L")
 
 
 def _has_transparency(img: Image.Image) -> bool:
-    return img.mode in _ALPHA_MODES or img.info.get('transparency') is not None
+    return img.mode in _ALPHA_MODES or img.info.get("transparency") is not None
 
 
 def _to_rgb_or_grey(img: Image.Image) -> Image.Image:
@@ -67,22 +66,22 @@ def _to_rgb_or_grey(img: Image.Image) -> Image.Image:
     if img.mode in _SIXTEEN_BIT_MODES:
         return _sixteen_bit_to_grey(img)
     if _has_transparency(img):
-        rgba = img.convert('RGBA')
+        rgba = img.convert("RGBA")
         # Transparent regions are usually background; white matches how viewers show them.
-        background = Image.new('RGBA', rgba.size, (255, 255, 255, 255))
-        return Image.alpha_composite(background, rgba).convert('RGB')
-    if img.mode in ('RGB', 'L'):
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    if img.mode in ("RGB", "L"):
         return img.copy()
-    if img.mode == '1':
-        return img.convert('L')
-    return img.convert('RGB')  # P, CMYK, YCbCr, HSV, F ...
+    if img.mode == "1":
+        return img.convert("L")
+    return img.convert("RGB")  # P, CMYK, YCbCr, HSV, F ...
 
 
 def convert_image(img: Image.Image, channels: int) -> Image.Image:
     """An opened image in any PIL mode as the pipeline sees it: 8-bit ``'RGB'`` (``channels`` 3) or ``'L'``
     (``channels`` 1), converted as :func:`load_image` converts files (used for images given in memory)."""
     converted = _to_rgb_or_grey(img)
-    target = 'RGB' if channels == 3 else 'L'
+    target = "RGB" if channels == 3 else "L"
     return converted if converted.mode == target else converted.convert(target)
 
 
@@ -99,7 +98,15 @@ def load_image(path: str, channels: int) -> Image.Image:
             img.load()
             return convert_image(img, channels)
     # Pillow reports damaged files through many exception types, not only OSError.
-    except (OSError, ValueError, SyntaxError, EOFError, IndexError, TypeError, struct.error,
-            Image.DecompressionBombError) as exc:
+    except (
+        OSError,
+        ValueError,
+        SyntaxError,
+        EOFError,
+        IndexError,
+        TypeError,
+        struct.error,
+        Image.DecompressionBombError,
+    ) as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise UserError(f"cannot read image {path}: {reason}") from exc

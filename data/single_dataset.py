@@ -25,7 +25,7 @@ def single_folder(dataroot: str, phase: str, direction: str) -> str:
         return dataroot
     if not os.path.isdir(dataroot):
         raise UserError(f"--dataroot: {dataroot} does not exist")
-    subfolder = os.path.join(dataroot, phase + ('B' if direction == 'BtoA' else 'A'))
+    subfolder = os.path.join(dataroot, phase + ("B" if direction == "BtoA" else "A"))
     if os.path.isdir(subfolder):
         return subfolder
     try:
@@ -61,7 +61,7 @@ class SingleDataset(BaseDataset):
         path = self.A_paths[index]
         img = load_image(path, self.channels_A)
         A = self.apply_transform(img, self.channels_A, self.draw_params(img.size, generator))
-        item = {'A': A, 'A_paths': path}
+        item = {"A": A, "A_paths": path}
         if self.augment:
-            item['A_aug'] = color_jitter(A, generator)
+            item["A_aug"] = color_jitter(A, generator)
         return item

@@ -31,13 +31,16 @@ def single_image_path(folder: str, option: str = "--dataroot") -> str:
     paths = make_dataset(folder, option=option)
     if len(paths) != 1:
         names = ", ".join(os.path.basename(p) for p in paths[:3]) + (" ..." if len(paths) > 3 else "")
-        raise UserError(f"{option}: {folder} holds {len(paths)} images ({names}); the singleimage dataset "
-                        "needs exactly one image in trainA and one in trainB")
+        raise UserError(
+            f"{option}: {folder} holds {len(paths)} images ({names}); the singleimage dataset "
+            "needs exactly one image in trainA and one in trainB"
+        )
     return paths[0]
 
 
-def draw_zoom_and_grid(image_size: tuple[int, int], crop_size: int, random_scale_max: float,
-                       generator: torch.Generator) -> dict[str, Any]:
+def draw_zoom_and_grid(
+    image_size: tuple[int, int], crop_size: int, random_scale_max: float, generator: torch.Generator
+) -> dict[str, Any]:
     """Zoomed size, grid offset and shuffled cell order for one image and one minibatch.
 
     image_size: (height, width). Each axis is scaled by a factor drawn uniformly from
@@ -49,8 +52,10 @@ def draw_zoom_and_grid(image_size: tuple[int, int], crop_size: int, random_scale
     factors = low + (1.0 - low) * torch.rand(2, generator=generator)  # (height factor, width factor)
     size = tuple(max(crop_size, round(side * float(f))) for side, f in zip(image_size, factors))
     grid = (size[0] // crop_size, size[1] // crop_size)
-    offset = tuple(int(torch.randint(0, side - cells * crop_size + 1, (1,), generator=generator))
-                   for side, cells in zip(size, grid))
+    offset = tuple(
+        int(torch.randint(0, side - cells * crop_size + 1, (1,), generator=generator))
+        for side, cells in zip(size, grid)
+    )
     order = torch.randperm(grid[0] * grid[1], generator=generator)
     return {"size": size, "offset": offset, "grid": grid, "order": order}
 
@@ -64,7 +69,7 @@ def cut_patch(zoomed: torch.Tensor, plan: dict[str, Any], slot: int, crop_size: 
     cell = int(plan["order"][slot % (rows * cols)])
     top = plan["offset"][0] + (cell // cols) * crop_size
     left = plan["offset"][1] + (cell % cols) * crop_size
-    return zoomed[:, top:top + crop_size, left:left + crop_size]
+    return zoomed[:, top : top + crop_size, left : left + crop_size]
 
 
 class SingleImageDataset(BaseDataset):
@@ -141,8 +146,7 @@ class SingleImageDataset(BaseDataset):
         patches = []
         for key in ("A", "B"):
             image = self.images[key]
-            plan = draw_zoom_and_grid(tuple(image.shape[-2:]), self.crop_size, self.random_scale_max,
-                                      batch_generator)
+            plan = draw_zoom_and_grid(tuple(image.shape[-2:]), self.crop_size, self.random_scale_max, batch_generator)
             patch = cut_patch(self._zoom(key, image, plan["size"]), plan, slot, self.crop_size)
             flip = bool(torch.rand(1, generator=generator) < 0.5) and not self.no_flip
             patches.append(patch.flip(-1) if flip else patch.clone())

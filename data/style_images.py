@@ -16,12 +16,14 @@ from data.transforms import get_transform
 from util.errors import UserError
 
 
-def load_style_images(paths: list[str | Image.Image], *, channels: int, preprocess: str, load_size: int,
-                      crop_size: int) -> torch.Tensor:
+def load_style_images(
+    paths: list[str | Image.Image], *, channels: int, preprocess: str, load_size: int, crop_size: int
+) -> torch.Tensor:
     """The images at ``paths`` (file paths, or PIL images already opened) as one (K, channels, H, W) tensor in
     [-1, 1], unflipped; UserError when one is unreadable or their sizes differ after ``preprocess``."""
-    transform = get_transform(preprocess=preprocess, load_size=load_size, crop_size=crop_size,
-                              channels=channels, params=None, no_flip=True)
+    transform = get_transform(
+        preprocess=preprocess, load_size=load_size, crop_size=crop_size, channels=channels, params=None, no_flip=True
+    )
     images = []
     for path in paths:
         try:
@@ -30,8 +32,10 @@ def load_style_images(paths: list[str | Image.Image], *, channels: int, preproce
         except (OSError, ValueError) as exc:
             raise UserError(f"--style_image {path}: cannot read it as an image ({exc})") from None
     if len({tuple(i.shape) for i in images}) > 1:
-        raise UserError("--style_image: the images have different sizes after --preprocess "
-                        f"{preprocess}; use --preprocess resize_and_crop or images of one size")
+        raise UserError(
+            "--style_image: the images have different sizes after --preprocess "
+            f"{preprocess}; use --preprocess resize_and_crop or images of one size"
+        )
     return torch.stack(images)
 
 
@@ -43,5 +47,12 @@ def batch_extras(opt: argparse.Namespace) -> dict[str, torch.Tensor]:
     paths = getattr(opt, "style_image", None)
     if not paths:
         return {}
-    return {"style_B": load_style_images(list(paths), channels=opt.output_nc, preprocess=opt.preprocess,
-                                         load_size=opt.load_size, crop_size=opt.crop_size)}
+    return {
+        "style_B": load_style_images(
+            list(paths),
+            channels=opt.output_nc,
+            preprocess=opt.preprocess,
+            load_size=opt.load_size,
+            crop_size=opt.crop_size,
+        )
+    }

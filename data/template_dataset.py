@@ -34,7 +34,7 @@ class TemplateDataset(BaseDataset):
     @staticmethod
     def modify_commandline_options(parser: argparse.ArgumentParser, is_train: bool) -> argparse.ArgumentParser:
         """Add a (here unused) example flag and change a default."""
-        parser.add_argument('--new_dataset_option', type=float, default=1.0, help='an example option')
+        parser.add_argument("--new_dataset_option", type=float, default=1.0, help="an example option")
         parser.set_defaults(max_dataset_size=10)
         return parser
 
@@ -58,4 +58,4 @@ class TemplateDataset(BaseDataset):
         params = self.draw_params(img.size, generator)
         A = self.apply_transform(img, self.channels_A, params)
         B = self.apply_transform(img, self.channels_B, params)
-        return {'A': A, 'B': B, 'A_paths': path, 'B_paths': path}
+        return {"A": A, "B": B, "A_paths": path, "B_paths": path}

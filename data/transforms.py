@@ -24,9 +24,9 @@ from PIL import Image
 
 from util.errors import UserError
 
-PREPROCESS_MODES: tuple[str, ...] = ('resize_and_crop', 'crop', 'scale_width', 'scale_width_and_crop', 'none')
+PREPROCESS_MODES: tuple[str, ...] = ("resize_and_crop", "crop", "scale_width", "scale_width_and_crop", "none")
 # Zooming one image per minibatch and cutting grid patches is done by data/singleimage_dataset.py itself.
-ZOOM_AND_PATCH = 'zoom_and_patch'
+ZOOM_AND_PATCH = "zoom_and_patch"
 # Every value --preprocess accepts (checked by the option parser).
 PREPROCESS_CHOICES: tuple[str, ...] = PREPROCESS_MODES + (ZOOM_AND_PATCH,)
 
@@ -47,7 +47,7 @@ def _check_mode(preprocess: str) -> None:
 def uses_crop(preprocess: str) -> bool:
     """True if ``preprocess`` takes a random ``crop_size`` crop."""
     _check_mode(preprocess)
-    return preprocess.endswith('crop')
+    return preprocess.endswith("crop")
 
 
 def check_sizes(preprocess: str, load_size: int, crop_size: int) -> None:
@@ -55,9 +55,11 @@ def check_sizes(preprocess: str, load_size: int, crop_size: int) -> None:
     _check_mode(preprocess)
     if load_size < 1 or crop_size < 1:
         raise UserError(f"--load_size {load_size} / --crop_size {crop_size}: sizes must be positive")
-    if preprocess in ('resize_and_crop', 'scale_width_and_crop') and crop_size > load_size:
-        raise UserError(f"--crop_size {crop_size} is larger than --load_size {load_size}; "
-                        f"with --preprocess {preprocess} the crop must fit")
+    if preprocess in ("resize_and_crop", "scale_width_and_crop") and crop_size > load_size:
+        raise UserError(
+            f"--crop_size {crop_size} is larger than --load_size {load_size}; "
+            f"with --preprocess {preprocess} the crop must fit"
+        )
 
 
 def resized_size(preprocess: str, load_size: int, crop_size: int, size: tuple[int, int]) -> tuple[int, int]:
@@ -67,9 +69,9 @@ def resized_size(preprocess: str, load_size: int, crop_size: int, size: tuple[in
     """
     _check_mode(preprocess)
     width, height = size
-    if preprocess == 'resize_and_crop':
+    if preprocess == "resize_and_crop":
         width, height = load_size, load_size
-    elif preprocess.startswith('scale_width'):
+    elif preprocess.startswith("scale_width"):
         width, height = load_size, max(1, round(load_size * height / width))
     if uses_crop(preprocess) and (width < crop_size or height < crop_size):
         scale = max(crop_size / width, crop_size / height)
@@ -77,8 +79,9 @@ def resized_size(preprocess: str, load_size: int, crop_size: int, size: tuple[in
     return width, height
 
 
-def get_params(preprocess: str, load_size: int, crop_size: int, size: tuple[int, int],
-               rng: torch.Generator) -> dict[str, Any]:
+def get_params(
+    preprocess: str, load_size: int, crop_size: int, size: tuple[int, int], rng: torch.Generator
+) -> dict[str, Any]:
     """Draw the random crop position and flip for one image of ``size`` (width, height).
 
     Always draws the same number of values from ``rng`` (x, y, flip), whatever the mode.
@@ -92,14 +95,14 @@ def get_params(preprocess: str, load_size: int, crop_size: int, size: tuple[int,
     x = int(torch.randint(0, max_x + 1, (1,), generator=rng))
     y = int(torch.randint(0, max_y + 1, (1,), generator=rng))
     flip = bool(torch.rand(1, generator=rng) < 0.5)
-    return {'crop_pos': (x, y), 'flip': flip}
+    return {"crop_pos": (x, y), "flip": flip}
 
 
 def _centre_params(preprocess: str, load_size: int, crop_size: int, size: tuple[int, int]) -> dict[str, Any]:
     width, height = resized_size(preprocess, load_size, crop_size, size)
     if not uses_crop(preprocess):
-        return {'crop_pos': (0, 0), 'flip': False}
-    return {'crop_pos': ((width - crop_size) // 2, (height - crop_size) // 2), 'flip': False}
+        return {"crop_pos": (0, 0), "flip": False}
+    return {"crop_pos": ((width - crop_size) // 2, (height - crop_size) // 2), "flip": False}
 
 
 def to_tensor(img: Image.Image) -> torch.Tensor:
@@ -107,9 +110,16 @@ def to_tensor(img: Image.Image) -> torch.Tensor:
     return TF.pil_to_tensor(img).float().div_(127.5).sub_(1.0)
 
 
-def get_transform(*, preprocess: str, load_size: int, crop_size: int, channels: int,
-                  params: dict[str, Any] | None, no_flip: bool,
-                  method: Image.Resampling = Image.Resampling.BICUBIC) -> Callable[[Image.Image], torch.Tensor]:
+def get_transform(
+    *,
+    preprocess: str,
+    load_size: int,
+    crop_size: int,
+    channels: int,
+    params: dict[str, Any] | None,
+    no_flip: bool,
+    method: Image.Resampling = Image.Resampling.BICUBIC,
+) -> Callable[[Image.Image], torch.Tensor]:
     """Build PIL image -> tensor (``channels``, H, W) in [-1, 1].
 
     ``params`` comes from :func:`get_params` for the image's size; ``None`` means a centre crop
@@ -119,7 +129,7 @@ def get_transform(*, preprocess: str, load_size: int, crop_size: int, channels: 
     _check_mode(preprocess)
     if channels not in (1, 3):
         raise UserError(f"--input_nc/--output_nc: {channels} channels; use 1 or 3")
-    target_mode = 'L' if channels == 1 else 'RGB'
+    target_mode = "L" if channels == 1 else "RGB"
 
     def transform(img: Image.Image) -> torch.Tensor:
         if img.mode != target_mode:
@@ -129,9 +139,9 @@ def get_transform(*, preprocess: str, load_size: int, crop_size: int, channels: 
         if new_size != img.size:
             img = img.resize(new_size, method)
         if uses_crop(preprocess):
-            x, y = chosen['crop_pos']
+            x, y = chosen["crop_pos"]
             img = img.crop((x, y, x + crop_size, y + crop_size))
-        if chosen['flip'] and not no_flip:
+        if chosen["flip"] and not no_flip:
             img = img.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
         return to_tensor(img)
 
@@ -164,4 +174,3 @@ def color_jitter(img: torch.Tensor | Image.Image, generator: torch.Generator) ->
             continue  # saturation and hue are undefined for one channel
         out = adjust[op](out, factors[op])
     return out * 2.0 - 1.0 if is_tensor else out
-

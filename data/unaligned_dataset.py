@@ -31,7 +31,7 @@ class UnalignedDataset(BaseDataset):
         """Find both folders (swapped for ``--direction BtoA``) and check the preprocessing sizes."""
         super().__init__(opt)
         self.init_preprocess(opt)
-        source, target = ('B', 'A') if opt.direction == 'BtoA' else ('A', 'B')
+        source, target = ("B", "A") if opt.direction == "BtoA" else ("A", "B")
         self.dir_A = os.path.join(opt.dataroot, opt.phase + source)
         self.dir_B = os.path.join(opt.dataroot, opt.phase + target)
         self.A_paths = make_dataset(self.dir_A, opt.max_dataset_size)
@@ -60,8 +60,8 @@ class UnalignedDataset(BaseDataset):
         # A and B get independent crops and flips, as in CycleGAN.
         A = self.apply_transform(A_img, self.channels_A, self.draw_params(A_img.size, generator))
         B = self.apply_transform(B_img, self.channels_B, self.draw_params(B_img.size, generator))
-        item = {'A': A, 'B': B, 'A_paths': A_path, 'B_paths': B_path}
+        item = {"A": A, "B": B, "A_paths": A_path, "B_paths": B_path}
         if self.augment:
-            item['A_aug'] = color_jitter(A, generator)
-            item['B_aug'] = color_jitter(B, generator)
+            item["A_aug"] = color_jitter(A, generator)
+            item["B_aug"] = color_jitter(B, generator)
         return item

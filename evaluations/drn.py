@@ -28,11 +28,15 @@ DRN_CONFIGS = {
 CHANNELS = (16, 32, 64, 128, 256, 512, 512, 512)
 
 
-def _conv_bn_relu(in_channels: int, out_channels: int, kernel: int, stride: int = 1,
-                  dilation: int = 1) -> list[nn.Module]:
+def _conv_bn_relu(
+    in_channels: int, out_channels: int, kernel: int, stride: int = 1, dilation: int = 1
+) -> list[nn.Module]:
     padding = dilation * (kernel // 2)
-    return [nn.Conv2d(in_channels, out_channels, kernel, stride, padding, dilation=dilation, bias=False),
-            nn.BatchNorm2d(out_channels), nn.ReLU(inplace=True)]
+    return [
+        nn.Conv2d(in_channels, out_channels, kernel, stride, padding, dilation=dilation, bias=False),
+        nn.BatchNorm2d(out_channels),
+        nn.ReLU(inplace=True),
+    ]
 
 
 class BasicBlock(nn.Module):
@@ -40,8 +44,9 @@ class BasicBlock(nn.Module):
 
     expansion = 1
 
-    def __init__(self, in_channels: int, planes: int, stride: int = 1, dilation: int = 1,
-                 downsample: Optional[nn.Module] = None) -> None:
+    def __init__(
+        self, in_channels: int, planes: int, stride: int = 1, dilation: int = 1, downsample: Optional[nn.Module] = None
+    ) -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(in_channels, planes, 3, stride, dilation, dilation=dilation, bias=False)
         self.bn1 = nn.BatchNorm2d(planes)
@@ -61,8 +66,9 @@ class Bottleneck(nn.Module):
 
     expansion = 4
 
-    def __init__(self, in_channels: int, planes: int, stride: int = 1, dilation: int = 1,
-                 downsample: Optional[nn.Module] = None) -> None:
+    def __init__(
+        self, in_channels: int, planes: int, stride: int = 1, dilation: int = 1, downsample: Optional[nn.Module] = None
+    ) -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(in_channels, planes, 1, bias=False)
         self.bn1 = nn.BatchNorm2d(planes)
@@ -80,13 +86,15 @@ class Bottleneck(nn.Module):
         return torch.relu(out + (x if self.downsample is None else self.downsample(x)))
 
 
-def _residual_stage(block: type, in_channels: int, planes: int, count: int, stride: int,
-                    dilation: int) -> nn.Sequential:
+def _residual_stage(
+    block: type, in_channels: int, planes: int, count: int, stride: int, dilation: int
+) -> nn.Sequential:
     out_channels = planes * block.expansion
     downsample = None
     if stride != 1 or in_channels != out_channels:
-        downsample = nn.Sequential(nn.Conv2d(in_channels, out_channels, 1, stride, bias=False),
-                                   nn.BatchNorm2d(out_channels))
+        downsample = nn.Sequential(
+            nn.Conv2d(in_channels, out_channels, 1, stride, bias=False), nn.BatchNorm2d(out_channels)
+        )
     blocks = [block(in_channels, planes, stride, dilation, downsample)]
     blocks += [block(out_channels, planes, 1, dilation) for _ in range(count - 1)]
     return nn.Sequential(*blocks)
@@ -96,12 +104,18 @@ def drn_d_base(name: str) -> tuple[nn.Sequential, int]:
     """The nine feature stages of DRN-D ``name`` (output stride 8) and their output channel count."""
     kind, counts = DRN_CONFIGS[name]
     block = BasicBlock if kind == "basic" else Bottleneck
-    stages = [nn.Sequential(*_conv_bn_relu(3, CHANNELS[0], 7)),
-              nn.Sequential(*_conv_bn_relu(CHANNELS[0], CHANNELS[0], 3)),
-              nn.Sequential(*_conv_bn_relu(CHANNELS[0], CHANNELS[1], 3, stride=2))]
+    stages = [
+        nn.Sequential(*_conv_bn_relu(3, CHANNELS[0], 7)),
+        nn.Sequential(*_conv_bn_relu(CHANNELS[0], CHANNELS[0], 3)),
+        nn.Sequential(*_conv_bn_relu(CHANNELS[0], CHANNELS[1], 3, stride=2)),
+    ]
     channels = CHANNELS[1]
-    for planes, count, stride, dilation in ((CHANNELS[2], counts[2], 2, 1), (CHANNELS[3], counts[3], 2, 1),
-                                            (CHANNELS[4], counts[4], 1, 2), (CHANNELS[5], counts[5], 1, 4)):
+    for planes, count, stride, dilation in (
+        (CHANNELS[2], counts[2], 2, 1),
+        (CHANNELS[3], counts[3], 2, 1),
+        (CHANNELS[4], counts[4], 1, 2),
+        (CHANNELS[5], counts[5], 1, 4),
+    ):
         stages.append(_residual_stage(block, channels, planes, count, stride, dilation))
         channels = planes * block.expansion
     for planes, count, dilation in ((CHANNELS[6], counts[6], 2), (CHANNELS[7], counts[7], 1)):
@@ -148,7 +162,7 @@ def load_drn(name: str, weights: str) -> DRNSeg:
         state = state["state_dict"]
     if not isinstance(state, dict):
         raise UserError(f"--seg_weights {weights}: not a state_dict")
-    state = {(k[len("module."):] if k.startswith("module.") else k): v for k, v in state.items()}
+    state = {(k[len("module.") :] if k.startswith("module.") else k): v for k, v in state.items()}
     net = DRNSeg(name, classes=state["seg.weight"].shape[0] if "seg.weight" in state else 19)
     own = net.state_dict()
     # Files from 2017 lack BatchNorm's num_batches_tracked (unused at eval), and nets trained with
@@ -160,8 +174,11 @@ def load_drn(name: str, weights: str) -> DRNSeg:
     unexpected = sorted(set(state) - set(own))
     wrong = sorted(k for k in set(own) & set(state) if tuple(own[k].shape) != tuple(state[k].shape))
     if missing or unexpected or wrong:
-        detail = "; ".join(f"{label}: {', '.join(keys[:3])}" for label, keys in
-                           (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong)) if keys)
+        detail = "; ".join(
+            f"{label}: {', '.join(keys[:3])}"
+            for label, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong))
+            if keys
+        )
         raise UserError(f"--seg_weights {weights} does not fit --seg_net {name} ({detail})")
     net.load_state_dict(state)
     return net.eval()

@@ -37,7 +37,7 @@ class SameConv2d(nn.Conv2d):
         pads = []
         for size, k, s in zip(reversed(x.shape[-2:]), reversed(self.kernel_size), reversed(self.stride)):
             total = max((math.ceil(size / s) - 1) * s + k - size, 0)
-            pads += [total // 2, total - total // 2]                 # (left, right, top, bottom)
+            pads += [total // 2, total - total // 2]  # (left, right, top, bottom)
         return F.conv2d(F.pad(x, pads), self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
 
 
@@ -79,8 +79,15 @@ class EfficientNetLite0(nn.Module):
         blocks = []
         for repeats, kernel, stride, expansion, in_channels, out_channels in LITE0_STAGES:
             for i in range(repeats):
-                blocks.append(MBConvBlock(in_channels if i == 0 else out_channels, out_channels, kernel,
-                                          stride if i == 0 else 1, expansion))
+                blocks.append(
+                    MBConvBlock(
+                        in_channels if i == 0 else out_channels,
+                        out_channels,
+                        kernel,
+                        stride if i == 0 else 1,
+                        expansion,
+                    )
+                )
         self.blocks = nn.ModuleList(blocks)
         self.conv_head = nn.Conv2d(LITE0_STAGES[-1][5], FEATURE_DIM, 1, bias=False)
         self.bn1 = nn.BatchNorm2d(FEATURE_DIM, eps=BN_EPS)

@@ -36,8 +36,9 @@ def cosine_distance_map(src_feat: torch.Tensor, tgt_feat: torch.Tensor) -> torch
     return 1.0 - F.cosine_similarity(src_feat, tgt_feat, dim=1, eps=1e-8)[0]
 
 
-def spatial_query_losses(src_feat: torch.Tensor, tgt_feat: torch.Tensor, mode: str = "cos",
-                         patch_size: int = 64, use_norm: bool = False) -> torch.Tensor:
+def spatial_query_losses(
+    src_feat: torch.Tensor, tgt_feat: torch.Tensor, mode: str = "cos", patch_size: int = 64, use_norm: bool = False
+) -> torch.Tensor:
     """Generator-step loss of every query location of one layer: (1, C, h, w) maps -> (h, w).
 
     Exactly :func:`models.sesim.masked_comparison` applied to each query's row on its own, so
@@ -53,8 +54,9 @@ def spatial_query_losses(src_feat: torch.Tensor, tgt_feat: torch.Tensor, mode: s
     return torch.vmap(one_row)(sims[0], sims[1]).view(h, w)
 
 
-def spatial_loss_map(src_feats: Sequence[torch.Tensor], tgt_feats: Sequence[torch.Tensor],
-                     loss: SpatialCorrelativeLoss) -> torch.Tensor:
+def spatial_loss_map(
+    src_feats: Sequence[torch.Tensor], tgt_feats: Sequence[torch.Tensor], loss: SpatialCorrelativeLoss
+) -> torch.Tensor:
     """Per-location spatially-correlative loss over layers (FSeSim; no learned heads).
 
     src_feats / tgt_feats: one (1, C_l, h_l, w_l) map per layer, finest first or in any order;
@@ -62,8 +64,7 @@ def spatial_loss_map(src_feats: Sequence[torch.Tensor], tgt_feats: Sequence[torc
     """
     if loss.learned:
         raise ValueError("spatial_loss_map shows the fixed-feature (FSeSim) loss; learned heads are not supported")
-    maps = [spatial_query_losses(s, t, loss.mode, loss.patch_size, loss.use_norm)
-            for s, t in zip(src_feats, tgt_feats)]
+    maps = [spatial_query_losses(s, t, loss.mode, loss.patch_size, loss.use_norm) for s, t in zip(src_feats, tgt_feats)]
     height = max(m.shape[0] for m in maps)
     width = max(m.shape[1] for m in maps)
     # Integer-factor nearest upsampling repeats values, so each layer's mean is unchanged.

@@ -80,8 +80,10 @@ class InceptionFeatures(nn.Module):
         try:
             import pytorch_fid.inception as fid_inception
         except ImportError:
-            raise UserError("--features inception needs pytorch-fid (pip install 'pytorch-fid>=0.3'), "
-                            "or use --features efficientnet_lite0") from None
+            raise UserError(
+                "--features inception needs pytorch-fid (pip install 'pytorch-fid>=0.3'), "
+                "or use --features efficientnet_lite0"
+            ) from None
         if dims not in fid_inception.InceptionV3.BLOCK_INDEX_BY_DIM:
             raise UserError(f"--dims {dims}: pytorch-fid's Inception gives 64, 192, 768 or 2048")
         block = fid_inception.InceptionV3.BLOCK_INDEX_BY_DIM[dims]
@@ -98,8 +100,9 @@ class InceptionFeatures(nn.Module):
                     self.net = fid_inception.InceptionV3([block])
                 except (RuntimeError, KeyError, TypeError) as exc:
                     first = str(exc).strip().splitlines()[0][:160]
-                    raise UserError(f"--inception_weights {weights}: not pytorch-fid's FID Inception "
-                                    f"weights ({first})") from None
+                    raise UserError(
+                        f"--inception_weights {weights}: not pytorch-fid's FID Inception weights ({first})"
+                    ) from None
             self.weights_path = weights
         self.description = f"pytorch-fid Inception v3 ({os.path.basename(self.weights_path)}), {dims}-d"
         self.net.eval()
@@ -109,9 +112,11 @@ class InceptionFeatures(nn.Module):
         try:
             return fid_inception.InceptionV3([block])
         except Exception as exc:  # any download failure: no weights here
-            raise UserError(f"--inception_weights: pytorch-fid could not get its Inception weights "
-                            f"({type(exc).__name__}); download {fid_inception.FID_WEIGHTS_URL} and pass "
-                            "--inception_weights PATH, or use --features efficientnet_lite0") from None
+            raise UserError(
+                f"--inception_weights: pytorch-fid could not get its Inception weights "
+                f"({type(exc).__name__}); download {fid_inception.FID_WEIGHTS_URL} and pass "
+                "--inception_weights PATH, or use --features efficientnet_lite0"
+            ) from None
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """images: (B, 3, H, W) RGB in [0, 1] -> (B, dims), as pytorch-fid's get_activations."""
@@ -140,8 +145,10 @@ class EfficientNetLite0Features(nn.Module):
         if weights is None:
             weights = os.path.join(hub_checkpoint_dir(), EFFICIENTNET_FILE)
             if not os.path.isfile(weights):
-                raise UserError(f"--feature_weights: no EfficientNet-Lite0 weights in {hub_checkpoint_dir()}; "
-                                f"run `{EFFICIENTNET_COMMAND}` or pass --feature_weights PATH")
+                raise UserError(
+                    f"--feature_weights: no EfficientNet-Lite0 weights in {hub_checkpoint_dir()}; "
+                    f"run `{EFFICIENTNET_COMMAND}` or pass --feature_weights PATH"
+                )
         state = convert_state_dict(safe_load(weights, "--feature_weights"))
         self.net = EfficientNetLite0()
         try:
@@ -150,8 +157,9 @@ class EfficientNetLite0Features(nn.Module):
             first = str(exc).strip().splitlines()[0][:160]
             raise UserError(f"--feature_weights {weights}: not EfficientNet-Lite0 weights ({first})") from None
         self.weights_path = weights
-        self.description = (f"EfficientNet-Lite0 ({os.path.basename(weights)}), 1280-d; "
-                            "not comparable with published Inception FIDs")
+        self.description = (
+            f"EfficientNet-Lite0 ({os.path.basename(weights)}), 1280-d; not comparable with published Inception FIDs"
+        )
         self.net.eval()
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
@@ -166,8 +174,9 @@ FEATURES: dict[str, Callable[..., nn.Module]] = {
 }
 
 
-def build_feature_extractor(name: str, weights: Optional[str] = None, dims: int = 2048,
-                            device: str | torch.device = "cpu") -> nn.Module:
+def build_feature_extractor(
+    name: str, weights: Optional[str] = None, dims: int = 2048, device: str | torch.device = "cpu"
+) -> nn.Module:
     """The frozen feature network ``name`` (a key of :data:`FEATURES`) on ``device``, in eval mode."""
     if name not in FEATURES:
         raise UserError(f"--features {name}: choose from {', '.join(sorted(FEATURES))}")
@@ -179,8 +188,11 @@ def list_images(folder: str, option: str = "folder") -> list[str]:
     """Sorted image files directly inside ``folder`` (not its subfolders), any extension case."""
     if not os.path.isdir(folder):
         raise UserError(f"{option} {folder} does not exist")
-    paths = sorted(os.path.join(folder, name) for name in os.listdir(folder)
-                   if name.lower().endswith(IMAGE_EXTENSIONS) and os.path.isfile(os.path.join(folder, name)))
+    paths = sorted(
+        os.path.join(folder, name)
+        for name in os.listdir(folder)
+        if name.lower().endswith(IMAGE_EXTENSIONS) and os.path.isfile(os.path.join(folder, name))
+    )
     if not paths:
         raise UserError(f"{option} {folder} holds no images ({', '.join(e[1:] for e in IMAGE_EXTENSIONS)})")
     return paths
@@ -197,8 +209,9 @@ def load_rgb(path: str) -> torch.Tensor:
 
 
 @torch.no_grad()
-def compute_features(paths: list[str], extractor: nn.Module, batch_size: int = 50,
-                     device: str | torch.device = "cpu") -> np.ndarray:
+def compute_features(
+    paths: list[str], extractor: nn.Module, batch_size: int = 50, device: str | torch.device = "cpu"
+) -> np.ndarray:
     """(N, D) float64 features of the images at ``paths``, in order.
 
     Consecutive images of equal size share a batch (at most ``batch_size``), so folders of mixed
@@ -225,8 +238,14 @@ def folder_key(paths: list[str], extractor: nn.Module) -> str:
     return digest.hexdigest()[:32]
 
 
-def cached_folder_features(folder: str, extractor: nn.Module, cache_dir: str, batch_size: int = 50,
-                           device: str | torch.device = "cpu", option: str = "folder") -> np.ndarray:
+def cached_folder_features(
+    folder: str,
+    extractor: nn.Module,
+    cache_dir: str,
+    batch_size: int = 50,
+    device: str | torch.device = "cpu",
+    option: str = "folder",
+) -> np.ndarray:
     """(N, D) features of every image in ``folder``, computed once per folder content.
 
     The cache file ``<cache_dir>/<name>_<key>.npz`` is keyed by :func:`folder_key`, so any change

@@ -22,8 +22,9 @@ def feature_statistics(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return features.mean(axis=0), np.cov(features, rowvar=False)
 
 
-def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray,
-                     eps: float = 1e-6) -> float:
+def frechet_distance(
+    mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray, eps: float = 1e-6
+) -> float:
     """Squared Frechet distance of N(mu1, sigma1) and N(mu2, sigma2).
 
     mu: (D,) means; sigma: (D, D) covariances. Returns a float >= 0 up to rounding.
@@ -31,8 +32,9 @@ def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma
     mu1, mu2 = np.atleast_1d(mu1).astype(np.float64), np.atleast_1d(mu2).astype(np.float64)
     sigma1, sigma2 = np.atleast_2d(sigma1).astype(np.float64), np.atleast_2d(sigma2).astype(np.float64)
     if mu1.shape != mu2.shape or sigma1.shape != sigma2.shape:
-        raise ValueError(f"mismatched statistics: means {mu1.shape} vs {mu2.shape}, "
-                         f"covariances {sigma1.shape} vs {sigma2.shape}")
+        raise ValueError(
+            f"mismatched statistics: means {mu1.shape} vs {mu2.shape}, covariances {sigma1.shape} vs {sigma2.shape}"
+        )
     diff = mu1 - mu2
     with warnings.catch_warnings():
         # Fewer samples than dimensions make the product singular; pytorch-fid silences this too.
@@ -40,14 +42,14 @@ def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma
         covmean = linalg.sqrtm(sigma1.dot(sigma2))
     if not np.isfinite(covmean).all():
         # A nearly singular product (few samples, many dimensions): regularise as pytorch-fid does.
-        warnings.warn(f"Frechet distance: singular covariance product; adding {eps} to the diagonals",
-                      stacklevel=2)
+        warnings.warn(f"Frechet distance: singular covariance product; adding {eps} to the diagonals", stacklevel=2)
         offset = np.eye(sigma1.shape[0]) * eps
         covmean = linalg.sqrtm((sigma1 + offset).dot(sigma2 + offset))
     if np.iscomplexobj(covmean):
         if not np.allclose(np.diagonal(covmean).imag, 0, atol=1e-3):
-            raise ValueError(f"Frechet distance: imaginary component {np.max(np.abs(covmean.imag)):.3g} "
-                             "in the matrix square root")
+            raise ValueError(
+                f"Frechet distance: imaginary component {np.max(np.abs(covmean.imag)):.3g} in the matrix square root"
+            )
         covmean = covmean.real
     return float(diff.dot(diff) + np.trace(sigma1) + np.trace(sigma2) - 2 * np.trace(covmean))
 

@@ -25,8 +25,9 @@ def mmd2_unbiased(x: np.ndarray, y: np.ndarray) -> float:
     return float(term_xx + term_yy - 2.0 * k_xy.mean())
 
 
-def kernel_inception_distance(real: np.ndarray, fake: np.ndarray, num_subsets: int = 100,
-                              subset_size: int = 1000, seed: int = 0) -> tuple[float, float]:
+def kernel_inception_distance(
+    real: np.ndarray, fake: np.ndarray, num_subsets: int = 100, subset_size: int = 1000, seed: int = 0
+) -> tuple[float, float]:
     """KID of (N, D) real and (M, D) generated features: (mean, std) of MMD^2_u over subsets.
 
     Subsets have min(subset_size, N, M) rows; each is drawn without replacement from a numpy
@@ -35,10 +36,12 @@ def kernel_inception_distance(real: np.ndarray, fake: np.ndarray, num_subsets: i
     real, fake = np.asarray(real, np.float64), np.asarray(fake, np.float64)
     size = min(subset_size, real.shape[0], fake.shape[0])
     if size < 2:
-        raise ValueError(f"KID needs at least 2 real and 2 generated samples, got {real.shape[0]} and "
-                         f"{fake.shape[0]}")
+        raise ValueError(f"KID needs at least 2 real and 2 generated samples, got {real.shape[0]} and {fake.shape[0]}")
     rng = np.random.default_rng(seed)
-    values = [mmd2_unbiased(real[rng.choice(real.shape[0], size, replace=False)],
-                            fake[rng.choice(fake.shape[0], size, replace=False)])
-              for _ in range(num_subsets)]
+    values = [
+        mmd2_unbiased(
+            real[rng.choice(real.shape[0], size, replace=False)], fake[rng.choice(fake.shape[0], size, replace=False)]
+        )
+        for _ in range(num_subsets)
+    ]
     return float(np.mean(values)), float(np.std(values))

@@ -75,8 +75,9 @@ def _pick_trunk(state: dict, source: str) -> dict[int, tuple[torch.Tensor, torch
                 continue
             wanted = tuple(getattr(module, kind).shape)
             if tuple(state[key].shape) != wanted:
-                raise VGGWeightsError(f"LPIPS backbone {source}: {key} has shape {tuple(state[key].shape)}, "
-                                      f"VGG16 needs {wanted}")
+                raise VGGWeightsError(
+                    f"LPIPS backbone {source}: {key} has shape {tuple(state[key].shape)}, VGG16 needs {wanted}"
+                )
             pair.append(state[key])
         if len(pair) == 2:
             picked[index] = (pair[0], pair[1])
@@ -119,7 +120,8 @@ class LPIPSVGG(nn.Module):
         self.mean = tuple(float(m) for m in mean)
         self.std = tuple(float(s) for s in std)
         self.torchvision_weights = (self.mean, self.std) == (IMAGENET_MEAN, IMAGENET_STD) and (
-            self.description.startswith("torchvision") or os.path.basename(self.description) == TORCHVISION_FILE)
+            self.description.startswith("torchvision") or os.path.basename(self.description) == TORCHVISION_FILE
+        )
         # The package feeds the trunk (x - shift) / scale for x in [-1, 1]; the file wants
         # (x01 - mean) / std with x01 = (x + 1) / 2, and ((x + 1) / 2 - mean) / std
         # = (x + 1 - 2 mean) / (2 std) = (x - (2 mean - 1)) / (2 std). With torchvision's ImageNet
@@ -146,8 +148,10 @@ class LPIPSVGG(nn.Module):
             if isinstance(module, nn.Conv2d):
                 convs[int(name.rsplit(".", 1)[-1])] = module
         if sorted(convs) != sorted(trunk):
-            raise RuntimeError(f"lpips {lpips.__file__}: its VGG16 slices hold convolutions {sorted(convs)}, "
-                               f"expected torchvision's {sorted(trunk)}")
+            raise RuntimeError(
+                f"lpips {lpips.__file__}: its VGG16 slices hold convolutions {sorted(convs)}, "
+                f"expected torchvision's {sorted(trunk)}"
+            )
         with torch.no_grad():
             for index, conv in convs.items():
                 conv.weight.copy_(trunk[index][0])
@@ -169,8 +173,9 @@ class LPIPSVGG(nn.Module):
         if x.dim() != 4 or x.shape[1] not in (1, 3):
             raise ValueError(f"LPIPS: {name} must be (N, 1 or 3, H, W) images, got {tuple(x.shape)}")
         if x.numel() and (x.min() < -1.001 or x.max() > 1.001):
-            raise ValueError(f"LPIPS: {name} must be in [-1, 1], got values in "
-                             f"[{float(x.min()):.3g}, {float(x.max()):.3g}]")
+            raise ValueError(
+                f"LPIPS: {name} must be in [-1, 1], got values in [{float(x.min()):.3g}, {float(x.max()):.3g}]"
+            )
         x = x.to(self.net.scaling_layer.shift.device, torch.float32)
         return x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x
 
@@ -190,7 +195,7 @@ class LPIPSVGG(nn.Module):
         """(K, 3, H, W) -> five unit-normalised (K, C_l, H_l, W_l) maps, ``batch_size`` images a pass."""
         chunks: list[list[torch.Tensor]] = [[] for _ in LPIPS_LAYERS]
         for start in range(0, images.shape[0], self.batch_size):
-            outs = self.net.net(self.net.scaling_layer(images[start:start + self.batch_size]))
+            outs = self.net.net(self.net.scaling_layer(images[start : start + self.batch_size]))
             for layer, out in enumerate(outs):
                 chunks[layer].append(lpips.normalize_tensor(out))
         return [torch.cat(parts) for parts in chunks]
@@ -209,19 +214,22 @@ class LPIPSVGG(nn.Module):
         first, second = torch.triu_indices(outputs.shape[0], outputs.shape[0], offset=1, device=feats[0].device)
         total = torch.zeros((), dtype=torch.float64, device=feats[0].device)
         for start in range(0, first.numel(), self.batch_size):
-            i, j = first[start:start + self.batch_size], second[start:start + self.batch_size]
+            i, j = first[start : start + self.batch_size], second[start : start + self.batch_size]
             scores = torch.zeros(i.numel(), device=feats[0].device)
             for feat, lin in zip(feats, self.net.lins):
                 scores += lin((feat[i] - feat[j]) ** 2).mean(dim=(1, 2, 3))
             total += scores.double().sum()
         return float(total) / first.numel()
 
-    def mean_diversity(self, groups: Iterable[torch.Tensor], progress: bool = False,
-                       total: Optional[int] = None) -> float:
+    def mean_diversity(
+        self, groups: Iterable[torch.Tensor], progress: bool = False, total: Optional[int] = None
+    ) -> float:
         """Mean of :meth:`diversity` over ``groups``, each a (K, C, H, W) tensor of one input's K
         translations (K may differ between inputs). ``progress`` shows a tqdm bar (``total`` inputs)."""
-        values = [self.diversity(group) for group in tqdm(groups, desc="LPIPS diversity", unit="input",
-                                                         total=total, disable=not progress)]
+        values = [
+            self.diversity(group)
+            for group in tqdm(groups, desc="LPIPS diversity", unit="input", total=total, disable=not progress)
+        ]
         if not values:
             raise ValueError("LPIPS mean_diversity: no groups of outputs given")
         return sum(values) / len(values)
@@ -239,7 +247,9 @@ def load_images(paths: Sequence[str]) -> torch.Tensor:
     images = [load_image(path) for path in paths]
     for path, image in zip(paths, images):
         if image.shape != images[0].shape:
-            raise UserError(f"LPIPS: {path} is {image.shape[2]}x{image.shape[1]}, "
-                            f"{paths[0]} is {images[0].shape[2]}x{images[0].shape[1]}; translations of "
-                            "one input must share a size")
+            raise UserError(
+                f"LPIPS: {path} is {image.shape[2]}x{image.shape[1]}, "
+                f"{paths[0]} is {images[0].shape[2]}x{images[0].shape[1]}; translations of "
+                "one input must share a size"
+            )
     return torch.stack(images)

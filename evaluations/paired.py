@@ -38,7 +38,7 @@ def vgg_distance(a: torch.Tensor, b: torch.Tensor, vgg: VGG16Features) -> torch.
     total = torch.zeros(a.shape[0], device=a.device)
     feats = vgg(torch.cat([a, b], dim=0))
     for feat in feats:
-        fa, fb = F.normalize(feat, dim=1, eps=1e-10).chunk(2, dim=0)   # (B, C, h, w) each
+        fa, fb = F.normalize(feat, dim=1, eps=1e-10).chunk(2, dim=0)  # (B, C, h, w) each
         total = total + ((fa - fb) ** 2).sum(dim=1).mean(dim=(1, 2))
     return total / len(feats)
 
@@ -51,8 +51,9 @@ def _load(path: str, size: Optional[tuple[int, int]] = None) -> np.ndarray:
         return np.asarray(image, dtype=np.float64) / 255.0
 
 
-def paired_scores(fake_dir: str, truth_dir: str, vgg: Optional[VGG16Features] = None,
-                  device: str | torch.device = "cpu") -> dict:
+def paired_scores(
+    fake_dir: str, truth_dir: str, vgg: Optional[VGG16Features] = None, device: str | torch.device = "cpu"
+) -> dict:
     """Per-image and mean SSIM, PSNR (and VGG distance when ``vgg`` is given) of every image in
     ``fake_dir`` against the image of the same file stem in ``truth_dir`` (resized to the truth's
     size, bicubic). Returns {"images": {stem: {...}}, "mean": {...}, "count": n}."""
@@ -72,5 +73,9 @@ def paired_scores(fake_dir: str, truth_dir: str, vgg: Optional[VGG16Features] = 
                 row["vgg_distance"] = float(vgg_distance(pair[0], pair[1], vgg)[0])
         rows[name] = row
     means = {key: float(np.mean([r[key] for r in rows.values()])) for key in rows[names[0]]}
-    return {"images": rows, "mean": means, "count": len(rows), "folders": [os.path.abspath(fake_dir),
-                                                                          os.path.abspath(truth_dir)]}
+    return {
+        "images": rows,
+        "mean": means,
+        "count": len(rows),
+        "folders": [os.path.abspath(fake_dir), os.path.abspath(truth_dir)],
+    }

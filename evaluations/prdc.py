@@ -26,8 +26,9 @@ def pairwise_distances(x: np.ndarray, y: np.ndarray) -> np.ndarray:
 def kth_neighbour_radii(features: np.ndarray, k: int) -> np.ndarray:
     """(N, D) -> (N,) distance of each sample to its k-th nearest other sample (needs N > k)."""
     if not 1 <= k < features.shape[0]:
-        raise ValueError(f"k = {k} nearest neighbours need more than k samples and k >= 1; "
-                         f"got {features.shape[0]} samples")
+        raise ValueError(
+            f"k = {k} nearest neighbours need more than k samples and k >= 1; got {features.shape[0]} samples"
+        )
     distances = pairwise_distances(features, features)
     # Column 0 of the sorted row is the sample itself (distance 0), so the k-th neighbour is at k.
     return np.partition(distances, k, axis=1)[:, k]
@@ -35,11 +36,11 @@ def kth_neighbour_radii(features: np.ndarray, k: int) -> np.ndarray:
 
 def prdc(real: np.ndarray, fake: np.ndarray, k: int = 5) -> dict[str, float]:
     """Precision, recall, density and coverage of (F, D) generated vs (R, D) real features."""
-    real_radii = kth_neighbour_radii(real, k)               # (R,)
-    fake_radii = kth_neighbour_radii(fake, k)               # (F,)
-    distances = pairwise_distances(real, fake)              # (R, F)
-    inside_real = distances < real_radii[:, None]           # generated j inside real ball i
-    inside_fake = distances < fake_radii[None, :]           # real i inside generated ball j
+    real_radii = kth_neighbour_radii(real, k)  # (R,)
+    fake_radii = kth_neighbour_radii(fake, k)  # (F,)
+    distances = pairwise_distances(real, fake)  # (R, F)
+    inside_real = distances < real_radii[:, None]  # generated j inside real ball i
+    inside_fake = distances < fake_radii[None, :]  # real i inside generated ball j
     return {
         "precision": float(inside_real.any(axis=0).mean()),
         "recall": float(inside_fake.any(axis=1).mean()),

@@ -26,28 +26,44 @@ def check_counts(real: int, fake: int, prdc_k: int) -> None:
     if min(real, fake) < 2:
         raise UserError(f"realism scores need at least 2 real and 2 generated images, got {real} and {fake}")
     if prdc_k > 0 and min(real, fake) <= prdc_k:
-        raise UserError(f"--prdc_k {prdc_k}: density and coverage need more than {prdc_k} real and generated "
-                        f"images (got {real} and {fake}); lower it, or 0 to skip them")
+        raise UserError(
+            f"--prdc_k {prdc_k}: density and coverage need more than {prdc_k} real and generated "
+            f"images (got {real} and {fake}); lower it, or 0 to skip them"
+        )
 
 
-def realism_scores(real: np.ndarray, fake: np.ndarray, kid_subsets: int = 100, kid_subset_size: int = 1000,
-                   prdc_k: int = 5, seed: int = 0) -> dict[str, float]:
+def realism_scores(
+    real: np.ndarray,
+    fake: np.ndarray,
+    kid_subsets: int = 100,
+    kid_subset_size: int = 1000,
+    prdc_k: int = 5,
+    seed: int = 0,
+) -> dict[str, float]:
     """fid, kid, kid_std and (when ``prdc_k`` > 0) precision, recall, density, coverage.
 
     real: (N, D), fake: (M, D) features. Too few samples for a score is a UserError naming the
     option that asks for it.
     """
     check_counts(len(real), len(fake), prdc_k)
-    kid, kid_std = kernel_inception_distance(real, fake, num_subsets=kid_subsets, subset_size=kid_subset_size,
-                                             seed=seed)
+    kid, kid_std = kernel_inception_distance(
+        real, fake, num_subsets=kid_subsets, subset_size=kid_subset_size, seed=seed
+    )
     scores = {"fid": fid_from_features(real, fake), "kid": kid, "kid_std": kid_std}
     if prdc_k > 0:
         scores.update(prdc(real, fake, k=prdc_k))
     return scores
 
 
-def score_folders(real_dir: str, fake_dir: str, extractor: nn.Module, cache_dir: Optional[str] = None,
-                  batch_size: int = 50, device: str | torch.device = "cpu", **options: int) -> dict[str, float]:
+def score_folders(
+    real_dir: str,
+    fake_dir: str,
+    extractor: nn.Module,
+    cache_dir: Optional[str] = None,
+    batch_size: int = 50,
+    device: str | torch.device = "cpu",
+    **options: int,
+) -> dict[str, float]:
     """:func:`realism_scores` of every image in ``fake_dir`` against every image in ``real_dir``.
 
     With ``cache_dir`` the real features are cached by folder content; ``options`` go to

@@ -43,8 +43,14 @@ def plot_scores(rows: list[dict], path: str, title: str, key: str = "fid", label
     axes.plot(range(len(rows)), values, marker="o", linewidth=1.2)
     best = best_row(rows, key)
     index = rows.index(best)
-    axes.plot([index], [best[key]], marker="*", markersize=14, color="tab:red",
-              label=f"best: epoch {best['epoch']} ({best[key]:.2f})")
+    axes.plot(
+        [index],
+        [best[key]],
+        marker="*",
+        markersize=14,
+        color="tab:red",
+        label=f"best: epoch {best['epoch']} ({best[key]:.2f})",
+    )
     axes.set_xticks(range(len(rows)))
     axes.set_xticklabels(names, rotation=45 if len(rows) > 12 else 0, fontsize="small")
     axes.set_xlabel("epoch")

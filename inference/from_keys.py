@@ -19,7 +19,7 @@ def generator_options(state: dict[str, torch.Tensor]) -> dict:
     """The options (``--netG``, ``--ngf``, ``--input_nc``, ``--output_nc``, ``--normG``, ``--no_antialias``,
     ``--no_antialias_up``) that build a generator with the keys and shapes of ``state``; {} when the
     layout is not one of this framework's generators."""
-    state = {(k[len("module."):] if k.startswith("module.") else k): v for k, v in state.items()}
+    state = {(k[len("module.") :] if k.startswith("module.") else k): v for k, v in state.items()}
     if "model.1.weight" in state and state["model.1.weight"].dim() == 4:
         return _resnet_options(state)
     first = state.get("encoder.convs.1.0.weight")
@@ -39,7 +39,13 @@ def _resnet_options(state: dict[str, torch.Tensor]) -> dict:
     filters = {v.shape[-1] for k, v in state.items() if k.endswith(".filt") and v.dim() == 4}
     if len(blocks) not in (6, 9):
         return {}
-    norm = ("batch" if "model.2.running_mean" in state else "instance" if "model.1.bias" in state else "none")
-    return {"netG": f"resnet_{len(blocks)}blocks", "ngf": first.shape[0], "input_nc": first.shape[1],
-            "output_nc": last.shape[0], "normG": norm, "no_antialias": 3 not in filters,
-            "no_antialias_up": 4 not in filters}
+    norm = "batch" if "model.2.running_mean" in state else "instance" if "model.1.bias" in state else "none"
+    return {
+        "netG": f"resnet_{len(blocks)}blocks",
+        "ngf": first.shape[0],
+        "input_nc": first.shape[1],
+        "output_nc": last.shape[0],
+        "normG": norm,
+        "no_antialias": 3 not in filters,
+        "no_antialias_up": 4 not in filters,
+    }

@@ -42,8 +42,11 @@ def looks_like_repo_id(text: str) -> bool:
 
 def flatten_networks(networks: dict[str, dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
     """{network: state_dict} -> {"<network>.<key>": tensor}, contiguous CPU tensors (what safetensors stores)."""
-    return {f"{name}.{key}": value.detach().cpu().contiguous()
-            for name, state in networks.items() for key, value in state.items()}
+    return {
+        f"{name}.{key}": value.detach().cpu().contiguous()
+        for name, state in networks.items()
+        for key, value in state.items()
+    }
 
 
 def split_networks(tensors: dict[str, torch.Tensor], names: list[str]) -> dict[str, dict[str, torch.Tensor]]:
@@ -55,8 +58,9 @@ def split_networks(tensors: dict[str, torch.Tensor], names: list[str]) -> dict[s
             states[name][rest] = value
     empty = [name for name, state in states.items() if not state]
     if empty:
-        raise UserError(f"{WEIGHTS_FILE} has no tensors of network {empty[0]} (keys '{empty[0]}.<key>'), "
-                        f"which {CONFIG_FILE} lists")
+        raise UserError(
+            f"{WEIGHTS_FILE} has no tensors of network {empty[0]} (keys '{empty[0]}.<key>'), which {CONFIG_FILE} lists"
+        )
     return states
 
 
@@ -72,10 +76,10 @@ def read_hub_folder(folder: str) -> tuple[dict, dict[str, dict[str, torch.Tensor
     except (OSError, ValueError) as exc:
         raise UserError(f"{config_path} is not readable JSON ({exc})") from None
     if not isinstance(config, dict) or config.get("library") != LIBRARY:
-        raise UserError(f"{config_path}: not a config of this framework (needs \"library\": \"{LIBRARY}\")")
+        raise UserError(f'{config_path}: not a config of this framework (needs "library": "{LIBRARY}")')
     missing = [key for key in ("model", "options", "networks") if key not in config]
     if missing or not isinstance(config["options"], dict) or not isinstance(config["networks"], list):
-        raise UserError(f"{config_path}: needs \"model\", \"options\" (an object) and \"networks\" (a list)")
+        raise UserError(f'{config_path}: needs "model", "options" (an object) and "networks" (a list)')
     weights_path = os.path.join(folder, WEIGHTS_FILE)
     try:
         tensors = load_file(weights_path)
@@ -90,20 +94,30 @@ def download(repo_id: str) -> str:
     With ``HF_HUB_OFFLINE=1`` only the cache is read; a repository not in it is a UserError saying so.
     """
     from huggingface_hub import constants, snapshot_download
-    from huggingface_hub.errors import (GatedRepoError, HfHubHTTPError, LocalEntryNotFoundError,
-                                        RepositoryNotFoundError, RevisionNotFoundError)
+    from huggingface_hub.errors import (
+        GatedRepoError,
+        HfHubHTTPError,
+        LocalEntryNotFoundError,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
 
     try:
         return snapshot_download(repo_id, allow_patterns=[CONFIG_FILE, WEIGHTS_FILE])
     except LocalEntryNotFoundError:
         if constants.HF_HUB_OFFLINE:
-            raise UserError(f"{repo_id}: not in the Hugging Face cache ({constants.HF_HUB_CACHE}) and "
-                            "HF_HUB_OFFLINE=1 forbids downloading it; load it once online, or unset "
-                            "HF_HUB_OFFLINE") from None
-        raise UserError(f"{repo_id}: the Hugging Face Hub cannot be reached and the repository is not in the "
-                        f"cache ({constants.HF_HUB_CACHE})") from None
+            raise UserError(
+                f"{repo_id}: not in the Hugging Face cache ({constants.HF_HUB_CACHE}) and "
+                "HF_HUB_OFFLINE=1 forbids downloading it; load it once online, or unset "
+                "HF_HUB_OFFLINE"
+            ) from None
+        raise UserError(
+            f"{repo_id}: the Hugging Face Hub cannot be reached and the repository is not in the "
+            f"cache ({constants.HF_HUB_CACHE})"
+        ) from None
     except (RepositoryNotFoundError, GatedRepoError, RevisionNotFoundError) as exc:
-        raise UserError(f"{repo_id}: no such model repository on the Hugging Face Hub, or no access "
-                        f"({type(exc).__name__})") from None
+        raise UserError(
+            f"{repo_id}: no such model repository on the Hugging Face Hub, or no access ({type(exc).__name__})"
+        ) from None
     except (HfHubHTTPError, OSError) as exc:
         raise UserError(f"{repo_id}: downloading from the Hugging Face Hub failed ({exc})") from None

@@ -70,8 +70,9 @@ class ExportGraph(nn.Module):
         return to_image_range(self.module(to_model_range(image), *style))
 
 
-def graph_inputs(graph: ExportGraph, height: int = 64, width: int = 64, batch: int = 1,
-                 seed: int = 0) -> tuple[torch.Tensor, ...]:
+def graph_inputs(
+    graph: ExportGraph, height: int = 64, width: int = 64, batch: int = 1, seed: int = 0
+) -> tuple[torch.Tensor, ...]:
     """Example inputs for ``graph``: ``batch`` random [0, 1] images drawn with ``seed``; for a graph with a style
     input one such image repeated ``batch`` times with the codes ``style_codes(batch, 0)`` (the mmsc model's
     ``n_styles=batch, seed=0``)."""
@@ -107,8 +108,17 @@ def export_graph(graph: ExportGraph, target: "str | io.BytesIO", opset: int = OP
     kwargs = {"dynamo": False} if "dynamo" in inspect.signature(torch.onnx.export).parameters else {}
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
-        torch.onnx.export(graph, inputs, target, input_names=names, output_names=["translated"],
-                          dynamic_axes=axes, opset_version=opset, do_constant_folding=True, **kwargs)
+        torch.onnx.export(
+            graph,
+            inputs,
+            target,
+            input_names=names,
+            output_names=["translated"],
+            dynamic_axes=axes,
+            opset_version=opset,
+            do_constant_folding=True,
+            **kwargs,
+        )
 
 
 def onnxruntime_session(model: "str | bytes") -> "object":
@@ -140,8 +150,13 @@ def run_session(session: "object", inputs: Sequence[torch.Tensor]) -> torch.Tens
     return torch.from_numpy(session.run(None, feeds)[0])
 
 
-def check_graph(graph: ExportGraph, path: str, reference: Callable[..., torch.Tensor],
-                sizes: Sequence[tuple[int, int]] = ((64, 64), (48, 80)), batch: int = 2) -> list[CheckResult]:
+def check_graph(
+    graph: ExportGraph,
+    path: str,
+    reference: Callable[..., torch.Tensor],
+    sizes: Sequence[tuple[int, int]] = ((64, 64), (48, 80)),
+    batch: int = 2,
+) -> list[CheckResult]:
     """Run the ONNX file ``path`` (exported from ``graph``) in onnxruntime against PyTorch on each (H, W) of ``sizes``.
 
     ``reference(*inputs)`` is PyTorch's answer for the graph's inputs in [0, 1] (the translation API's, not

@@ -40,8 +40,7 @@ class Source:
     direction: Optional[str]
 
 
-def resolve(source: str, *, checkpoints_dir: str, epoch: str, direction: Optional[str],
-            model: Optional[str]) -> Source:
+def resolve(source: str, *, checkpoints_dir: str, epoch: str, direction: Optional[str], model: Optional[str]) -> Source:
     """The :class:`Source` that ``source`` names (see the module docstring); UserError when it names none."""
     path = os.fspath(source)
     if os.path.isfile(path):
@@ -55,8 +54,10 @@ def resolve(source: str, *, checkpoints_dir: str, epoch: str, direction: Optiona
         return _from_run(checkpoints_dir, path, path, epoch, direction)
     if hub.looks_like_repo_id(path):
         return _from_hub_folder(hub.download(path), path, direction)
-    raise UserError(f"{path}: not a run in {checkpoints_dir}, a run folder, a checkpoint file, or a Hugging "
-                    "Face Hub id (owner/name)")
+    raise UserError(
+        f"{path}: not a run in {checkpoints_dir}, a run folder, a checkpoint file, or a Hugging "
+        "Face Hub id (owner/name)"
+    )
 
 
 def _from_run(checkpoints_dir: str, name: str, label: str, epoch: str, direction: Optional[str]) -> Source:
@@ -77,13 +78,17 @@ def _from_file(path: str, epoch: str, direction: Optional[str], model: Optional[
     name = model or saved.get("model") or "sc"
     model_class = find_model_using_name(upstream_test_model(["--model", name])[1])
     if len(model_class.test_networks) != 1:
-        raise UserError(f"{path}: the {name} model needs the networks {', '.join(model_class.test_networks)}; "
-                        "load its run folder instead of one file")
+        raise UserError(
+            f"{path}: the {name} model needs the networks {', '.join(model_class.test_networks)}; "
+            "load its run folder instead of one file"
+        )
     if model_class.reverse_networks:  # a lone file is the trained direction's generator only
         trained = saved.get("direction", "AtoB")
         if direction is not None and direction != trained:
-            raise UserError(f"direction {direction}: {path} holds one generator ({trained}); the other way needs "
-                            "the run folder with both generators")
+            raise UserError(
+                f"direction {direction}: {path} holds one generator ({trained}); the other way needs "
+                "the run folder with both generators"
+            )
     states = {model_class.test_networks[0]: (path, state)}
     return Source(folder, "", saved, states, path, epoch, direction)
 
@@ -121,12 +126,16 @@ def network_files(model_class: type, opt: argparse.Namespace, one_way: bool) -> 
         return files
     if model_class.reverse_networks is None:
         if one_way:
-            raise UserError(f"direction {opt.direction}: the {opt.model} model translates one way only "
-                            f"(trained {opt.trained_direction})")
+            raise UserError(
+                f"direction {opt.direction}: the {opt.model} model translates one way only "
+                f"(trained {opt.trained_direction})"
+            )
         return files
     if model_class.reverse_networks and opt.input_nc != opt.output_nc:
-        raise UserError(f"--direction {opt.direction}: the run was trained {opt.trained_direction} with --input_nc "
-                        f"{opt.input_nc} and --output_nc {opt.output_nc}; the other way needs equal counts")
+        raise UserError(
+            f"--direction {opt.direction}: the run was trained {opt.trained_direction} with --input_nc "
+            f"{opt.input_nc} and --output_nc {opt.output_nc}; the other way needs equal counts"
+        )
     return {name: model_class.reverse_networks.get(name, name) for name in files}
 
 

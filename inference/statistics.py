@@ -88,7 +88,7 @@ class NormStatistics:
         they share one statistic (``shared``), else kept per batch entry."""
         y0, y1, x0, x1, h, w = self.owned
         fh, fw = x.shape[-2:]
-        part = x[..., y0 * fh // h:y1 * fh // h, x0 * fw // w:x1 * fw // w].double()
+        part = x[..., y0 * fh // h : y1 * fh // h, x0 * fw // w : x1 * fw // w].double()
         dims = (0, -2, -1) if self.shared else (-2, -1)
         count = part.shape[-2] * part.shape[-1] * (part.shape[0] if self.shared else 1)
         moments = [part.sum(dim=dims), part.square().sum(dim=dims), count]
@@ -145,10 +145,11 @@ class NormStatistics:
         previous = self.known.get(id(module))
         means, variances = [], []
         for i in range(x.shape[0]):  # over the batch's few frames; the pixels are reduced above
-            own = (mean[i:i + 1], var[i:i + 1])
+            own = (mean[i : i + 1], var[i : i + 1])
             m = self.momentum
-            previous = own if previous is None else (m * previous[0] + (1 - m) * own[0],
-                                                     m * previous[1] + (1 - m) * own[1])
+            previous = (
+                own if previous is None else (m * previous[0] + (1 - m) * own[0], m * previous[1] + (1 - m) * own[1])
+            )
             means.append(previous[0])
             variances.append(previous[1])
         self.known[id(module)] = previous
@@ -157,5 +158,6 @@ class NormStatistics:
 
 def instance_norms(net: nn.Module) -> list[nn.InstanceNorm2d]:
     """The instance norms of ``net`` that normalise by each input's own statistics, in order."""
-    return [m for m in net.modules()
-            if isinstance(m, nn.InstanceNorm2d) and not (m.track_running_stats and not m.training)]
+    return [
+        m for m in net.modules() if isinstance(m, nn.InstanceNorm2d) and not (m.track_running_stats and not m.training)
+    ]

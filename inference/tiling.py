@@ -82,7 +82,7 @@ def _ramp(w: torch.Tensor, overlap: int, rising: bool) -> None:
     if rising:
         w[:overlap] = ramp
     else:
-        w[len(w) - overlap:] = ramp.flip(0)
+        w[len(w) - overlap :] = ramp.flip(0)
 
 
 def owned_ranges(size: int, starts: list[int], tile: int, multiple: int) -> list[tuple[int, int]]:
@@ -101,14 +101,24 @@ def norm_layers(net: nn.Module, name: str = "the generator") -> list[nn.Instance
     naming it (``name``: the network, for the message)."""
     for path, module in net.named_modules():
         if isinstance(module, (nn.GroupNorm, nn.LayerNorm)):
-            raise UserError(f"tiling: {name} normalises over the whole image in {path or 'itself'}, which tiles "
-                            "cannot share, though it declares tiling='layers'; translate whole images")
+            raise UserError(
+                f"tiling: {name} normalises over the whole image in {path or 'itself'}, which tiles "
+                "cannot share, though it declares tiling='layers'; translate whole images"
+            )
     return instance_norms(net)
 
 
-def translate_tiled(generator: nn.Module, x: torch.Tensor, *, tile: int, overlap: Optional[int] = None,
-                    statistics: str = "image", autocast: Autocast = contextlib.nullcontext,
-                    name: str = "the generator", known: Optional[NormStatistics] = None) -> torch.Tensor:
+def translate_tiled(
+    generator: nn.Module,
+    x: torch.Tensor,
+    *,
+    tile: int,
+    overlap: Optional[int] = None,
+    statistics: str = "image",
+    autocast: Autocast = contextlib.nullcontext,
+    name: str = "the generator",
+    known: Optional[NormStatistics] = None,
+) -> torch.Tensor:
     """``generator`` applied to ``x`` (N, C, H, W) in [-1, 1] in tiles of ``tile`` pixels overlapping by
     ``overlap`` (default: four times the tiled part's receptive radius plus one, measured, so the blended
     pixels are exact), blended; returns (N, C_out, H, W) float32, as ``generator(x)`` under ``autocast``. A tile is at
@@ -134,8 +144,9 @@ def translate_tiled(generator: nn.Module, x: torch.Tensor, *, tile: int, overlap
         else:
             sequence = getattr(generator, traits.layers, None)
             if not isinstance(sequence, nn.Sequential):
-                raise UserError(f"tiling: {name} declares its layers as .{traits.layers}, which is not an "
-                                "nn.Sequential")
+                raise UserError(
+                    f"tiling: {name} declares its layers as .{traits.layers}, which is not an nn.Sequential"
+                )
             encoder, middle, decoder = _split(sequence, multiple)
             with known.attached() if known is not None else contextlib.nullcontext():
                 size, lap = _tile_sizes(encoder, padded, tile, overlap, multiple, 1)
@@ -146,8 +157,9 @@ def translate_tiled(generator: nn.Module, x: torch.Tensor, *, tile: int, overlap
     return out[:, :, :height, :width].float()
 
 
-def _tile_sizes(part: nn.Module, image: torch.Tensor, tile: int, overlap: Optional[int], multiple: int,
-                scale: int) -> tuple[int, int]:
+def _tile_sizes(
+    part: nn.Module, image: torch.Tensor, tile: int, overlap: Optional[int], multiple: int, scale: int
+) -> tuple[int, int]:
     """(tile, overlap) in ``image``'s pixels (``scale`` image pixels to one of the input's), aligned to
     ``multiple``; the default overlap is four (receptive radius of ``part`` + 1), and a tile is at least twice it."""
     lap = -(-overlap // scale) if overlap is not None else 4 * (receptive_radius(part, image.shape[1], multiple) + 1)
@@ -163,8 +175,7 @@ def receptive_radius(part: nn.Module, channels: int, multiple: int) -> int:
     Measured as the support of the gradient of a central block of 4x4 output pixels (every phase of a strided
     or transposed conv; an overestimate by up to 2 pixels, on the safe side), on inputs doubled in size until
     the support stays clear of their edges."""
-    handles = [layer.register_forward_hook(lambda module, inputs, output: inputs[0])
-               for layer in norm_layers(part)]
+    handles = [layer.register_forward_hook(lambda module, inputs, output: inputs[0]) for layer in norm_layers(part)]
     parameter = next(part.parameters())
     try:
         size = 16 * multiple
@@ -175,7 +186,7 @@ def receptive_radius(part: nn.Module, channels: int, multiple: int) -> int:
                 x = x.to(parameter.device).requires_grad_(True)
                 out = part(x)
                 h, w = out.shape[-2] // 2, out.shape[-1] // 2
-                out[0, :, h - 2:h + 2, w - 2:w + 2].sum().backward()  # a block: every stride phase counts
+                out[0, :, h - 2 : h + 2, w - 2 : w + 2].sum().backward()  # a block: every stride phase counts
             rows = x.grad[0].abs().sum(dim=(0, 2)).nonzero().flatten()
             centre = size // 2
             radius = int(max(centre - rows.min(), rows.max() - centre)) if len(rows) else 0
@@ -203,7 +214,7 @@ def _split(sequence: nn.Sequential, multiple: int) -> tuple[nn.Sequential, nn.Se
     first, last = low[0], low[0]
     while last + 1 < len(sides) and sides[last + 1] * multiple == size:
         last += 1
-    return sequence[:first + 1], sequence[first + 1:last + 1], sequence[last + 1:]
+    return sequence[: first + 1], sequence[first + 1 : last + 1], sequence[last + 1 :]
 
 
 def _in_channels(sequence: nn.Sequential) -> int:
@@ -211,8 +222,15 @@ def _in_channels(sequence: nn.Sequential) -> int:
     return next(m.in_channels for m in sequence.modules() if isinstance(m, nn.Conv2d))
 
 
-def _run_tiled(part: nn.Module, image: torch.Tensor, tile: int, overlap: int, multiple: int,
-               layers: list[nn.InstanceNorm2d], known: Optional[NormStatistics] = None) -> torch.Tensor:
+def _run_tiled(
+    part: nn.Module,
+    image: torch.Tensor,
+    tile: int,
+    overlap: int,
+    multiple: int,
+    layers: list[nn.InstanceNorm2d],
+    known: Optional[NormStatistics] = None,
+) -> torch.Tensor:
     """``part`` over ``image`` in tiles, its ``layers`` given the whole image's statistics (one recording pass
     per layer; with ``known`` attached by the caller, those), the outputs blended; the output's size is the
     input's times the part's scale."""
@@ -227,7 +245,8 @@ def _run_tiled(part: nn.Module, image: torch.Tensor, tile: int, overlap: int, mu
     def every_tile(record: Callable[..., None]) -> None:
         for i, y in enumerate(rows):
             for j, x in enumerate(cols):
-                record(part, image[..., y:y + th, x:x + tw], (*own_rows[i], *own_cols[j], th, tw))
+                record(part, image[..., y : y + th, x : x + tw], (*own_rows[i], *own_cols[j], th, tw))
+
     stats.gather(every_tile)
     with stats.attached():
         return _blend(part, image, rows, cols, th, tw)
@@ -239,7 +258,7 @@ def _blend(part: nn.Module, image: torch.Tensor, rows: list[int], cols: list[int
     out: Optional[torch.Tensor] = None
     for i, y in enumerate(rows):
         for j, x in enumerate(cols):
-            result = part(image[..., y:y + th, x:x + tw]).float()
+            result = part(image[..., y : y + th, x : x + tw]).float()
             if out is None:
                 scale = result.shape[-1] / tw  # output pixels per input pixel (4 up, 1/4 down)
                 oh, ow, oth, otw = round(size_h * scale), round(size_w * scale), result.shape[-2], result.shape[-1]
@@ -249,6 +268,6 @@ def _blend(part: nn.Module, image: torch.Tensor, rows: list[int], cols: list[int
                 total = torch.zeros(oh, ow, device=result.device)
             weight = (row_w[i][:, None] * col_w[j][None, :]).to(result.device)
             oy, ox = out_rows[i], out_cols[j]
-            out[..., oy:oy + oth, ox:ox + otw] += result * weight
-            total[oy:oy + oth, ox:ox + otw] += weight
+            out[..., oy : oy + oth, ox : ox + otw] += result * weight
+            total[oy : oy + oth, ox : ox + otw] += weight
     return out / total

@@ -16,8 +16,10 @@ def traits_of(net: nn.Module, name: str, use: str) -> InferenceTraits:
     needed for (``use``: 'tiled', 'exported') when it declares none."""
     traits = getattr(net, "inference", None)
     if not isinstance(traits, InferenceTraits):
-        raise UserError(f"{name} declares no inference traits (an 'inference' attribute, an InferenceTraits: see "
-                        f"docs/adding_a_model.md), so it cannot be {use}")
+        raise UserError(
+            f"{name} declares no inference traits (an 'inference' attribute, an InferenceTraits: see "
+            f"docs/adding_a_model.md), so it cannot be {use}"
+        )
     return traits
 
 

@@ -82,9 +82,18 @@ class Translator:
 
     # ---- loading -------------------------------------------------------------------------
     @classmethod
-    def load(cls, source: Union[str, "os.PathLike[str]"], *, direction: Optional[str] = None,
-             epoch: str = "latest", device: str = "cpu", amp: str = "off", checkpoints_dir: str = "./checkpoints",
-             model: Optional[str] = None, options: Optional[dict] = None) -> "Translator":
+    def load(
+        cls,
+        source: Union[str, "os.PathLike[str]"],
+        *,
+        direction: Optional[str] = None,
+        epoch: str = "latest",
+        device: str = "cpu",
+        amp: str = "off",
+        checkpoints_dir: str = "./checkpoints",
+        model: Optional[str] = None,
+        options: Optional[dict] = None,
+    ) -> "Translator":
         """The model at ``source`` on ``device`` ('cpu', 'cuda', 'cuda:1'), in eval mode.
 
         ``direction``: 'AtoB' / 'BtoA'; the other way than trained works for two-way models (cycle_gan: G_B,
@@ -96,8 +105,9 @@ class Translator:
             raise UserError(f"direction {direction!r}: use 'AtoB' or 'BtoA'")
         if amp not in AMP_DTYPES:
             raise UserError(f"amp {amp!r}: use one of {', '.join(AMP_DTYPES)}")
-        found = resolve(str(source), checkpoints_dir=checkpoints_dir, epoch=str(epoch), direction=direction,
-                        model=model)
+        found = resolve(
+            str(source), checkpoints_dir=checkpoints_dir, epoch=str(epoch), direction=direction, model=model
+        )
         return cls._build(found, device=device, amp=amp, model=model, options=dict(options or {}))
 
     @classmethod
@@ -107,18 +117,42 @@ class Translator:
         model_class = find_model_using_name(upstream_test_model(["--model", model])[1])
         unknown = sorted(set(options) - set(model_class.architecture_options))
         if unknown:
-            raise UserError(f"options: {unknown[0]} is not an architecture option of the {model} model "
-                            f"({', '.join(model_class.architecture_options)})")
-        argv = ["--checkpoints_dir", source.checkpoints_dir, "--name", source.name, "--epoch", source.epoch,
-                "--model", model, "--gpu_ids", _gpu_ids(device), "--amp", amp, "--dataroot", ".", "--eval"]
+            raise UserError(
+                f"options: {unknown[0]} is not an architecture option of the {model} model "
+                f"({', '.join(model_class.architecture_options)})"
+            )
+        argv = [
+            "--checkpoints_dir",
+            source.checkpoints_dir,
+            "--name",
+            source.name,
+            "--epoch",
+            source.epoch,
+            "--model",
+            model,
+            "--gpu_ids",
+            _gpu_ids(device),
+            "--amp",
+            amp,
+            "--dataroot",
+            ".",
+            "--eval",
+        ]
         argv += ["--direction", source.direction] if source.direction else []
         saved = {**(source.saved or {}), **options} if source.saved is not None or options else None
         opt = TestOptions(argv, saved=saved).parse()
         return cls.from_options(opt, source.states, source=source.label, one_way=True)
 
     @classmethod
-    def from_options(cls, opt: argparse.Namespace, states: Optional[States] = None, *, source: Optional[str] = None,
-                     one_way: bool = False, epoch: Optional[str] = None) -> "Translator":
+    def from_options(
+        cls,
+        opt: argparse.Namespace,
+        states: Optional[States] = None,
+        *,
+        source: Optional[str] = None,
+        one_way: bool = False,
+        epoch: Optional[str] = None,
+    ) -> "Translator":
         """The model the parsed test options ``opt`` describe (test.py's and test_fid.py's), its networks loaded
         from ``states`` (network file -> (where, state_dict)) or else from the run's ``<epoch>_net_<file>.pth``
         files, in eval mode with ``--eval``. ``one_way``: a ``--direction`` against the trained one is an error
@@ -132,8 +166,10 @@ class Translator:
         else:
             missing = [files[name] for name in model.model_names if files[name] not in states]
             if missing:
-                raise UserError(f"{source}: has no network {missing[0]}, which the {opt.model} model needs here "
-                                f"(--direction {opt.direction})")
+                raise UserError(
+                    f"{source}: has no network {missing[0]}, which the {opt.model} model needs here "
+                    f"(--direction {opt.direction})"
+                )
             states = {name: states[files[name]] for name in model.model_names}
         model.apply_networks(states)
         model.setup()
@@ -164,8 +200,10 @@ class Translator:
         outputs = self.model.test_outputs()
         visuals = self.model.get_current_visuals()
         paths = list(self.model.get_image_paths()) or [""] * outputs[0].shape[0]
-        return [Translation(path, [out[i] for out in outputs], {k: v[i] for k, v in visuals.items()})
-                for i, path in enumerate(paths)]
+        return [
+            Translation(path, [out[i] for out in outputs], {k: v[i] for k, v in visuals.items()})
+            for i, path in enumerate(paths)
+        ]
 
     def run_dataset(self, dataset: Iterable[dict], limit: Optional[int] = None) -> Iterator[Translation]:
         """:meth:`run` over the batches of ``dataset`` (data.create_dataset), each input once (a split that
@@ -178,10 +216,17 @@ class Translator:
                 seen.add(result.path)
                 yield result
 
-    def translate(self, image: Union[Image.Image, torch.Tensor], *, n_styles: Optional[int] = None,
-                  seed: Optional[int] = None, style_image: Optional[StyleImages] = None,
-                  max_side: Optional[int] = None, tile: Optional[int] = None,
-                  statistics: Optional[NormStatistics] = None) -> Union[Image.Image, list[Image.Image], torch.Tensor]:
+    def translate(
+        self,
+        image: Union[Image.Image, torch.Tensor],
+        *,
+        n_styles: Optional[int] = None,
+        seed: Optional[int] = None,
+        style_image: Optional[StyleImages] = None,
+        max_side: Optional[int] = None,
+        tile: Optional[int] = None,
+        statistics: Optional[NormStatistics] = None,
+    ) -> Union[Image.Image, list[Image.Image], torch.Tensor]:
         """Translate one PIL image (any mode the data loaders read: grey, RGBA, palette, 16-bit) or a float
         tensor (N, C, H, W) in [0, 1], at its own size.
 
@@ -195,17 +240,32 @@ class Translator:
         instance norms use instead of each image's own (a clip's, inference/video.py); tiles share them as they are.
         """
         x, as_pil = self._input(image)
-        out = self.translate_tensor(x, n_styles=n_styles, seed=seed, style_image=style_image, max_side=max_side,
-                                    tile=tile, statistics=statistics)
+        out = self.translate_tensor(
+            x,
+            n_styles=n_styles,
+            seed=seed,
+            style_image=style_image,
+            max_side=max_side,
+            tile=tile,
+            statistics=statistics,
+        )
         if as_pil:
             images = [Image.fromarray(tensor2im(out[0, k])) for k in range(out.shape[1])]
             return images if self.multi_output else images[0]
         out = ((out.float() + 1.0) / 2.0).clamp(0.0, 1.0)
         return out if self.multi_output else out[:, 0]
 
-    def translate_tensor(self, x: torch.Tensor, *, n_styles: Optional[int] = None, seed: Optional[int] = None,
-                         style_image: Optional[StyleImages] = None, max_side: Optional[int] = None,
-                         tile: Optional[int] = None, statistics: Optional[NormStatistics] = None) -> torch.Tensor:
+    def translate_tensor(
+        self,
+        x: torch.Tensor,
+        *,
+        n_styles: Optional[int] = None,
+        seed: Optional[int] = None,
+        style_image: Optional[StyleImages] = None,
+        max_side: Optional[int] = None,
+        tile: Optional[int] = None,
+        statistics: Optional[NormStatistics] = None,
+    ) -> torch.Tensor:
         """:meth:`translate`'s pass in the networks' range: ``x`` (N, input_nc, H, W) in [-1, 1] -> (N, K, C_out,
         H, W) in [-1, 1] (K = 1 but for multi-output models), the options as :meth:`translate`'s."""
         batch = {"A": x, **self._styles(n_styles, seed, style_image)}
@@ -215,8 +275,14 @@ class Translator:
             if seed is not None:
                 torch.manual_seed(seed)
             if tiled:
-                out = translate_tiled(self.generator, x.to(self.model.device), tile=tile or max_side,
-                                      autocast=self.model.autocast, name=self.generator_name, known=statistics)
+                out = translate_tiled(
+                    self.generator,
+                    x.to(self.model.device),
+                    tile=tile or max_side,
+                    autocast=self.model.autocast,
+                    name=self.generator_name,
+                    known=statistics,
+                )
                 return out[:, None]
             with statistics.attached() if statistics is not None else contextlib.nullcontext():
                 return torch.stack([torch.stack(r.outputs) for r in self.run(batch)])
@@ -226,35 +292,55 @@ class Translator:
         channels = self.opt.input_nc
         if isinstance(image, Image.Image):
             return to_tensor(convert_image(image, channels))[None], True
-        if not isinstance(image, torch.Tensor) or image.dim() != 4 or image.shape[1] != channels \
-                or not image.is_floating_point():
+        if (
+            not isinstance(image, torch.Tensor)
+            or image.dim() != 4
+            or image.shape[1] != channels
+            or not image.is_floating_point()
+        ):
             shape = tuple(image.shape) if isinstance(image, torch.Tensor) else type(image).__name__
-            raise UserError(f"translate: give a PIL image or a float tensor (N, {channels}, H, W) in [0, 1], "
-                            f"not {shape}")
+            raise UserError(
+                f"translate: give a PIL image or a float tensor (N, {channels}, H, W) in [0, 1], not {shape}"
+            )
         return image.float() * 2.0 - 1.0, False
 
     def _styles(self, n_styles: Optional[int], seed: Optional[int], style_image: Optional[StyleImages]) -> dict:
         """Set an mmsc model's style codes for this call; the batch entries they need ('style_B')."""
         if not self.multi_output:
             if n_styles is not None or style_image is not None:
-                raise UserError(f"n_styles/style_image: the {self.model_name} model gives one translation per "
-                                "image; they apply to mmsc")
+                raise UserError(
+                    f"n_styles/style_image: the {self.model_name} model gives one translation per "
+                    "image; they apply to mmsc"
+                )
             return {}
         opt = self.opt
-        self.model.set_styles(opt.n_styles if n_styles is None else n_styles, opt.seed if seed is None else seed,
-                              guided=style_image is not None)
+        self.model.set_styles(
+            opt.n_styles if n_styles is None else n_styles,
+            opt.seed if seed is None else seed,
+            guided=style_image is not None,
+        )
         if style_image is None:
             return {}
         references = style_image if isinstance(style_image, (list, tuple)) else [style_image]
-        return {"style_B": load_style_images(list(references), channels=opt.output_nc, preprocess=opt.preprocess,
-                                             load_size=opt.load_size, crop_size=opt.crop_size)}
+        return {
+            "style_B": load_style_images(
+                list(references),
+                channels=opt.output_nc,
+                preprocess=opt.preprocess,
+                load_size=opt.load_size,
+                crop_size=opt.crop_size,
+            )
+        }
 
     def describe(self) -> str:
         """One line for a user interface: model, epoch, source and the key architecture options."""
         keys = ("ngf", "style_dim", "n_res") if self.multi_output else ("netG", "ngf")
         keys += ("direction", "input_nc", "output_nc")
-        shown = ", ".join(f"{k} {self.options[k]}" for k in keys
-                          if k in self.options and not (k.endswith("_nc") and self.options[k] == 3))
+        shown = ", ".join(
+            f"{k} {self.options[k]}"
+            for k in keys
+            if k in self.options and not (k.endswith("_nc") and self.options[k] == 3)
+        )
         return f"{self.model_name}, epoch {self.epoch}, from {self.source}: {shown}"
 
 

@@ -110,10 +110,17 @@ def probe(path: str) -> ClipInfo:
         if first is None:
             raise UserError(f"{path}: its video stream holds no frame")
         rate = stream.average_rate or stream.guessed_rate or Fraction(25)
-        frames = stream.frames or (int(float(stream.duration * stream.time_base) * rate)
-                                   if stream.duration else 0)
-        return ClipInfo(path, first.width, first.height, Fraction(rate), Fraction(stream.time_base),
-                        int(first.rotation or 0) % 360, int(frames), len(container.streams.audio))
+        frames = stream.frames or (int(float(stream.duration * stream.time_base) * rate) if stream.duration else 0)
+        return ClipInfo(
+            path,
+            first.width,
+            first.height,
+            Fraction(rate),
+            Fraction(stream.time_base),
+            int(first.rotation or 0) % 360,
+            int(frames),
+            len(container.streams.audio),
+        )
 
 
 @dataclass
@@ -135,8 +142,9 @@ def stored(image: np.ndarray, rotation: int) -> np.ndarray:
     return np.ascontiguousarray(np.rot90(image, k=(-rotation // 90) % 4))
 
 
-def read_frames(path: str, packets: Optional[Callable[[int, Any], None]] = None,
-                max_frames: Optional[int] = None) -> Iterator[Frame]:
+def read_frames(
+    path: str, packets: Optional[Callable[[int, Any], None]] = None, max_frames: Optional[int] = None
+) -> Iterator[Frame]:
     """Every frame of the clip's first video stream, upright; ``packets``, when given, receives every packet
     of its audio streams in file order, as ``packets(stream index, packet)`` (to be copied; the index is read
     here, while the input is open)."""
@@ -156,8 +164,11 @@ def read_frames(path: str, packets: Optional[Callable[[int, Any], None]] = None,
                     if max_frames is not None and count >= max_frames:
                         return
                     count += 1
-                    yield Frame(upright(frame.to_ndarray(format="rgb24"), int(frame.rotation or 0)),
-                                frame.pts, Fraction(frame.time_base or video.time_base))
+                    yield Frame(
+                        upright(frame.to_ndarray(format="rgb24"), int(frame.rotation or 0)),
+                        frame.pts,
+                        Fraction(frame.time_base or video.time_base),
+                    )
         except av.error.FFmpegError as exc:
             raise UserError(f"{path}: decoding failed after {count} frames ({exc})") from None
 
@@ -185,8 +196,10 @@ class VideoWriter:
             self.audio = {s.index: self.container.add_stream_from_template(s) for s in (audio_from or [])}
         except (ValueError, av.error.FFmpegError) as exc:
             self.abort()
-            raise UserError(f"output {path}: the clip's sound cannot be stored in {ext} unchanged ({exc}); write "
-                            ".mkv (any codec) or .mp4") from None
+            raise UserError(
+                f"output {path}: the clip's sound cannot be stored in {ext} unchanged ({exc}); write "
+                ".mkv (any codec) or .mp4"
+            ) from None
 
     def write(self, image: np.ndarray, pts: Optional[int], time_base: Fraction) -> None:
         av = _av()
@@ -206,8 +219,10 @@ class VideoWriter:
             self.container.mux(packet)
         except av.error.FFmpegError as exc:
             ext = os.path.splitext(self.path)[1]
-            raise UserError(f"output {self.path}: its {stream.codec_context.name} sound cannot be stored in {ext} "
-                            f"unchanged ({exc}); write .mkv (any codec) or .mp4") from None
+            raise UserError(
+                f"output {self.path}: its {stream.codec_context.name} sound cannot be stored in {ext} "
+                f"unchanged ({exc}); write .mkv (any codec) or .mp4"
+            ) from None
 
     def close(self) -> None:
         for packet in self.stream.encode():
@@ -253,8 +268,10 @@ def shareable_norms(translator: Any, statistics: str) -> list[torch.nn.InstanceN
         return []
     traits = traits_of(translator.generator, translator.generator_name, "given clip statistics")
     if traits.tiling is None:
-        raise UserError(f"statistics {statistics}: {translator.generator_name} cannot share its normalisation "
-                        f"across frames ({traits.untileable}); use statistics 'frame'")
+        raise UserError(
+            f"statistics {statistics}: {translator.generator_name} cannot share its normalisation "
+            f"across frames ({traits.untileable}); use statistics 'frame'"
+        )
     return instance_norms(translator.generator)
 
 
@@ -281,8 +298,9 @@ def to_images(out: torch.Tensor) -> list[np.ndarray]:
     return list((values.expand(-1, 3, -1, -1) if values.shape[1] == 1 else values).permute(0, 2, 3, 1).numpy())
 
 
-def clip_statistics(translator: Any, frames: Callable[[], Iterable[np.ndarray]], batch: int = 4,
-                    exact: bool = False) -> NormStatistics:
+def clip_statistics(
+    translator: Any, frames: Callable[[], Iterable[np.ndarray]], batch: int = 4, exact: bool = False
+) -> NormStatistics:
     """The clip statistics of the translator's generator over ``frames()`` (a sample held in memory, or a fresh
     decode of the clip; called once, or once per norm layer when ``exact``): pooled over the frames in one pass
     (NormStatistics.gather_pooled), or ``exact``ly, one layer per pass as tiling gathers a whole image's (about
@@ -300,6 +318,7 @@ def clip_statistics(translator: Any, frames: Callable[[], Iterable[np.ndarray]],
                 chunk = []
         if chunk:
             record(generator, model_input(translator, chunk))
+
     with torch.no_grad(), translator.model.autocast():
         if exact:
             stats.gather(every_frame, shared=True)
@@ -323,8 +342,9 @@ def evenly_spaced(frames: Iterable[Frame], count: int) -> list[np.ndarray]:
     return [kept[int(i * step)][1] for i in range(min(count, len(kept)))]
 
 
-def frame_statistics(translator: Any, statistics: "str | NormStatistics", momentum: float,
-                     options: dict) -> Optional[NormStatistics]:
+def frame_statistics(
+    translator: Any, statistics: "str | NormStatistics", momentum: float, options: dict
+) -> Optional[NormStatistics]:
     """What the norms use for a stream of frames: the given clip statistics, fresh running ones, or None (each
     frame its own)."""
     if isinstance(statistics, NormStatistics):
@@ -333,13 +353,22 @@ def frame_statistics(translator: Any, statistics: "str | NormStatistics", moment
     if statistics != "running" or not layers:
         return None
     if options.get("tile") or options.get("max_side"):
-        raise UserError("statistics running: tiles would update the running statistics once per tile; use "
-                        "statistics 'clip' or 'frame' with tiling")
+        raise UserError(
+            "statistics running: tiles would update the running statistics once per tile; use "
+            "statistics 'clip' or 'frame' with tiling"
+        )
     return NormStatistics(layers, momentum=momentum)
 
 
-def translate_frames(translator: Any, frames: Iterable[Any], *, statistics: "str | NormStatistics" = "running",
-                     momentum: float = 0.9, batch: int = 4, **options: Any) -> Iterator[Any]:
+def translate_frames(
+    translator: Any,
+    frames: Iterable[Any],
+    *,
+    statistics: "str | NormStatistics" = "running",
+    momentum: float = 0.9,
+    batch: int = 4,
+    **options: Any,
+) -> Iterator[Any]:
     """Translate a stream of frames, in order, ``batch`` at a time: uint8 (H, W, 3) arrays or PIL images give
     uint8 arrays; float tensors (3, H, W) in [0, 1] give float tensors (before any rounding). ``statistics``:
     'running' (one pass), 'frame', or the result of :func:`clip_statistics`. ``options`` go to
@@ -358,16 +387,26 @@ def translate_frames(translator: Any, frames: Iterable[Any], *, statistics: "str
 def translate_chunk(translator: Any, chunk: list[Any], stats: Optional[NormStatistics], options: dict) -> list[Any]:
     """One batch of equal-sized frames through ``Translator.translate``, its norms using ``stats``."""
     if isinstance(chunk[0], torch.Tensor):
-        return list(translator.translate(torch.stack(chunk).to(translator.model.device), statistics=stats,
-                                         **options))
+        return list(translator.translate(torch.stack(chunk).to(translator.model.device), statistics=stats, **options))
     x = model_input(translator, [np.asarray(f.convert("RGB") if isinstance(f, Image.Image) else f) for f in chunk])
     return to_images(translator.translate_tensor(x, statistics=stats, **options)[:, 0])
 
 
 # ---- the clip -----------------------------------------------------------------------------------------------
-def translate_video(translator: Any, source: str, destination: str, *, statistics: Optional[str] = None,
-                    clip_frames: int = 16, clip_exact: bool = False, momentum: float = 0.9, batch: int = 4,
-                    max_frames: Optional[int] = None, progress: bool = True, **options: Any) -> int:
+def translate_video(
+    translator: Any,
+    source: str,
+    destination: str,
+    *,
+    statistics: Optional[str] = None,
+    clip_frames: int = 16,
+    clip_exact: bool = False,
+    momentum: float = 0.9,
+    batch: int = 4,
+    max_frames: Optional[int] = None,
+    progress: bool = True,
+    **options: Any,
+) -> int:
     """Translate the clip ``source`` into ``destination`` (a video file, or a folder for numbered PNGs); returns
     the number of frames written. See the module docstring for ``statistics`` (default: 'clip' where the
     generator can share its statistics), ``clip_frames``, ``clip_exact`` (see :func:`clip_statistics`) and
@@ -377,12 +416,17 @@ def translate_video(translator: Any, source: str, destination: str, *, statistic
     statistics = statistics or default_statistics(translator)
     shareable_norms(translator, statistics)
     if translator.multi_output:
-        raise UserError(f"video: the {translator.model_name} model gives several translations per frame; "
-                        "translate the frames as images (one folder per style) instead")
+        raise UserError(
+            f"video: the {translator.model_name} model gives several translations per frame; "
+            "translate the frames as images (one folder per style) instead"
+        )
     writer = _writer(destination, info)
     try:
-        stats = frame_statistics(translator, statistics, momentum, options) if statistics != "clip" else \
-            _clip_statistics_of(translator, source, clip_frames, clip_exact, batch, max_frames)
+        stats = (
+            frame_statistics(translator, statistics, momentum, options)
+            if statistics != "clip"
+            else _clip_statistics_of(translator, source, clip_frames, clip_exact, batch, max_frames)
+        )
         total = min(info.frames, max_frames) if info.frames and max_frames else (info.frames or max_frames)
         with tqdm(total=total or None, desc="translate", unit="frame", disable=not progress) as bar:
             _stream(translator, source, writer, info, stats, batch, max_frames, bar, options)
@@ -393,15 +437,17 @@ def translate_video(translator: Any, source: str, destination: str, *, statistic
     return writer.count
 
 
-def _clip_statistics_of(translator: Any, source: str, clip_frames: int, exact: bool, batch: int,
-                        max_frames: Optional[int]) -> NormStatistics:
+def _clip_statistics_of(
+    translator: Any, source: str, clip_frames: int, exact: bool, batch: int, max_frames: Optional[int]
+) -> NormStatistics:
     """The clip statistics of ``clip_frames`` frames spread over the clip (held in memory), or of every frame
     (``clip_frames`` 0: the clip decoded once per norm layer)."""
     if clip_frames:
         sample = evenly_spaced(read_frames(source, max_frames=max_frames), clip_frames)
         return clip_statistics(translator, lambda: sample, batch, exact)
-    return clip_statistics(translator, lambda: (f.image for f in read_frames(source, max_frames=max_frames)), batch,
-                           exact)
+    return clip_statistics(
+        translator, lambda: (f.image for f in read_frames(source, max_frames=max_frames)), batch, exact
+    )
 
 
 def _writer(destination: str, info: ClipInfo) -> Any:
@@ -428,8 +474,10 @@ class _Pipeline:
         self.writer, self.failure = writer, []
         self.done = object()
         self.stopped = False
-        self.threads = [threading.Thread(target=self._read, args=(frames,), daemon=True),
-                        threading.Thread(target=self._write, daemon=True)]
+        self.threads = [
+            threading.Thread(target=self._read, args=(frames,), daemon=True),
+            threading.Thread(target=self._write, daemon=True),
+        ]
         for thread in self.threads:
             thread.start()
 
@@ -471,8 +519,17 @@ class _Pipeline:
             raise self.failure[0]
 
 
-def _stream(translator: Any, source: str, writer: Any, info: ClipInfo, stats: Optional[NormStatistics], batch: int,
-            max_frames: Optional[int], bar: tqdm, options: dict) -> None:
+def _stream(
+    translator: Any,
+    source: str,
+    writer: Any,
+    info: ClipInfo,
+    stats: Optional[NormStatistics],
+    batch: int,
+    max_frames: Optional[int],
+    bar: tqdm,
+    options: dict,
+) -> None:
     """Decode (a thread), translate (here, ``batch`` equal-sized frames at a time) and encode (a thread), through
     queues of a few batches; audio packets pass from the reader to the writer unchanged."""
     decoded: queue.Queue = queue.Queue(maxsize=4 * batch)

@@ -54,8 +54,17 @@ class BaseModel:
     #: Options that fix the test-time networks: a test run takes them from the trained run's opt.json
     #: unless given on its command line (options/test_options.py), so ``--ngf 32`` need not be repeated.
     architecture_options: ClassVar[tuple[str, ...]] = (
-        "netG", "ngf", "normG", "norm", "no_dropout", "no_antialias", "no_antialias_up", "input_nc", "output_nc",
-        "direction")
+        "netG",
+        "ngf",
+        "normG",
+        "norm",
+        "no_dropout",
+        "no_antialias",
+        "no_antialias_up",
+        "input_nc",
+        "output_nc",
+        "direction",
+    )
     #: The networks a test-time checkpoint holds (``<tag>_net_<name>.pth``); the first names the saved epochs.
     test_networks: ClassVar[tuple[str, ...]] = ("G",)
     #: The test visual holding the translation; a multi-output model numbers its K outputs
@@ -89,7 +98,7 @@ class BaseModel:
     def output_number(cls, name: str) -> Optional[int]:
         """``k`` when ``name`` is :meth:`numbered_output` ``(k)`` (a visual or a results folder), else None."""
         prefix = cls.output_visual + "_"
-        rest = name[len(prefix):] if name.startswith(prefix) else ""
+        rest = name[len(prefix) :] if name.startswith(prefix) else ""
         return int(rest) if rest.isdigit() and rest[0] != "0" else None
 
     def inference_graph(self) -> nn.Module:
@@ -148,10 +157,15 @@ class BaseModel:
         batch: 'A' (B, C, H, W) in [-1, 1], optional 'B', 'A_aug', 'B_aug' (absent ones become None) and
         'A_paths'. A model with other keys overrides this and calls it.
         """
+
         def get(key: str) -> Optional[torch.Tensor]:
             # non_blocking: from the loader's pinned memory (CUDA) the copy overlaps the GPU's work.
-            return (batch[key].to(self.device, memory_format=self.memory_format, non_blocking=True)
-                    if key in batch else None)
+            return (
+                batch[key].to(self.device, memory_format=self.memory_format, non_blocking=True)
+                if key in batch
+                else None
+            )
+
         self.real_A, self.real_B = get("A"), get("B")
         self.real_A_aug, self.real_B_aug = get("A_aug"), get("B_aug")
         self.image_paths = batch.get("A_paths", [])
@@ -193,8 +207,9 @@ class BaseModel:
         """Adam over the parameters of ``modules`` with ``--lr``, ``--beta1``, ``--beta2`` (and an L2
         ``weight_decay``, as torch.optim.Adam applies it), kept in ``optimizers``."""
         params = [p for module in modules for p in module.parameters()]
-        optimizer = torch.optim.Adam(params, lr=self.opt.lr, betas=(self.opt.beta1, self.opt.beta2),
-                                     weight_decay=weight_decay)
+        optimizer = torch.optim.Adam(
+            params, lr=self.opt.lr, betas=(self.opt.beta1, self.opt.beta2), weight_decay=weight_decay
+        )
         self.optimizers.append(optimizer)
         return optimizer
 
@@ -206,10 +221,18 @@ class BaseModel:
         resumed with (a longer ``--n_epochs``, say), as CycleGAN does.
         """
         opt = self.opt
-        self.schedulers = [get_scheduler(o, policy=opt.lr_policy, n_epochs=opt.n_epochs,
-                                         n_epochs_decay=opt.n_epochs_decay, epoch_count=first_epoch,
-                                         lr_decay_iters=opt.lr_decay_iters,
-                                         lr_decay_gamma=getattr(opt, "lr_decay_gamma", 0.1)) for o in self.optimizers]
+        self.schedulers = [
+            get_scheduler(
+                o,
+                policy=opt.lr_policy,
+                n_epochs=opt.n_epochs,
+                n_epochs_decay=opt.n_epochs_decay,
+                epoch_count=first_epoch,
+                lr_decay_iters=opt.lr_decay_iters,
+                lr_decay_gamma=getattr(opt, "lr_decay_gamma", 0.1),
+            )
+            for o in self.optimizers
+        ]
 
     def wrap_networks(self) -> None:
         """--compile the networks in ``compile_names``; under torchrun, wrap each trained network in DDP.
@@ -235,8 +258,9 @@ class BaseModel:
         """Mixed precision (``--amp``) for forward passes and losses; does nothing when off."""
         return torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None)
 
-    def optimizer_step(self, optimizer: torch.optim.Optimizer,
-                       compute_loss: Callable[[], tuple[torch.Tensor, dict]]) -> dict:
+    def optimizer_step(
+        self, optimizer: torch.optim.Optimizer, compute_loss: Callable[[], tuple[torch.Tensor, dict]]
+    ) -> dict:
         """zero_grad, ``compute_loss()`` under autocast, backward and step (fp16: through the GradScaler).
 
         Returns the loss parts. The step goes through :meth:`apply_step`, so a non-finite loss or
@@ -256,8 +280,9 @@ class BaseModel:
         self.apply_step(optimizer, loss, parts)
         return parts
 
-    def apply_step(self, optimizer: torch.optim.Optimizer, loss: Optional[torch.Tensor] = None,
-                   parts: Optional[dict] = None) -> None:
+    def apply_step(
+        self, optimizer: torch.optim.Optimizer, loss: Optional[torch.Tensor] = None, parts: Optional[dict] = None
+    ) -> None:
         """``scaler.step(optimizer)`` unless this step has a non-finite loss or gradient (one host sync).
 
         A non-finite ``loss`` (or, without fp16, gradient of ``optimizer``) marks the whole step as
@@ -302,8 +327,12 @@ class BaseModel:
         for pool in self._pools():
             pool.mark()
         if self._norm_buffers is None:
-            self._norm_buffers = [b for net in self.networks().values() for name, b in net.named_buffers()
-                                  if name.endswith(("running_mean", "running_var")) and b.is_floating_point()]
+            self._norm_buffers = [
+                b
+                for net in self.networks().values()
+                for name, b in net.named_buffers()
+                if name.endswith(("running_mean", "running_var")) and b.is_floating_point()
+            ]
             self._norm_backup = [b.clone() for b in self._norm_buffers]
         if self._norm_buffers:
             torch._foreach_copy_(self._norm_backup, self._norm_buffers)
@@ -324,10 +353,15 @@ class BaseModel:
         return [value for value in vars(self).values() if isinstance(value, ImagePool)]
 
     def _optimizer_name(self, optimizer: torch.optim.Optimizer) -> str:
-        names = {id(value): key[len("optimizer_"):] for key, value in vars(self).items()
-                 if key.startswith("optimizer_") and isinstance(value, torch.optim.Optimizer)}
-        return names.get(id(optimizer), f"optimiser {self.optimizers.index(optimizer)}"
-                         if optimizer in self.optimizers else "an optimiser")
+        names = {
+            id(value): key[len("optimizer_") :]
+            for key, value in vars(self).items()
+            if key.startswith("optimizer_") and isinstance(value, torch.optim.Optimizer)
+        }
+        return names.get(
+            id(optimizer),
+            f"optimiser {self.optimizers.index(optimizer)}" if optimizer in self.optimizers else "an optimiser",
+        )
 
     def eval(self) -> None:
         for net in self.networks().values():
@@ -371,10 +405,15 @@ class BaseModel:
     def learning_rates(self) -> dict[str, float]:
         """The current learning rate of each optimiser, named by its attribute (``optimizer_G`` -> ``G``;
         one not held in an ``optimizer_<X>`` attribute is named by its index in ``optimizers``)."""
-        names = {id(value): key[len("optimizer_"):] for key, value in vars(self).items()
-                 if key.startswith("optimizer_") and isinstance(value, torch.optim.Optimizer)}
-        return {names.get(id(optimizer), str(index)): optimizer.param_groups[0]["lr"]
-                for index, optimizer in enumerate(self.optimizers)}
+        names = {
+            id(value): key[len("optimizer_") :]
+            for key, value in vars(self).items()
+            if key.startswith("optimizer_") and isinstance(value, torch.optim.Optimizer)
+        }
+        return {
+            names.get(id(optimizer), str(index)): optimizer.param_groups[0]["lr"]
+            for index, optimizer in enumerate(self.optimizers)
+        }
 
     @staticmethod
     def set_requires_grad(nets: Iterable[nn.Module], requires_grad: bool) -> None:
@@ -413,9 +452,12 @@ class BaseModel:
 
     def training_state(self) -> dict:
         """Optimisers, schedulers, the fp16 GradScaler (plus :meth:`extra_state`), for an exact resume."""
-        return {"optimizers": [o.state_dict() for o in self.optimizers],
-                "schedulers": [s.state_dict() for s in self.schedulers],
-                "scaler": self.scaler.state_dict(), "extra": self.extra_state()}
+        return {
+            "optimizers": [o.state_dict() for o in self.optimizers],
+            "schedulers": [s.state_dict() for s in self.schedulers],
+            "scaler": self.scaler.state_dict(),
+            "extra": self.extra_state(),
+        }
 
     def load_training_state(self, state: dict, first_epoch: int, saved_opt: Optional[dict] = None) -> None:
         """Restore :meth:`training_state` to resume at epoch ``first_epoch``.
@@ -455,8 +497,9 @@ class BaseModel:
         depend on nothing else (and are saved with it)."""
         return torch.Generator().manual_seed(self.opt.seed + offset)
 
-    def discriminator_loss(self, net: nn.Module, real: torch.Tensor, fake: torch.Tensor,
-                           pool: Optional[ImagePool] = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def discriminator_loss(
+        self, net: nn.Module, real: torch.Tensor, fake: torch.Tensor, pool: Optional[ImagePool] = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(0.5 (GAN(D(real), real) + GAN(D(fake'), fake)), the real term, the fake term) with ``self.criterionGAN``.
 
         ``fake'`` is ``fake`` detached and, given a ``pool``, mixed with the image pool (under torchrun

@@ -33,6 +33,7 @@ from models.patchnce import PatchSampleMLP, patch_nce
 from util.errors import UserError
 from util.image_pool import ImagePool
 
+
 @dataclass(frozen=True)
 class CUTConfig:
     """What the cut step reads from the options (resolved in the constructor)."""
@@ -64,20 +65,36 @@ class CUTModel(BaseModel):
     @staticmethod
     def modify_commandline_options(parser: argparse.ArgumentParser, is_train: bool) -> argparse.ArgumentParser:
         g = parser.add_argument_group("cut")
-        g.add_argument("--CUT_mode", default="CUT", choices=CUT_MODES,
-                       help="CUT, or FastCUT: lambda_NCE 10, no identity NCE, flip-equivariance, 150 + 50 epochs")
+        g.add_argument(
+            "--CUT_mode",
+            default="CUT",
+            choices=CUT_MODES,
+            help="CUT, or FastCUT: lambda_NCE 10, no identity NCE, flip-equivariance, 150 + 50 epochs",
+        )
         g.add_argument("--lambda_GAN", type=float, default=1.0, help="weight of the GAN loss")
         g.add_argument("--lambda_NCE", type=float, default=1.0, help="weight of PatchNCE (FastCUT: 10)")
-        g.add_argument("--nce_idt", action=argparse.BooleanOptionalAction, default=True,
-                       help="also PatchNCE between real_B and G(real_B) (FastCUT: off)")
+        g.add_argument(
+            "--nce_idt",
+            action=argparse.BooleanOptionalAction,
+            default=True,
+            help="also PatchNCE between real_B and G(real_B) (FastCUT: off)",
+        )
         g.add_argument("--nce_layers", default="0,4,8,12,16", help="generator layers PatchNCE compares")
-        g.add_argument("--netF", default="mlp_sample", choices=["mlp_sample", "sample"],
-                       help="patch features through a learned MLP head per layer, or as they are")
+        g.add_argument(
+            "--netF",
+            default="mlp_sample",
+            choices=["mlp_sample", "sample"],
+            help="patch features through a learned MLP head per layer, or as they are",
+        )
         g.add_argument("--netF_nc", type=int, default=256, help="width of the MLP heads")
         g.add_argument("--nce_T", type=float, default=0.07, help="temperature of PatchNCE")
         g.add_argument("--num_patches", type=int, default=256, help="patches per layer")
-        g.add_argument("--flip_equivariance", action=argparse.BooleanOptionalAction, default=False,
-                       help="translate a horizontally flipped batch half the time (FastCUT: on)")
+        g.add_argument(
+            "--flip_equivariance",
+            action=argparse.BooleanOptionalAction,
+            default=False,
+            help="translate a horizontally flipped batch half the time (FastCUT: on)",
+        )
         if is_train:
             parser.set_defaults(pool_size=0, lr=0.0002, n_epochs=200, n_epochs_decay=200)
         return parser
@@ -99,8 +116,18 @@ class CUTModel(BaseModel):
         self.model_names = list(self.test_networks)
         self.compile_names = ["G", "D"] if self.is_train else ["G"]
         norm_g, norm_d = (opt.norm, opt.norm) if opt.norm else (opt.normG, opt.normD)
-        self.netG = define_G(opt.netG, opt.input_nc, opt.output_nc, opt.ngf, norm_g, not opt.no_dropout,
-                             opt.init_type, opt.init_gain, opt.no_antialias, opt.no_antialias_up).to(self.device)
+        self.netG = define_G(
+            opt.netG,
+            opt.input_nc,
+            opt.output_nc,
+            opt.ngf,
+            norm_g,
+            not opt.no_dropout,
+            opt.init_type,
+            opt.init_gain,
+            opt.no_antialias,
+            opt.no_antialias_up,
+        ).to(self.device)
         self.flipped = False
         if self.is_train:
             self._build_training(opt, norm_d)
@@ -108,18 +135,21 @@ class CUTModel(BaseModel):
 
     def _build_training(self, opt: argparse.Namespace, norm_d: str) -> None:
         if not hasattr(self.netG, "encode"):
-            raise UserError(f"--model cut --netG {opt.netG}: PatchNCE needs a ResNet generator "
-                            "(resnet_9blocks or resnet_6blocks)")
+            raise UserError(
+                f"--model cut --netG {opt.netG}: PatchNCE needs a ResNet generator (resnet_9blocks or resnet_6blocks)"
+            )
         try:
             channels = self.netG.layer_channels(self.nce_layers)
         except ValueError as exc:
             raise UserError(f"--nce_layers {opt.nce_layers}: {exc}") from None
         self.loss_names = ["G_GAN", "D_real", "D_fake", "G", "NCE"] + (["NCE_Y"] if self.use_idt else [])
         self.model_names += ["F", "D"]
-        self.netF = init_weights(PatchSampleMLP(channels, opt.netF_nc, use_mlp=opt.netF == "mlp_sample"),
-                                 opt.init_type, opt.init_gain).to(self.device)
-        self.netD = define_D(opt.netD, opt.output_nc, opt.ndf, opt.n_layers_D, norm_d, opt.init_type,
-                             opt.init_gain, opt.no_antialias).to(self.device)
+        self.netF = init_weights(
+            PatchSampleMLP(channels, opt.netF_nc, use_mlp=opt.netF == "mlp_sample"), opt.init_type, opt.init_gain
+        ).to(self.device)
+        self.netD = define_D(
+            opt.netD, opt.output_nc, opt.ndf, opt.n_layers_D, norm_d, opt.init_type, opt.init_gain, opt.no_antialias
+        ).to(self.device)
         self.criterionGAN = GANLoss(opt.gan_mode).to(self.device)
         self.fake_pool = ImagePool(opt.pool_size, generator=self.seeded_generator())
         self.optimizer_G, self.optimizer_D = self.adam(self.netG), self.adam(self.netD)
@@ -165,8 +195,11 @@ class CUTModel(BaseModel):
         """lambda_GAN GAN(D(fake_B), real) + NCE (the mean of NCE and NCE_Y with identity NCE)."""
         opt = self.cfg
         zero = torch.zeros((), device=self.device)
-        gan = self.criterionGAN(self.netD(self.fake_B), True, for_discriminator=False) * opt.lambda_GAN \
-            if opt.lambda_GAN > 0 else zero
+        gan = (
+            self.criterionGAN(self.netD(self.fake_B), True, for_discriminator=False) * opt.lambda_GAN
+            if opt.lambda_GAN > 0
+            else zero
+        )
         nce = self.nce_loss(self.real_A, self.fake_B) if opt.lambda_NCE > 0 else zero
         parts = {"G_GAN": gan, "NCE": nce}
         nce_both = nce

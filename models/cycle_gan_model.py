@@ -50,8 +50,12 @@ class CycleGANModel(BaseModel):
             g = parser.add_argument_group("cycle_gan")
             g.add_argument("--lambda_A", type=float, default=10.0, help="weight of the cycle loss A -> B -> A")
             g.add_argument("--lambda_B", type=float, default=10.0, help="weight of the cycle loss B -> A -> B")
-            g.add_argument("--lambda_identity", type=float, default=0.5,
-                           help="identity loss weight, relative to lambda_A / lambda_B")
+            g.add_argument(
+                "--lambda_identity",
+                type=float,
+                default=0.5,
+                help="identity loss weight, relative to lambda_A / lambda_B",
+            )
             parser.set_defaults(lr=0.0002, pool_size=50, n_epochs=100, n_epochs_decay=100)
         return parser
 
@@ -59,8 +63,15 @@ class CycleGANModel(BaseModel):
         super().__init__(opt)
         self.cfg = frozen_config(CycleGANConfig, opt)
         norm_g, norm_d = (opt.norm, opt.norm) if opt.norm else (opt.normG, opt.normD)
-        arch = (opt.ngf, norm_g, not opt.no_dropout, opt.init_type, opt.init_gain, opt.no_antialias,
-                opt.no_antialias_up)
+        arch = (
+            opt.ngf,
+            norm_g,
+            not opt.no_dropout,
+            opt.init_type,
+            opt.init_gain,
+            opt.no_antialias,
+            opt.no_antialias_up,
+        )
         self.netG_A = define_G(opt.netG, opt.input_nc, opt.output_nc, *arch).to(self.device)
         self.model_names = list(self.test_networks)
         self.compile_names = ["G_A"]
@@ -73,8 +84,10 @@ class CycleGANModel(BaseModel):
     def _build_training(self, opt: argparse.Namespace, norm_d: str) -> None:
         self.use_idt = opt.lambda_identity > 0
         if self.use_idt and opt.input_nc != opt.output_nc:
-            raise UserError(f"--lambda_identity {opt.lambda_identity} needs --input_nc equal to --output_nc "
-                            f"(got {opt.input_nc} and {opt.output_nc}); or set --lambda_identity 0")
+            raise UserError(
+                f"--lambda_identity {opt.lambda_identity} needs --input_nc equal to --output_nc "
+                f"(got {opt.input_nc} and {opt.output_nc}); or set --lambda_identity 0"
+            )
         idt = ["idt_A", "idt_B"] if self.use_idt else []
         self.loss_names = ["D_A", "G_A", "cycle_A"] + idt[:1] + ["D_B", "G_B", "cycle_B"] + idt[1:]
         self.visual_names = ["real_A", "fake_B", "rec_A"] + idt[1:] + ["real_B", "fake_A", "rec_B"] + idt[:1]
@@ -103,10 +116,12 @@ class CycleGANModel(BaseModel):
     def compute_G_loss(self) -> tuple[torch.Tensor, dict]:
         """GAN losses of both generators + both cycle losses + both identity losses."""
         opt = self.cfg
-        terms = {"G_A": self.criterionGAN(self.netD_A(self.fake_B), True, for_discriminator=False),
-                 "G_B": self.criterionGAN(self.netD_B(self.fake_A), True, for_discriminator=False),
-                 "cycle_A": F.l1_loss(self.rec_A, self.real_A) * opt.lambda_A,
-                 "cycle_B": F.l1_loss(self.rec_B, self.real_B) * opt.lambda_B}
+        terms = {
+            "G_A": self.criterionGAN(self.netD_A(self.fake_B), True, for_discriminator=False),
+            "G_B": self.criterionGAN(self.netD_B(self.fake_A), True, for_discriminator=False),
+            "cycle_A": F.l1_loss(self.rec_A, self.real_A) * opt.lambda_A,
+            "cycle_B": F.l1_loss(self.rec_B, self.real_B) * opt.lambda_B,
+        }
         if self.use_idt:
             self.idt_A = self.netG_A(self.real_B).float()
             self.idt_B = self.netG_B(self.real_A).float()

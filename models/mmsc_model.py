@@ -47,8 +47,7 @@ import torch.nn.functional as F
 from models.base_model import BaseModel, frozen_config
 from models.losses import GANLoss
 from models.networks import init_weights
-from models.networks.munit import (MultiScaleImageDiscriminator, MUNITGenerator, MUNITTranslation,
-                                  draw_style_codes)
+from models.networks.munit import MultiScaleImageDiscriminator, MUNITGenerator, MUNITTranslation, draw_style_codes
 from models.networks.traits import pad_to_multiple
 from models.wrappers import unwrap
 from models.spatial import add_spatial_options, build_spatial_loss, needs_other, parse_attn_layers, rot180, vgg_features
@@ -80,8 +79,13 @@ class MMSCConfig:
 class MMSCModel(BaseModel):
     """Multi-modal translation A <-> B: MUNIT networks with the spatially-correlative loss."""
 
-    architecture_options = BaseModel.architecture_options + ("style_dim", "n_downsample", "n_res", "mlp_dim",
-                                                             "mlp_layers")
+    architecture_options = BaseModel.architecture_options + (
+        "style_dim",
+        "n_downsample",
+        "n_res",
+        "mlp_dim",
+        "mlp_layers",
+    )
     test_networks = ("G_A", "G_B")
     multi_output = True
     reverse_networks = {}  # the other --direction: E_B then G_A's decoder (see translate)
@@ -106,22 +110,36 @@ class MMSCModel(BaseModel):
             g.add_argument("--lambda_rec_x", type=float, default=10.0, help="image reconstruction (MUNIT recon_x_w)")
             g.add_argument("--lambda_rec_s", type=float, default=1.0, help="style reconstruction (MUNIT recon_s_w)")
             g.add_argument("--lambda_rec_c", type=float, default=1.0, help="content reconstruction (MUNIT recon_c_w)")
-            g.add_argument("--lambda_cycle", type=float, default=0.0,
-                           help="style-augmented cycle A->B->A, B->A->B (MUNIT recon_x_cyc_w); 0: off, as in the paper")
+            g.add_argument(
+                "--lambda_cycle",
+                type=float,
+                default=0.0,
+                help="style-augmented cycle A->B->A, B->A->B (MUNIT recon_x_cyc_w); 0: off, as in the paper",
+            )
             g.add_argument("--weight_decay", type=float, default=1e-4, help="Adam's L2 weight decay")
             parser.set_defaults(lr=0.0001, beta1=0.5, beta2=0.999, gan_mode="lsgan", pool_size=0)
         else:
             g.add_argument("--n_styles", type=int, default=10, help="translations per input, random style codes")
-            g.add_argument("--style_image", nargs="+", default=None,
-                           help="example-guided: one translation per image, with its style code")
+            g.add_argument(
+                "--style_image",
+                nargs="+",
+                default=None,
+                help="example-guided: one translation per image, with its style code",
+            )
         return parser
 
     def __init__(self, opt: argparse.Namespace) -> None:
         super().__init__(opt)
         self.cfg = frozen_config(MMSCConfig, opt)
         self.attn_layers = parse_attn_layers(opt.attn_layers)
-        gen = dict(ngf=opt.ngf, style_dim=opt.style_dim, n_downsample=opt.n_downsample, n_res=opt.n_res,
-                   mlp_dim=opt.mlp_dim, mlp_layers=opt.mlp_layers)
+        gen = dict(
+            ngf=opt.ngf,
+            style_dim=opt.style_dim,
+            n_downsample=opt.n_downsample,
+            n_res=opt.n_res,
+            mlp_dim=opt.mlp_dim,
+            mlp_layers=opt.mlp_layers,
+        )
         for key, least in {"style_dim": 1, "n_res": 1, "mlp_dim": 1, "mlp_layers": 2, "n_scales_D": 1}.items():
             if getattr(opt, key) < least:
                 raise UserError(f"--{key} {getattr(opt, key)}: must be at least {least}")
@@ -129,7 +147,7 @@ class MMSCModel(BaseModel):
         self.netG_B = init_weights(MUNITGenerator(opt.output_nc, **gen), opt.init_type, opt.init_gain).to(self.device)
         self.model_names = list(self.test_networks)
         self.compile_names = ["G_A", "G_B"]
-        self.multiple = 2 ** opt.n_downsample
+        self.multiple = 2**opt.n_downsample
         if self.is_train:
             self._build_training(opt)
         else:
@@ -139,21 +157,34 @@ class MMSCModel(BaseModel):
     # ---- construction -------------------------------------------------------------------
     def _build_training(self, opt: argparse.Namespace) -> None:
         if opt.crop_size % self.multiple:
-            raise UserError(f"--crop_size {opt.crop_size}: --model mmsc needs a multiple of {self.multiple} "
-                            f"(2 ** --n_downsample)")
+            raise UserError(
+                f"--crop_size {opt.crop_size}: --model mmsc needs a multiple of {self.multiple} (2 ** --n_downsample)"
+            )
         d_args = dict(ndf=opt.ndf, n_layers=opt.n_layers_D, n_scales=opt.n_scales_D)
         self.netD_A = init_weights(MultiScaleImageDiscriminator(opt.input_nc, **d_args), "normal", opt.init_gain)
         self.netD_B = init_weights(MultiScaleImageDiscriminator(opt.output_nc, **d_args), "normal", opt.init_gain)
         self.netD_A, self.netD_B = self.netD_A.to(self.device), self.netD_B.to(self.device)
         if opt.crop_size < self.netD_A.min_size:
-            raise UserError(f"--crop_size {opt.crop_size}: the {opt.n_scales_D}-scale discriminator with "
-                            f"--n_layers_D {opt.n_layers_D} needs at least {self.netD_A.min_size}")
+            raise UserError(
+                f"--crop_size {opt.crop_size}: the {opt.n_scales_D}-scale discriminator with "
+                f"--n_layers_D {opt.n_layers_D} needs at least {self.netD_A.min_size}"
+            )
         if opt.augment and not opt.learned_attn:
             print("Note: --augment only feeds the learned heads; without --learned_attn it has no effect.")
         self.use_spatial = opt.lambda_spatial > 0 or opt.learned_attn
         self.use_cycle = opt.lambda_cycle > 0
-        self.loss_names = ["D_A", "D_B", "G_A", "G_B", "rec_x_A", "rec_x_B", "rec_s_A", "rec_s_B",
-                           "rec_c_A", "rec_c_B"] + (["cycle_A", "cycle_B"] if self.use_cycle else [])
+        self.loss_names = [
+            "D_A",
+            "D_B",
+            "G_A",
+            "G_B",
+            "rec_x_A",
+            "rec_x_B",
+            "rec_s_A",
+            "rec_s_B",
+            "rec_c_A",
+            "rec_c_B",
+        ] + (["cycle_A", "cycle_B"] if self.use_cycle else [])
         self.loss_names += (["G_s"] if opt.lambda_spatial > 0 else []) + (["spatial"] if opt.learned_attn else [])
         self.visual_names = ["real_A", "fake_B", "rec_A", "real_B", "fake_A", "rec_B"]
         self.visual_names += ["cyc_A", "cyc_B"] if self.use_cycle else []
@@ -172,8 +203,10 @@ class MMSCModel(BaseModel):
         trained = getattr(opt, "trained_direction", None) or opt.direction
         self.reverse = trained != opt.direction
         if self.reverse and opt.input_nc != opt.output_nc:
-            raise UserError(f"--direction {opt.direction}: the run was trained {trained} with --input_nc "
-                            f"{opt.input_nc} and --output_nc {opt.output_nc}; the other way needs equal counts")
+            raise UserError(
+                f"--direction {opt.direction}: the run was trained {trained} with --input_nc "
+                f"{opt.input_nc} and --output_nc {opt.output_nc}; the other way needs equal counts"
+            )
         self.set_styles(opt.n_styles, opt.seed, guided=bool(opt.style_image))
         count = self.output_count(opt)
         self.visual_names = ["real_A"] + self.output_names(opt)
@@ -196,8 +229,10 @@ class MMSCModel(BaseModel):
         super().set_input(batch)
         if not self.is_train and self.guided:
             if "style_B" not in batch:
-                raise ValueError("--style_image: the batch has no 'style_B' references; "
-                                 "build the data with data.create_dataset (data/style_images.py)")
+                raise ValueError(
+                    "--style_image: the batch has no 'style_B' references; "
+                    "build the data with data.create_dataset (data/style_images.py)"
+                )
             self.style_images = batch["style_B"].to(self.device, memory_format=self.memory_format)
 
     def forward(self) -> None:
@@ -217,8 +252,16 @@ class MMSCModel(BaseModel):
             if self.use_cycle:
                 self.cyc_A = self.netG_A(c_a_rec, s_a_prime).float()
                 self.cyc_B = self.netG_B(c_b_rec, s_b_prime).float()
-        self.codes = {"c_a": c_a, "c_b": c_b, "s_a": s_a, "s_b": s_b, "c_a_rec": c_a_rec, "c_b_rec": c_b_rec,
-                      "s_a_rec": s_a_rec, "s_b_rec": s_b_rec}
+        self.codes = {
+            "c_a": c_a,
+            "c_b": c_b,
+            "s_a": s_a,
+            "s_b": s_b,
+            "c_a_rec": c_a_rec,
+            "c_b_rec": c_b_rec,
+            "s_a_rec": s_a_rec,
+            "s_b_rec": s_b_rec,
+        }
 
     def _style_noise(self, n: int) -> torch.Tensor:
         """(n, style_dim, 1, 1) codes from N(0, I). Under torchrun every process (seeded alike) draws the
@@ -226,7 +269,7 @@ class MMSCModel(BaseModel):
         process with N times the batch draws."""
         rank, world = dist.get_rank(), dist.get_world_size()
         codes = torch.randn(n * world, self.cfg.style_dim, 1, 1, device=self.device)
-        return codes[rank * n:(rank + 1) * n]
+        return codes[rank * n : (rank + 1) * n]
 
     def translate(self) -> None:
         """Test: ``fake_B_k`` for each style code (or reference image) for the whole input batch."""
@@ -248,7 +291,7 @@ class MMSCModel(BaseModel):
         for j in range(k):
             setattr(self, self.numbered_output(j + 1), out[:, j])
             if self.style_images is not None:
-                style = self.style_images[j:j + 1]
+                style = self.style_images[j : j + 1]
                 setattr(self, f"style_B_{j + 1}", style.expand(n, *style.shape[1:]))
 
     def _translation_pair(self) -> tuple[MUNITGenerator, MUNITGenerator]:
@@ -272,11 +315,15 @@ class MMSCModel(BaseModel):
         augment = self.cfg.learned_attn and self.real_A_aug is not None and self.real_B_aug is not None
         pairs = {"src": (self.real_A, self.real_B)}
         pairs.update({"other": (rot180(self.real_B), rot180(self.real_A))} if other else {})
-        pairs.update({"aug": (self.real_A_aug, self.real_B_aug),
-                      "other_aug": (rot180(self.real_B_aug), rot180(self.real_A_aug))} if augment else {})
+        pairs.update(
+            {"aug": (self.real_A_aug, self.real_B_aug), "other_aug": (rot180(self.real_B_aug), rot180(self.real_A_aug))}
+            if augment
+            else {}
+        )
         with torch.no_grad():
-            self.feats = vgg_features(self.vgg, {k: torch.cat([_rgb(a), _rgb(b)]) for k, (a, b) in pairs.items()},
-                                      self.attn_layers)
+            self.feats = vgg_features(
+                self.vgg, {k: torch.cat([_rgb(a), _rgb(b)]) for k, (a, b) in pairs.items()}, self.attn_layers
+            )
         self.feats.setdefault("other", None)
         self.feats.setdefault("aug", None)
         self.feats.setdefault("other_aug", None)
@@ -298,8 +345,7 @@ class MMSCModel(BaseModel):
         reals and fakes go through D in one batch (it has no normalisation across the batch)."""
         n = real.shape[0]
         outputs = net(torch.cat([real, fake.detach()]))
-        return (self.criterionGAN([o[:n] for o in outputs], True)
-                + self.criterionGAN([o[n:] for o in outputs], False))
+        return self.criterionGAN([o[:n] for o in outputs], True) + self.criterionGAN([o[n:] for o in outputs], False)
 
     def compute_D_loss(self) -> tuple[torch.Tensor, dict]:
         loss_a = self._d_loss(self.netD_A, self.real_A, self.fake_A) * self.cfg.lambda_GAN
@@ -308,14 +354,16 @@ class MMSCModel(BaseModel):
 
     def compute_G_loss(self) -> tuple[torch.Tensor, dict]:
         opt, c = self.cfg, self.codes
-        terms = {"G_A": self.criterionGAN(self.netD_A(self.fake_A), True, for_discriminator=False) * opt.lambda_GAN,
-                 "G_B": self.criterionGAN(self.netD_B(self.fake_B), True, for_discriminator=False) * opt.lambda_GAN,
-                 "rec_x_A": F.l1_loss(self.rec_A, self.real_A) * opt.lambda_rec_x,
-                 "rec_x_B": F.l1_loss(self.rec_B, self.real_B) * opt.lambda_rec_x,
-                 "rec_s_A": F.l1_loss(c["s_a_rec"], c["s_a"]) * opt.lambda_rec_s,
-                 "rec_s_B": F.l1_loss(c["s_b_rec"], c["s_b"]) * opt.lambda_rec_s,
-                 "rec_c_A": F.l1_loss(c["c_a_rec"], c["c_a"]) * opt.lambda_rec_c,
-                 "rec_c_B": F.l1_loss(c["c_b_rec"], c["c_b"]) * opt.lambda_rec_c}
+        terms = {
+            "G_A": self.criterionGAN(self.netD_A(self.fake_A), True, for_discriminator=False) * opt.lambda_GAN,
+            "G_B": self.criterionGAN(self.netD_B(self.fake_B), True, for_discriminator=False) * opt.lambda_GAN,
+            "rec_x_A": F.l1_loss(self.rec_A, self.real_A) * opt.lambda_rec_x,
+            "rec_x_B": F.l1_loss(self.rec_B, self.real_B) * opt.lambda_rec_x,
+            "rec_s_A": F.l1_loss(c["s_a_rec"], c["s_a"]) * opt.lambda_rec_s,
+            "rec_s_B": F.l1_loss(c["s_b_rec"], c["s_b"]) * opt.lambda_rec_s,
+            "rec_c_A": F.l1_loss(c["c_a_rec"], c["c_a"]) * opt.lambda_rec_c,
+            "rec_c_B": F.l1_loss(c["c_b_rec"], c["c_b"]) * opt.lambda_rec_c,
+        }
         if self.use_cycle:
             terms["cycle_A"] = F.l1_loss(self.cyc_A, self.real_A) * opt.lambda_cycle
             terms["cycle_B"] = F.l1_loss(self.cyc_B, self.real_B) * opt.lambda_cycle

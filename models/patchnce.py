@@ -22,16 +22,22 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-__all__ = ["PatchSampleMLP", "sample_patch_ids", "gather_patches", "l2_normalize", "patch_nce_logits",
-           "patch_nce_loss", "patch_nce"]
+__all__ = [
+    "PatchSampleMLP",
+    "sample_patch_ids",
+    "gather_patches",
+    "l2_normalize",
+    "patch_nce_logits",
+    "patch_nce_loss",
+    "patch_nce",
+]
 
 # The published code fills the negatives' diagonal with this logit (before dividing by the
 # temperature), so it weighs exp(-10 / T), next to nothing, in the softmax.
 DIAGONAL_LOGIT = -10.0
 
 
-def sample_patch_ids(num_positions: int, num_patches: int,
-                     generator: Optional[torch.Generator] = None) -> torch.Tensor:
+def sample_patch_ids(num_positions: int, num_patches: int, generator: Optional[torch.Generator] = None) -> torch.Tensor:
     """``min(num_patches, num_positions)`` distinct flat positions in random order; all, in order, for <= 0.
 
     Drawn on the CPU (from ``generator``, or torch's global generator). Returns a LongTensor (P,).
@@ -58,8 +64,8 @@ def patch_nce_logits(query: torch.Tensor, key: torch.Tensor, temperature: float 
     with j = i filled with -10.
     """
     key = key.detach()
-    positive = (query * key).sum(dim=-1, keepdim=True)               # (B, P, 1)
-    negatives = torch.bmm(query, key.transpose(1, 2))                # (B, P, P)
+    positive = (query * key).sum(dim=-1, keepdim=True)  # (B, P, 1)
+    negatives = torch.bmm(query, key.transpose(1, 2))  # (B, P, P)
     diagonal = torch.eye(query.shape[1], dtype=torch.bool, device=query.device)
     negatives = negatives.masked_fill(diagonal, DIAGONAL_LOGIT)
     return torch.cat([positive, negatives], dim=-1) / temperature
@@ -67,14 +73,13 @@ def patch_nce_logits(query: torch.Tensor, key: torch.Tensor, temperature: float 
 
 def patch_nce_loss(query: torch.Tensor, key: torch.Tensor, temperature: float = 0.07) -> torch.Tensor:
     """Per-patch PatchNCE: (B, P, D) queries and keys -> (B, P) cross-entropies with target 0."""
-    logits = patch_nce_logits(query, key, temperature)                # (B, P, 1 + P)
+    logits = patch_nce_logits(query, key, temperature)  # (B, P, 1 + P)
     logits = logits.to(torch.promote_types(logits.dtype, torch.float32))  # the softmax in >= 32 bits
     target = torch.zeros(logits.shape[0] * logits.shape[1], dtype=torch.long, device=logits.device)
     return F.cross_entropy(logits.flatten(0, 1), target, reduction="none").view(logits.shape[:2])
 
 
-def patch_nce(queries: Sequence[torch.Tensor], keys: Sequence[torch.Tensor],
-              temperature: float = 0.07) -> torch.Tensor:
+def patch_nce(queries: Sequence[torch.Tensor], keys: Sequence[torch.Tensor], temperature: float = 0.07) -> torch.Tensor:
     """PatchNCE averaged over patches, images and then layers: lists of (B, P_l, D) -> a scalar."""
     if len(queries) != len(keys) or not queries:
         raise ValueError(f"patch_nce needs equally long, non-empty lists, got {len(queries)} and {len(keys)}")
@@ -102,11 +107,14 @@ class PatchSampleMLP(nn.Module):
         self.use_mlp = use_mlp
         if use_mlp:
             for i, channels in enumerate(in_channels):
-                self.add_module(f"mlp_{i}", nn.Sequential(nn.Linear(channels, num_features), nn.ReLU(),
-                                                          nn.Linear(num_features, num_features)))
+                self.add_module(
+                    f"mlp_{i}",
+                    nn.Sequential(nn.Linear(channels, num_features), nn.ReLU(), nn.Linear(num_features, num_features)),
+                )
 
-    def sample_ids(self, feats: Sequence[torch.Tensor], num_patches: int,
-                   generator: Optional[torch.Generator] = None) -> list[torch.Tensor]:
+    def sample_ids(
+        self, feats: Sequence[torch.Tensor], num_patches: int, generator: Optional[torch.Generator] = None
+    ) -> list[torch.Tensor]:
         """One (P_l,) LongTensor of flat positions per (B, C_l, H_l, W_l) map (shared by the batch)."""
         return [sample_patch_ids(f.shape[2] * f.shape[3], num_patches, generator) for f in feats]
 
@@ -117,12 +125,13 @@ class PatchSampleMLP(nn.Module):
         num_features, or C_l without the MLP).
         """
         if len(feats) != self.num_layers or len(patch_ids) != self.num_layers:
-            raise ValueError(f"netF has {self.num_layers} layers but got {len(feats)} maps and "
-                             f"{len(patch_ids)} id sets")
+            raise ValueError(
+                f"netF has {self.num_layers} layers but got {len(feats)} maps and {len(patch_ids)} id sets"
+            )
         out = []
         for i, (feat, ids) in enumerate(zip(feats, patch_ids)):
-            patches = gather_patches(feat, ids)                                  # (B, P, C)
+            patches = gather_patches(feat, ids)  # (B, P, C)
             if self.use_mlp:
-                patches = getattr(self, f"mlp_{i}")(patches)                     # (B, P, D)
+                patches = getattr(self, f"mlp_{i}")(patches)  # (B, P, D)
             out.append(l2_normalize(patches))
         return out

@@ -27,6 +27,7 @@ from models.networks import define_D, define_G
 from models.spatial import add_spatial_options, build_spatial_loss, needs_other, parse_attn_layers, rot180, vgg_features
 from util.image_pool import ImagePool, query_across_ranks
 
+
 @dataclass(frozen=True)
 class SCConfig:
     """What the sc step reads from the options (resolved in the constructor; None: not a test-time flag)."""
@@ -42,8 +43,8 @@ class SCConfig:
     lambda_gradient: float
 
 
-PERCEPTUAL_LAYER = 6           # relu3_3
-STYLE_LAYERS = (1, 3, 6, 9)    # relu1_2, relu2_2, relu3_3, relu4_3
+PERCEPTUAL_LAYER = 6  # relu3_3
+STYLE_LAYERS = (1, 3, 6, 9)  # relu1_2, relu2_2, relu3_3, relu4_3
 
 
 class SCModel(BaseModel):
@@ -52,8 +53,12 @@ class SCModel(BaseModel):
     @staticmethod
     def modify_commandline_options(parser: argparse.ArgumentParser, is_train: bool) -> argparse.ArgumentParser:
         g = add_spatial_options(parser.add_argument_group("sc model"))
-        g.add_argument("--lambda_GAN", type=float, default=1.0,
-                       help="weight of G's adversarial loss (1 in the published code; 0 for ablations)")
+        g.add_argument(
+            "--lambda_GAN",
+            type=float,
+            default=1.0,
+            help="weight of G's adversarial loss (1 in the published code; 0 for ablations)",
+        )
         g.add_argument("--lambda_spatial_idt", type=float, default=0.0, help="spatial loss on G(real_B) vs real_B")
         g.add_argument("--lambda_perceptual", type=float, default=0.0, help="L1 of relu3_3 of real_A vs fake_B")
         g.add_argument("--lambda_style", type=float, default=0.0, help="Gram-matrix L1 of real_B vs fake_B")
@@ -70,8 +75,18 @@ class SCModel(BaseModel):
         self.model_names = list(self.test_networks)
         self.compile_names = ["G", "D"] if self.is_train else ["G"]
         norm_g, norm_d = (opt.norm, opt.norm) if opt.norm else (opt.normG, opt.normD)
-        self.netG = define_G(opt.netG, opt.input_nc, opt.output_nc, opt.ngf, norm_g, not opt.no_dropout,
-                             opt.init_type, opt.init_gain, opt.no_antialias, opt.no_antialias_up).to(self.device)
+        self.netG = define_G(
+            opt.netG,
+            opt.input_nc,
+            opt.output_nc,
+            opt.ngf,
+            norm_g,
+            not opt.no_dropout,
+            opt.init_type,
+            opt.init_gain,
+            opt.no_antialias,
+            opt.no_antialias_up,
+        ).to(self.device)
         if self.is_train:
             self._build_training(opt, norm_d)
         self.apply_memory_format()
@@ -81,13 +96,19 @@ class SCModel(BaseModel):
         if opt.augment and not opt.learned_attn:
             print("Note: --augment only feeds the learned heads; without --learned_attn it has no effect.")
         self.loss_names = ["G_GAN", "G_s", "D_real", "D_fake"]
-        for flag, names in ((opt.learned_attn, ["spatial"]), (opt.lambda_spatial_idt > 0, ["G_s_idt_B"]),
-                            (opt.lambda_identity > 0, ["idt_B"]), (opt.lambda_perceptual > 0, ["per"]),
-                            (opt.lambda_style > 0, ["style"]), (opt.lambda_gradient > 0, ["D_Gradient"])):
+        for flag, names in (
+            (opt.learned_attn, ["spatial"]),
+            (opt.lambda_spatial_idt > 0, ["G_s_idt_B"]),
+            (opt.lambda_identity > 0, ["idt_B"]),
+            (opt.lambda_perceptual > 0, ["per"]),
+            (opt.lambda_style > 0, ["style"]),
+            (opt.lambda_gradient > 0, ["D_Gradient"]),
+        ):
             self.loss_names += names if flag else []
         self.model_names += ["D"] + (["F"] if opt.learned_attn else [])
-        self.netD = define_D(opt.netD, opt.output_nc, opt.ndf, opt.n_layers_D, norm_d, opt.init_type,
-                             opt.init_gain, opt.no_antialias).to(self.device)
+        self.netD = define_D(
+            opt.netD, opt.output_nc, opt.ndf, opt.n_layers_D, norm_d, opt.init_type, opt.init_gain, opt.no_antialias
+        ).to(self.device)
         extra = {PERCEPTUAL_LAYER} if opt.lambda_perceptual > 0 else set()
         extra |= set(STYLE_LAYERS) if opt.lambda_style > 0 else set()
         self.vgg, self.netF = build_spatial_loss(opt, self.attn_layers, self.device, extra_layers=extra)
@@ -158,8 +179,7 @@ class SCModel(BaseModel):
             # Second derivatives in float32, through the plain D: compiled graphs have no double
             # backward, and under DDP the D calls above already make its gradients all-reduced.
             with torch.autocast(self.device.type, enabled=False):
-                gp = gradient_penalty(self.networks()["D"], self.real_B, fake,
-                                      lambda_gp=self.cfg.lambda_gradient)
+                gp = gradient_penalty(self.networks()["D"], self.real_B, fake, lambda_gp=self.cfg.lambda_gradient)
             total = total + gp
             parts["D_Gradient"] = gp.detach()
         return total, parts

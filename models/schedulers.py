@@ -28,8 +28,15 @@ class EpochFactor:
     A class rather than a lambda so its parameters go into the scheduler's state_dict.
     """
 
-    def __init__(self, policy: str, n_epochs: int, n_epochs_decay: int, first_epoch: int, lr_decay_iters: int,
-                 lr_decay_gamma: float = 0.1) -> None:
+    def __init__(
+        self,
+        policy: str,
+        n_epochs: int,
+        n_epochs_decay: int,
+        first_epoch: int,
+        lr_decay_iters: int,
+        lr_decay_gamma: float = 0.1,
+    ) -> None:
         if policy not in EPOCH_POLICIES:
             raise ValueError(f"unknown epoch policy {policy!r}; choose from {', '.join(EPOCH_POLICIES)}")
         self.policy, self.n_epochs, self.n_epochs_decay = policy, n_epochs, n_epochs_decay
@@ -44,8 +51,16 @@ class EpochFactor:
         return (1.0 + math.cos(math.pi * (epoch - 1) / max(self.n_epochs, 1))) / 2.0
 
 
-def get_scheduler(optimizer: torch.optim.Optimizer, *, policy: str, n_epochs: int, n_epochs_decay: int,
-                  epoch_count: int, lr_decay_iters: int, lr_decay_gamma: float = 0.1) -> Any:
+def get_scheduler(
+    optimizer: torch.optim.Optimizer,
+    *,
+    policy: str,
+    n_epochs: int,
+    n_epochs_decay: int,
+    epoch_count: int,
+    lr_decay_iters: int,
+    lr_decay_gamma: float = 0.1,
+) -> Any:
     """A scheduler stepped once per epoch, starting at epoch ``epoch_count`` (``plateau``: with a metric).
 
     Building it sets the optimizer's rate to the one of epoch ``epoch_count`` (from each group's
@@ -56,5 +71,6 @@ def get_scheduler(optimizer: torch.optim.Optimizer, *, policy: str, n_epochs: in
     if policy not in EPOCH_POLICIES:
         names = ", ".join(sorted(EPOCH_POLICIES + ("plateau",)))
         raise ValueError(f"unknown lr policy {policy!r}; choose from {names}")
-    return lr_scheduler.LambdaLR(optimizer, EpochFactor(policy, n_epochs, n_epochs_decay, epoch_count, lr_decay_iters,
-                                                         lr_decay_gamma))
+    return lr_scheduler.LambdaLR(
+        optimizer, EpochFactor(policy, n_epochs, n_epochs_decay, epoch_count, lr_decay_iters, lr_decay_gamma)
+    )

@@ -38,8 +38,19 @@ __all__ = [
 # The 13 ReLU outputs of VGG16 that `--attn_layers` index, and the torchvision
 # `vgg16().features` index whose output each one is. Index 7 (relu4_1) is the post-ReLU value.
 LAYER_NAMES = (
-    "relu1_1", "relu1_2", "relu2_1", "relu2_2", "relu3_1", "relu3_2", "relu3_3",
-    "relu4_1", "relu4_2", "relu4_3", "relu5_1", "relu5_2", "relu5_3",
+    "relu1_1",
+    "relu1_2",
+    "relu2_1",
+    "relu2_2",
+    "relu3_1",
+    "relu3_2",
+    "relu3_3",
+    "relu4_1",
+    "relu4_2",
+    "relu4_3",
+    "relu5_1",
+    "relu5_2",
+    "relu5_3",
 )
 _TAP_AFTER = (1, 3, 6, 8, 11, 13, 15, 18, 20, 22, 25, 27, 29)
 _CHANNELS = (64, 64, 128, 128, 256, 256, 256, 512, 512, 512, 512, 512, 512)
@@ -84,23 +95,26 @@ def _load_weights(weights: str) -> tuple[dict, Sequence[float], Sequence[float],
             path = os.path.join(hub, CAFFE_FILE)
         if not os.path.isfile(path):
             try:
-                state = torch.hub.load_state_dict_from_url(TORCHVISION_URL, progress=True,
-                                                           weights_only=True)
+                state = torch.hub.load_state_dict_from_url(TORCHVISION_URL, progress=True, weights_only=True)
             except Exception as exc:  # any network failure means: no weights here
                 raise VGGWeightsError(
                     f"--vgg_weights imagenet: no ImageNet VGG16 in {hub} and the download failed "
-                    f"({type(exc).__name__}); run `{DOWNLOAD_COMMAND}` to fetch or build it") from None
+                    f"({type(exc).__name__}); run `{DOWNLOAD_COMMAND}` to fetch or build it"
+                ) from None
             return state, IMAGENET_MEAN, IMAGENET_STD, f"torchvision IMAGENET1K_V1 ({TORCHVISION_URL})"
     else:
         path = weights
         if not os.path.isfile(path):
-            raise VGGWeightsError(f"--vgg_weights: {path} does not exist; give imagenet, random or "
-                                  f"a saved VGG16 state_dict (see `{DOWNLOAD_COMMAND}`)")
+            raise VGGWeightsError(
+                f"--vgg_weights: {path} does not exist; give imagenet, random or "
+                f"a saved VGG16 state_dict (see `{DOWNLOAD_COMMAND}`)"
+            )
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
-        raise VGGWeightsError(f"--vgg_weights: cannot read {path} ({type(exc).__name__}: {exc}); "
-                              f"rebuild it with `{DOWNLOAD_COMMAND}`") from None
+        raise VGGWeightsError(
+            f"--vgg_weights: cannot read {path} ({type(exc).__name__}: {exc}); rebuild it with `{DOWNLOAD_COMMAND}`"
+        ) from None
     if isinstance(state, dict) and "state_dict" in state:
         return state["state_dict"], state["mean"], state["std"], f"{path} ({state.get('flavour', 'custom')})"
     return state, IMAGENET_MEAN, IMAGENET_STD, path
@@ -152,8 +166,11 @@ class VGG16Features(nn.Module):
         self.layer_names = [LAYER_NAMES[i] for i in self.layers]
         self.features = vgg16_features(_TAP_AFTER[max(self.layers)] + 1)
         if weights == "random":
-            warnings.warn("VGG16Features: random weights (--vgg_weights random) make the spatially-"
-                          "correlative loss meaningless; use them for smoke tests only", stacklevel=2)
+            warnings.warn(
+                "VGG16Features: random weights (--vgg_weights random) make the spatially-"
+                "correlative loss meaningless; use them for smoke tests only",
+                stacklevel=2,
+            )
             mean, std, self.description = IMAGENET_MEAN, IMAGENET_STD, "random"
         else:
             state, mean, std, self.description = _load_weights(weights)
@@ -176,8 +193,9 @@ class VGG16Features(nn.Module):
             raise VGGWeightsError(f"--vgg_weights: the file lacks VGG16 tensors {', '.join(missing)}")
         for key, value in picked.items():
             if tuple(value.shape) != tuple(wanted[key].shape):
-                raise VGGWeightsError(f"--vgg_weights: {key} has shape {tuple(value.shape)}, "
-                                      f"VGG16 needs {tuple(wanted[key].shape)}")
+                raise VGGWeightsError(
+                    f"--vgg_weights: {key} has shape {tuple(value.shape)}, VGG16 needs {tuple(wanted[key].shape)}"
+                )
         self.features.load_state_dict(picked)
 
     def train(self, mode: bool = True) -> "VGG16Features":
@@ -204,8 +222,8 @@ class VGG16Features(nn.Module):
 # Pure functions: query sampling, windows, similarity maps and the comparisons.
 # ---------------------------------------------------------------------------------------------
 
-def sample_patch_ids(num_positions: int, patch_nums: int,
-                     generator: Optional[torch.Generator] = None) -> torch.Tensor:
+
+def sample_patch_ids(num_positions: int, patch_nums: int, generator: Optional[torch.Generator] = None) -> torch.Tensor:
     """Query positions: ``patch_nums`` flat indices drawn without replacement from ``num_positions``.
 
     Fewer when the map is smaller; every position (in order) when ``patch_nums <= 0``. Drawn on the
@@ -226,15 +244,14 @@ def window_key_ids(query_ids: torch.Tensor, height: int, width: int, patch_size:
     """
     rows = torch.div(query_ids, width, rounding_mode="floor")
     cols = query_ids % width
-    top = (rows - patch_size // 2).clamp(0, height - patch_size)   # (Nq,)
+    top = (rows - patch_size // 2).clamp(0, height - patch_size)  # (Nq,)
     left = (cols - patch_size // 2).clamp(0, width - patch_size)
     offsets = torch.arange(patch_size, device=query_ids.device)
-    block = offsets.view(-1, 1) * width + offsets.view(1, -1)      # (p, p) offsets from the corner
-    return (top * width + left).view(-1, 1) + block.view(1, -1)    # (Nq, p*p)
+    block = offsets.view(-1, 1) * width + offsets.view(1, -1)  # (p, p) offsets from the corner
+    return (top * width + left).view(-1, 1) + block.view(1, -1)  # (Nq, p*p)
 
 
-def self_similarity(feat: torch.Tensor, query_ids: torch.Tensor, patch_size: int,
-                    use_norm: bool) -> torch.Tensor:
+def self_similarity(feat: torch.Tensor, query_ids: torch.Tensor, patch_size: int, use_norm: bool) -> torch.Tensor:
     """Similarity of each query to its keys.
 
     feat: (B, C, H, W) features (already passed through a head, if any). Each map is centred over
@@ -245,23 +262,22 @@ def self_similarity(feat: torch.Tensor, query_ids: torch.Tensor, patch_size: int
     b, c, h, w = feat.shape
     feat = feat - feat.mean(dim=(2, 3), keepdim=True)
     feat = F.normalize(feat, dim=1) if use_norm else feat
-    flat = feat.flatten(2)                                          # (B, C, HW)
+    flat = feat.flatten(2)  # (B, C, HW)
     # A blocking copy from the CPU would make the host wait for the GPU's queue on every call.
     query_ids = query_ids.to(feat.device, non_blocking=True)
-    queries = flat[:, :, query_ids].transpose(1, 2)                 # (B, Nq, C)
+    queries = flat[:, :, query_ids].transpose(1, 2)  # (B, Nq, C)
     if not use_norm:
         # (q / sqrt(C)) . (k / sqrt(C)) / 10 with the whole factor on the few queries, not on the
         # map and not on the (much larger) product.
         queries = queries * (0.1 / c)
-    sim = torch.bmm(queries, flat)                                  # (B, Nq, HW)
+    sim = torch.bmm(queries, flat)  # (B, Nq, HW)
     if patch_size < h and patch_size < w:
-        keys = window_key_ids(query_ids, h, w, patch_size)          # (Nq, p*p)
-        sim = sim.gather(2, keys.unsqueeze(0).expand(b, -1, -1))    # (B, Nq, p*p)
+        keys = window_key_ids(query_ids, h, w, patch_size)  # (Nq, p*p)
+        sim = sim.gather(2, keys.unsqueeze(0).expand(b, -1, -1))  # (B, Nq, p*p)
     return sim if use_norm else torch.tanh(sim)
 
 
-def masked_comparison(sim_src: torch.Tensor, sim_tgt: torch.Tensor, mode: str,
-                      use_norm: bool) -> torch.Tensor:
+def masked_comparison(sim_src: torch.Tensor, sim_tgt: torch.Tensor, mode: str, use_norm: bool) -> torch.Tensor:
     """Generator-step comparison of two (B, Nq, Nk) similarity maps; returns a scalar.
 
     Entries outside the top quarter of each target row (>= its (Nk//4 + 1)-th largest value) are
@@ -273,11 +289,11 @@ def masked_comparison(sim_src: torch.Tensor, sim_tgt: torch.Tensor, mode: str,
     # the (quarter + 1)-th largest value of each row: topk of a quarter beats kthvalue and a sort
     top = torch.topk(sim_tgt.detach(), quarter + 1, dim=-1, sorted=False).values
     threshold = top.amin(dim=-1, keepdim=True)
-    mask = (sim_tgt.detach() >= threshold).to(sim_tgt.dtype)       # (B, Nq, Nk)
+    mask = (sim_tgt.detach() >= threshold).to(sim_tgt.dtype)  # (B, Nq, Nk)
     sim_src, sim_tgt = sim_src * mask, sim_tgt * mask
     criterion = F.l1_loss if use_norm else F.smooth_l1_loss
     if mode == "cos":
-        cosine = F.cosine_similarity(sim_src, sim_tgt, dim=-1)       # (B, Nq)
+        cosine = F.cosine_similarity(sim_src, sim_tgt, dim=-1)  # (B, Nq)
         return criterion(cosine, torch.ones_like(cosine))
     if mode == "l1":
         scale = num_keys / max(quarter, 1)
@@ -285,17 +301,26 @@ def masked_comparison(sim_src: torch.Tensor, sim_tgt: torch.Tensor, mode: str,
     raise ValueError(f"unknown comparison mode {mode!r}; choose from cos, l1, info")
 
 
-def contrastive_comparison(sim_src: torch.Tensor, sim_tgt: torch.Tensor, sim_oth: torch.Tensor,
-                           temperature: float) -> torch.Tensor:
+def contrastive_comparison(
+    sim_src: torch.Tensor, sim_tgt: torch.Tensor, sim_oth: torch.Tensor, temperature: float
+) -> torch.Tensor:
     """InfoNCE over rows of (B, Nq, Nk) maps; returns a scalar.
 
     Rows are L2-normalised; query i's logits are <src_i, tgt_j>, <src_i, oth_j>, <tgt_i, oth_j> over
     all j, divided by the temperature, with the positive at <src_i, tgt_i>.
     """
     src, tgt, oth = (F.normalize(s, dim=-1) for s in (sim_src, sim_tgt, sim_oth))
-    logits = torch.cat([torch.bmm(src, tgt.transpose(1, 2)),
-                        torch.bmm(src, oth.transpose(1, 2)),
-                        torch.bmm(tgt, oth.transpose(1, 2))], dim=-1) / temperature  # (B, Nq, 3Nq)
+    logits = (
+        torch.cat(
+            [
+                torch.bmm(src, tgt.transpose(1, 2)),
+                torch.bmm(src, oth.transpose(1, 2)),
+                torch.bmm(tgt, oth.transpose(1, 2)),
+            ],
+            dim=-1,
+        )
+        / temperature
+    )  # (B, Nq, 3Nq)
     num_queries = logits.shape[1]
     target = torch.arange(num_queries, device=logits.device).repeat(logits.shape[0])
     return F.cross_entropy(logits.flatten(0, 1), target)
@@ -312,8 +337,7 @@ def _tile_batch(sim: torch.Tensor, batch: int) -> torch.Tensor:
 
 def _head(in_channels: int) -> nn.Sequential:
     hidden = max(32, in_channels // 4)
-    head = nn.Sequential(nn.Conv2d(in_channels, hidden, 1), nn.ReLU(),
-                         nn.Conv2d(hidden, hidden, 1))
+    head = nn.Sequential(nn.Conv2d(in_channels, hidden, 1), nn.ReLU(), nn.Conv2d(hidden, hidden, 1))
     for module in head:
         if isinstance(module, nn.Conv2d):
             nn.init.normal_(module.weight, 0.0, 0.02)
@@ -336,10 +360,17 @@ class SpatialCorrelativeLoss(nn.Module):
         generator: optional torch.Generator (CPU) for drawing queries reproducibly.
     """
 
-    def __init__(self, mode: str = "cos", patch_nums: int = 256, patch_size: int = 64,
-                 use_norm: bool = False, learned: bool = False, T: float = 0.07,
-                 in_channels: Optional[Sequence[int]] = None,
-                 generator: Optional[torch.Generator] = None) -> None:
+    def __init__(
+        self,
+        mode: str = "cos",
+        patch_nums: int = 256,
+        patch_size: int = 64,
+        use_norm: bool = False,
+        learned: bool = False,
+        T: float = 0.07,
+        in_channels: Optional[Sequence[int]] = None,
+        generator: Optional[torch.Generator] = None,
+    ) -> None:
         super().__init__()
         if mode not in ("cos", "l1", "info"):
             raise ValueError(f"unknown loss mode {mode!r}; choose from cos, l1, info")
@@ -361,9 +392,13 @@ class SpatialCorrelativeLoss(nn.Module):
         """Draw one set of query ids per layer for maps shaped like ``feats``."""
         return [sample_patch_ids(f.shape[2] * f.shape[3], self.patch_nums, self.generator) for f in feats]
 
-    def forward(self, src_feats: Sequence[torch.Tensor], tgt_feats: Sequence[torch.Tensor],
-                other_feats: Optional[Sequence[torch.Tensor]] = None,
-                patch_ids: Optional[Sequence[torch.Tensor]] = None) -> torch.Tensor:
+    def forward(
+        self,
+        src_feats: Sequence[torch.Tensor],
+        tgt_feats: Sequence[torch.Tensor],
+        other_feats: Optional[Sequence[torch.Tensor]] = None,
+        patch_ids: Optional[Sequence[torch.Tensor]] = None,
+    ) -> torch.Tensor:
         """Loss averaged over layers.
 
         src_feats / tgt_feats / other_feats: lists (one per layer) of (B, C_l, H_l, W_l) maps.
@@ -379,8 +414,9 @@ class SpatialCorrelativeLoss(nn.Module):
         if self.learned and len(src_feats) != self.num_layers:
             raise ValueError(f"the loss has {self.num_layers} heads but got {len(src_feats)} layers")
         if self.mode == "info" and other_feats is None:
-            raise ValueError("mode 'info' is contrastive and needs other_feats (e.g. features of the "
-                             "rotated real target image)")
+            raise ValueError(
+                "mode 'info' is contrastive and needs other_feats (e.g. features of the rotated real target image)"
+            )
         if patch_ids is None:
             patch_ids = self.sample_ids(src_feats)
         heads = self.heads()
@@ -393,8 +429,7 @@ class SpatialCorrelativeLoss(nn.Module):
             # Under autocast the similarity products, top-quarter masks and softmax would run in
             # 16 bits; they decide the loss, so they stay float32 (the heads may run in 16 bits).
             with torch.autocast(src.device.type, enabled=False):
-                sims = [self_similarity(m.float(), patch_ids[layer], self.patch_size, self.use_norm)
-                        for m in maps]
+                sims = [self_similarity(m.float(), patch_ids[layer], self.patch_size, self.use_norm) for m in maps]
                 sims[0] = _tile_batch(sims[0], sims[1].shape[0])
                 if other_feats is None:
                     total = total + masked_comparison(sims[0], sims[1], self.mode, self.use_norm)

@@ -24,19 +24,30 @@ import argparse
 from models.sc_model import SCModel
 
 TRAIN_DEFAULTS: dict[str, object] = {
-    "dataset_mode": "singleimage", "preprocess": "zoom_and_patch", "crop_size": 128, "batch_size": 16,
-    "netG": "stylegan2", "netD": "stylegan2", "ngf": 8, "ndf": 8,
-    "gan_mode": "nonsaturating", "lambda_gradient": 1.0, "lambda_spatial": 10.0,
-    "lr": 0.001, "beta1": 0.0, "beta2": 0.99,
-    "n_epochs": 4, "n_epochs_decay": 4, "save_epoch_freq": 1, "pool_size": 0,
+    "dataset_mode": "singleimage",
+    "preprocess": "zoom_and_patch",
+    "crop_size": 128,
+    "batch_size": 16,
+    "netG": "stylegan2",
+    "netD": "stylegan2",
+    "ngf": 8,
+    "ndf": 8,
+    "gan_mode": "nonsaturating",
+    "lambda_gradient": 1.0,
+    "lambda_spatial": 10.0,
+    "lr": 0.001,
+    "beta1": 0.0,
+    "beta2": 0.99,
+    "n_epochs": 4,
+    "n_epochs_decay": 4,
+    "save_epoch_freq": 1,
+    "pool_size": 0,
 }
-TEST_DEFAULTS: dict[str, object] = {"dataset_mode": "singleimage", "preprocess": "none", "batch_size": 1,
-                                    "num_test": 1}
+TEST_DEFAULTS: dict[str, object] = {"dataset_mode": "singleimage", "preprocess": "none", "batch_size": 1, "num_test": 1}
 # test.py takes the generator's architecture from the run's opt.json by making it the parser's
 # default before this model's flags are added; only a default still at the framework's value
 # (nothing inherited) may become the single-image one.
-ARCHITECTURE_DEFAULTS: dict[str, tuple[object, object]] = {"netG": ("resnet_9blocks", "stylegan2"),
-                                                           "ngf": (64, 8)}
+ARCHITECTURE_DEFAULTS: dict[str, tuple[object, object]] = {"netG": ("resnet_9blocks", "stylegan2"), "ngf": (64, 8)}
 
 
 class SinSCModel(SCModel):

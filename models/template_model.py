@@ -49,15 +49,26 @@ class TemplateModel(BaseModel):
         self.visual_names = ["real_A", "fake_B", "real_B"]
         self.model_names = list(self.test_networks)
         self.compile_names = list(self.model_names)
-        self.netG = define_G(opt.netG, opt.input_nc, opt.output_nc, opt.ngf, norm_g, not opt.no_dropout,
-                             opt.init_type, opt.init_gain, opt.no_antialias, opt.no_antialias_up).to(self.device)
+        self.netG = define_G(
+            opt.netG,
+            opt.input_nc,
+            opt.output_nc,
+            opt.ngf,
+            norm_g,
+            not opt.no_dropout,
+            opt.init_type,
+            opt.init_gain,
+            opt.no_antialias,
+            opt.no_antialias_up,
+        ).to(self.device)
         if self.is_train:
             self.loss_names = ["G_GAN", "G_L1", "D_real", "D_fake"]
             self.model_names += ["D"]
             self.compile_names += ["D"]
             self.lambda_L1 = opt.lambda_L1
-            self.netD = define_D(opt.netD, opt.output_nc, opt.ndf, opt.n_layers_D, norm_d, opt.init_type,
-                                 opt.init_gain, opt.no_antialias).to(self.device)
+            self.netD = define_D(
+                opt.netD, opt.output_nc, opt.ndf, opt.n_layers_D, norm_d, opt.init_type, opt.init_gain, opt.no_antialias
+            ).to(self.device)
             self.criterionGAN = GANLoss(opt.gan_mode).to(self.device)
             self.fake_pool = ImagePool(opt.pool_size, generator=self.seeded_generator())
             self.optimizer_G, self.optimizer_D = self.adam(self.netG), self.adam(self.netD)
@@ -75,8 +86,10 @@ class TemplateModel(BaseModel):
 
     def compute_G_loss(self) -> tuple:
         """GAN(D(fake_B), real) + lambda_L1 |fake_B - real_B|."""
-        terms = {"G_GAN": self.criterionGAN(self.netD(self.fake_B), True, for_discriminator=False),
-                 "G_L1": F.l1_loss(self.fake_B, self.real_B) * self.lambda_L1}
+        terms = {
+            "G_GAN": self.criterionGAN(self.netD(self.fake_B), True, for_discriminator=False),
+            "G_L1": F.l1_loss(self.fake_B, self.real_B) * self.lambda_L1,
+        }
         return sum(terms.values()), {k: v.detach() for k, v in terms.items()}
 
     def optimize_parameters(self) -> None:

@@ -40,16 +40,19 @@ class CompiledOrEager(nn.Module):
     def _fall_back(self, exc: Exception) -> None:
         self.failed = True
         reason = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else ""
-        warnings.warn(f"--compile: torch.compile of net_{self.name} failed ({type(exc).__name__}: {reason}); "
-                      "running it eagerly", stacklevel=3)
+        warnings.warn(
+            f"--compile: torch.compile of net_{self.name} failed ({type(exc).__name__}: {reason}); running it eagerly",
+            stacklevel=3,
+        )
 
     def _probe(self, args: tuple) -> None:
         """Compile forward and backward for this kind of call on detached copies; fall back on any error."""
         inputs = [a.detach().requires_grad_(a.requires_grad) if isinstance(a, torch.Tensor) else a for a in args]
         try:
             out = self._compiled(*inputs)
-            leaves = [t for t in [*inputs, *self.module.parameters()]
-                      if isinstance(t, torch.Tensor) and t.requires_grad]
+            leaves = [
+                t for t in [*inputs, *self.module.parameters()] if isinstance(t, torch.Tensor) and t.requires_grad
+            ]
             outs = [out] if isinstance(out, torch.Tensor) else list(out)
             if torch.is_grad_enabled() and leaves:
                 torch.autograd.grad(sum(o.float().sum() for o in outs), leaves, allow_unused=True)
@@ -58,8 +61,11 @@ class CompiledOrEager(nn.Module):
 
     def forward(self, *args: Any) -> Any:
         if not self.failed:
-            kind = (tuple((tuple(a.shape), a.dtype, a.requires_grad) for a in args if isinstance(a, torch.Tensor)),
-                    torch.is_grad_enabled(), any(p.requires_grad for p in self.module.parameters()))
+            kind = (
+                tuple((tuple(a.shape), a.dtype, a.requires_grad) for a in args if isinstance(a, torch.Tensor)),
+                torch.is_grad_enabled(),
+                any(p.requires_grad for p in self.module.parameters()),
+            )
             if kind not in self.probed:
                 self._probe(args)
                 self.probed.add(kind)

@@ -39,12 +39,18 @@ class BaseOptions:
     def initialize(self, parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
         """Flags common to train.py and test.py."""
         g = parser.add_argument_group("basic")
-        g.add_argument("--dataroot", default="./datasets/photo2painting",
-                       help="path to images (with subfolders trainA, trainB, testA, testB)")
+        g.add_argument(
+            "--dataroot",
+            default="./datasets/photo2painting",
+            help="path to images (with subfolders trainA, trainB, testA, testB)",
+        )
         g.add_argument("--name", default="experiment_name", help="name of the experiment: checkpoints/<name>")
-        g.add_argument("--gpu_ids", default=None,
-                       help="e.g. 0; -1 for the CPU; default: the first CUDA device if any, else the CPU. "
-                       "Several GPUs: torchrun --nproc_per_node=N train.py (process i takes the i-th id)")
+        g.add_argument(
+            "--gpu_ids",
+            default=None,
+            help="e.g. 0; -1 for the CPU; default: the first CUDA device if any, else the CPU. "
+            "Several GPUs: torchrun --nproc_per_node=N train.py (process i takes the i-th id)",
+        )
         g.add_argument("--checkpoints_dir", default="./checkpoints", help="models are saved here")
         g.add_argument("--seed", type=int, default=0, help="seed for python, numpy, torch and the data order")
         g = parser.add_argument_group("model")
@@ -54,6 +60,7 @@ class BaseOptions:
         g.add_argument("--ngf", type=int, default=64, help="generator filters in the first conv layer")
         g.add_argument("--ndf", type=int, default=64, help="discriminator filters in the first conv layer")
         from models.networks import DISCRIMINATORS, GENERATORS
+
         g.add_argument("--netD", default="basic", choices=sorted(DISCRIMINATORS), help="discriminator")
         g.add_argument("--netG", default="resnet_9blocks", choices=sorted(GENERATORS), help="generator")
         g.add_argument("--n_layers_D", type=int, default=3, help="layers of the n_layers discriminator")
@@ -63,37 +70,64 @@ class BaseOptions:
         g.add_argument("--norm", default=None, choices=norms, help="sets both --normG and --normD")
         g.add_argument("--init_type", default="xavier", choices=["normal", "xavier", "kaiming", "orthogonal"])
         g.add_argument("--init_gain", type=float, default=0.02, help="scale for normal, xavier and orthogonal")
-        g.add_argument("--no_dropout", dest="no_dropout", action="store_true", default=True,
-                       help="no dropout in the generator (the default)")
+        g.add_argument(
+            "--no_dropout",
+            dest="no_dropout",
+            action="store_true",
+            default=True,
+            help="no dropout in the generator (the default)",
+        )
         g.add_argument("--dropout", dest="no_dropout", action="store_false", help="dropout 0.5 in the generator")
         g.add_argument("--no_antialias", action="store_true", help="stride-2 convs instead of blur-downsampling")
-        g.add_argument("--no_antialias_up", action="store_true",
-                       help="transposed convs instead of blur-upsampling")
+        g.add_argument("--no_antialias_up", action="store_true", help="transposed convs instead of blur-upsampling")
         g = parser.add_argument_group("data")
         g.add_argument("--dataset_mode", default="unaligned", choices=data.available_dataset_modes())
         g.add_argument("--direction", default="AtoB", choices=["AtoB", "BtoA"])
         g.add_argument("--serial_batches", action="store_true", help="take images in order, B not at random")
         g.add_argument("--num_threads", type=int, default=4, help="data loading worker processes")
-        g.add_argument("--batch_size", type=int, default=1,
-                       help="images per step per process (under torchrun the step's batch is N times this)")
+        g.add_argument(
+            "--batch_size",
+            type=int,
+            default=1,
+            help="images per step per process (under torchrun the step's batch is N times this)",
+        )
         g.add_argument("--load_size", type=int, default=286, help="scale images to this size")
         g.add_argument("--crop_size", type=int, default=256, help="then crop to this size")
-        g.add_argument("--max_dataset_size", type=float, default=float("inf"),
-                       help="use at most this many images per epoch")
-        g.add_argument("--preprocess", default="resize_and_crop", choices=PREPROCESS_CHOICES,
-                       help="how images are resized and cropped (zoom_and_patch: singleimage data only)")
+        g.add_argument(
+            "--max_dataset_size", type=float, default=float("inf"), help="use at most this many images per epoch"
+        )
+        g.add_argument(
+            "--preprocess",
+            default="resize_and_crop",
+            choices=PREPROCESS_CHOICES,
+            help="how images are resized and cropped (zoom_and_patch: singleimage data only)",
+        )
         g.add_argument("--no_flip", action="store_true", help="no random horizontal flips")
-        g.add_argument("--augment", action="store_true",
-                       help="also return colour-jittered copies (A_aug, B_aug) for LSeSim's head training")
-        g.add_argument("--random_scale_max", type=float, default=3.0,
-                       help="largest zoom-out factor of zoom_and_patch (single image)")
+        g.add_argument(
+            "--augment",
+            action="store_true",
+            help="also return colour-jittered copies (A_aug, B_aug) for LSeSim's head training",
+        )
+        g.add_argument(
+            "--random_scale_max",
+            type=float,
+            default=3.0,
+            help="largest zoom-out factor of zoom_and_patch (single image)",
+        )
         g.add_argument("--display_winsize", type=int, default=256, help="display and HTML image size")
         g = parser.add_argument_group("speed")
-        g.add_argument("--amp", default="off", choices=["off", "bf16", "fp16"],
-                       help="mixed precision for G, D, VGG and the loss (fp16 adds a GradScaler)")
+        g.add_argument(
+            "--amp",
+            default="off",
+            choices=["off", "bf16", "fp16"],
+            help="mixed precision for G, D, VGG and the loss (fp16 adds a GradScaler)",
+        )
         g.add_argument("--channels_last", action="store_true", help="NHWC memory format for networks and images")
-        g.add_argument("--compile", action="store_true",
-                       help="torch.compile G and D (falls back to eager with a warning where unsupported)")
+        g.add_argument(
+            "--compile",
+            action="store_true",
+            help="torch.compile G and D (falls back to eager with a warning where unsupported)",
+        )
         g = parser.add_argument_group("misc")
         g.add_argument("--epoch", default="latest", help="which checkpoint to load: latest or an epoch number")
         g.add_argument("--verbose", action="store_true", help="print network architectures")
@@ -136,9 +170,11 @@ class BaseOptions:
         opt.gpu_ids = parse_gpu_ids(opt.gpu_ids)
         if len(opt.gpu_ids) > 1 and not launched_by_torchrun():
             count = len(opt.gpu_ids)
-            print(f"--gpu_ids {','.join(map(str, opt.gpu_ids))}: one process trains on cuda:{opt.gpu_ids[0]} only. "
-                  f"For all {count} GPUs run `torchrun --nproc_per_node={count} train.py ...` "
-                  "(select GPUs with CUDA_VISIBLE_DEVICES; see docs/speed.md).")
+            print(
+                f"--gpu_ids {','.join(map(str, opt.gpu_ids))}: one process trains on cuda:{opt.gpu_ids[0]} only. "
+                f"For all {count} GPUs run `torchrun --nproc_per_node={count} train.py ...` "
+                "(select GPUs with CUDA_VISIBLE_DEVICES; see docs/speed.md)."
+            )
         if opt.batch_size < 1:
             raise UserError(f"--batch_size {opt.batch_size}: must be at least 1")
         if opt.num_threads < 0:

@@ -32,8 +32,7 @@ class TestOptions(BaseOptions):
         g.add_argument("--eval", action="store_true", help="eval mode for the networks at test time")
         g.add_argument("--num_test", type=int, default=50, help="how many images to translate (0 or less: all)")
         # Whole, unflipped images in order; the generator handles any size by itself.
-        parser.set_defaults(load_size=parser.get_default("crop_size"), no_flip=True, serial_batches=True,
-                            num_threads=0)
+        parser.set_defaults(load_size=parser.get_default("crop_size"), no_flip=True, serial_batches=True, num_threads=0)
         return parser
 
     def parse(self) -> argparse.Namespace:
@@ -81,7 +80,7 @@ def upstream_test_model(argv: list[str]) -> list[str]:
     argv = list(argv)
     for i, arg in enumerate(argv):
         if arg == "--model=test" or (arg == "--model" and i + 1 < len(argv) and argv[i + 1] == "test"):
-            argv[i:i + (1 if "=" in arg else 2)] = ["--model", "cycle_gan"]
+            argv[i : i + (1 if "=" in arg else 2)] = ["--model", "cycle_gan"]
             if not any(a == "--dataset_mode" or a.startswith("--dataset_mode=") for a in argv):
                 argv += ["--dataset_mode", "single"]
             break

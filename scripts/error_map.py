@@ -39,8 +39,12 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from evaluations.error_maps import (cosine_distance_map, feature_l1_map, pixel_l1_map,  # noqa: E402
-                                    spatial_loss_map)
+from evaluations.error_maps import (
+    cosine_distance_map,
+    feature_l1_map,
+    pixel_l1_map,  # noqa: E402
+    spatial_loss_map,
+)
 from models.sesim import LAYER_NAMES, SpatialCorrelativeLoss, VGG16Features, VGGWeightsError  # noqa: E402
 from util.checkpoint import load_state_dict_checked, safe_load  # noqa: E402
 from util.errors import UserError, run_cli  # noqa: E402
@@ -69,13 +73,20 @@ def load_heads(path: str, vgg: VGG16Features, attn_layers: list[int]) -> list[to
     return [head.eval() for head in holder.heads()]
 
 
-def error_maps(source: torch.Tensor, target: torch.Tensor, vgg: VGG16Features, feature_layer: int,
-               attn_layers: list[int], loss: SpatialCorrelativeLoss,
-               heads: list[torch.nn.Module] | None = None) -> list[np.ndarray]:
+def error_maps(
+    source: torch.Tensor,
+    target: torch.Tensor,
+    vgg: VGG16Features,
+    feature_layer: int,
+    attn_layers: list[int],
+    loss: SpatialCorrelativeLoss,
+    heads: list[torch.nn.Module] | None = None,
+) -> list[np.ndarray]:
     """The four (h, w) maps of COLUMNS for one source/target pair (the last through ``heads`` if given)."""
     if source.shape != target.shape:
-        raise UserError(f"source and target sizes differ ({tuple(source.shape[-2:])} vs "
-                        f"{tuple(target.shape[-2:])}); pass --size")
+        raise UserError(
+            f"source and target sizes differ ({tuple(source.shape[-2:])} vs {tuple(target.shape[-2:])}); pass --size"
+        )
     with torch.no_grad():
         feats = vgg(torch.cat([source, target]))
         by_layer = dict(zip(vgg.layers, feats))
@@ -87,8 +98,9 @@ def error_maps(source: torch.Tensor, target: torch.Tensor, vgg: VGG16Features, f
     return [m.cpu().numpy() for m in maps]
 
 
-def draw(images: list[np.ndarray], names: list[str], rows: list[list[np.ndarray]], titles: list[str],
-         path: str) -> None:
+def draw(
+    images: list[np.ndarray], names: list[str], rows: list[list[np.ndarray]], titles: list[str], path: str
+) -> None:
     """Grid: column 0 the source (row 0) / blank, column 1 each target, then one column per map."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -104,8 +116,7 @@ def draw(images: list[np.ndarray], names: list[str], rows: list[list[np.ndarray]
         grid[r, 1].set_title(f"target: {names[r + 1]}", fontsize=9)
         for c, values in enumerate(maps):
             shown = grid[r, 2 + c].imshow(values, cmap="magma", vmin=0.0, vmax=top[c])
-            grid[r, 2 + c].set_title(f"{titles[c].replace(' (', chr(10) + '(')}\nmean {values.mean():.4f}",
-                                     fontsize=9)
+            grid[r, 2 + c].set_title(f"{titles[c].replace(' (', chr(10) + '(')}\nmean {values.mean():.4f}", fontsize=9)
             figure.colorbar(shown, ax=grid[r, 2 + c], fraction=0.046, pad=0.04)
         for axes in grid[r]:
             axes.set_xticks([])
@@ -121,8 +132,9 @@ def save_figure(figure: "object", path: str) -> None:
     buffer.seek(0)
     # A 256-colour palette keeps the figure small enough to commit; the colour maps barely change.
     with Image.open(buffer) as rendered, atomic_path(path) as tmp:
-        rendered.convert("RGB").quantize(colors=256, method=Image.Quantize.MEDIANCUT).save(tmp, format="png",
-                                                                                            optimize=True)
+        rendered.convert("RGB").quantize(colors=256, method=Image.Quantize.MEDIANCUT).save(
+            tmp, format="png", optimize=True
+        )
 
 
 def report(names: list[str], rows: list[list[np.ndarray]], titles: list[str]) -> None:
@@ -135,8 +147,13 @@ def report(names: list[str], rows: list[list[np.ndarray]], titles: list[str]) ->
         print(f"{title:54}" + "".join(f"{m:>24.5f}" for m in means) + ratio)
 
 
-def summarise(folder_a: str, folder_b: str, compute: "Callable[[torch.Tensor, torch.Tensor], list[np.ndarray]]",
-              size: int, titles: list[str]) -> None:
+def summarise(
+    folder_a: str,
+    folder_b: str,
+    compute: "Callable[[torch.Tensor, torch.Tensor], list[np.ndarray]]",
+    size: int,
+    titles: list[str],
+) -> None:
     """Print mean aligned / unaligned loss, ratio and d' for every map over all pairs of two folders."""
     names = sorted(set(os.listdir(folder_a)) & set(os.listdir(folder_b)))
     if len(names) < 2:
@@ -150,27 +167,35 @@ def summarise(folder_a: str, folder_b: str, compute: "Callable[[torch.Tensor, to
         aligned = np.array([means[n, n][c] for n in names])
         unaligned = np.array([means[a, b][c] for a in names for b in names if a != b])
         spread = np.sqrt((aligned.var() + unaligned.var()) / 2)
-        print(f"{title:54}{aligned.mean():>10.4f}{unaligned.mean():>11.4f}"
-              f"{unaligned.mean() / aligned.mean():>7.2f}x{(unaligned.mean() - aligned.mean()) / spread:>9.2f}")
+        print(
+            f"{title:54}{aligned.mean():>10.4f}{unaligned.mean():>11.4f}"
+            f"{unaligned.mean() / aligned.mean():>7.2f}x{(unaligned.mean() - aligned.mean()) / spread:>9.2f}"
+        )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--source", help="the source image (e.g. a photo)")
     parser.add_argument("--targets", nargs="+", default=[], help="one or two target images")
-    parser.add_argument("--pair_folders", nargs=2, metavar=("SOURCES", "TARGETS"),
-                        help="summarise all pairs of two folders instead of drawing a figure")
+    parser.add_argument(
+        "--pair_folders",
+        nargs=2,
+        metavar=("SOURCES", "TARGETS"),
+        help="summarise all pairs of two folders instead of drawing a figure",
+    )
     parser.add_argument("--output", default="error_map.png", help="PNG to write")
     parser.add_argument("--size", type=int, default=0, help="resize all images to size x size (0: keep)")
     parser.add_argument("--vgg_weights", default="imagenet", help="imagenet, a path, or random (smoke tests)")
-    parser.add_argument("--feature_layer", default="relu3_3", choices=LAYER_NAMES,
-                        help="layer of the perceptual and PatchNCE maps")
+    parser.add_argument(
+        "--feature_layer", default="relu3_3", choices=LAYER_NAMES, help="layer of the perceptual and PatchNCE maps"
+    )
     parser.add_argument("--attn_layers", default="4,7,9", help="layers of the spatially-correlative loss")
     parser.add_argument("--patch_size", type=int, default=64, help="local key window of the loss")
     parser.add_argument("--loss_mode", default="cos", choices=["cos", "l1"], help="comparison of the loss")
     parser.add_argument("--use_norm", action="store_true", help="cosine similarity + L1 in the loss")
-    parser.add_argument("--heads", default=None,
-                        help="an LSeSim run's net_F file: the spatial map through its learned heads")
+    parser.add_argument(
+        "--heads", default=None, help="an LSeSim run's net_F file: the spatial map through its learned heads"
+    )
     args = parser.parse_args()
     if args.pair_folders is None and (args.source is None or not 1 <= len(args.targets) <= 2):
         raise UserError("give --source and one or two --targets, or --pair_folders SOURCES TARGETS")
@@ -180,12 +205,15 @@ def main() -> None:
         vgg = VGG16Features(layers=sorted(set(attn_layers) | {feature_layer}), weights=args.vgg_weights)
     except (ValueError, VGGWeightsError) as exc:
         raise UserError(str(exc)) from None
-    loss = SpatialCorrelativeLoss(mode=args.loss_mode, patch_nums=0, patch_size=args.patch_size,
-                                  use_norm=args.use_norm)
+    loss = SpatialCorrelativeLoss(mode=args.loss_mode, patch_nums=0, patch_size=args.patch_size, use_norm=args.use_norm)
     heads = load_heads(args.heads, vgg, attn_layers) if args.heads else None
     kind = ", learned heads" if heads else ""
-    titles = [COLUMNS[0], f"{COLUMNS[1]} ({args.feature_layer})", f"{COLUMNS[2]} ({args.feature_layer})",
-              f"{COLUMNS[3]} ({','.join(LAYER_NAMES[i] for i in attn_layers)}{kind})"]
+    titles = [
+        COLUMNS[0],
+        f"{COLUMNS[1]} ({args.feature_layer})",
+        f"{COLUMNS[2]} ({args.feature_layer})",
+        f"{COLUMNS[3]} ({','.join(LAYER_NAMES[i] for i in attn_layers)}{kind})",
+    ]
 
     def compute(source: torch.Tensor, target: torch.Tensor) -> list[np.ndarray]:
         return error_maps(source, target, vgg, feature_layer, attn_layers, loss, heads)

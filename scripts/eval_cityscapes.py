@@ -40,8 +40,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from evaluations.drn import DRN_CONFIGS, load_drn  # noqa: E402
 from evaluations.features import list_images, load_rgb  # noqa: E402
-from evaluations.segmentation import (CLASS_NAMES, confusion_of_pairs, read_train_ids,  # noqa: E402
-                                      resize_labels, segmentation_scores)
+from evaluations.segmentation import (
+    CLASS_NAMES,
+    confusion_of_pairs,
+    read_train_ids,  # noqa: E402
+    resize_labels,
+    segmentation_scores,
+)
 from options.base_options import parse_gpu_ids  # noqa: E402
 from util.errors import UserError, run_cli  # noqa: E402
 
@@ -55,14 +60,19 @@ def ground_truth(args: argparse.Namespace) -> tuple[dict[str, str], str]:
     if args.gtFine_dir:
         if not os.path.isdir(args.gtFine_dir):
             raise UserError(f"--gtFine_dir {args.gtFine_dir} does not exist")
-        found = {name[: -len(LABEL_SUFFIX)]: os.path.join(root, name)
-                 for root, _, names in os.walk(args.gtFine_dir) for name in names if name.endswith(LABEL_SUFFIX)}
+        found = {
+            name[: -len(LABEL_SUFFIX)]: os.path.join(root, name)
+            for root, _, names in os.walk(args.gtFine_dir)
+            for name in names
+            if name.endswith(LABEL_SUFFIX)
+        }
         return found, "label_ids"
     return {Path(p).stem: p for p in list_images(args.aligned_dir, "--aligned_dir")}, "aligned"
 
 
-def pairs(names: list[str], photos: dict[str, str], labels: dict[str, str], kind: str,
-          size: list[int] | None) -> Iterator[tuple[torch.Tensor, np.ndarray]]:
+def pairs(
+    names: list[str], photos: dict[str, str], labels: dict[str, str], kind: str, size: list[int] | None
+) -> Iterator[tuple[torch.Tensor, np.ndarray]]:
     """(photo (3, H, W) in [0, 1], train ids (H, W)) for each frame, at ``size`` (H, W) if given."""
     for name in tqdm(names, desc="segment", unit="image"):
         photo = load_rgb(photos[name])
@@ -78,8 +88,14 @@ def main() -> None:
     parser.add_argument("--aligned_dir", default=None, help="the aligned photo|label val folder instead")
     parser.add_argument("--seg_net", default="drn_d_22", choices=sorted(DRN_CONFIGS), help="segmentation network")
     parser.add_argument("--seg_weights", required=True, help="its Cityscapes weights (.pth)")
-    parser.add_argument("--eval_size", type=int, nargs=2, default=None, metavar=("H", "W"),
-                        help="resize photos (and labels) to H x W first")
+    parser.add_argument(
+        "--eval_size",
+        type=int,
+        nargs=2,
+        default=None,
+        metavar=("H", "W"),
+        help="resize photos (and labels) to H x W first",
+    )
     parser.add_argument("--gpu_ids", default=None, help="e.g. 0; -1 for the CPU")
     parser.add_argument("--output", default=None, help="JSON file (default <results_dir>/segmentation_scores.json)")
     args = parser.parse_args()
@@ -89,18 +105,28 @@ def main() -> None:
     photos = {Path(p).stem: p for p in list_images(args.results_dir, "--results_dir")}
     names = sorted(photos.keys() & labels.keys())
     if not names:
-        raise UserError(f"no photo in {args.results_dir} has a label of the same frame name "
-                        f"in {args.gtFine_dir or args.aligned_dir}")
+        raise UserError(
+            f"no photo in {args.results_dir} has a label of the same frame name "
+            f"in {args.gtFine_dir or args.aligned_dir}"
+        )
     net = load_drn(args.seg_net, args.seg_weights).to(device)
     hist = confusion_of_pairs(pairs(names, photos, labels, kind, args.eval_size), net, device)
     scores = segmentation_scores(hist)
-    scores.update(images=len(names), seg_net=args.seg_net, seg_weights=os.path.abspath(args.seg_weights),
-                  eval_size=args.eval_size, classes=list(CLASS_NAMES), confusion=hist.tolist())
+    scores.update(
+        images=len(names),
+        seg_net=args.seg_net,
+        seg_weights=os.path.abspath(args.seg_weights),
+        eval_size=args.eval_size,
+        classes=list(CLASS_NAMES),
+        confusion=hist.tolist(),
+    )
     output = args.output or os.path.join(args.results_dir, "segmentation_scores.json")
     with open(output, "w") as f:
         json.dump(scores, f, indent=1)
-    print(f"{len(names)} images, {args.seg_net}: per-pixel accuracy {scores['pixel_accuracy']:.4f}, "
-          f"per-class accuracy {scores['class_accuracy']:.4f}, mean IoU {scores['mean_iou']:.4f}")
+    print(
+        f"{len(names)} images, {args.seg_net}: per-pixel accuracy {scores['pixel_accuracy']:.4f}, "
+        f"per-class accuracy {scores['class_accuracy']:.4f}, mean IoU {scores['mean_iou']:.4f}"
+    )
     print(f"scores: {output}")
 
 

@@ -49,8 +49,9 @@ def warp(previous: np.ndarray, flow: np.ndarray) -> np.ndarray:
     ys, xs = np.meshgrid(np.arange(h, dtype=np.float32), np.arange(w, dtype=np.float32), indexing="ij")
     grid = np.stack([(xs + flow[..., 0]) / max(w - 1, 1) * 2 - 1, (ys + flow[..., 1]) / max(h - 1, 1) * 2 - 1], -1)
     image = torch.from_numpy(np.ascontiguousarray(previous.transpose(2, 0, 1)))[None].float()
-    out = F.grid_sample(image, torch.from_numpy(grid)[None].float(), mode="bilinear", padding_mode="border",
-                        align_corners=True)
+    out = F.grid_sample(
+        image, torch.from_numpy(grid)[None].float(), mode="bilinear", padding_mode="border", align_corners=True
+    )
     return out[0].numpy().transpose(1, 2, 0)
 
 
@@ -95,9 +96,12 @@ def zoom(photo: np.ndarray, count: int, size: tuple[int, int], factor: float) ->
     ph, pw = photo.shape[:2]
     frames = []
     for t in range(count):
-        scale = min(ph / h, pw / w) * 0.9 / factor ** t  # photo pixels per frame pixel
-        image = Image.fromarray(photo).resize((w, h), Image.Resampling.BICUBIC, box=(
-            pw / 2 - w * scale / 2, ph / 2 - h * scale / 2, pw / 2 + w * scale / 2, ph / 2 + h * scale / 2))
+        scale = min(ph / h, pw / w) * 0.9 / factor**t  # photo pixels per frame pixel
+        image = Image.fromarray(photo).resize(
+            (w, h),
+            Image.Resampling.BICUBIC,
+            box=(pw / 2 - w * scale / 2, ph / 2 - h * scale / 2, pw / 2 + w * scale / 2, ph / 2 + h * scale / 2),
+        )
         frames.append(np.asarray(image))
     ys, xs = np.meshgrid(np.arange(h, dtype=np.float32), np.arange(w, dtype=np.float32), indexing="ij")
     cx, cy = (w - 1) / 2, (h - 1) / 2  # resize's pixel centres: frame pixel p maps to the box at (p + 0.5)
@@ -143,8 +147,9 @@ def interior(masks: list[np.ndarray], margin: int) -> list[np.ndarray]:
     return inner
 
 
-def measure(translator: Translator, motions: dict[str, Motion], settings: list[str],
-            margin: int) -> tuple[list[dict], dict]:
+def measure(
+    translator: Translator, motions: dict[str, Motion], settings: list[str], margin: int
+) -> tuple[list[dict], dict]:
     """Rows of the table, and every motion's per-step errors and frames per setting (for the figures)."""
     rows, series = [], {}
     for label, (frames, flows, masks) in motions.items():
@@ -155,24 +160,39 @@ def measure(translator: Translator, motions: dict[str, Motion], settings: list[s
             outputs = translated(translator, frames, setting)
             errors = warping_errors(outputs, flows, masks)
             series[label][setting] = (outputs, errors)
-            rows.append({"motion": label, "statistics": setting, "frames": len(frames),
-                         "warping_error": float(np.mean(errors)), "max_step": float(np.max(errors)),
-                         "interior": float(np.mean(warping_errors(outputs, flows, inner))),
-                         "input_floor": float(np.mean(floor))})
-            print(f"{label:32s} {setting:8s} warping error {np.mean(errors):7.3f}, interior "
-                  f"{rows[-1]['interior']:.3f} (input {np.mean(floor):.3f})", flush=True)
+            rows.append(
+                {
+                    "motion": label,
+                    "statistics": setting,
+                    "frames": len(frames),
+                    "warping_error": float(np.mean(errors)),
+                    "max_step": float(np.max(errors)),
+                    "interior": float(np.mean(warping_errors(outputs, flows, inner))),
+                    "input_floor": float(np.mean(floor)),
+                }
+            )
+            print(
+                f"{label:32s} {setting:8s} warping error {np.mean(errors):7.3f}, interior "
+                f"{rows[-1]['interior']:.3f} (input {np.mean(floor):.3f})",
+                flush=True,
+            )
     return rows, series
 
 
 def write_table(rows: list[dict], path: str) -> str:
     settings = list(dict.fromkeys(r["statistics"] for r in rows))
-    lines = ["| motion | input (floor) | " + " | ".join(f"{s} statistics" for s in settings) + " |",
-             "|---|---|" + "---|" * len(settings)]
+    lines = [
+        "| motion | input (floor) | " + " | ".join(f"{s} statistics" for s in settings) + " |",
+        "|---|---|" + "---|" * len(settings),
+    ]
     for motion in dict.fromkeys(r["motion"] for r in rows):
         cells = {r["statistics"]: r for r in rows if r["motion"] == motion}
         floor = next(iter(cells.values()))["input_floor"]
-        lines.append(f"| {motion} | {floor:.2f} | " + " | ".join(
-            f"{cells[s]['warping_error']:.2f} / {cells[s]['interior']:.2f}" for s in settings) + " |")
+        lines.append(
+            f"| {motion} | {floor:.2f} | "
+            + " | ".join(f"{cells[s]['warping_error']:.2f} / {cells[s]['interior']:.2f}" for s in settings)
+            + " |"
+        )
     table = "\n".join(lines) + "\n"
     with open(path, "w") as handle:
         handle.write(table)
@@ -188,8 +208,10 @@ def strip(series: dict, path: str, columns: int = 5, side: int = 128) -> None:
             continue
         for frames, _ in by_setting.values():
             picks = np.linspace(0, len(frames) - 1, columns).round().astype(int)
-            tiles = [Image.fromarray(frames[i]).resize((side, side * frames[i].shape[0] // frames[i].shape[1]))
-                     for i in picks]
+            tiles = [
+                Image.fromarray(frames[i]).resize((side, side * frames[i].shape[0] // frames[i].shape[1]))
+                for i in picks
+            ]
             rows.append(np.concatenate([np.asarray(t) for t in tiles], axis=1))
     width = max(r.shape[1] for r in rows)
     grid = np.concatenate([np.pad(r, ((0, 4), (0, width - r.shape[1]), (0, 0)), constant_values=255) for r in rows])
@@ -237,8 +259,9 @@ def main() -> None:
     parser.add_argument("--clip_side", type=int, default=256, help="real clips are shrunk to this width")
     parser.add_argument("--frames", type=int, default=16, help="frames of each pan and zoom")
     parser.add_argument("--size", type=int, nargs=2, default=(96, 160), metavar=("H", "W"))
-    parser.add_argument("--margin", type=int, default=32,
-                        help="the interior column leaves out the pixels this close to a frame's edge")
+    parser.add_argument(
+        "--margin", type=int, default=32, help="the interior column leaves out the pixels this close to a frame's edge"
+    )
     parser.add_argument("--out", required=True, help="folder for flicker.csv, .md, _strip.jpg, _plot.png")
     args = parser.parse_args()
     translator = Translator.load(args.name, checkpoints_dir=args.checkpoints_dir)
@@ -248,8 +271,10 @@ def main() -> None:
     size = tuple(args.size)
     needed = (2 * (size[0] + 16 + args.frames), 2 * (size[1] + 16 + 4 * args.frames))  # the pans, shrunk twice
     if photo.shape[0] < needed[0] or photo.shape[1] < needed[1]:
-        raise UserError(f"--photo {args.photo}: {photo.shape[1]}x{photo.shape[0]} is too small for pans of "
-                        f"{args.frames} frames of {size[1]}x{size[0]} (needs {needed[1]}x{needed[0]})")
+        raise UserError(
+            f"--photo {args.photo}: {photo.shape[1]}x{photo.shape[0]} is too small for pans of "
+            f"{args.frames} frames of {size[1]}x{size[0]} (needs {needed[1]}x{needed[0]})"
+        )
     motions: dict[str, Motion] = {
         "pan 4 px/frame (stride-aligned)": pan(photo, args.frames, size, (4, 0)),
         "pan 3 px/frame": pan(photo, args.frames, size, (3, 0)),

@@ -35,8 +35,11 @@ def make_space(model_id: str, out: Path) -> list[Path]:
     sources = [(ROOT / "spaces" / name, Path(name)) for name in SPACE_FILES]
     sources += [(ROOT / name, Path(name)) for name in CODE_FILES]
     for package in PACKAGES:
-        sources += [(path, path.relative_to(ROOT)) for path in sorted((ROOT / package).rglob("*.py"))
-                    if "__pycache__" not in path.parts]
+        sources += [
+            (path, path.relative_to(ROOT))
+            for path in sorted((ROOT / package).rglob("*.py"))
+            if "__pycache__" not in path.parts
+        ]
     written = []
     for source, relative in sources:
         target = out / relative
@@ -49,8 +52,11 @@ def make_space(model_id: str, out: Path) -> list[Path]:
 
 def main() -> None:
     parser = OptionParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model_id", required=True,
-                        help="the model's Hugging Face Hub id (owner/name); comma-separated ids give a menu")
+    parser.add_argument(
+        "--model_id",
+        required=True,
+        help="the model's Hugging Face Hub id (owner/name); comma-separated ids give a menu",
+    )
     parser.add_argument("--out", required=True, type=Path, help="the Space folder to write (created if missing)")
     args = parser.parse_args()
     written = make_space(args.model_id, args.out)

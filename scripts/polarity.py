@@ -56,11 +56,41 @@ from util.metrics import colour_distance, luminance, ssim  # noqa: E402
 
 # The comparison's options, shared by both codes (each code's every other option at its default).
 BASE_OPTIONS = [
-    "--model", "sc", "--load_size", "143", "--crop_size", "128", "--n_epochs", "4", "--n_epochs_decay", "1",
-    "--lr", "0.0002", "--attn_layers", "4,7,9", "--patch_size", "64", "--loss_mode", "cos",
-    "--gan_mode", "lsgan", "--gpu_ids", "-1", "--num_threads", "0", "--display_id", "0",
-    "--save_epoch_freq", "1", "--print_freq", "1000000", "--display_freq", "1000000",
-    "--update_html_freq", "1000000", "--no_html",
+    "--model",
+    "sc",
+    "--load_size",
+    "143",
+    "--crop_size",
+    "128",
+    "--n_epochs",
+    "4",
+    "--n_epochs_decay",
+    "1",
+    "--lr",
+    "0.0002",
+    "--attn_layers",
+    "4,7,9",
+    "--patch_size",
+    "64",
+    "--loss_mode",
+    "cos",
+    "--gan_mode",
+    "lsgan",
+    "--gpu_ids",
+    "-1",
+    "--num_threads",
+    "0",
+    "--display_id",
+    "0",
+    "--save_epoch_freq",
+    "1",
+    "--print_freq",
+    "1000000",
+    "--display_freq",
+    "1000000",
+    "--update_html_freq",
+    "1000000",
+    "--no_html",
 ]
 FIELDS = ["code", "tag", "seed", "epoch", "r_mean", "r_min", "n_neg", "n_images", "ssim", "colour", "train_s"]
 
@@ -90,8 +120,12 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     p.add_argument("--vgg_weights", default=None, help="VGG16 weight file for both codes (default: torch hub cache)")
     p.add_argument("--score_only", action="store_true", help="score existing runs, train nothing")
     p.add_argument("--n_styles", type=int, default=4, help="--model mmsc: style codes per test photo")
-    p.add_argument("--figure", nargs=3, metavar=("PATH", "TAGS", "SEEDS"),
-                   help="draw outputs of existing runs (tags comma-separated), train nothing")
+    p.add_argument(
+        "--figure",
+        nargs=3,
+        metavar=("PATH", "TAGS", "SEEDS"),
+        help="draw outputs of existing runs (tags comma-separated), train nothing",
+    )
     p.add_argument("--loss_check", action="store_true", help="print the losses' view of inverted images, train nothing")
     args = p.parse_args(argv[:cut])
     if args.code == "published" and not args.published_root:
@@ -99,7 +133,7 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     for name in ("testA", "testB", "trainA", "trainB"):
         if not os.path.isdir(os.path.join(args.dataroot, name)):
             raise UserError(f"--dataroot: {args.dataroot} has no {name} folder")
-    return args, argv[cut + 1:]
+    return args, argv[cut + 1 :]
 
 
 def run_name(args: argparse.Namespace, seed: int) -> str:
@@ -122,28 +156,50 @@ def generator_spec(extra: list[str]) -> dict:
     """The generator architecture the runs train (both codes' defaults: resnet_9blocks, 64, instance), as the
     translation API's architecture options (a published run's folder records none)."""
     norm = option(extra, "--normG", option(extra, "--norm", "instance"))
-    return {"netG": option(extra, "--netG", "resnet_9blocks"), "ngf": int(option(extra, "--ngf", "64")),
-            "normG": norm, "no_dropout": True, "no_antialias": "--no_antialias" in extra,
-            "no_antialias_up": "--no_antialias_up" in extra}
+    return {
+        "netG": option(extra, "--netG", "resnet_9blocks"),
+        "ngf": int(option(extra, "--ngf", "64")),
+        "normG": norm,
+        "no_dropout": True,
+        "no_antialias": "--no_antialias" in extra,
+        "no_antialias_up": "--no_antialias_up" in extra,
+    }
 
 
 def train_command(args: argparse.Namespace, seed: int, extra: list[str]) -> list[str]:
-    common = ["--dataroot", os.path.abspath(args.dataroot), "--name", run_name(args, seed),
-              "--checkpoints_dir", os.path.abspath(args.out)] + BASE_OPTIONS
+    common = [
+        "--dataroot",
+        os.path.abspath(args.dataroot),
+        "--name",
+        run_name(args, seed),
+        "--checkpoints_dir",
+        os.path.abspath(args.out),
+    ] + BASE_OPTIONS
     if args.code == "project":
         vgg = ["--vgg_weights", args.vgg_weights] if args.vgg_weights else []
         return [sys.executable, str(ROOT / "train.py"), "--seed", str(seed)] + vgg + common + extra
     vgg = ["--vgg_weights", args.vgg_weights] if args.vgg_weights else []
-    return ([sys.executable, str(ROOT / "scripts" / "published_train.py"), "--published_root",
-             os.path.abspath(args.published_root), "--seed", str(seed)] + vgg + ["--"] + common + extra)
+    return (
+        [
+            sys.executable,
+            str(ROOT / "scripts" / "published_train.py"),
+            "--published_root",
+            os.path.abspath(args.published_root),
+            "--seed",
+            str(seed),
+        ]
+        + vgg
+        + ["--"]
+        + common
+        + extra
+    )
 
 
 def train_all(args: argparse.Namespace, seeds: list[int], extra: list[str]) -> dict[int, float]:
     """Train the seeds whose last checkpoint is missing, ``--jobs`` at a time; seconds per run."""
     final = last_epoch(extra)
     net = "G" if option(extra, "--model") == "sc" else "G_A"
-    todo = [s for s in seeds
-            if not os.path.isfile(os.path.join(args.out, run_name(args, s), f"{final}_net_{net}.pth"))]
+    todo = [s for s in seeds if not os.path.isfile(os.path.join(args.out, run_name(args, s), f"{final}_net_{net}.pth"))]
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
     running: dict[int, tuple[subprocess.Popen, float, object]] = {}
     took: dict[int, float] = {}
@@ -153,8 +209,9 @@ def train_all(args: argparse.Namespace, seeds: list[int], extra: list[str]) -> d
         while todo and len(running) < args.jobs:
             seed = todo.pop(0)
             log = open(os.path.join(args.out, run_name(args, seed) + ".log"), "w")
-            proc = subprocess.Popen(train_command(args, seed, extra), cwd=cwd, env=env, stdout=log,
-                                    stderr=subprocess.STDOUT)
+            proc = subprocess.Popen(
+                train_command(args, seed, extra), cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT
+            )
             running[seed] = (proc, time.time(), log)
             print(f"training {run_name(args, seed)}", flush=True)
         time.sleep(2)
@@ -184,8 +241,11 @@ def pearson(a: np.ndarray, b: np.ndarray) -> float:
 def test_pairs(dataroot: str) -> list[tuple[np.ndarray, np.ndarray]]:
     """(photo, painted truth) of every test photo that has a ground truth of the same name."""
     truths = {Path(p).stem: p for p in make_dataset(os.path.join(dataroot, "testB"))}
-    pairs = [(load_rgb(p), load_rgb(truths[Path(p).stem]))
-             for p in sorted(make_dataset(os.path.join(dataroot, "testA"))) if Path(p).stem in truths]
+    pairs = [
+        (load_rgb(p), load_rgb(truths[Path(p).stem]))
+        for p in sorted(make_dataset(os.path.join(dataroot, "testA")))
+        if Path(p).stem in truths
+    ]
     if not pairs:
         raise UserError(f"--dataroot: no photo in {dataroot}/testA has a painting of the same name in testB")
     return pairs
@@ -205,10 +265,32 @@ def translate_test_py(args: argparse.Namespace, seed: int, epoch: int, extra: li
     """Every output of this project's ``test.py`` for the run's epoch (mmsc: ``--n_styles`` of them per photo)."""
     name, model = run_name(args, seed), option(extra, "--model")
     results = os.path.join(args.out, "results")
-    cmd = [sys.executable, str(ROOT / "test.py"), "--dataroot", os.path.abspath(args.dataroot), "--name", name,
-           "--checkpoints_dir", os.path.abspath(args.out), "--model", model, "--gpu_ids", "-1",
-           "--epoch", str(epoch), "--preprocess", "none", "--num_test", "0", "--results_dir", results,
-           "--n_styles", str(args.n_styles), "--seed", "0"]
+    cmd = [
+        sys.executable,
+        str(ROOT / "test.py"),
+        "--dataroot",
+        os.path.abspath(args.dataroot),
+        "--name",
+        name,
+        "--checkpoints_dir",
+        os.path.abspath(args.out),
+        "--model",
+        model,
+        "--gpu_ids",
+        "-1",
+        "--epoch",
+        str(epoch),
+        "--preprocess",
+        "none",
+        "--num_test",
+        "0",
+        "--results_dir",
+        results,
+        "--n_styles",
+        str(args.n_styles),
+        "--seed",
+        "0",
+    ]
     done = subprocess.run(cmd, cwd=str(ROOT), capture_output=True, text=True)
     if done.returncode != 0:
         raise UserError(f"test.py failed for {name} epoch {epoch}: {done.stderr.strip().splitlines()[-1:]}")
@@ -223,12 +305,19 @@ def score_outputs(outputs: list[np.ndarray], pairs: list[tuple[np.ndarray, np.nd
     rs = [pearson(luminance(photo), luminance(y)) for y, (photo, _) in zip(outputs, pairs)]
     ssims = [ssim(y, truth) for y, (_, truth) in zip(outputs, pairs)]
     colours = [colour_distance(y, truth) for y, (_, truth) in zip(outputs, pairs)]
-    return {"r_mean": float(np.mean(rs)), "r_min": float(np.min(rs)), "n_neg": int(sum(r < 0 for r in rs)),
-            "n_images": len(rs), "ssim": float(np.mean(ssims)), "colour": float(np.mean(colours))}
+    return {
+        "r_mean": float(np.mean(rs)),
+        "r_min": float(np.min(rs)),
+        "n_neg": int(sum(r < 0 for r in rs)),
+        "n_images": len(rs),
+        "ssim": float(np.mean(ssims)),
+        "colour": float(np.mean(colours)),
+    }
 
 
-def score_run(args: argparse.Namespace, seed: int, epoch: int, extra: list[str],
-              pairs: list[tuple[np.ndarray, np.ndarray]]) -> dict | None:
+def score_run(
+    args: argparse.Namespace, seed: int, epoch: int, extra: list[str], pairs: list[tuple[np.ndarray, np.ndarray]]
+) -> dict | None:
     """Scores of one run's generator after ``epoch`` (None when that epoch was not saved)."""
     folder = os.path.join(args.out, run_name(args, seed))
     if option(extra, "--model") == "sc":
@@ -261,16 +350,21 @@ def summary(rows: list[dict], pairs: list[tuple[np.ndarray, np.ndarray]]) -> str
     groups: dict[tuple, list[dict]] = {}
     for row in rows:
         groups.setdefault((row["code"], row["tag"], int(row["epoch"])), []).append(row)
-    lines = ["| code | setting | epoch | runs keeping polarity | r_mean: mean (min) | SSIM to truth: mean ± sd "
-             "| colour distance to truth |", "|---|---|---|---|---|---|---|",
-             f"| untranslated photos | | | | +1.00 | {np.mean([ssim(p, t) for p, t in pairs]):.3f} "
-             f"| {np.mean([colour_distance(p, t) for p, t in pairs]):.3f} |"]
+    lines = [
+        "| code | setting | epoch | runs keeping polarity | r_mean: mean (min) | SSIM to truth: mean ± sd "
+        "| colour distance to truth |",
+        "|---|---|---|---|---|---|---|",
+        f"| untranslated photos | | | | +1.00 | {np.mean([ssim(p, t) for p, t in pairs]):.3f} "
+        f"| {np.mean([colour_distance(p, t) for p, t in pairs]):.3f} |",
+    ]
     for (code, tag, epoch), group in sorted(groups.items()):
         r = np.array([float(g["r_mean"]) for g in group])
         s = np.array([float(g["ssim"]) for g in group])
         c = np.array([float(g.get("colour") or "nan") for g in group])
-        lines.append(f"| {code} | {tag} | {epoch} | {int((r > 0).sum())} of {len(r)} | {r.mean():+.2f} ({r.min():+.2f})"
-                     f" | {s.mean():.3f} ± {s.std(ddof=1) if len(s) > 1 else 0.0:.3f} | {c.mean():.3f} |")
+        lines.append(
+            f"| {code} | {tag} | {epoch} | {int((r > 0).sum())} of {len(r)} | {r.mean():+.2f} ({r.min():+.2f})"
+            f" | {s.mean():.3f} ± {s.std(ddof=1) if len(s) > 1 else 0.0:.3f} | {c.mean():.3f} |"
+        )
     return "\n".join(lines)
 
 
@@ -290,8 +384,12 @@ def loss_check(args: argparse.Namespace) -> str:
     spatial = SpatialCorrelativeLoss("cos", patch_nums=-1, patch_size=64)
     pairs = test_pairs(args.dataroot)
     tensor = lambda image: torch.from_numpy(image).permute(2, 0, 1)[None].float() * 2 - 1  # noqa: E731
-    cases = {"painted truth": lambda i: pairs[i][1], "painted truth, inverted": lambda i: 1 - pairs[i][1],
-             "photo, inverted": lambda i: 1 - pairs[i][0], "another photo": lambda i: pairs[(i + 1) % len(pairs)][0]}
+    cases = {
+        "painted truth": lambda i: pairs[i][1],
+        "painted truth, inverted": lambda i: 1 - pairs[i][1],
+        "photo, inverted": lambda i: 1 - pairs[i][0],
+        "another photo": lambda i: pairs[(i + 1) % len(pairs)][0],
+    }
     lines = ["| photo compared with | spatially-correlative loss (FSeSim) | perceptual L1 (relu3_3) |", "|---|---|---|"]
     for label, image in cases.items():
         sp, pe = [], []
@@ -306,8 +404,9 @@ def loss_check(args: argparse.Namespace) -> str:
     return "\n".join(lines)
 
 
-def figure(args: argparse.Namespace, extra: list[str], tags: list[str], seeds: list[int], path: str,
-           photos: int = 3) -> None:
+def figure(
+    args: argparse.Namespace, extra: list[str], tags: list[str], seeds: list[int], path: str, photos: int = 3
+) -> None:
     """Grid: a row per test photo; photo, painted truth, then each tag's last-epoch output for each seed."""
     from PIL import Image
 
@@ -343,14 +442,25 @@ def main() -> None:
         for epoch in range(1, last_epoch(extra) + 1):
             scores = score_run(args, seed, epoch, extra, pairs)
             if scores is not None:
-                new.append({"code": args.code, "tag": args.tag, "seed": seed, "epoch": epoch,
-                            "train_s": f"{took.get(seed, float('nan')):.0f}", **scores})
+                new.append(
+                    {
+                        "code": args.code,
+                        "tag": args.tag,
+                        "seed": seed,
+                        "epoch": epoch,
+                        "train_s": f"{took.get(seed, float('nan')):.0f}",
+                        **scores,
+                    }
+                )
     csv_path = os.path.join(args.out, "runs.csv")
     os.makedirs(args.out, exist_ok=True)
     with open(csv_path + ".lock", "w") as lock:  # several calls may share one --out
         fcntl.flock(lock, fcntl.LOCK_EX)
-        rows = [r for r in read_rows(csv_path)
-                if not (r["code"] == args.code and r["tag"] == args.tag and int(r["seed"]) in seeds)]
+        rows = [
+            r
+            for r in read_rows(csv_path)
+            if not (r["code"] == args.code and r["tag"] == args.tag and int(r["seed"]) in seeds)
+        ]
         write_rows(csv_path, rows + new)
     print(summary(rows + new, pairs))
 

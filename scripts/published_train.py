@@ -48,7 +48,7 @@ def read_weights(path: str) -> tuple[dict, list[float], list[float]]:
         sd, mean, std = state["state_dict"], state["mean"], state["std"]
     else:
         sd, mean, std = state, [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
-    features = {k[len("features."):]: v for k, v in sd.items() if k.startswith("features.")}
+    features = {k[len("features.") :]: v for k, v in sd.items() if k.startswith("features.")}
     return features, list(mean), list(std)
 
 
@@ -95,7 +95,7 @@ def main() -> None:
     torch.manual_seed(args.seed)
     sys.path.insert(0, root)
     patch_published(weights)
-    sys.argv = [script] + argv[cut + 1:]
+    sys.argv = [script] + argv[cut + 1 :]
     runpy.run_path(script, run_name="__main__")
 
 

@@ -65,12 +65,14 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
     parser.add_argument("--epoch", default="latest", help="which checkpoint: latest or an epoch number")
     parser.add_argument("--results_dir", default="./results/", help="where test_fid.py wrote fid_<phase>/fid.csv")
     parser.add_argument("--phase", default="test", help="the split test_fid.py scored (fid_<phase>)")
-    parser.add_argument("--sample_image", default=None,
-                        help="the sample's input image (default: the first test image of the run's --dataroot)")
+    parser.add_argument(
+        "--sample_image",
+        default=None,
+        help="the sample's input image (default: the first test image of the run's --dataroot)",
+    )
     parser.add_argument("--license", default=None, help="the card's license, a Hub identifier such as mit or cc-by-4.0")
     parser.add_argument("--private", action="store_true", help="create the repository private")
-    parser.add_argument("--dry_run", default=None, metavar="DIR",
-                        help="build the folder in DIR and upload nothing")
+    parser.add_argument("--dry_run", default=None, metavar="DIR", help="build the folder in DIR and upload nothing")
     return parser.parse_args(argv)
 
 
@@ -84,15 +86,21 @@ def hub_networks(translator: Translator, checkpoints_dir: str, name: str, epoch:
     if reverse:
         other = "BtoA" if translator.options.get("direction", "AtoB") == "AtoB" else "AtoB"
         backward = Translator.load(name, direction=other, epoch=epoch, checkpoints_dir=checkpoints_dir)
-        states.update({reverse[net]: module.state_dict() for net, module in backward.networks.items()
-                       if net in reverse})
+        states.update(
+            {reverse[net]: module.state_dict() for net, module in backward.networks.items() if net in reverse}
+        )
     return states
 
 
 def hub_config(translator: Translator, networks: list[str]) -> dict:
     """config.json: what ``Translator.load`` needs to rebuild the networks (inference/hub.py)."""
-    return {"library": hub.LIBRARY, "model": translator.model_name, "options": dict(translator.options),
-            "networks": networks, "epoch": str(translator.epoch)}
+    return {
+        "library": hub.LIBRARY,
+        "model": translator.model_name,
+        "options": dict(translator.options),
+        "networks": networks,
+        "epoch": str(translator.epoch),
+    }
 
 
 def write_weights(states: dict[str, dict], path: str) -> None:
@@ -108,8 +116,14 @@ def training_command(saved: dict) -> str:
     such as ``--CUT_mode FastCUT``) are re-read with the flags found so far until nothing changes."""
     from options.train_options import TrainOptions
 
-    base = ["--dataroot", str(saved.get("dataroot", ".")), "--name", str(saved.get("name", "run")),
-            "--model", str(saved.get("model", "sc"))]
+    base = [
+        "--dataroot",
+        str(saved.get("dataroot", ".")),
+        "--name",
+        str(saved.get("name", "run")),
+        "--model",
+        str(saved.get("model", "sc")),
+    ]
     flags: dict[str, list[str]] = {}
     for _ in range(4):
         parser_owner = TrainOptions(base + [a for args in flags.values() for a in args])
@@ -186,10 +200,14 @@ def write_sample(translator: Translator, image_path: str, path: str) -> None:
         raise UserError(f"--sample_image {image_path}: cannot read it as an image ({exc})") from None
     scale = SAMPLE_SIDE / max(image.size)
     if scale < 1:
-        image = image.resize((max(8, round(image.width * scale)), max(8, round(image.height * scale))),
-                             Image.Resampling.BICUBIC)
-    out = translator.translate(image, n_styles=SAMPLE_STYLES, seed=0) if translator.multi_output \
+        image = image.resize(
+            (max(8, round(image.width * scale)), max(8, round(image.height * scale))), Image.Resampling.BICUBIC
+        )
+    out = (
+        translator.translate(image, n_styles=SAMPLE_STYLES, seed=0)
+        if translator.multi_output
         else [translator.translate(image, seed=0)]
+    )
     panels = [image] + [o.convert("RGB") for o in out]
     sheet = Image.new("RGB", (sum(p.width for p in panels), image.height), "white")
     left = 0
@@ -199,8 +217,18 @@ def write_sample(translator: Translator, image_path: str, path: str) -> None:
     sheet.save(path)
 
 
-def model_card(*, repo_id: str, config: dict, saved: dict, command: str, fid_path: Optional[str],
-               fid: list[dict], sample: bool, license: Optional[str], parameters: dict[str, int]) -> str:
+def model_card(
+    *,
+    repo_id: str,
+    config: dict,
+    saved: dict,
+    command: str,
+    fid_path: Optional[str],
+    fid: list[dict],
+    sample: bool,
+    license: Optional[str],
+    parameters: dict[str, int],
+) -> str:
     """README.md: the Hub's YAML metadata block, then what the model is, how to use it, how it was trained and
     scored."""
     from huggingface_hub import ModelCardData
@@ -212,32 +240,74 @@ def model_card(*, repo_id: str, config: dict, saved: dict, command: str, fid_pat
     options = config["options"]
     direction = options.get("direction", "AtoB")
     dataset = os.path.basename(os.path.normpath(str(saved.get("dataroot", "")))) or "unknown"
-    lines = ["---", metadata.to_yaml(), "---", "", f"# {repo_id.split('/')[-1]}", "",
-             f"The `{model}` model of the sesim framework: {MODEL_SUMMARIES.get(model, 'image-to-image translation')}. "
-             f"Trained on `{dataset}`, {direction} ({'A to B' if direction == 'AtoB' else 'B to A'}), "
-             f"checkpoint epoch `{config['epoch']}`.", ""]
+    lines = [
+        "---",
+        metadata.to_yaml(),
+        "---",
+        "",
+        f"# {repo_id.split('/')[-1]}",
+        "",
+        f"The `{model}` model of the sesim framework: {MODEL_SUMMARIES.get(model, 'image-to-image translation')}. "
+        f"Trained on `{dataset}`, {direction} ({'A to B' if direction == 'AtoB' else 'B to A'}), "
+        f"checkpoint epoch `{config['epoch']}`.",
+        "",
+    ]
     if sample:
-        caption = "input, then translations with 3 random style codes (seed 0)" if model == "mmsc" \
-            else "input, translation"
+        caption = (
+            "input, then translations with 3 random style codes (seed 0)" if model == "mmsc" else "input, translation"
+        )
         lines += [f"![sample]({SAMPLE_FILE})", "", f"*{caption}*", ""]
-    lines += ["## Use", "", "With the sesim framework's translation API (its repository root on `sys.path`):", "",
-              "```python", "from PIL import Image", "from inference import Translator", "",
-              f'translator = Translator.load("{repo_id}")  # downloads once into the Hugging Face cache',
-              'translator.translate(Image.open("photo.jpg")).save("translated.png")', "```", "",
-              "or from its command line:", "", "```bash", f"python translate.py --name {repo_id} photo.jpg out/",
-              "```", "",
-              "After the first download it also loads offline (`HF_HUB_OFFLINE=1`). The framework's `export.py` "
-              "turns the loaded model into an ONNX graph.", "",
-              "## Files", "",
-              f"- `{hub.WEIGHTS_FILE}`: the networks' tensors (safetensors, no pickle): "
-              + ", ".join(f"`{net}` ({count / 1e6:.2f} M parameters)" for net, count in parameters.items()) + ";",
-              f"- `{hub.CONFIG_FILE}`: the model and its architecture options:", "", "```json",
-              json.dumps(options, indent=1, sort_keys=True), "```", "",
-              "## Training", "", "The run's options as a command (every option that differs from `train.py`'s "
-              "default; rebuilt from its `opt.json`):", "", "```bash", command, "```", ""]
+    lines += [
+        "## Use",
+        "",
+        "With the sesim framework's translation API (its repository root on `sys.path`):",
+        "",
+        "```python",
+        "from PIL import Image",
+        "from inference import Translator",
+        "",
+        f'translator = Translator.load("{repo_id}")  # downloads once into the Hugging Face cache',
+        'translator.translate(Image.open("photo.jpg")).save("translated.png")',
+        "```",
+        "",
+        "or from its command line:",
+        "",
+        "```bash",
+        f"python translate.py --name {repo_id} photo.jpg out/",
+        "```",
+        "",
+        "After the first download it also loads offline (`HF_HUB_OFFLINE=1`). The framework's `export.py` "
+        "turns the loaded model into an ONNX graph.",
+        "",
+        "## Files",
+        "",
+        f"- `{hub.WEIGHTS_FILE}`: the networks' tensors (safetensors, no pickle): "
+        + ", ".join(f"`{net}` ({count / 1e6:.2f} M parameters)" for net, count in parameters.items())
+        + ";",
+        f"- `{hub.CONFIG_FILE}`: the model and its architecture options:",
+        "",
+        "```json",
+        json.dumps(options, indent=1, sort_keys=True),
+        "```",
+        "",
+        "## Training",
+        "",
+        "The run's options as a command (every option that differs from `train.py`'s "
+        "default; rebuilt from its `opt.json`):",
+        "",
+        "```bash",
+        command,
+        "```",
+        "",
+    ]
     if fid:
-        lines += ["## Evaluation", "", f"`test_fid.py` scores of the run (`{os.path.basename(fid_path)}`), one row per "
-                  "scored epoch; lower FID and KID are better:", ""]
+        lines += [
+            "## Evaluation",
+            "",
+            f"`test_fid.py` scores of the run (`{os.path.basename(fid_path)}`), one row per "
+            "scored epoch; lower FID and KID are better:",
+            "",
+        ]
         columns = list(fid[0])
         lines += ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
         lines += ["| " + " | ".join(str(row.get(c, "")) for c in columns) + " |" for row in fid]
@@ -265,8 +335,17 @@ def build_folder(args: argparse.Namespace, folder: str) -> dict:
     fid_path, fid = fid_rows(args.results_dir, args.name, args.phase)
     command = training_command(saved) if saved else "(the run has no opt.json)"
     parameters = {net: sum(t.numel() for t in state.values() if t.is_floating_point()) for net, state in states.items()}
-    card = model_card(repo_id=args.repo_id, config=config, saved=saved, command=command, fid_path=fid_path,
-                      fid=fid, sample=bool(sample_input), license=args.license, parameters=parameters)
+    card = model_card(
+        repo_id=args.repo_id,
+        config=config,
+        saved=saved,
+        command=command,
+        fid_path=fid_path,
+        fid=fid,
+        sample=bool(sample_input),
+        license=args.license,
+        parameters=parameters,
+    )
     with open(os.path.join(folder, CARD_FILE), "w", encoding="utf-8") as handle:
         handle.write(card)
     return config
@@ -280,11 +359,16 @@ def upload(folder: str, repo_id: str, private: bool) -> str:
     api = HfApi()
     try:
         url = api.create_repo(repo_id, repo_type="model", private=private, exist_ok=True)
-        api.upload_folder(repo_id=repo_id, folder_path=folder, repo_type="model",
-                          commit_message="Upload the generator, its config and the model card")
+        api.upload_folder(
+            repo_id=repo_id,
+            folder_path=folder,
+            repo_type="model",
+            commit_message="Upload the generator, its config and the model card",
+        )
     except HfHubHTTPError as exc:
-        raise UserError(f"--repo_id {repo_id}: the upload failed ({exc}); log in with `hf auth login` "
-                        "or set HF_TOKEN") from None
+        raise UserError(
+            f"--repo_id {repo_id}: the upload failed ({exc}); log in with `hf auth login` or set HF_TOKEN"
+        ) from None
     return str(url)
 
 

@@ -55,9 +55,12 @@ def score(results: str, dataroot: str) -> dict:
         size = (truth.shape[1], truth.shape[0])
         fake, photo = load(fakes[name], size), load(photos[name], size)
         rows[name] = {
-            "ssim_translation": ssim(fake, truth), "ssim_photo": ssim(photo, truth),
-            "psnr_translation": psnr(fake, truth), "psnr_photo": psnr(photo, truth),
-            "colour_translation": colour_distance(fake, truth), "colour_photo": colour_distance(photo, truth),
+            "ssim_translation": ssim(fake, truth),
+            "ssim_photo": ssim(photo, truth),
+            "psnr_translation": psnr(fake, truth),
+            "psnr_photo": psnr(photo, truth),
+            "colour_translation": colour_distance(fake, truth),
+            "colour_photo": colour_distance(photo, truth),
         }
     means = {key: float(np.mean([r[key] for r in rows.values()])) for key in next(iter(rows.values()))}
     return {"images": rows, "mean": means, "count": len(rows)}
@@ -88,8 +91,10 @@ def main() -> None:
     print(f"{scores['count']} test images, compared with their painted ground truth (testB):")
     print(f"{'':24}{'SSIM (structure) ^':>20}{'PSNR dB ^':>12}{'colour distance v':>20}")
     print(f"{'input photo':24}{m['ssim_photo']:>20.3f}{m['psnr_photo']:>12.2f}{m['colour_photo']:>20.3f}")
-    print(f"{'translation':24}{m['ssim_translation']:>20.3f}{m['psnr_translation']:>12.2f}"
-          f"{m['colour_translation']:>20.3f}")
+    print(
+        f"{'translation':24}{m['ssim_translation']:>20.3f}{m['psnr_translation']:>12.2f}"
+        f"{m['colour_translation']:>20.3f}"
+    )
     with open(os.path.join(args.results, "scores.json"), "w") as f:
         json.dump(scores, f, indent=1)
     if args.figure:

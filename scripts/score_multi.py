@@ -51,8 +51,9 @@ def output_folders(images: str) -> list[str]:
     """The ``fake_B_<k>`` folders of a results page, in k order."""
     found = [d for d in os.listdir(images) if output_number(d) is not None] if os.path.isdir(images) else []
     if len(found) < 2:
-        raise UserError(f"--results: {images} holds {len(found)} fake_B_<k> folders; test an mmsc run "
-                        "with --n_styles 2 or more")
+        raise UserError(
+            f"--results: {images} holds {len(found)} fake_B_<k> folders; test an mmsc run with --n_styles 2 or more"
+        )
     return sorted(found, key=output_number)
 
 
@@ -83,11 +84,13 @@ def scores_of(groups: dict[str, list[str]], images: str, lpips: LPIPSVGG) -> dic
         source = load_images([os.path.join(images, "real_A", name)])
         outputs = load_images(paths)
         if outputs.shape[2:] != source.shape[2:]:
-            outputs = torch.nn.functional.interpolate(outputs, size=source.shape[2:], mode="bicubic",
-                                                      align_corners=False).clamp(-1, 1)
+            outputs = torch.nn.functional.interpolate(
+                outputs, size=source.shape[2:], mode="bicubic", align_corners=False
+            ).clamp(-1, 1)
         rows[os.path.splitext(name)[0]] = {
             "lpips_diversity": lpips.diversity(outputs),
-            "ssim_structure": float(np.mean([ssim(to01(out), to01(source[0])) for out in outputs]))}
+            "ssim_structure": float(np.mean([ssim(to01(out), to01(source[0])) for out in outputs])),
+        }
     means = {key: float(np.mean([r[key] for r in rows.values()])) for key in ("lpips_diversity", "ssim_structure")}
     return {"images": rows, "mean": means, "count": len(rows)}
 
@@ -96,8 +99,7 @@ def score(results: str, lpips: LPIPSVGG, reference: str | None = None) -> dict:
     """Per-input and mean diversity and structure of a results page (and of ``reference``)."""
     images = os.path.join(results, "images")
     folders = output_folders(images)
-    names = sorted(os.listdir(os.path.join(images, "real_A"))) if os.path.isdir(os.path.join(images, "real_A")) \
-        else []
+    names = sorted(os.listdir(os.path.join(images, "real_A"))) if os.path.isdir(os.path.join(images, "real_A")) else []
     if not names:
         raise UserError(f"--results: no image in {images}/real_A")
     groups = {name: [os.path.join(images, d, name) for d in folders] for name in names}
@@ -110,16 +112,19 @@ def score(results: str, lpips: LPIPSVGG, reference: str | None = None) -> dict:
 def figure(results: str, path: str, count: int, size: int = 96) -> None:
     """Rows of inputs, columns input | each output [| each style image]; a white gap after the input."""
     images = os.path.join(results, "images")
-    styles = sorted((d for d in os.listdir(images) if re.fullmatch(r"style_B_\d+", d)),
-                    key=lambda d: int(d.rsplit("_", 1)[1]))
+    styles = sorted(
+        (d for d in os.listdir(images) if re.fullmatch(r"style_B_\d+", d)), key=lambda d: int(d.rsplit("_", 1)[1])
+    )
     columns = ["real_A"] + output_folders(images) + styles
     names = sorted(os.listdir(os.path.join(images, "real_A")))[:count]
     grid = Image.new("RGB", (len(columns) * (size + 4) + 8, len(names) * (size + 4)), "white")
     for row, name in enumerate(names):
         for col, folder in enumerate(columns):
             tile = Image.open(os.path.join(images, folder, name)).convert("RGB")
-            grid.paste(tile.resize((size, size), Image.Resampling.BICUBIC),
-                       (col * (size + 4) + (8 if col else 0), row * (size + 4)))
+            grid.paste(
+                tile.resize((size, size), Image.Resampling.BICUBIC),
+                (col * (size + 4) + (8 if col else 0), row * (size + 4)),
+            )
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     grid.save(path, quality=90)
 
@@ -130,21 +135,27 @@ def main() -> None:
     parser.add_argument("--lpips_weights", default="imagenet", help="VGG16 of LPIPS, as --vgg_weights")
     parser.add_argument("--figure", default=None, help="also write an input | outputs grid here")
     parser.add_argument("--rows", type=int, default=5, help="inputs in the figure")
-    parser.add_argument("--reference", default=None,
-                        help="also score a folder of <input name>_* images per input (e.g. the demo's testB: each "
-                             "test photo painted in every style), as a yardstick")
+    parser.add_argument(
+        "--reference",
+        default=None,
+        help="also score a folder of <input name>_* images per input (e.g. the demo's testB: each "
+        "test photo painted in every style), as a yardstick",
+    )
     args = parser.parse_args()
     lpips = LPIPSVGG(args.lpips_weights)
     scores = score(args.results, lpips, args.reference)
     print(f"{scores['count']} inputs x {scores['styles']} outputs ({scores['lpips']})")
-    rows = [("translations", scores)] + ([(f"reference ({args.reference})", scores["reference"])]
-                                          if args.reference else [])
+    rows = [("translations", scores)] + (
+        [(f"reference ({args.reference})", scores["reference"])] if args.reference else []
+    )
     width = max(len(label) for label, _ in rows) + 2
     print(f"{'':{width}}{'LPIPS diversity ^':>20}{'structure SSIM ^':>20}")
     for label, row in rows:
         print(f"{label:{width}}{row['mean']['lpips_diversity']:>20.4f}{row['mean']['ssim_structure']:>20.4f}")
-    print("diversity: mean LPIPS over the pairs of one input's outputs; structure: mean SSIM of each output's "
-          "luminance to its input's")
+    print(
+        "diversity: mean LPIPS over the pairs of one input's outputs; structure: mean SSIM of each output's "
+        "luminance to its input's"
+    )
     with open(os.path.join(args.results, "multi_scores.json"), "w") as f:
         json.dump(scores, f, indent=1)
     if args.figure:

@@ -50,8 +50,7 @@ def answers(url: str) -> bool:
 
 
 @contextlib.contextmanager
-def running_server(command: list[str], *, cwd: Path, env: dict, folder: Path, timeout: float = 180
-                   ) -> Iterator[str]:
+def running_server(command: list[str], *, cwd: Path, env: dict, folder: Path, timeout: float = 180) -> Iterator[str]:
     """Run the Gradio server ``command`` until the block ends; yields its URL once it answers.
 
     The port goes in GRADIO_SERVER_PORT (app.py's --server_port default); the server's output goes to
@@ -60,8 +59,12 @@ def running_server(command: list[str], *, cwd: Path, env: dict, folder: Path, ti
     """
     port = free_port()
     log_path = folder / "server.log"
-    env = {**env, "GRADIO_SERVER_PORT": str(port), "GRADIO_TEMP_DIR": str(folder / "gradio_cache"),
-           "PYTHONUNBUFFERED": "1"}
+    env = {
+        **env,
+        "GRADIO_SERVER_PORT": str(port),
+        "GRADIO_TEMP_DIR": str(folder / "gradio_cache"),
+        "PYTHONUNBUFFERED": "1",
+    }
     url = f"http://127.0.0.1:{port}/"
     with open(log_path, "w") as log:
         process = subprocess.Popen(command, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -118,8 +121,9 @@ class OfflinePage:
         """Run ``action`` and wait for the status box to change from ``previous``; its new text."""
         action()
         box = self.page.locator("#status textarea")
-        self.page.wait_for_function("([el, old]) => el.value && el.value !== old",
-                                    arg=[box.element_handle(), previous], timeout=120_000)
+        self.page.wait_for_function(
+            "([el, old]) => el.value && el.value !== old", arg=[box.element_handle(), previous], timeout=120_000
+        )
         return box.input_value()
 
     def output_size(self) -> tuple[int, int]:
@@ -143,9 +147,11 @@ def main() -> None:
 
     command = [sys.executable, str(ROOT / "app.py"), "--name", args.name, "--checkpoints_dir", args.checkpoints_dir]
     try:
-        with tempfile.TemporaryDirectory() as folder, \
-                running_server(command, cwd=ROOT, env=dict(os.environ), folder=Path(folder)) as url, \
-                sync_playwright() as playwright:
+        with (
+            tempfile.TemporaryDirectory() as folder,
+            running_server(command, cwd=ROOT, env=dict(os.environ), folder=Path(folder)) as url,
+            sync_playwright() as playwright,
+        ):
             browser = playwright.chromium.launch(executable_path=chromium_path(), headless=True)
             page = OfflinePage(browser, url, viewport={"width": args.width, "height": 700})
             status = page.status_after(lambda: page.upload("#input-image", Path(args.image)))

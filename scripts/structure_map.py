@@ -52,7 +52,7 @@ def point_maps(feat: torch.Tensor, points: list[tuple[float, float]]) -> np.ndar
     """feat: (1, C, h, w) -> (N, h, w) cosine self-similarity of each point to every location."""
     _, _, h, w = feat.shape
     ids = torch.tensor([min(int(y * h), h - 1) * w + min(int(x * w), w - 1) for x, y in points])
-    sims = self_similarity(feat, ids, patch_size=max(h, w), use_norm=True)      # (1, N, h*w)
+    sims = self_similarity(feat, ids, patch_size=max(h, w), use_norm=True)  # (1, N, h*w)
     return sims[0].view(len(points), h, w).cpu().numpy()
 
 
@@ -61,8 +61,9 @@ def map_agreement(a: np.ndarray, b: np.ndarray) -> float:
     return float(F.cosine_similarity(torch.from_numpy(a).flatten(), torch.from_numpy(b).flatten(), dim=0))
 
 
-def draw(images: list[np.ndarray], maps: list[np.ndarray], points: list[tuple[float, float]],
-         titles: list[str], path: str) -> None:
+def draw(
+    images: list[np.ndarray], maps: list[np.ndarray], points: list[tuple[float, float]], titles: list[str], path: str
+) -> None:
     """One row per point: source + marker, its map, target + marker, its map (maps share [-1, 1])."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -78,8 +79,10 @@ def draw(images: list[np.ndarray], maps: list[np.ndarray], points: list[tuple[fl
             axes.plot([x * image.shape[1]], [y * image.shape[0]], marker="+", color="red", markersize=16, mew=3)
             axes.set_title(f"{titles[side]}: point {r + 1}", fontsize=9)
             shown = grid[r, 2 * side + 1].imshow(maps[side][r], cmap="viridis", vmin=-1.0, vmax=1.0)
-            grid[r, 2 * side + 1].set_title(f"self-similarity in the {titles[side]}"
-                                            + (f"\n(maps agree: cos {agreement:.2f})" if side else ""), fontsize=9)
+            grid[r, 2 * side + 1].set_title(
+                f"self-similarity in the {titles[side]}" + (f"\n(maps agree: cos {agreement:.2f})" if side else ""),
+                fontsize=9,
+            )
             figure.colorbar(shown, ax=grid[r, 2 * side + 1], fraction=0.046, pad=0.04)
         for axes in grid[r]:
             axes.set_xticks([])
@@ -111,18 +114,22 @@ def main() -> None:
         raise UserError(str(exc)) from None
     source, target = load(args.source, args.size), load(args.target, args.size)
     if source.shape != target.shape:
-        raise UserError(f"--source and --target sizes differ ({tuple(source.shape[-2:])} vs "
-                        f"{tuple(target.shape[-2:])}); pass --size")
+        raise UserError(
+            f"--source and --target sizes differ ({tuple(source.shape[-2:])} vs "
+            f"{tuple(target.shape[-2:])}); pass --size"
+        )
     with torch.no_grad():
         feat = vgg(torch.cat([source, target]))[vgg.layers.index(layer)]
         if args.heads:
             feat = load_heads(args.heads, vgg, attn_layers)[attn_layers.index(layer)](feat)
-        maps = [point_maps(feat[i:i + 1], points) for i in range(2)]
+        maps = [point_maps(feat[i : i + 1], points) for i in range(2)]
     images = [((x[0].permute(1, 2, 0).numpy() + 1) / 2).clip(0, 1) for x in (source, target)]
     draw(images, maps, points, ["source", "target"], args.output)
     for r, point in enumerate(points):
-        print(f"point {r + 1} at {point}: cosine similarity of the source and target maps "
-              f"{map_agreement(maps[0][r], maps[1][r]):.3f}")
+        print(
+            f"point {r + 1} at {point}: cosine similarity of the source and target maps "
+            f"{map_agreement(maps[0][r], maps[1][r]):.3f}"
+        )
     print(f"figure: {args.output}")
 
 

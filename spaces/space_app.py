@@ -26,8 +26,9 @@ def model_ids() -> list[str]:
         words = ID_FILE.read_text().split()
         text = words[0] if words else ""
     if not text:
-        raise UserError("no model: set the Space variable MODEL_ID to a Hub id (owner/name), or write it in "
-                        "model_id.txt")
+        raise UserError(
+            "no model: set the Space variable MODEL_ID to a Hub id (owner/name), or write it in model_id.txt"
+        )
     return [part.strip() for part in text.split(",") if part.strip()]
 
 

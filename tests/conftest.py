@@ -48,10 +48,17 @@ def stub_python(tmp_path):
     base = {k: v for k, v in os.environ.items() if k not in ("NAME", "DATAROOT", "GPU_IDS", "VARIANT")}
 
     def run(script: str, *args: str, **env: str) -> tuple[subprocess.CompletedProcess, list[list[str]]]:
-        done = subprocess.run(["bash", str(Path(REPO_ROOT) / script), *args], cwd=tmp_path, capture_output=True,
-                              text=True, env={**base, "PYTHON": str(stub), **env}, timeout=60)
+        done = subprocess.run(
+            ["bash", str(Path(REPO_ROOT) / script), *args],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            env={**base, "PYTHON": str(stub), **env},
+            timeout=60,
+        )
         calls = log.read_text().split("<end of call>\n")[:-1] if log.exists() else []
         return done, [call.splitlines() for call in calls]
+
     return run
 
 
@@ -71,7 +78,10 @@ def pytest_collection_modifyitems(config, items):
 
 
 def pytest_terminal_summary(terminalreporter):
-    skipped = [report for report in terminalreporter.stats.get("skipped", [])
-               if isinstance(report.longrepr, tuple) and report.longrepr[2].endswith(NO_CUDA)]
+    skipped = [
+        report
+        for report in terminalreporter.stats.get("skipped", [])
+        if isinstance(report.longrepr, tuple) and report.longrepr[2].endswith(NO_CUDA)
+    ]
     if skipped:
         terminalreporter.write_line(f"{len(skipped)} CUDA tests skipped (not passed): {NO_CUDA}")

@@ -19,14 +19,51 @@ PHOTO = ROOT / "datasets" / "single_demo" / "trainA" / "home.jpg"  # 512 x 384, 
 
 # The tiny training configuration every end-to-end test starts from: CPU, random VGG, 8 filters,
 # 32² crops of 36² loads, no loader processes, one epoch plus one decay epoch, log everything.
-TINY = ["--gpu_ids", "-1", "--vgg_weights", "random", "--ngf", "8", "--ndf", "8", "--load_size", "36",
-        "--crop_size", "32", "--num_threads", "0", "--n_epochs", "1", "--n_epochs_decay", "1",
-        "--display_freq", "1", "--update_html_freq", "1", "--print_freq", "1"]
+TINY = [
+    "--gpu_ids",
+    "-1",
+    "--vgg_weights",
+    "random",
+    "--ngf",
+    "8",
+    "--ndf",
+    "8",
+    "--load_size",
+    "36",
+    "--crop_size",
+    "32",
+    "--num_threads",
+    "0",
+    "--n_epochs",
+    "1",
+    "--n_epochs_decay",
+    "1",
+    "--display_freq",
+    "1",
+    "--update_html_freq",
+    "1",
+    "--print_freq",
+    "1",
+]
 # LSeSim at that size: learned heads, augmented copies, local windows of 4, 16 queries.
 LSESIM = ["--learned_attn", "--augment", "--patch_size", "4", "--patch_nums", "16"]
 # --model mmsc at that size: one residual block, a 16-unit style MLP, 2 discriminator scales of 3 layers.
-MMSC_SMALL = ["--model", "mmsc", "--n_res", "1", "--mlp_dim", "16", "--n_layers_D", "3", "--n_scales_D", "2",
-              "--patch_nums", "16", "--patch_size", "4"]
+MMSC_SMALL = [
+    "--model",
+    "mmsc",
+    "--n_res",
+    "1",
+    "--mlp_dim",
+    "16",
+    "--n_layers_D",
+    "3",
+    "--n_scales_D",
+    "2",
+    "--patch_nums",
+    "16",
+    "--patch_size",
+    "4",
+]
 
 # Only for models whose own defaults do not fit 32-pixel crops of one image in a few seconds.
 SMALL = {"mmsc": MMSC_SMALL[2:], "sinsc": ["--crop_size", "32", "--batch_size", "1", "--patch_nums", "16"]}
@@ -46,9 +83,12 @@ def train_argv(name: str, root, ck, run: str = "m") -> list[str]:
     tiny = list(TINY)
     if not accepts(name, "--vgg_weights"):
         i = tiny.index("--vgg_weights")
-        del tiny[i:i + 2]
-    return (["--dataroot", str(root), "--checkpoints_dir", str(ck), "--name", run, "--model", name, "--pool_size", "2"]
-            + tiny + SMALL.get(name, []))
+        del tiny[i : i + 2]
+    return (
+        ["--dataroot", str(root), "--checkpoints_dir", str(ck), "--name", run, "--model", name, "--pool_size", "2"]
+        + tiny
+        + SMALL.get(name, [])
+    )
 
 
 def train_tiny_runs(names, root, ck) -> None:
@@ -130,11 +170,12 @@ def photo_pan(count: int, step: int, size=(64, 96), scale: int = 4) -> list[np.n
     photo = Image.open(PHOTO).convert("RGB")
     photo = np.asarray(photo.resize((photo.width // scale, photo.height // scale), Image.Resampling.BICUBIC))
     h, w = size
-    return [np.ascontiguousarray(photo[8:8 + h, i * step:i * step + w]) for i in range(count)]
+    return [np.ascontiguousarray(photo[8 : 8 + h, i * step : i * step + w]) for i in range(count)]
 
 
-def write_clip(path: Path, frames: list[np.ndarray], *, codec="libx264", audio="aac", rate=Fraction(25),
-               times=None, rotation=0) -> None:
+def write_clip(
+    path: Path, frames: list[np.ndarray], *, codec="libx264", audio="aac", rate=Fraction(25), times=None, rotation=0
+) -> None:
     """A clip of ``frames`` at ``rate`` (or at the presentation ``times`` in seconds: a variable rate), with a
     one-channel 440 Hz tone as long as the clip in ``audio`` (None: no sound), display ``rotation``."""
     import av
@@ -162,7 +203,7 @@ def write_clip(path: Path, frames: list[np.ndarray], *, codec="libx264", audio="
             frame_size = sound.codec_context.frame_size or 1024
             fmt = sound.codec_context.format.name
             for start in range(0, len(samples) - frame_size, frame_size):
-                chunk = (samples[start:start + frame_size] * 0.3).astype(np.float32)[None]
+                chunk = (samples[start : start + frame_size] * 0.3).astype(np.float32)[None]
                 frame = av.AudioFrame.from_ndarray(chunk, format="flt" if fmt == "flt" else "fltp", layout="mono")
                 frame.sample_rate, frame.pts = 48000, start
                 for packet in sound.encode(frame.reformat(format=fmt) if fmt not in ("flt", "fltp") else frame):
@@ -188,8 +229,14 @@ def reference_sections(path: Path) -> dict[str, dict[str, tuple[int, ...]]]:
 
 # ---- reading what TensorBoard and W&B wrote, with their own readers --------------------------------
 
-WANDB_OFFLINE_ENV = {"WANDB_MODE": "offline", "WANDB_SILENT": "true", "WANDB_CONSOLE": "off",
-                     "WANDB_DISABLE_GIT": "true", "WANDB_DISABLE_CODE": "true", "WANDB_X_DISABLE_STATS": "true"}
+WANDB_OFFLINE_ENV = {
+    "WANDB_MODE": "offline",
+    "WANDB_SILENT": "true",
+    "WANDB_CONSOLE": "off",
+    "WANDB_DISABLE_GIT": "true",
+    "WANDB_DISABLE_CODE": "true",
+    "WANDB_X_DISABLE_STATS": "true",
+}
 
 
 def wandb_offline(monkeypatch, tmp_path: Path) -> None:
@@ -204,6 +251,7 @@ def wandb_offline(monkeypatch, tmp_path: Path) -> None:
 
     def no_login(**kwargs):
         raise AssertionError("W&B tried to log in")
+
     monkeypatch.setattr(wandb_login, "_login", no_login)
 
 
@@ -225,11 +273,11 @@ def wandb_records(path: Path) -> list:
         if room < 7:  # a block's tail too short for a chunk header is padding
             position += room
             continue
-        _, length, kind = struct.unpack("<IHB", data[position:position + 7])
+        _, length, kind = struct.unpack("<IHB", data[position : position + 7])
         if kind == 0:  # zero padding up to the end of the block
             position += room
             continue
-        pending += data[position + 7:position + 7 + length]
+        pending += data[position + 7 : position + 7 + length]
         position += 7 + length
         if kind in (1, 4):
             record = wandb_internal_pb2.Record()
@@ -263,8 +311,7 @@ def wandb_run(run_dir: Path) -> dict:
                 target[leaf] = json.loads(item.value_json)
             history.append(row)
     assert run is not None, path
-    return {"id": run.run_id, "project": run.project, "name": run.display_name, "config": config,
-            "history": history}
+    return {"id": run.run_id, "project": run.project, "name": run.display_name, "config": config, "history": history}
 
 
 def tensorboard_run(log_dir: Path):

@@ -37,9 +37,11 @@ from options.train_options import TrainOptions
 from util.seeding import seed_everything
 
 AMP_OPTIONS = TINY + ["--batch_size", "2"] + LSESIM
-MEASURED = {"channels_last": {"loss": 6.0e-6, "fake": 1.7e-7, "grad": 1.6e-3},
-            "bf16": {"loss": 9.6e-3, "fake": 2.7e-3, "cos": {"G": 0.935, "D": 0.99994, "F": 0.989}},
-            "fp16": {"loss": 3.1e-3, "fake": 2.7e-4, "cos": {"G": 0.9895, "D": 0.999995, "F": 0.99985}}}
+MEASURED = {
+    "channels_last": {"loss": 6.0e-6, "fake": 1.7e-7, "grad": 1.6e-3},
+    "bf16": {"loss": 9.6e-3, "fake": 2.7e-3, "cos": {"G": 0.935, "D": 0.99994, "F": 0.989}},
+    "fp16": {"loss": 3.1e-3, "fake": 2.7e-4, "cos": {"G": 0.9895, "D": 0.999995, "F": 0.99985}},
+}
 
 
 def bounds(kind):
@@ -66,8 +68,9 @@ def dataroot(tmp_path_factory):
 
 def build(dataroot, extra=()):
     """A seeded model and its data set (float32 unless ``extra``)."""
-    opt = TrainOptions(AMP_OPTIONS + ["--dataroot", str(dataroot), "--checkpoints_dir", str(dataroot / "ck")]
-                       + list(extra)).parse()
+    opt = TrainOptions(
+        AMP_OPTIONS + ["--dataroot", str(dataroot), "--checkpoints_dir", str(dataroot / "ck")] + list(extra)
+    ).parse()
     seed_everything(0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -144,7 +147,7 @@ def test_channels_last_matches_float32(dataroot, reference):
         ref = grads(reference)[net]
         assert (g - ref).abs().max() <= CHANNELS_LAST["grad"] * ref.abs().max(), net
     saved = {k: v for k, v in model.networks()["G"].state_dict().items() if v.dim() == 4}
-    model.save_networks("cl")   # files hold ordinary contiguous tensors
+    model.save_networks("cl")  # files hold ordinary contiguous tensors
     loaded = torch.load(model.net_path("cl", "G"), weights_only=True)
     assert all(loaded[k].is_contiguous() and torch.equal(loaded[k], v) for k, v in saved.items())
 
@@ -152,7 +155,7 @@ def test_channels_last_matches_float32(dataroot, reference):
 def test_channels_last_converts_4d_tensors_only():
     net = torch.nn.Module()
     net.conv, net.linear = torch.nn.Conv2d(3, 4, 3), torch.nn.Linear(2, 2)
-    net.modulated = torch.nn.Parameter(torch.randn(1, 4, 3, 3, 3))   # 5-D, as in StyleGAN2's convs
+    net.modulated = torch.nn.Parameter(torch.randn(1, 4, 3, 3, 3))  # 5-D, as in StyleGAN2's convs
     to_channels_last(net)
     assert net.conv.weight.is_contiguous(memory_format=torch.channels_last) and not net.conv.weight.is_contiguous()
     assert net.modulated.is_contiguous() and net.linear.weight.is_contiguous()
@@ -170,17 +173,17 @@ def test_bf16_step_is_close_to_float32(dataroot, reference, extra):
 
 def test_fp16_step_is_close_to_float32_and_scaled(dataroot, reference):
     model = one_step(dataroot, ["--amp", "fp16"], init_scale=256.0)
-    assert model.scaler.is_enabled() and model.scaler.get_scale() == 256.0   # no overflow: scale kept
+    assert model.scaler.is_enabled() and model.scaler.get_scale() == 256.0  # no overflow: scale kept
     assert_close_step(model, reference, FP16["loss"], FP16["fake"])
     ref = grads(reference)
-    for net, g in grads(model).items():   # gradients are unscaled after the step
+    for net, g in grads(model).items():  # gradients are unscaled after the step
         assert torch.nn.functional.cosine_similarity(g, ref[net], dim=0) >= FP16["cos"][net], net
     assert any(not torch.equal(p, s) for p, s in zip(model.networks()["G"].parameters(), model.start["G"]))
 
 
 def test_fp16_overflow_skips_the_step_and_lowers_the_scale(dataroot):
-    model = one_step(dataroot, ["--amp", "fp16"])           # default scale 2^16 overflows here
-    assert model.scaler.get_scale() == 2.0 ** 15
+    model = one_step(dataroot, ["--amp", "fp16"])  # default scale 2^16 overflows here
+    assert model.scaler.get_scale() == 2.0**15
     skipped = 0
     for name, net in model.networks().items():
         if not all(torch.isfinite(p.grad).all() for p in net.parameters()):
@@ -189,9 +192,9 @@ def test_fp16_overflow_skips_the_step_and_lowers_the_scale(dataroot):
     assert skipped > 0
     state = model.training_state()
     fresh, _ = build(dataroot, ["--amp", "fp16"])
-    assert fresh.scaler.get_scale() == 2.0 ** 16
-    fresh.load_training_state(state, first_epoch=1)          # the scale is part of the resumable state
-    assert fresh.scaler.get_scale() == 2.0 ** 15
+    assert fresh.scaler.get_scale() == 2.0**16
+    fresh.load_training_state(state, first_epoch=1)  # the scale is part of the resumable state
+    assert fresh.scaler.get_scale() == 2.0**15
 
 
 def test_compile_falls_back_to_eager_with_one_warning(monkeypatch):
@@ -211,10 +214,10 @@ def test_compile_falls_back_to_eager_with_one_warning(monkeypatch):
     with pytest.warns(UserWarning, match="torch.compile of net_G failed .*running it eagerly"):
         out = wrapped(x)
     assert wrapped.failed and torch.equal(out, net(x))
-    out.sum().backward()                                     # the real step runs eagerly
+    out.sum().backward()  # the real step runs eagerly
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        assert torch.equal(wrapped(x), net(x))               # no second warning
+        assert torch.equal(wrapped(x), net(x))  # no second warning
 
     def unsupported(module):
         raise RuntimeError("Dynamo is not supported on this Python")

@@ -26,8 +26,17 @@ from PIL import Image
 
 import app
 import train as train_script
-from helpers import (MMSC_SMALL, ROOT, TINY, load_script, photo_pan, run_script, write_clip, write_images,
-                     write_unaligned)
+from helpers import (
+    MMSC_SMALL,
+    ROOT,
+    TINY,
+    load_script,
+    photo_pan,
+    run_script,
+    write_clip,
+    write_images,
+    write_unaligned,
+)
 from util.errors import UserError
 
 shot = load_script("scripts/screenshot_app.py")  # the server runner and the offline browser page
@@ -36,7 +45,7 @@ INPUT_SIZE = (70, 45)  # (W, H) of the uploaded photo: not a multiple of any net
 
 # Runs app.py as ``python <this> app.py ARGS`` with an audit hook that writes every host it looks up or
 # connects to (other than this machine) to the file named by APP_TEST_HOSTS_LOG.
-AUDIT_RUNNER = '''
+AUDIT_RUNNER = """
 import os, runpy, sys
 log = open(os.environ["APP_TEST_HOSTS_LOG"], "a", buffering=1)
 def hook(event, args):
@@ -53,7 +62,7 @@ sys.addaudithook(hook)
 sys.argv = sys.argv[1:]
 sys.path[0] = os.path.dirname(os.path.abspath(sys.argv[0]))  # as `python app.py` would have it
 runpy.run_path(sys.argv[0], run_name="__main__")
-'''.format(local=shot.LOCAL_HOSTS)
+""".format(local=shot.LOCAL_HOSTS)
 
 
 # ---- fixtures ----------------------------------------------------------------------------------
@@ -63,8 +72,7 @@ def runs(tmp_path_factory) -> Path:
     data = write_unaligned(tmp_path_factory.mktemp("app_data"), 2)
     checkpoints = tmp_path_factory.mktemp("app_checkpoints")
     for name, extra in (("sc", ["--model", "sc"]), ("mmsc", MMSC_SMALL)):
-        argv = ["--dataroot", data, "--name", name, "--checkpoints_dir", checkpoints, "--max_iters", "1",
-                *TINY, *extra]
+        argv = ["--dataroot", data, "--name", name, "--checkpoints_dir", checkpoints, "--max_iters", "1", *TINY, *extra]
         with pytest.MonkeyPatch.context() as monkeypatch:
             assert run_script(train_script, argv, monkeypatch) == 0
     return checkpoints
@@ -84,8 +92,19 @@ def server(runs, tmp_path_factory):
     runner.write_text(AUDIT_RUNNER)
     hosts_log = folder / "hosts.log"
     hosts_log.write_text("")
-    command = [sys.executable, str(runner), str(ROOT / "app.py"), "--name", "sc", "--name", "mmsc",
-               "--checkpoints_dir", str(runs), "--max_pixels", str(MAX_PIXELS)]
+    command = [
+        sys.executable,
+        str(runner),
+        str(ROOT / "app.py"),
+        "--name",
+        "sc",
+        "--name",
+        "mmsc",
+        "--checkpoints_dir",
+        str(runs),
+        "--max_pixels",
+        str(MAX_PIXELS),
+    ]
     env = {**clean_env(), "APP_TEST_HOSTS_LOG": str(hosts_log)}
     with shot.running_server(command, cwd=ROOT, env=env, folder=folder) as url:
         yield url, hosts_log
@@ -156,8 +175,9 @@ def test_page_translates_at_the_inputs_size_with_outside_requests_blocked(page, 
 
 
 @pytest.mark.slow
-def test_mmsc_page_two_seeds_differ_the_gallery_has_every_style_and_a_style_image_guides(page, photo, translators,
-                                                                                       tmp_path):
+def test_mmsc_page_two_seeds_differ_the_gallery_has_every_style_and_a_style_image_guides(
+    page, photo, translators, tmp_path
+):
     mmsc = translators["mmsc"]
     style = tmp_path / "style.png"
     write_images(tmp_path, 1, size=(36, 36), seed=3)
@@ -171,8 +191,10 @@ def test_mmsc_page_two_seeds_differ_the_gallery_has_every_style_and_a_style_imag
     first = page.status_after(lambda: page.upload("#input-image", photo))
     assert "3 translations (seed 1)" in first
     expected = mmsc.translate(Image.open(photo), n_styles=3, seed=1)
-    gallery = [Image.open(io.BytesIO(pg.request.get(img.get_attribute("src")).body()))
-               for img in pg.locator("#gallery .thumbnail-item img").all()]
+    gallery = [
+        Image.open(io.BytesIO(pg.request.get(img.get_attribute("src")).body()))
+        for img in pg.locator("#gallery .thumbnail-item img").all()
+    ]
     assert len(gallery) == 3 and all(same_pixels(a, b) for a, b in zip(gallery, expected))
     one = page.download_output()
     assert one.size == INPUT_SIZE and same_pixels(one, expected[0])
@@ -219,8 +241,7 @@ def test_python_client_translates_at_full_size(server, photo, translators):
     assert same_pixels(Image.open(output), translators["sc"].translate(Image.open(photo)))
     outputs = {}
     for seed in (3, 4):
-        output, gallery, status = client.predict("mmsc", handle_file(str(photo)), 2, seed, None,
-                                                 api_name="/translate")
+        output, gallery, status = client.predict("mmsc", handle_file(str(photo)), 2, seed, None, api_name="/translate")
         assert len(gallery) == 2 and f"(seed {seed})" in status
         outputs[seed] = Image.open(output)
         assert outputs[seed].size == INPUT_SIZE
@@ -233,10 +254,10 @@ def test_python_client_translates_a_clip_in_the_video_tab(server, tmp_path):
 
     clip = tmp_path / "clip.mp4"
     write_clip(clip, photo_pan(6, 2))
-    output, status = Client(server[0], verbose=False).predict("sc", handle_file(str(clip)),
-                                                              api_name="/translate_video")
+    output, status = Client(server[0], verbose=False).predict("sc", handle_file(str(clip)), api_name="/translate_video")
     path = output["video"] if isinstance(output, dict) else output
     import av
+
     with av.open(path) as translated:
         assert len(list(translated.decode(video=0))) == 6
     assert status.startswith("96x64: 6 frames translated")
@@ -268,15 +289,20 @@ def test_the_server_looked_up_no_outside_host(server):
 def space_card(folder: Path) -> dict:
     """The YAML header of a Space's README.md as {key: value} (flat 'key: value' lines)."""
     header = (folder / "README.md").read_text().split("---\n")[1]
-    return {key.strip(): value.strip().strip('"') for key, value in
-            (line.split(":", 1) for line in header.splitlines() if line.strip())}
+    return {
+        key.strip(): value.strip().strip('"')
+        for key, value in (line.split(":", 1) for line in header.splitlines() if line.strip())
+    }
 
 
 def test_the_space_files_are_pinned_and_agree():
     card = space_card(ROOT / "spaces")
     assert card["sdk"] == "gradio" and (ROOT / "spaces" / card["app_file"]).is_file()
-    pins = [line for line in (ROOT / "spaces" / "requirements.txt").read_text().splitlines()
-            if line.strip() and not line.startswith("#")]
+    pins = [
+        line
+        for line in (ROOT / "spaces" / "requirements.txt").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
     assert pins and all(re.fullmatch(r"[\w.-]+==[\w.]+", line) for line in pins), pins
     assert f"gradio=={card['sdk_version']}" in pins  # the Space's gradio is the one the page was tested with
 
@@ -307,8 +333,9 @@ def test_the_assembled_space_folder_runs_on_its_own(runs, photo, translators, tm
     with shot.running_server(command, cwd=space, env=env, folder=tmp_path) as url:
         from gradio_client import Client, handle_file
 
-        output, _, _ = Client(url, verbose=False).predict(str(runs / "sc"), handle_file(str(photo)), 1, 0, None,
-                                                          api_name="/translate")
+        output, _, _ = Client(url, verbose=False).predict(
+            str(runs / "sc"), handle_file(str(photo)), 1, 0, None, api_name="/translate"
+        )
     assert same_pixels(Image.open(output), translators["sc"].translate(Image.open(photo)))
 
 
@@ -336,8 +363,15 @@ def png_header_only(path: Path, width: int, height: int) -> Path:
     short: it opens (Pillow reads up to the first IDAT) but cannot be decoded."""
     header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)  # 8-bit RGB
     chunk = b"IHDR" + header
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + struct.pack(">I", len(header)) + chunk
-                     + struct.pack(">I", zlib.crc32(chunk)) + struct.pack(">I", 1000) + b"IDAT" + bytes(8))
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n"
+        + struct.pack(">I", len(header))
+        + chunk
+        + struct.pack(">I", zlib.crc32(chunk))
+        + struct.pack(">I", 1000)
+        + b"IDAT"
+        + bytes(8)
+    )
     return path
 
 

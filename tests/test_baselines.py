@@ -19,7 +19,7 @@ NETS = {"cut": "GDF", "fastcut": "GDF", "cycle_gan": ["G_A", "G_B", "D_A", "D_B"
 VARIANTS = {"cut": CUT, "fastcut": FASTCUT, "cycle_gan": CYCLE_GAN}
 # The tiny configuration without the VGG flag: these models use no VGG.
 _AT = TINY.index("--vgg_weights")
-TINY_NO_VGG = TINY[:_AT] + TINY[_AT + 2:]
+TINY_NO_VGG = TINY[:_AT] + TINY[_AT + 2 :]
 
 
 def common(tiny, tmp_path, name):
@@ -40,17 +40,37 @@ def shapes(net):
 
 def test_fastcut_presets_and_command_line_wins():
     opt = TrainOptions(["--model", "cut", "--CUT_mode", "FastCUT", "--gpu_ids", "-1"]).parse()
-    assert (opt.lambda_NCE, opt.nce_idt, opt.flip_equivariance, opt.n_epochs, opt.n_epochs_decay) == \
-        (10.0, False, True, 150, 50)
+    assert (opt.lambda_NCE, opt.nce_idt, opt.flip_equivariance, opt.n_epochs, opt.n_epochs_decay) == (
+        10.0,
+        False,
+        True,
+        150,
+        50,
+    )
     opt = TrainOptions(["--model", "cut", "--gpu_ids", "-1"]).parse()
-    assert (opt.lambda_NCE, opt.nce_idt, opt.flip_equivariance, opt.n_epochs, opt.lr, opt.pool_size) == \
-        (1.0, True, False, 200, 0.0002, 0)
-    opt = TrainOptions(["--model", "cut", "--CUT_mode", "FastCUT", "--nce_idt", "--n_epochs", "3",
-                        "--gpu_ids", "-1"]).parse()
+    assert (opt.lambda_NCE, opt.nce_idt, opt.flip_equivariance, opt.n_epochs, opt.lr, opt.pool_size) == (
+        1.0,
+        True,
+        False,
+        200,
+        0.0002,
+        0,
+    )
+    opt = TrainOptions(
+        ["--model", "cut", "--CUT_mode", "FastCUT", "--nce_idt", "--n_epochs", "3", "--gpu_ids", "-1"]
+    ).parse()
     assert opt.nce_idt and opt.n_epochs == 3 and opt.lambda_NCE == 10.0
     opt = TrainOptions(["--model", "cycle_gan", "--gpu_ids", "-1"]).parse()
-    assert (opt.no_antialias, opt.no_antialias_up, opt.init_type, opt.lr, opt.pool_size, opt.n_epochs,
-            opt.lambda_A, opt.lambda_identity) == (True, True, "normal", 0.0002, 50, 100, 10.0, 0.5)
+    assert (
+        opt.no_antialias,
+        opt.no_antialias_up,
+        opt.init_type,
+        opt.lr,
+        opt.pool_size,
+        opt.n_epochs,
+        opt.lambda_A,
+        opt.lambda_identity,
+    ) == (True, True, "normal", 0.0002, 50, 100, 10.0, 0.5)
 
 
 def test_default_networks_have_the_published_keys(tmp_path):
@@ -111,7 +131,21 @@ def test_fastcut_resume_is_bit_identical_and_test_py_loads_the_generator(tiny, t
         assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), net
     state = torch.load(tmp_path / "ck" / "part" / "latest_train_state.pth", weights_only=True)
     assert state["counters"]["steps"] == 3
-    code = run(test_script, ["--dataroot", tiny, "--name", "full", "--checkpoints_dir", tmp_path / "ck",
-                             "--results_dir", tmp_path / "res", "--gpu_ids", "-1"], monkeypatch)
+    code = run(
+        test_script,
+        [
+            "--dataroot",
+            tiny,
+            "--name",
+            "full",
+            "--checkpoints_dir",
+            tmp_path / "ck",
+            "--results_dir",
+            tmp_path / "res",
+            "--gpu_ids",
+            "-1",
+        ],
+        monkeypatch,
+    )
     assert code == 0
     assert len(list((tmp_path / "res" / "full" / "test_latest" / "images" / "fake_B").iterdir())) == 2

@@ -30,6 +30,8 @@ from options.train_options import TrainOptions
 from util.seeding import seed_everything
 
 MODELS = sorted(model_classes(include_template=True))
+
+
 @pytest.fixture(scope="module")
 def root(tmp_path_factory):
     """Unaligned (trainA, trainB, testA, testB) and aligned (train, test: A | B side by side) tiny data,
@@ -131,8 +133,9 @@ def test_save_then_load_for_testing(name, root, tmp_path):
     saved = os.listdir(tmp_path / "m")
     assert {f"latest_net_{n}.pth" for n in model.model_names} <= set(saved)
     assert set(type(model).test_networks) <= set(model.model_names)
-    opt = TestOptions(["--dataroot", str(root), "--checkpoints_dir", str(tmp_path), "--name", "m", "--model", name,
-                       "--gpu_ids", "-1"]).parse()
+    opt = TestOptions(
+        ["--dataroot", str(root), "--checkpoints_dir", str(tmp_path), "--name", "m", "--model", name, "--gpu_ids", "-1"]
+    ).parse()
     tester = create_model(opt)
     assert tester.model_names == list(type(tester).test_networks)
     tester.setup(epoch="latest")
@@ -147,8 +150,9 @@ def test_channels_last_is_honoured_and_changes_nothing_else(name, root, tmp_path
     plain = build(name, root, tmp_path)
     nhwc = build(name, root, tmp_path, "--channels_last")
     four_d = {f"{n}.{k}": p for n, net in nhwc.networks().items() for k, p in net.named_parameters() if p.dim() == 4}
-    assert four_d and all(p.is_contiguous(memory_format=torch.channels_last) for p in four_d.values()), \
-        [k for k, p in four_d.items() if not p.is_contiguous(memory_format=torch.channels_last)][:3]
+    assert four_d and all(p.is_contiguous(memory_format=torch.channels_last) for p in four_d.values()), [
+        k for k, p in four_d.items() if not p.is_contiguous(memory_format=torch.channels_last)
+    ][:3]
     losses, losses_nhwc = step(plain, 0), step(nhwc, 0)
     assert nhwc.real_A.is_contiguous(memory_format=torch.channels_last) and not nhwc.real_A.is_contiguous()
     for key, value in losses.items():
@@ -164,7 +168,9 @@ def test_amp_bf16_is_used(name, root, tmp_path):
     def record(net_name):
         def hook(module, args):
             first_calls.setdefault(net_name, torch.is_autocast_enabled("cpu"))
+
         return hook
+
     for net_name, net in model.networks().items():
         net.register_forward_pre_hook(record(net_name))
     losses_bf16 = step(model, 0)
@@ -177,8 +183,20 @@ def test_amp_bf16_is_used(name, root, tmp_path):
 @pytest.mark.parametrize("name", MODELS)
 def test_test_py_writes_every_declared_output(name, root, tmp_path, monkeypatch):
     assert run_script(train_script, train_argv(name, root, tmp_path / "ck") + ["--max_iters", "1"], monkeypatch) == 0
-    argv = ["--dataroot", root, "--checkpoints_dir", tmp_path / "ck", "--name", "m", "--gpu_ids", "-1",
-            "--results_dir", tmp_path / "res", "--num_test", "1"]
+    argv = [
+        "--dataroot",
+        root,
+        "--checkpoints_dir",
+        tmp_path / "ck",
+        "--name",
+        "m",
+        "--gpu_ids",
+        "-1",
+        "--results_dir",
+        tmp_path / "res",
+        "--num_test",
+        "1",
+    ]
     assert run_script(test_script, argv, monkeypatch) == 0
     opt = TestOptions([str(a) for a in argv]).parse()
     images = tmp_path / "res" / "m" / "test_latest" / "images"

@@ -50,8 +50,9 @@ def full_float32():
 
 
 def options(dataroot, extra=()):
-    return TrainOptions(TINY + LSESIM + CUDA + ["--dataroot", str(dataroot), "--checkpoints_dir",
-                                                str(dataroot / "ck")] + list(extra)).parse()
+    return TrainOptions(
+        TINY + LSESIM + CUDA + ["--dataroot", str(dataroot), "--checkpoints_dir", str(dataroot / "ck")] + list(extra)
+    ).parse()
 
 
 def cuda_step(dataroot, extra=(), init_scale=None):
@@ -119,7 +120,7 @@ def test_bf16_step_is_close_to_float32(dataroot, reference):
 
 def test_fp16_step_is_close_to_float32_and_scaled(dataroot, reference):
     model = cuda_step(dataroot, ["--amp", "fp16"], init_scale=256.0)
-    assert model.scaler.is_enabled() and model.scaler.get_scale() == 256.0   # no overflow at this scale
+    assert model.scaler.is_enabled() and model.scaler.get_scale() == 256.0  # no overflow at this scale
     assert_close(model, reference, FP16["loss"], FP16["fake"])
     assert_gradient_cosines(model, reference, FP16["cos"])
     assert any(not torch.equal(p.cpu(), s) for p, s in zip(model.networks()["G"].parameters(), initial_g(dataroot)))
@@ -138,7 +139,7 @@ def test_channels_last_matches_float32(dataroot, reference):
 
 def test_compile_covers_g_and_d_and_matches_eager(dataroot, reference):
     model = cuda_step(dataroot, ["--compile"])
-    assert not [m for m in model.caught if "--compile" in m], model.caught     # no fall-back warning
+    assert not [m for m in model.caught if "--compile" in m], model.caught  # no fall-back warning
     for name in ("G", "D"):
         net = getattr(model, "net" + name)
         assert isinstance(net, CompiledOrEager) and not net.failed, name
@@ -153,7 +154,7 @@ def test_batches_are_pinned_and_the_step_never_waits_for_the_host(dataroot):
     dataset = find_dataset_using_name("unaligned")(opt)
     loader = DatasetLoader(dataset, batch_size=2, num_workers=2, shuffle=True, seed=0, device=torch.device("cuda:0"))
     loader.set_epoch(1)
-    (batch,) = list(loader)               # the whole epoch: no worker or pinning thread busy below
+    (batch,) = list(loader)  # the whole epoch: no worker or pinning thread busy below
     assert batch["A"].is_pinned() and batch["B_aug"].is_pinned()
     seed_everything(0)
     with warnings.catch_warnings():
@@ -162,13 +163,13 @@ def test_batches_are_pinned_and_the_step_never_waits_for_the_host(dataroot):
     model.setup()
     meter = LossMeter(model.loss_names, model.device)
     model.set_input(batch)
-    model.optimize_parameters()           # the first step may sync (cuDNN and allocator warm-up)
+    model.optimize_parameters()  # the first step may sync (cuDNN and allocator warm-up)
     torch.cuda.synchronize()
     torch.cuda.set_sync_debug_mode("error")
     try:
         for _ in range(2):
-            model.set_input(batch)        # non_blocking copies from pinned memory
-            model.optimize_parameters()   # fp32: no .item(), no blocking copy, no data-dependent shape
+            model.set_input(batch)  # non_blocking copies from pinned memory
+            model.optimize_parameters()  # fp32: no .item(), no blocking copy, no data-dependent shape
             meter.update(model.loss_parts)
     finally:
         torch.cuda.set_sync_debug_mode("default")
@@ -183,10 +184,18 @@ def free_port():
 
 
 def test_nccl_process_group_of_one_process(tmp_path):
-    env = dict(os.environ, MASTER_ADDR="127.0.0.1", MASTER_PORT=str(free_port()), RANK="0", WORLD_SIZE="1",
-               LOCAL_RANK="0", PYTHONPATH=str(ROOT))
-    done = subprocess.run([sys.executable, str(Path(__file__)), "nccl"], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=120)
+    env = dict(
+        os.environ,
+        MASTER_ADDR="127.0.0.1",
+        MASTER_PORT=str(free_port()),
+        RANK="0",
+        WORLD_SIZE="1",
+        LOCAL_RANK="0",
+        PYTHONPATH=str(ROOT),
+    )
+    done = subprocess.run(
+        [sys.executable, str(Path(__file__)), "nccl"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 0 and done.stdout.strip().endswith("nccl ok"), done.stderr[-3000:]
 
 
@@ -200,7 +209,7 @@ def _nccl_worker() -> None:
     torch_dist.init_process_group("nccl")
     assert dist.get_world_size() == 1 and torch_dist.get_backend() == "nccl"
     x = torch.randn(3, 4, device="cuda")
-    assert torch.equal(dist.mean_over_ranks(x), x) and dist.mean_over_ranks(x) is not x   # all-reduced
+    assert torch.equal(dist.mean_over_ranks(x), x) and dist.mean_over_ranks(x) is not x  # all-reduced
     assert torch.equal(dist.all_gather_batch(x), x)
     assert dist.average_across_ranks({"a": 0.25, "b": 1.5}) == {"a": 0.25, "b": 1.5}
     meter = LossMeter(["G_GAN", "D_real"], torch.device("cuda"))
@@ -228,17 +237,32 @@ def test_device_of_each_local_rank_under_torchrun(monkeypatch):
         device = dist.device_for([0])
         assert device == torch.device(f"cuda:{local_rank}")
         assert torch.zeros(1, device=device).device.index == local_rank
-        assert dist.device_for(list(range(count))) == device     # one id per process: the local rank's
+        assert dist.device_for(list(range(count))) == device  # one id per process: the local rank's
 
 
 def test_torchrun_on_two_gpus_trains_one_rank_per_gpu(dataroot, tmp_path):
     if torch.cuda.device_count() < 2:
         pytest.skip("needs 2 GPUs (this machine has 1)")
-    argv = TINY + ["--gpu_ids", "0,1", "--dataroot", str(dataroot), "--checkpoints_dir", str(tmp_path),
-                   "--name", "two", "--max_iters", "1"]
-    done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-                           "train.py"] + argv, cwd=ROOT, env=dict(os.environ, OMP_NUM_THREADS="1"),
-                          capture_output=True, text=True, timeout=300)
+    argv = TINY + [
+        "--gpu_ids",
+        "0,1",
+        "--dataroot",
+        str(dataroot),
+        "--checkpoints_dir",
+        str(tmp_path),
+        "--name",
+        "two",
+        "--max_iters",
+        "1",
+    ]
+    done = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "train.py"] + argv,
+        cwd=ROOT,
+        env=dict(os.environ, OMP_NUM_THREADS="1"),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     assert "on each of 2 processes" in done.stdout and (tmp_path / "two" / "latest_net_G.pth").exists()
 

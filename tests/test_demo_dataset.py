@@ -92,7 +92,7 @@ def assert_crops_do_not_overlap(entries):
     for source, source_boxes in boxes.items():
         for i, (l1, t1, r1, b1) in enumerate(source_boxes):
             assert r1 - l1 == b1 - t1 > 0, source  # square
-            for l2, t2, r2, b2 in source_boxes[i + 1:]:
+            for l2, t2, r2, b2 in source_boxes[i + 1 :]:
                 assert min(r1, r2) <= max(l1, l2) or min(b1, b2) <= max(t1, t2), source
 
 
@@ -130,7 +130,7 @@ def test_paintings_keep_structure_but_change_appearance():
     paintings = [load_rgb01(PHOTO2PAINTING / "testB" / n) for n in names]
     lum_a = np.stack([p.mean(axis=2).ravel() for p in photos])  # (N, H*W)
     lum_b = np.stack([p.mean(axis=2).ravel() for p in paintings])
-    corr = np.corrcoef(lum_a, lum_b)[: len(names), len(names):]  # (N, N): photo i vs painting j
+    corr = np.corrcoef(lum_a, lum_b)[: len(names), len(names) :]  # (N, N): photo i vs painting j
     assert (corr.argmax(axis=1) == np.arange(len(names))).all()  # each photo matches its own painting
     assert corr.diagonal().min() > 0.3
     for photo, painting in zip(photos, paintings, strict=True):
@@ -196,7 +196,7 @@ def test_grid_crop_boxes_tile_inside_the_image(width, height):
         assert 0 <= left and 0 <= top and right <= width and bottom <= height
         covered[top:bottom, left:right] += 1
     assert covered.max() == 1  # no pixel in two crops
-    (left, top, right, bottom), = builder.crop_boxes(width, height, "centre")
+    ((left, top, right, bottom),) = builder.crop_boxes(width, height, "centre")
     assert right - left == bottom - top == min(width, height)
     assert abs(left - (width - right)) <= 1 and abs(top - (height - bottom)) <= 1
 
@@ -278,12 +278,13 @@ def test_multistyle_styles_differ_but_keep_structure(multi_manifest):
     styles = [f"s{index:02d}" for index in multi_manifest["style_indices"]]
     stems = sorted(p.stem for p in (MULTISTYLE / "testA").glob("*.jpg"))
     photos = [load_rgb01(MULTISTYLE / "testA" / f"{stem}.jpg") for stem in stems]
-    paintings = {style: [load_rgb01(MULTISTYLE / "testB" / f"{stem}_{style}.jpg") for stem in stems]
-                 for style in styles}
+    paintings = {
+        style: [load_rgb01(MULTISTYLE / "testB" / f"{stem}_{style}.jpg") for stem in stems] for style in styles
+    }
     photo_edges = np.stack([edge_strength(photo) for photo in photos])  # (N, H*W)
     for style in styles:
         corr = np.corrcoef(photo_edges, np.stack([edge_strength(p) for p in paintings[style]]))
-        corr = corr[: len(stems), len(stems):]  # photo i vs painting j
+        corr = corr[: len(stems), len(stems) :]  # photo i vs painting j
         assert (corr.argmax(axis=1) == np.arange(len(stems))).all(), style  # each matches its own photo
         assert corr.diagonal().min() > 0.3, (style, corr.diagonal().min())
     for index in range(len(stems)):
@@ -295,16 +296,22 @@ def test_multistyle_styles_differ_but_keep_structure(multi_manifest):
     # painting in its own style than to any painting of the same photo in another style.
     for style in styles:
         within = max(histogram_distance(a, b) for a, b in itertools.combinations(paintings[style], 2))
-        between = min(histogram_distance(paintings[style][i], paintings[other][i])
-                      for other in styles if other != style for i in range(len(stems)))
+        between = min(
+            histogram_distance(paintings[style][i], paintings[other][i])
+            for other in styles
+            if other != style
+            for i in range(len(stems))
+        )
         assert within < between, (style, within, between)
 
 
 def test_multistyle_train_paintings_are_in_their_named_style(multi_manifest):
     # Nearest test-time style reference (mean colour of that style's testB paintings) is its own style.
     styles = [f"s{index:02d}" for index in multi_manifest["style_indices"]]
-    centres = {style: np.mean([load_rgb01(p).mean(axis=(0, 1)) for p in (MULTISTYLE / "testB").glob(f"*_{style}.jpg")],
-                              axis=0) for style in styles}
+    centres = {
+        style: np.mean([load_rgb01(p).mean(axis=(0, 1)) for p in (MULTISTYLE / "testB").glob(f"*_{style}.jpg")], axis=0)
+        for style in styles
+    }
     for path in sorted((MULTISTYLE / "trainB").glob("*.jpg")):
         colour = load_rgb01(path).mean(axis=(0, 1))
         nearest = min(styles, key=lambda style: np.linalg.norm(colour - centres[style]))
@@ -343,13 +350,15 @@ def test_build_photo2multistyle_names_and_spreads_styles(tmp_path, monkeypatch):
     assert train_b[1]["path"] == f"trainB/s07_{builder.SOURCES[1].source_id}_0.jpg"
     test_id = builder.SOURCES[11].source_id
     assert sorted(e["path"] for e in entries if e["source_id"] == test_id) == [
-        f"testA/{test_id}_0.jpg", f"testB/{test_id}_0_s03.jpg", f"testB/{test_id}_0_s07.jpg",
-        f"testB/{test_id}_0_s11.jpg"]
+        f"testA/{test_id}_0.jpg",
+        f"testB/{test_id}_0_s03.jpg",
+        f"testB/{test_id}_0_s07.jpg",
+        f"testB/{test_id}_0_s11.jpg",
+    ]
     for entry in entries:
         image = load_rgb01(tmp_path / entry["path"])
         assert image.shape == (builder.IMAGE_SIZE, builder.IMAGE_SIZE, 3)
-        expected = (20 * entry["style_index"] / 255 if entry["kind"] == "painting"
-                    else np.array([10, 200, 30]) / 255)
+        expected = 20 * entry["style_index"] / 255 if entry["kind"] == "painting" else np.array([10, 200, 30]) / 255
         assert np.abs(image.mean(axis=(0, 1)) - expected).max() < 0.02, entry["path"]
         assert hashlib.sha256((tmp_path / entry["path"]).read_bytes()).hexdigest() == entry["sha256"]
 
@@ -357,7 +366,9 @@ def test_build_photo2multistyle_names_and_spreads_styles(tmp_path, monkeypatch):
 def test_sets_option():
     builder = load_script("datasets/make_demo_dataset.py")
     assert builder.parse_args([]).sets == builder.SETS
-    assert builder.parse_args(["--sets", "photo2multistyle, photo2painting"]).sets == ("photo2painting",
-                                                                                         "photo2multistyle")
+    assert builder.parse_args(["--sets", "photo2multistyle, photo2painting"]).sets == (
+        "photo2painting",
+        "photo2multistyle",
+    )
     with pytest.raises(SystemExit):
         builder.parse_args(["--sets", "photo2painting,nope"])

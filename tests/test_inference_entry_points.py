@@ -28,8 +28,11 @@ from models.networks.stylegan2 import StyleGAN2Generator
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 MODELS = model_classes()
-CASES = [(name, direction) for name, cls in MODELS.items()
-         for direction in (("AtoB", "BtoA") if cls.reverse_networks is not None else ("AtoB",))]
+CASES = [
+    (name, direction)
+    for name, cls in MODELS.items()
+    for direction in (("AtoB", "BtoA") if cls.reverse_networks is not None else ("AtoB",))
+]
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +46,8 @@ def runs(tmp_path_factory):
     for side, seed in (("A", 2), ("B", 3)):
         write_images(root / f"test{side}", 1, size=(40, 48), seed=seed)
         Image.fromarray((np.random.default_rng(seed + 10).random((36, 52, 3)) * 255).astype(np.uint8)).save(
-            root / f"test{side}" / "img_1.png")
+            root / f"test{side}" / "img_1.png"
+        )
     ck = base / "ck"
     train_tiny_runs(MODELS, root, ck)
     features = base / "efficientnet_lite0.pth"  # random weights: the test compares translations, not scores
@@ -64,55 +68,120 @@ def package_loop(monkeypatch):
         results = run(self, batch)
         passed.extend(results)
         return results
+
     monkeypatch.setattr(Translator, "run", counted)
 
     def refused(self, *args, **kwargs):
         raise AssertionError("a model was loaded outside the inference package (BaseModel.load_networks)")
+
     monkeypatch.setattr(BaseModel, "load_networks", refused)
     forward = StyleGAN2Generator.forward
 
     def seeded(self, x):
         torch.manual_seed(0)
         return forward(self, x)
+
     monkeypatch.setattr(StyleGAN2Generator, "forward", seeded)
     return passed
 
 
 def read_outputs(folder: Path, stems: list[str], count: int) -> dict[str, np.ndarray]:
     """``<stem>.png`` (one output) or ``<stem>_<k>.png`` (k = 1 .. count) of each input, as arrays."""
-    names = [f"{stem}.png" for stem in stems] if count == 1 else \
-        [f"{stem}_{k}.png" for stem in stems for k in range(1, count + 1)]
+    names = (
+        [f"{stem}.png" for stem in stems]
+        if count == 1
+        else [f"{stem}_{k}.png" for stem in stems for k in range(1, count + 1)]
+    )
     return {name: np.asarray(Image.open(folder / name)) for name in names}
 
 
 def outputs_of_test_py(name, direction, root, ck, tmp_path, monkeypatch, stems, count):
-    argv = ["--dataroot", root, "--checkpoints_dir", ck, "--name", name, "--gpu_ids", "-1", "--results_dir",
-            tmp_path / "test_py", "--num_test", "0", "--preprocess", "none", "--direction", direction,
-            "--dataset_mode", "unaligned"]
+    argv = [
+        "--dataroot",
+        root,
+        "--checkpoints_dir",
+        ck,
+        "--name",
+        name,
+        "--gpu_ids",
+        "-1",
+        "--results_dir",
+        tmp_path / "test_py",
+        "--num_test",
+        "0",
+        "--preprocess",
+        "none",
+        "--direction",
+        direction,
+        "--dataset_mode",
+        "unaligned",
+    ]
     assert run_script(test_script, argv, monkeypatch) == 0
     images = tmp_path / "test_py" / name / "test_latest" / "images"
     cls = MODELS[name]
     if count == 1:
         return {f"{stem}.png": np.asarray(Image.open(images / cls.output_visual / f"{stem}.png")) for stem in stems}
-    return {f"{stem}_{k}.png": np.asarray(Image.open(images / cls.numbered_output(k) / f"{stem}.png"))
-            for stem in stems for k in range(1, count + 1)}
+    return {
+        f"{stem}_{k}.png": np.asarray(Image.open(images / cls.numbered_output(k) / f"{stem}.png"))
+        for stem in stems
+        for k in range(1, count + 1)
+    }
 
 
 def outputs_of_test_fid(name, direction, root, ck, features, tmp_path, monkeypatch, stems, count):
     """test_fid.py's translations (main run whole; its scores, tested in test_eval_fid.py, are replaced by a
     count: the Frechet distance of 1280-d random features costs seconds and says nothing here)."""
     monkeypatch.setattr(test_fid, "realism_scores", lambda real, fake, *args, **kwargs: {"fid": float(len(fake))})
-    argv = ["--dataroot", root, "--checkpoints_dir", ck, "--name", name, "--gpu_ids", "-1", "--results_dir",
-            tmp_path / "fid", "--preprocess", "none", "--direction", direction, "--dataset_mode", "unaligned",
-            "--features", "efficientnet_lite0", "--feature_weights", features, "--epochs", "latest",
-            "--prdc_k", "0", "--kid_subsets", "2", "--no_lpips", "--stats_cache", tmp_path / "cache", "--num_test", "0"]
+    argv = [
+        "--dataroot",
+        root,
+        "--checkpoints_dir",
+        ck,
+        "--name",
+        name,
+        "--gpu_ids",
+        "-1",
+        "--results_dir",
+        tmp_path / "fid",
+        "--preprocess",
+        "none",
+        "--direction",
+        direction,
+        "--dataset_mode",
+        "unaligned",
+        "--features",
+        "efficientnet_lite0",
+        "--feature_weights",
+        features,
+        "--epochs",
+        "latest",
+        "--prdc_k",
+        "0",
+        "--kid_subsets",
+        "2",
+        "--no_lpips",
+        "--stats_cache",
+        tmp_path / "cache",
+        "--num_test",
+        "0",
+    ]
     assert run_script(test_fid, argv, monkeypatch) == 0
     return read_outputs(tmp_path / "fid" / name / "fid_test" / "epoch_latest", stems, count)
 
 
 def outputs_of_translate_py(name, direction, split, ck, tmp_path, monkeypatch, stems, count):
-    argv = ["--name", name, "--checkpoints_dir", ck, "--direction", direction, "--device", "cpu", split,
-            tmp_path / "translate_py"]
+    argv = [
+        "--name",
+        name,
+        "--checkpoints_dir",
+        ck,
+        "--direction",
+        direction,
+        "--device",
+        "cpu",
+        split,
+        tmp_path / "translate_py",
+    ]
     assert run_script(translate_script, argv, monkeypatch) == 0
     return read_outputs(tmp_path / "translate_py", stems, count)
 
@@ -125,8 +194,9 @@ def outputs_of_compare(name, root, ck, tmp_path, monkeypatch, stems):
         return None
     (tmp_path / "compare" / "checkpoints").mkdir(parents=True)
     (tmp_path / "compare" / "checkpoints" / method).symlink_to(ck / name, target_is_directory=True)
-    args = compare.parse_args(["--dataroot", str(root), "--output_dir", str(tmp_path / "compare"), "--n_epochs", "1",
-                               "--n_epochs_decay", "0"])
+    args = compare.parse_args(
+        ["--dataroot", str(root), "--output_dir", str(tmp_path / "compare"), "--n_epochs", "1", "--n_epochs_decay", "0"]
+    )
     folder = compare.translate_method(args, method)
     return read_outputs(Path(folder), stems, 1)
 
@@ -148,10 +218,12 @@ def test_every_entry_point_gives_the_same_pixels(name, direction, runs, tmp_path
 
     produced = {
         "test.py": lambda: outputs_of_test_py(name, direction, root, ck, tmp_path, monkeypatch, stems, count),
-        "test_fid.py": lambda: outputs_of_test_fid(name, direction, root, ck, features, tmp_path, monkeypatch,
-                                                   stems, count),
-        "translate.py": lambda: outputs_of_translate_py(name, direction, split, ck, tmp_path, monkeypatch, stems,
-                                                        count),
+        "test_fid.py": lambda: outputs_of_test_fid(
+            name, direction, root, ck, features, tmp_path, monkeypatch, stems, count
+        ),
+        "translate.py": lambda: outputs_of_translate_py(
+            name, direction, split, ck, tmp_path, monkeypatch, stems, count
+        ),
     }
     if direction == "AtoB":
         produced["scripts/compare.py"] = lambda: outputs_of_compare(name, root, ck, tmp_path, monkeypatch, stems)
@@ -181,8 +253,14 @@ def test_the_reversed_cycle_gan_is_scored_on_its_own_generator(runs):
     assert (backward.translate(x) - forward.translate(x)).abs().max() > 1e-3
 
 
-ENTRY_POINTS = ["test.py", "test_fid.py", "translate.py", "app.py", "export.py", *sorted(
-    str(p.relative_to(ROOT)) for p in (ROOT / "scripts").glob("*.py"))]
+ENTRY_POINTS = [
+    "test.py",
+    "test_fid.py",
+    "translate.py",
+    "app.py",
+    "export.py",
+    *sorted(str(p.relative_to(ROOT)) for p in (ROOT / "scripts").glob("*.py")),
+]
 
 
 @pytest.mark.parametrize("path", ENTRY_POINTS)
@@ -190,8 +268,11 @@ def test_no_entry_point_builds_or_loads_a_model_itself(path):
     """Only inference/ (and training) build a model and read its networks: no entry point calls
     create_model, load_networks, read_networks or a network builder to translate."""
     tree = ast.parse((ROOT / path).read_text())
-    called = {node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
-              for node in ast.walk(tree) if isinstance(node, ast.Call)}
+    called = {
+        node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call)
+    }
     assert not called & {"create_model", "load_networks", "read_networks", "define_G", "build_generator"}, path
 
 
@@ -210,8 +291,11 @@ def imported_modules(path: Path) -> set[str]:
 def test_util_is_the_ground_floor():
     """util/ imports nothing from the layers above it (models/, inference/, data/, options/)."""
     for path in sorted((ROOT / "util").glob("*.py")):
-        upward = {m for m in imported_modules(path) if m.split(".")[0] in ("models", "inference", "data", "options",
-                                                                             "translator")}
+        upward = {
+            m
+            for m in imported_modules(path)
+            if m.split(".")[0] in ("models", "inference", "data", "options", "translator")
+        }
         assert not upward, f"{path.relative_to(ROOT)} imports {sorted(upward)}"
 
 
@@ -234,37 +318,65 @@ def test_inference_recognises_no_network_by_class_or_name():
                 assert "__name__" not in text, f"{path.name}:{node.lineno}: {text}"
 
 
-@pytest.mark.parametrize("extra,message", [
-    (["--prdc_k", "2"], "--prdc_k 2: density and coverage need more than 2 real and generated images (got 2 and 2)"),
-    (["--epochs", "latest,7"], "--epochs latest,7: no 7 checkpoint"),
-    (["--real_dir", "nowhere"], "--real_dir nowhere does not exist"),
-    (["--paired", "--model", "mmsc", "--name", "mmsc"], "--paired: --model mmsc gives 10 outputs per input"),
-])
-def test_test_fid_checks_every_argument_before_translating(extra, message, runs, tmp_path, monkeypatch, capsys,
-                                                           package_loop):
+@pytest.mark.parametrize(
+    "extra,message",
+    [
+        (
+            ["--prdc_k", "2"],
+            "--prdc_k 2: density and coverage need more than 2 real and generated images (got 2 and 2)",
+        ),
+        (["--epochs", "latest,7"], "--epochs latest,7: no 7 checkpoint"),
+        (["--real_dir", "nowhere"], "--real_dir nowhere does not exist"),
+        (["--paired", "--model", "mmsc", "--name", "mmsc"], "--paired: --model mmsc gives 10 outputs per input"),
+    ],
+)
+def test_test_fid_checks_every_argument_before_translating(
+    extra, message, runs, tmp_path, monkeypatch, capsys, package_loop
+):
     root, ck, features = runs
-    argv = ["--dataroot", root, "--checkpoints_dir", ck, "--name", "sc", "--gpu_ids", "-1", "--results_dir",
-            tmp_path / "fid", "--features", "efficientnet_lite0", "--feature_weights", features, "--epochs",
-            "latest", "--stats_cache", tmp_path / "cache"] + extra
+    argv = [
+        "--dataroot",
+        root,
+        "--checkpoints_dir",
+        ck,
+        "--name",
+        "sc",
+        "--gpu_ids",
+        "-1",
+        "--results_dir",
+        tmp_path / "fid",
+        "--features",
+        "efficientnet_lite0",
+        "--feature_weights",
+        features,
+        "--epochs",
+        "latest",
+        "--stats_cache",
+        tmp_path / "cache",
+    ] + extra
     assert run_script(test_fid, argv, monkeypatch) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) <= 2 and message in err[-1], err  # one line (after any progress bar), naming the option
     assert not package_loop and not (tmp_path / "fid").exists()  # nothing was translated
 
 
-@pytest.mark.parametrize("extra,message", [
-    (["--dataroot", "nowhere"], "--dataroot (trainA) nowhere/trainA does not exist"),
-    (["--real_dir", "nowhere"], "--real_dir nowhere does not exist"),
-    (["--n_epochs", "-1"], "--n_epochs -1: must be 0 or more"),
-    (["--crop_size", "300"], "--crop_size 300: must not exceed --load_size 286"),
-    (["--train_args", "--ngf '8"], "--train_args"),
-])
+@pytest.mark.parametrize(
+    "extra,message",
+    [
+        (["--dataroot", "nowhere"], "--dataroot (trainA) nowhere/trainA does not exist"),
+        (["--real_dir", "nowhere"], "--real_dir nowhere does not exist"),
+        (["--n_epochs", "-1"], "--n_epochs -1: must be 0 or more"),
+        (["--crop_size", "300"], "--crop_size 300: must not exceed --load_size 286"),
+        (["--train_args", "--ngf '8"], "--train_args"),
+    ],
+)
 def test_compare_checks_every_argument_before_training(extra, message, runs, tmp_path, monkeypatch, capsys):
     root, _, _ = runs
     compare = load_script("scripts/compare.py")
 
     def no_training(argv):
         raise AssertionError("compare.py trained before checking its arguments")
+
     monkeypatch.setattr(compare, "run_train", no_training)
     argv = ["--dataroot", root, "--output_dir", tmp_path / "out", "--n_epochs", "1", "--n_epochs_decay", "0"]
     assert run_script(compare, argv + extra, monkeypatch) == 2

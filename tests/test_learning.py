@@ -30,8 +30,11 @@ def dataroot(tmp_path_factory):
 
 
 def build(dataroot, extra, seed=0):
-    opt = TrainOptions(TINY + ["--dataroot", str(dataroot), "--checkpoints_dir", str(dataroot / "ck"),
-                               "--seed", str(seed), "--no_flip"] + extra).parse()
+    opt = TrainOptions(
+        TINY
+        + ["--dataroot", str(dataroot), "--checkpoints_dir", str(dataroot / "ck"), "--seed", str(seed), "--no_flip"]
+        + extra
+    ).parse()
     seed_everything(seed)
     model = create_model(opt)
     model.setup()
@@ -102,4 +105,3 @@ def test_head_step_does_not_send_gradient_to_the_generator(dataroot):
 def test_generator_learns_the_structure_without_a_gan_loss(dataroot):
     start, end = spatial_loss_curve(dataroot)
     assert end < 0.5 * start, (start, end)
-

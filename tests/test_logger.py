@@ -54,6 +54,7 @@ def _warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
 
 # ----------------------------------------------------------------------------- image_io
 
+
 def test_tensor2im_exact_values() -> None:
     special = torch.tensor([-1.0, 0.0, 1.0, -3.0, 3.0, 0.5, -0.5, 1.0 / 255.0], dtype=torch.float32)
     random = torch.rand(3 * 4 * 4 - special.numel(), generator=torch.Generator().manual_seed(0)) * 2.4 - 1.2
@@ -101,6 +102,7 @@ def test_save_image_exact_and_aspect_ratio(tmp_path: Path) -> None:
 
 # ----------------------------------------------------------------------------- html / plot
 
+
 def test_html_refresh_only_when_asked(tmp_path: Path) -> None:
     page = HTML(str(tmp_path / "a"), "title A")
     page.add_header("hello")
@@ -116,7 +118,7 @@ def test_html_refresh_only_when_asked(tmp_path: Path) -> None:
 
 
 def test_plot_losses_png_and_log_option(tmp_path: Path) -> None:
-    history = {"G": [(1.0 + i / 10, 2.0 ** -i) for i in range(10)], "D": [(1.0 + i / 10, 0.5) for i in range(10)]}
+    history = {"G": [(1.0 + i / 10, 2.0**-i) for i in range(10)], "D": [(1.0 + i / 10, 0.5) for i in range(10)]}
     plot_losses(history, str(tmp_path / "lin.png"), "t")
     plot_losses(history, str(tmp_path / "log.png"), "t", log_y=True)
     linear, logarithmic = _read_png(str(tmp_path / "lin.png")), _read_png(str(tmp_path / "log.png"))
@@ -131,6 +133,7 @@ def test_plot_losses_png_and_log_option(tmp_path: Path) -> None:
 
 
 # ----------------------------------------------------------------------------- Logger files
+
 
 def test_loss_log_format_and_appending(tmp_path: Path) -> None:
     log_dir = str(tmp_path / "exp")
@@ -158,17 +161,31 @@ def test_html_page_images_and_loss_curve(tmp_path: Path) -> None:
         logger.log_images(epoch, {"real_A": real * epoch / 2, "fake_B": grey}, save_result=True)
     logger.log_images(3, {"real_A": real}, save_result=False)
     images = log_dir / "web" / "images"
-    assert sorted(os.listdir(images)) == ["epoch001_fake_B.png", "epoch001_real_A.png", "epoch002_fake_B.png",
-                                          "epoch002_real_A.png", "loss_curve.png"]
-    np.testing.assert_array_equal(_read_png(str(images / "epoch001_real_A.png")),
-                                  _expected_uint8(real[0].numpy() / 2).transpose(1, 2, 0))
-    np.testing.assert_array_equal(_read_png(str(images / "epoch002_fake_B.png")),
-                                  np.repeat(_expected_uint8(grey[0, 0].numpy())[:, :, None], 3, axis=2))
+    assert sorted(os.listdir(images)) == [
+        "epoch001_fake_B.png",
+        "epoch001_real_A.png",
+        "epoch002_fake_B.png",
+        "epoch002_real_A.png",
+        "loss_curve.png",
+    ]
+    np.testing.assert_array_equal(
+        _read_png(str(images / "epoch001_real_A.png")), _expected_uint8(real[0].numpy() / 2).transpose(1, 2, 0)
+    )
+    np.testing.assert_array_equal(
+        _read_png(str(images / "epoch002_fake_B.png")),
+        np.repeat(_expected_uint8(grey[0, 0].numpy())[:, :, None], 3, axis=2),
+    )
     assert _read_png(str(images / "loss_curve.png")).shape == (450, 800, 3)
     html = (log_dir / "web" / "index.html").read_text()
     assert "http-equiv" not in html and "refresh" not in html.lower()
-    expected_order = ('src="images/loss_curve.png"', "epoch [2]", 'src="images/epoch002_real_A.png"',
-                      'src="images/epoch002_fake_B.png"', "epoch [1]", 'src="images/epoch001_real_A.png"')
+    expected_order = (
+        'src="images/loss_curve.png"',
+        "epoch [2]",
+        'src="images/epoch002_real_A.png"',
+        'src="images/epoch002_fake_B.png"',
+        "epoch [1]",
+        'src="images/epoch001_real_A.png"',
+    )
     order = [html.index(s) for s in expected_order]
     assert order == sorted(order)
     assert "epoch [3]" not in html and 'style="width:64px"' in html
@@ -200,24 +217,33 @@ def test_non_main_process_does_nothing(tmp_path: Path, caplog: pytest.LogCapture
 
 # ----------------------------------------------------------------------------- visdom off / missing
 
+
 def test_visdom_unreachable_warns_once_and_keeps_working(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     port = _free_port()
     start = time.monotonic()
     with caplog.at_level(logging.WARNING, logger="util.logger"):
-        logger = Logger(log_dir=str(tmp_path / "exp"), name="exp", display_id=1,
-                        display_server="http://127.0.0.1", display_port=port)
+        logger = Logger(
+            log_dir=str(tmp_path / "exp"),
+            name="exp",
+            display_id=1,
+            display_server="http://127.0.0.1",
+            display_port=port,
+        )
         assert time.monotonic() - start < 3.0
         assert not logger.visdom_enabled
         assert logger.log_scalars(1, 0.5, 1, {"G": 1.0}, 0.0, 0.0).endswith("G: 1.000")
         logger.log_images(1, {"real_A": _constant_image((1.0, 0.0, 0.0))}, save_result=True)
     messages = _warnings(caplog)
-    assert messages == [f"visdom server http://127.0.0.1:{port} not reachable; start it with "
-                        "`python -m visdom.server` — continuing without it"]
+    assert messages == [
+        f"visdom server http://127.0.0.1:{port} not reachable; start it with "
+        "`python -m visdom.server` — continuing without it"
+    ]
     assert os.path.isfile(tmp_path / "exp" / "web" / "images" / "epoch001_real_A.png")
 
 
-def test_visdom_not_installed_warns_with_install_hint(tmp_path: Path, caplog: pytest.LogCaptureFixture,
-        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_visdom_not_installed_warns_with_install_hint(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setitem(sys.modules, "visdom", None)  # makes `import visdom` raise ImportError
     with caplog.at_level(logging.WARNING, logger="util.logger"):
         logger = Logger(log_dir=str(tmp_path / "exp"), name="exp", display_id=1, display_port=_free_port())
@@ -227,8 +253,9 @@ def test_visdom_not_installed_warns_with_install_hint(tmp_path: Path, caplog: py
     assert 'pip install "setuptools<81" && pip install --no-build-isolation visdom==0.2.4' in messages[0]
 
 
-def test_display_id_zero_never_imports_visdom(tmp_path: Path, caplog: pytest.LogCaptureFixture,
-        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_display_id_zero_never_imports_visdom(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setitem(sys.modules, "visdom", None)
     logger = Logger(log_dir=str(tmp_path / "exp"), name="exp", display_id=0)
     logger.log_scalars(1, 0.5, 1, {"G": 1.0}, 0.0, 0.0)
@@ -237,9 +264,11 @@ def test_display_id_zero_never_imports_visdom(tmp_path: Path, caplog: pytest.Log
 
 # ----------------------------------------------------------------------------- a real visdom server
 
-_SERVER_CODE = ("import sys\nfrom visdom.server import run_server\n"
-                "sys.argv = ['visdom', '-port', sys.argv[1], '--hostname', '127.0.0.1',"
-                " '-env_path', sys.argv[2], '-logging_level', 'WARNING']\nrun_server.main()\n")
+_SERVER_CODE = (
+    "import sys\nfrom visdom.server import run_server\n"
+    "sys.argv = ['visdom', '-port', sys.argv[1], '--hostname', '127.0.0.1',"
+    " '-env_path', sys.argv[2], '-logging_level', 'WARNING']\nrun_server.main()\n"
+)
 
 
 @pytest.fixture
@@ -248,8 +277,11 @@ def visdom_server(tmp_path: Path) -> Iterator[tuple[subprocess.Popen, int]]:
     port = _free_port()
     log_path = tmp_path / "visdom_server.log"
     with open(log_path, "w") as log_file:
-        process = subprocess.Popen([sys.executable, "-c", _SERVER_CODE, str(port), str(tmp_path / "visdom_env")],
-                                   stdout=log_file, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(
+            [sys.executable, "-c", _SERVER_CODE, str(port), str(tmp_path / "visdom_env")],
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+        )
     try:
         deadline = time.monotonic() + 30.0
         while True:
@@ -269,20 +301,28 @@ def visdom_server(tmp_path: Path) -> Iterator[tuple[subprocess.Popen, int]]:
 def _decode_png_data_url(src: str) -> np.ndarray:
     prefix = "data:image/png;base64,"
     assert src.startswith(prefix)
-    with Image.open(io.BytesIO(base64.b64decode(src[len(prefix):]))) as image:
+    with Image.open(io.BytesIO(base64.b64decode(src[len(prefix) :]))) as image:
         return np.asarray(image.convert("RGB"))
 
 
 @pytest.mark.slow  # starts processes
-def test_real_visdom_server_receives_losses_and_images(tmp_path: Path, caplog: pytest.LogCaptureFixture,
-                                                       visdom_server: tuple[subprocess.Popen, int]) -> None:
+def test_real_visdom_server_receives_losses_and_images(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, visdom_server: tuple[subprocess.Popen, int]
+) -> None:
     import visdom
 
     process, port = visdom_server
     env = "logger_test"
     with caplog.at_level(logging.WARNING, logger="util.logger"):
-        logger = Logger(log_dir=str(tmp_path / "exp"), name="exp", display_id=1, display_server="http://127.0.0.1",
-                        display_port=port, display_env=env, display_ncols=2)
+        logger = Logger(
+            log_dir=str(tmp_path / "exp"),
+            name="exp",
+            display_id=1,
+            display_server="http://127.0.0.1",
+            display_port=port,
+            display_env=env,
+            display_ncols=2,
+        )
         assert logger.visdom_enabled
         logger.log_scalars(1, 0.5, 4, {"G_GAN": 0.5, "D_real": 0.25}, 0.0, 0.0)
         logger.log_scalars(1, 1.0, 8, {"G_GAN": 0.4, "D_real": 0.125}, 0.0, 0.0)

@@ -37,7 +37,7 @@ def test_meter_reports_the_latest_step_and_sums_g_losses_as_python_floats():
         parts = random_parts(generator, ["D_real", "G_idt", "G_s", "G_GAN", "F_s"])  # another order, an extra key
         meter.update(parts)
         python_sum += sum(float(parts[n]) for n in names if n.startswith("G_"))
-    assert meter.latest() == OrderedDict((n, float(parts[n])) for n in names)   # exact, in names' order
+    assert meter.latest() == OrderedDict((n, float(parts[n])) for n in names)  # exact, in names' order
     assert meter.epoch_sum() == python_sum and isinstance(meter.epoch_sum(), float)
     meter.start_epoch()
     assert meter.epoch_sum() == 0.0 and meter.latest() == OrderedDict((n, float(parts[n])) for n in names)
@@ -52,7 +52,7 @@ def test_a_resumed_sum_ends_where_the_uninterrupted_one_does():
         whole.update(parts)
     for parts in steps[:7]:
         first.update(parts)
-    resumed = LossMeter(names, torch.device("cpu"), epoch_sum=first.epoch_sum())   # the saved Python float
+    resumed = LossMeter(names, torch.device("cpu"), epoch_sum=first.epoch_sum())  # the saved Python float
     for parts in steps[7:]:
         resumed.update(parts)
     assert resumed.epoch_sum() == whole.epoch_sum()
@@ -91,12 +91,21 @@ def reference_run(argv, epochs):
 def test_logged_losses_and_plateau_metric_equal_reading_every_step(tmp_path, monkeypatch):
     for i, split in enumerate(("trainA", "trainB")):
         write_images(tmp_path / "data" / split, 2, seed=i)
-    argv = TINY + ["--dataroot", str(tmp_path / "data"), "--checkpoints_dir", str(tmp_path / "ck"), "--name", "m",
-                   "--lr_policy", "plateau"]
+    argv = TINY + [
+        "--dataroot",
+        str(tmp_path / "data"),
+        "--checkpoints_dir",
+        str(tmp_path / "ck"),
+        "--name",
+        "m",
+        "--lr_policy",
+        "plateau",
+    ]
     monkeypatch.setattr(BaseModel, "get_current_losses", lambda self: pytest.fail("a per-step read"))
     metrics, update = [], BaseModel.update_learning_rate
-    monkeypatch.setattr(BaseModel, "update_learning_rate",
-                        lambda self, metric=None: metrics.append(metric) or update(self, metric))
+    monkeypatch.setattr(
+        BaseModel, "update_learning_rate", lambda self, metric=None: metrics.append(metric) or update(self, metric)
+    )
     monkeypatch.setattr(sys, "argv", ["train.py"] + argv)
     run_cli(train.main)
     monkeypatch.undo()
@@ -107,4 +116,4 @@ def test_logged_losses_and_plateau_metric_equal_reading_every_step(tmp_path, mon
     assert len(printed) == len(logged) == 4 and printed[0].keys() == {"G_GAN", "G_s", "D_real", "D_fake"}
     for got, want in zip(printed, logged):
         assert got == {k: f"{v:.3f}" for k, v in want.items()}
-    assert metrics == expected_metrics          # the epoch's mean G loss, exactly
+    assert metrics == expected_metrics  # the epoch's mean G loss, exactly

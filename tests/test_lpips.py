@@ -68,8 +68,11 @@ def package(backbone):
 
 @pytest.fixture(scope="module")
 def lin_weights():
-    state = torch.load(os.path.join(os.path.dirname(lpips.__file__), "weights", "v0.1", "vgg.pth"),
-                       map_location="cpu", weights_only=True)
+    state = torch.load(
+        os.path.join(os.path.dirname(lpips.__file__), "weights", "v0.1", "vgg.pth"),
+        map_location="cpu",
+        weights_only=True,
+    )
     return [state[f"lin{k}.model.1.weight"].flatten() for k in range(5)]
 
 
@@ -81,6 +84,7 @@ def images(n, seed):
 def paper_lpips(x, y, backbone, lin_weights, mean, std):
     """LPIPS from its definition: unit-normalised relu features, squared difference weighted per channel,
     spatial mean, summed over the five layers."""
+
     def taps(image):
         h = ((image + 1) / 2 - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1)
         found = []
@@ -93,8 +97,8 @@ def paper_lpips(x, y, backbone, lin_weights, mean, std):
 
     total = torch.zeros(x.shape[0])
     for fx, fy, w in zip(taps(x), taps(y), lin_weights):
-        nx = fx / (torch.sqrt((fx ** 2).sum(dim=1, keepdim=True)) + 1e-10)
-        ny = fy / (torch.sqrt((fy ** 2).sum(dim=1, keepdim=True)) + 1e-10)
+        nx = fx / (torch.sqrt((fx**2).sum(dim=1, keepdim=True)) + 1e-10)
+        ny = fy / (torch.sqrt((fy**2).sum(dim=1, keepdim=True)) + 1e-10)
         total += ((nx - ny) ** 2 * w.view(1, -1, 1, 1)).sum(dim=1).mean(dim=(1, 2))
     return total
 
@@ -102,14 +106,14 @@ def paper_lpips(x, y, backbone, lin_weights, mean, std):
 def test_distance_equals_the_packages_forward(metrics, package):
     x, y = images(3, 1), images(3, 2)
     with torch.no_grad():
-        expected_plain = package(x, y).flatten()      # the package's own ImageNet scaling constants
+        expected_plain = package(x, y).flatten()  # the package's own ImageNet scaling constants
         package.scaling_layer.shift.copy_(torch.tensor(CAFFE_MEAN).view(1, 3, 1, 1) * 2 - 1)
         package.scaling_layer.scale.copy_(torch.tensor(CAFFE_STD).view(1, 3, 1, 1) * 2)
         expected_caffe = package(x, y).flatten()
     torch.testing.assert_close(metrics["plain"].distance(x, y), expected_plain, rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(metrics["caffe"].distance(x, y), expected_caffe, rtol=1e-5, atol=1e-6)
     assert metrics["plain"].distance(x, y).shape == (3,)
-    assert not torch.allclose(expected_plain, expected_caffe)   # the scaling matters
+    assert not torch.allclose(expected_plain, expected_caffe)  # the scaling matters
 
 
 def test_distance_equals_the_papers_formula(metrics, backbone, lin_weights):
@@ -133,9 +137,11 @@ def test_scaling_layer_is_the_files_preprocessing(metrics):
 
 
 def test_diversity_is_the_mean_over_all_unordered_pairs(metrics):
-    metric = metrics["caffe"]   # batch_size 4: the 10 pairs of 5 outputs go in chunks of 4, 4, 2
+    metric = metrics["caffe"]  # batch_size 4: the 10 pairs of 5 outputs go in chunks of 4, 4, 2
     outputs = images(5, 6)
-    slow = [float(metric.distance(outputs[i:i + 1], outputs[j:j + 1])) for i, j in itertools.combinations(range(5), 2)]
+    slow = [
+        float(metric.distance(outputs[i : i + 1], outputs[j : j + 1])) for i, j in itertools.combinations(range(5), 2)
+    ]
     assert metric.diversity(outputs) == pytest.approx(np.mean(slow), rel=1e-5)
     assert metric.diversity(outputs.flip(0)) == pytest.approx(metric.diversity(outputs), rel=1e-5)
     torch.testing.assert_close(metric.distance(outputs[:2], outputs[2:4]), metric.distance(outputs[2:4], outputs[:2]))
@@ -163,13 +169,14 @@ def test_mean_diversity_averages_the_inputs(metrics):
 def test_inputs_grey_range_and_eval_mode(metrics):
     metric = metrics["plain"]
     grey = images(2, 10)[:, :1]
-    torch.testing.assert_close(metric.distance(grey[:1], grey[1:]),
-                               metric.distance(grey[:1].repeat(1, 3, 1, 1), grey[1:].repeat(1, 3, 1, 1)))
+    torch.testing.assert_close(
+        metric.distance(grey[:1], grey[1:]), metric.distance(grey[:1].repeat(1, 3, 1, 1), grey[1:].repeat(1, 3, 1, 1))
+    )
     with pytest.raises(ValueError, match=r"\[-1, 1\]"):
         metric.distance(images(1, 1) + 1.5, images(1, 2))
     with pytest.raises(ValueError, match="equal shape"):
         metric.distance(images(1, 1), images(2, 2))
-    metric.train()   # the package's linear layers hold dropout (p 0.5): it must stay off
+    metric.train()  # the package's linear layers hold dropout (p 0.5): it must stay off
     assert not any(module.training for module in metric.modules())
     x, y = images(1, 11), images(1, 12)
     assert torch.equal(metric.distance(x, y), metric.distance(x, y))
@@ -231,15 +238,27 @@ def test_score_multi_script(files, metrics, tmp_path, monkeypatch, capsys):
         for style in ("s1", "s2"):
             (tmp_path / "ref").mkdir(exist_ok=True)
             Image.fromarray(photo).save(tmp_path / "ref" / f"{name}_{style}.png")
-    argv = ["--results", tmp_path / "page", "--lpips_weights", files["plain"], "--reference", tmp_path / "ref",
-            "--figure", tmp_path / "grid.jpg", "--rows", "2"]
+    argv = [
+        "--results",
+        tmp_path / "page",
+        "--lpips_weights",
+        files["plain"],
+        "--reference",
+        tmp_path / "ref",
+        "--figure",
+        tmp_path / "grid.jpg",
+        "--rows",
+        "2",
+    ]
     assert run_script(score_multi, argv, monkeypatch) == 0
     assert "NOT torchvision's" not in capsys.readouterr().out  # a file named like torchvision's
     scores = json.loads((tmp_path / "page" / "multi_scores.json").read_text())
     metric = metrics["plain"]
     for name in ("a", "b"):
         outs = load_images([str(pages / f / f"{name}.png") for f in ("fake_B_1", "fake_B_2", "fake_B_3")])
-        pairs = [float(metric.distance(outs[i:i + 1], outs[j:j + 1])) for i, j in itertools.combinations(range(3), 2)]
+        pairs = [
+            float(metric.distance(outs[i : i + 1], outs[j : j + 1])) for i, j in itertools.combinations(range(3), 2)
+        ]
         photo = source[name] / 255.0
         structure = np.mean([ssim(((o.permute(1, 2, 0).numpy() + 1) / 2).clip(0, 1), photo) for o in outs])
         assert scores["images"][name]["lpips_diversity"] == pytest.approx(np.mean(pairs), abs=1e-5)
@@ -248,7 +267,7 @@ def test_score_multi_script(files, metrics, tmp_path, monkeypatch, capsys):
         assert scores["reference"]["images"][name]["lpips_diversity"] == pytest.approx(0, abs=1e-6)
         assert scores["reference"]["images"][name]["ssim_structure"] == pytest.approx(1, abs=1e-6)
     with Image.open(tmp_path / "grid.jpg") as grid:
-        assert grid.size == (4 * 100 + 8, 2 * 100)   # input | 3 outputs at 96 px + 4 px gaps
+        assert grid.size == (4 * 100 + 8, 2 * 100)  # input | 3 outputs at 96 px + 4 px gaps
     (pages / "fake_B_2").rename(pages / "other")
     (pages / "fake_B_3").rename(pages / "other3")
     assert run_script(score_multi, argv[:4], monkeypatch) != 0

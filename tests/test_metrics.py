@@ -7,15 +7,15 @@ from util.metrics import colour_distance, gaussian_window, psnr, ssim
 
 def slow_ssim(x, y, size=11, sigma=1.5):
     w = gaussian_window(size, sigma)
-    c1, c2 = 0.01 ** 2, 0.03 ** 2
+    c1, c2 = 0.01**2, 0.03**2
     values = []
     for i in range(x.shape[0] - size + 1):
         for j in range(x.shape[1] - size + 1):
-            px, py = x[i:i + size, j:j + size], y[i:i + size, j:j + size]
+            px, py = x[i : i + size, j : j + size], y[i : i + size, j : j + size]
             mx, my = (w * px).sum(), (w * py).sum()
             vx, vy = (w * (px - mx) ** 2).sum(), (w * (py - my) ** 2).sum()
             cov = (w * (px - mx) * (py - my)).sum()
-            values.append(((2 * mx * my + c1) * (2 * cov + c2)) / ((mx ** 2 + my ** 2 + c1) * (vx + vy + c2)))
+            values.append(((2 * mx * my + c1) * (2 * cov + c2)) / ((mx**2 + my**2 + c1) * (vx + vy + c2)))
     return float(np.mean(values))
 
 
@@ -35,8 +35,8 @@ def test_psnr_and_colour_distance():
     b = np.full((4, 4, 3), 0.1)
     assert abs(psnr(a, b) - 20.0) < 1e-9
     assert psnr(a, a) == float("inf")
-    assert colour_distance(a, b) == 0.0        # same histogram bin
+    assert colour_distance(a, b) == 0.0  # same histogram bin
     c = np.full((4, 4, 3), 0.9)
-    assert colour_distance(a, c) == 1.0        # disjoint palettes
+    assert colour_distance(a, c) == 1.0  # disjoint palettes
     half = np.concatenate([a[:2], c[:2]])
     assert abs(colour_distance(a, half) - 0.5) < 1e-12

@@ -78,16 +78,32 @@ def test_published_sizes_have_munits_parameter_count():
     """Width 64, style 8, 2 downsamplings, 4 residual blocks, MLP 256 x 3; D 64 wide, 4 layers, 3 scales,
     counted layer by layer from the architecture."""
     c = 256
-    style = conv_params(3, 64, 7) + conv_params(64, 128, 4) + conv_params(128, 256, 4) \
-        + 2 * conv_params(256, 256, 4) + conv_params(256, 8, 1)
+    style = (
+        conv_params(3, 64, 7)
+        + conv_params(64, 128, 4)
+        + conv_params(128, 256, 4)
+        + 2 * conv_params(256, 256, 4)
+        + conv_params(256, 8, 1)
+    )
     content = conv_params(3, 64, 7) + conv_params(64, 128, 4) + conv_params(128, 256, 4) + 8 * conv_params(c, c, 3)
-    decoder = 8 * conv_params(c, c, 3) + conv_params(256, 128, 5) + 2 * 128 + conv_params(128, 64, 5) + 2 * 64 \
+    decoder = (
+        8 * conv_params(c, c, 3)
+        + conv_params(256, 128, 5)
+        + 2 * 128
+        + conv_params(128, 64, 5)
+        + 2 * 64
         + conv_params(64, 3, 7)
+    )
     mlp = (8 * 256 + 256) + (256 * 256 + 256) + (256 * 16 * c + 16 * c)
     net = MUNITGenerator(3)
     assert sum(p.numel() for p in net.parameters()) == style + content + decoder + mlp
-    scale = conv_params(3, 64, 4) + conv_params(64, 128, 4) + conv_params(128, 256, 4) + conv_params(256, 512, 4) \
+    scale = (
+        conv_params(3, 64, 4)
+        + conv_params(64, 128, 4)
+        + conv_params(128, 256, 4)
+        + conv_params(256, 512, 4)
         + conv_params(512, 1, 1)
+    )
     assert sum(p.numel() for p in MultiScaleImageDiscriminator(3).parameters()) == 3 * scale
 
 
@@ -106,7 +122,7 @@ def test_adain_and_layer_norm_against_numpy():
     expected = np.stack([(s - s.mean()) / (s.std(ddof=1) + 1e-5) for s in x])
     expected = expected * norm.gamma.detach().numpy()[None, :, None, None]
     np.testing.assert_allclose(norm(torch.tensor(x)).detach().numpy(), expected, atol=1e-10)
-    assert 0 <= norm.gamma.min() and norm.gamma.max() < 1   # MUNIT's uniform start
+    assert 0 <= norm.gamma.min() and norm.gamma.max() < 1  # MUNIT's uniform start
 
 
 def test_the_style_code_changes_the_output():
@@ -123,20 +139,39 @@ def test_the_style_code_changes_the_output():
 # ---- options and bad input -----------------------------------------------------------------------
 def test_munit_defaults():
     opt = TrainOptions(["--model", "mmsc", "--gpu_ids", "-1"]).parse()
-    assert (opt.style_dim, opt.n_res, opt.mlp_dim, opt.mlp_layers, opt.n_downsample, opt.gan_mode) == \
-        (8, 4, 256, 3, 2, "lsgan")
+    assert (opt.style_dim, opt.n_res, opt.mlp_dim, opt.mlp_layers, opt.n_downsample, opt.gan_mode) == (
+        8,
+        4,
+        256,
+        3,
+        2,
+        "lsgan",
+    )
     assert (opt.lr, opt.beta1, opt.beta2, opt.weight_decay) == (1e-4, 0.5, 0.999, 1e-4)
-    assert (opt.lambda_rec_x, opt.lambda_rec_s, opt.lambda_rec_c, opt.lambda_cycle, opt.lambda_spatial) == \
-        (10, 1, 1, 0, 10)
-    assert (opt.n_layers_D, opt.n_scales_D, opt.init_type, opt.loss_mode, opt.learned_attn) == \
-        (4, 3, "kaiming", "cos", False)
+    assert (opt.lambda_rec_x, opt.lambda_rec_s, opt.lambda_rec_c, opt.lambda_cycle, opt.lambda_spatial) == (
+        10,
+        1,
+        1,
+        0,
+        10,
+    )
+    assert (opt.n_layers_D, opt.n_scales_D, opt.init_type, opt.loss_mode, opt.learned_attn) == (
+        4,
+        3,
+        "kaiming",
+        "cos",
+        False,
+    )
 
 
-@pytest.mark.parametrize("extra,needle", [
-    (["--crop_size", "30", "--load_size", "30"], "--crop_size 30: --model mmsc needs a multiple of 4"),
-    (["--n_scales_D", "3", "--n_layers_D", "4"], "needs at least 64"),
-    (["--style_dim", "0"], "--style_dim 0: must be at least 1"),
-])
+@pytest.mark.parametrize(
+    "extra,needle",
+    [
+        (["--crop_size", "30", "--load_size", "30"], "--crop_size 30: --model mmsc needs a multiple of 4"),
+        (["--n_scales_D", "3", "--n_layers_D", "4"], "needs at least 64"),
+        (["--style_dim", "0"], "--style_dim 0: must be at least 1"),
+    ],
+)
 def test_bad_training_options_are_one_line(extra, needle, tiny, tmp_path, monkeypatch, capsys):
     assert run(train_script, common(tiny, tmp_path, "bad") + extra, monkeypatch) != 0
     err = capsys.readouterr().err
@@ -204,22 +239,44 @@ def test_lsesim_resume_is_bit_identical_and_test_py_writes_k_outputs(tiny, tmp_p
     ck = tmp_path / "ck"
     assert run(train_script, common(tiny, ck, "full") + extra + ["--max_iters", "3"], monkeypatch) == 0
     assert run(train_script, common(tiny, ck, "part") + extra + ["--max_iters", "1"], monkeypatch) == 0
-    assert run(train_script, common(tiny, ck, "part") + extra + ["--max_iters", "3", "--continue_train"],
-               monkeypatch) == 0
+    assert (
+        run(train_script, common(tiny, ck, "part") + extra + ["--max_iters", "3", "--continue_train"], monkeypatch) == 0
+    )
     for net in nets:
         a = torch.load(ck / "full" / f"latest_net_{net}.pth", weights_only=True)
         b = torch.load(ck / "part" / f"latest_net_{net}.pth", weights_only=True)
         assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), net
     res = tmp_path / "res"
-    assert run(test_script, ["--dataroot", tiny, "--name", "full", "--checkpoints_dir", ck, "--results_dir", res,
-                             "--gpu_ids", "-1", "--n_styles", "3", "--preprocess", "none"], monkeypatch) == 0
+    assert (
+        run(
+            test_script,
+            [
+                "--dataroot",
+                tiny,
+                "--name",
+                "full",
+                "--checkpoints_dir",
+                ck,
+                "--results_dir",
+                res,
+                "--gpu_ids",
+                "-1",
+                "--n_styles",
+                "3",
+                "--preprocess",
+                "none",
+            ],
+            monkeypatch,
+        )
+        == 0
+    )
     images = res / "full" / "test_latest" / "images"
     assert sorted(os.listdir(images)) == ["fake_B_1", "fake_B_2", "fake_B_3", "real_A"]
     assert all(len(os.listdir(images / d)) == 2 for d in os.listdir(images))
     page = (res / "full" / "test_latest" / "index.html").read_text()
     rows = page.split("<table")[1:]
     assert len(rows) == 2
-    for name, row in zip(("img_0", "img_1"), rows):   # one row per input: input | 3 outputs
+    for name, row in zip(("img_0", "img_1"), rows):  # one row per input: input | 3 outputs
         labels = list(dict.fromkeys(re.findall(rf'src="(\w+)/{name}\.png"', row)))
         assert labels == ["real_A", "fake_B_1", "fake_B_2", "fake_B_3"]
 
@@ -235,8 +292,21 @@ def trained(tiny, tmp_path_factory):
 
 
 def load_test_model(tiny, ck, extra=()):
-    opt = TestOptions(["--dataroot", str(tiny), "--name", "run", "--checkpoints_dir", str(ck), "--gpu_ids", "-1",
-                       "--preprocess", "none"] + list(extra)).parse()
+    opt = TestOptions(
+        [
+            "--dataroot",
+            str(tiny),
+            "--name",
+            "run",
+            "--checkpoints_dir",
+            str(ck),
+            "--gpu_ids",
+            "-1",
+            "--preprocess",
+            "none",
+        ]
+        + list(extra)
+    ).parse()
     model = create_model(opt)
     model.setup(epoch="latest")
     return model
@@ -288,9 +358,31 @@ def test_test_py_takes_style_images_through_the_data(tiny, trained, tmp_path, mo
     write_images(tmp_path / "ref", 2, size=(32, 32), seed=9)
     refs = [tmp_path / "ref" / "img_0.png", tmp_path / "ref" / "img_1.png"]
     res = tmp_path / "res"
-    assert run(test_script, ["--dataroot", tiny, "--name", "run", "--checkpoints_dir", trained, "--results_dir", res,
-                             "--gpu_ids", "-1", "--preprocess", "none", "--num_test", "1", "--style_image", *refs],
-               monkeypatch) == 0
+    assert (
+        run(
+            test_script,
+            [
+                "--dataroot",
+                tiny,
+                "--name",
+                "run",
+                "--checkpoints_dir",
+                trained,
+                "--results_dir",
+                res,
+                "--gpu_ids",
+                "-1",
+                "--preprocess",
+                "none",
+                "--num_test",
+                "1",
+                "--style_image",
+                *refs,
+            ],
+            monkeypatch,
+        )
+        == 0
+    )
     images = res / "run" / "test_latest" / "images"
     assert sorted(os.listdir(images)) == ["fake_B_1", "fake_B_2", "real_A", "style_B_1", "style_B_2"]
 
@@ -308,11 +400,26 @@ def test_reverse_direction_and_unpadded_sizes(tiny, trained):
     torch.testing.assert_close(visuals["fake_B_1"], expected, atol=1e-5, rtol=0)
 
 
-@pytest.mark.parametrize("extra,needle", [(["--n_styles", "0"], "--n_styles 0: must be at least 1"),
-                                          (["--style_image", "/nonexistent.png"], "/nonexistent.png")])
+@pytest.mark.parametrize(
+    "extra,needle",
+    [
+        (["--n_styles", "0"], "--n_styles 0: must be at least 1"),
+        (["--style_image", "/nonexistent.png"], "/nonexistent.png"),
+    ],
+)
 def test_bad_test_options_are_one_line(extra, needle, tiny, trained, tmp_path, monkeypatch, capsys):
-    argv = ["--dataroot", tiny, "--name", "run", "--checkpoints_dir", trained, "--gpu_ids", "-1",
-            "--results_dir", tmp_path] + extra
+    argv = [
+        "--dataroot",
+        tiny,
+        "--name",
+        "run",
+        "--checkpoints_dir",
+        trained,
+        "--gpu_ids",
+        "-1",
+        "--results_dir",
+        tmp_path,
+    ] + extra
     assert run(test_script, argv, monkeypatch) != 0
     err = capsys.readouterr().err
     assert needle in err and "Traceback" not in err
@@ -370,8 +477,16 @@ def test_two_processes_agree_and_match_one_process(tiny, tmp_path):
     argv = ["--dataroot", str(data), "--checkpoints_dir", str(tmp_path / "ck")] + TINY + SMALL + LSESIM
     two = argv + ["--name", "ddp", "--max_iters", "1"]
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
-    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--standalone",
-               str(ROOT / "tests" / "test_dist.py"), str(tmp_path / "dumps"), " ".join(two)]
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node=2",
+        "--standalone",
+        str(ROOT / "tests" / "test_dist.py"),
+        str(tmp_path / "dumps"),
+        " ".join(two),
+    ]
     done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     rank0, rank1 = (torch.load(tmp_path / "dumps" / f"run0_rank{r}.pth", weights_only=True) for r in (0, 1))

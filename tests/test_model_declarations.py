@@ -60,8 +60,13 @@ def test_output_names_single_and_multi():
     assert MMSCModel.output_names(opt) == ["fake_B_1", "fake_B_2", "fake_B_3"]
     opt.style_image = ["a.png", "b.png"]
     assert MMSCModel.output_names(opt) == ["fake_B_1", "fake_B_2"]
-    assert [MMSCModel.output_number(n) for n in ("fake_B_2", "fake_B_12", "fake_B", "fake_B_x", "real_A")] == \
-        [2, 12, None, None, None]
+    assert [MMSCModel.output_number(n) for n in ("fake_B_2", "fake_B_12", "fake_B", "fake_B_x", "real_A")] == [
+        2,
+        12,
+        None,
+        None,
+        None,
+    ]
 
 
 def test_test_fid_and_score_multi_read_the_declarations(tmp_path, monkeypatch):

@@ -24,8 +24,19 @@ class Died(BaseException):
 
 def argv(data, ck, name, *extra):
     """TINY without pictures; 'latest' after every step and the networks at every epoch's end."""
-    quiet = ["--display_freq", "1000", "--update_html_freq", "1000", "--no_html", "--print_freq", "1000",
-             "--save_latest_freq", "1", "--save_epoch_freq", "1"]
+    quiet = [
+        "--display_freq",
+        "1000",
+        "--update_html_freq",
+        "1000",
+        "--no_html",
+        "--print_freq",
+        "1000",
+        "--save_latest_freq",
+        "1",
+        "--save_epoch_freq",
+        "1",
+    ]
     return ["--dataroot", data, "--name", name, "--checkpoints_dir", ck] + TINY + quiet + list(extra)
 
 
@@ -97,6 +108,7 @@ def die_at(monkeypatch, n):
         count[0] += 1
         if count[0] == n:
             raise Died(f"{op} {path}")
+
     monkeypatch.setattr(commit, "SAVE_HOOK", hook)
 
 
@@ -160,6 +172,7 @@ def test_a_full_disk_on_the_second_file_keeps_the_previous_save(tiny, straight, 
         if count[0] == second_save + 1:  # the second file written by the second save: latest_net_D
             assert op == "write" and path.endswith(".latest_net_D.pth.pending")
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
     monkeypatch.setattr(commit, "SAVE_HOOK", full)
     assert run(train_script, argv(tiny, tmp_path, "run"), monkeypatch) == 2
     err = capsys.readouterr().err.strip()
@@ -202,6 +215,7 @@ def test_no_save_writes_a_non_finite_tensor(tmp_path):
 
 # ---- the non-finite guard -----------------------------------------------------------------------------
 
+
 def poison_from(step, names=("G_s",)):
     """NONFINITE_HOOK: the losses ``names`` are NaN in every step from ``step`` (1-based) on."""
     return lambda counters: names if counters["steps"] + 1 >= step else ()
@@ -235,16 +249,24 @@ def test_a_short_burst_of_nan_is_skipped_and_training_goes_on(tiny, tmp_path, mo
     assert all(torch.isfinite(v).all() for v in load(tmp_path / "burst" / "latest_net_G.pth").values())
 
 
-MODEL_OPTIONS = {"sc": [], "cut": ["--model", "cut"], "cycle_gan": ["--model", "cycle_gan"],
-                 "sinsc": ["--model", "sinsc", "--crop_size", "32", "--batch_size", "1", "--patch_nums", "16"],
-                 "mmsc": MMSC_SMALL, "template": ["--model", "template"]}
+MODEL_OPTIONS = {
+    "sc": [],
+    "cut": ["--model", "cut"],
+    "cycle_gan": ["--model", "cycle_gan"],
+    "sinsc": ["--model", "sinsc", "--crop_size", "32", "--batch_size", "1", "--patch_nums", "16"],
+    "mmsc": MMSC_SMALL,
+    "template": ["--model", "template"],
+}
 
 
 def model_state(model):
     """Everything a step may change: weights and buffers, optimiser and GradScaler states, image pools."""
-    return {"nets": {n: net.state_dict() for n, net in model.networks().items()},
-            "optimizers": [o.state_dict() for o in model.optimizers], "scaler": model.scaler.state_dict(),
-            "extra": model.extra_state()}
+    return {
+        "nets": {n: net.state_dict() for n, net in model.networks().items()},
+        "optimizers": [o.state_dict() for o in model.optimizers],
+        "scaler": model.scaler.state_dict(),
+        "extra": model.extra_state(),
+    }
 
 
 def clone(obj):
@@ -263,7 +285,7 @@ VGG_FREE = {"cut", "cycle_gan", "template"}  # models without a VGG16 (and so wi
 def tiny_options(name):
     """TINY for model ``name``."""
     i = TINY.index("--vgg_weights")
-    return TINY[:i] + TINY[i + 2:] if name in VGG_FREE else TINY
+    return TINY[:i] + TINY[i + 2 :] if name in VGG_FREE else TINY
 
 
 def test_every_model_has_options_here():
@@ -272,8 +294,11 @@ def test_every_model_has_options_here():
 
 @pytest.mark.parametrize("name", sorted(MODEL_OPTIONS))
 def test_a_non_finite_step_changes_nothing_in_every_model(name, tmp_path):
-    opt = TrainOptions(["--checkpoints_dir", str(tmp_path), "--name", "m", "--pool_size", "2"] + tiny_options(name)
-                       + MODEL_OPTIONS[name]).parse()
+    opt = TrainOptions(
+        ["--checkpoints_dir", str(tmp_path), "--name", "m", "--pool_size", "2"]
+        + tiny_options(name)
+        + MODEL_OPTIONS[name]
+    ).parse()
     seed_everything(0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -284,7 +309,8 @@ def test_a_non_finite_step_changes_nothing_in_every_model(name, tmp_path):
 
     def batch():
         return {key: torch.rand(1, 3, size, size, generator=generator) * 2 - 1 for key in ("A", "B")} | {
-            "A_paths": ["a"]}
+            "A_paths": ["a"]
+        }
 
     def step(poison=frozenset()):
         model.set_input(batch())
@@ -300,14 +326,20 @@ def test_a_non_finite_step_changes_nothing_in_every_model(name, tmp_path):
     assert_same(model_state(model), before)
     assert step() == []  # the guard lets the next finite step through
     changed = model_state(model)
-    assert any(not torch.equal(changed["nets"][n][k], v) for n in before["nets"] for k, v in before["nets"][n].items()
-               if v.is_floating_point())
+    assert any(
+        not torch.equal(changed["nets"][n][k], v)
+        for n in before["nets"]
+        for k, v in before["nets"][n].items()
+        if v.is_floating_point()
+    )
 
 
 # ---- one run per folder --------------------------------------------------------------------------------
 
-HOLD = ("import sys, time; sys.path.insert(0, sys.argv[1]); from util.run_lock import RunLock; "
-        "RunLock(sys.argv[2]).acquire(); print('ready', flush=True); time.sleep(120)")
+HOLD = (
+    "import sys, time; sys.path.insert(0, sys.argv[1]); from util.run_lock import RunLock; "
+    "RunLock(sys.argv[2]).acquire(); print('ready', flush=True); time.sleep(120)"
+)
 
 
 def test_a_second_train_on_a_locked_folder_stops_and_a_stale_lock_is_taken_over(tiny, tmp_path, monkeypatch, capsys):
@@ -338,13 +370,15 @@ def test_fp16_overflow_is_the_grad_scalers_and_is_not_counted(tmp_path):
         warnings.simplefilter("ignore")
         model = create_model(opt)
     model.setup()
-    batch = {key: torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(i)) * 2 - 1
-             for i, key in enumerate(("A", "B"))}
-    model.scaler = torch.amp.GradScaler("cpu", init_scale=2.0 ** 120)  # every scaled gradient overflows
+    batch = {
+        key: torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(i)) * 2 - 1
+        for i, key in enumerate(("A", "B"))
+    }
+    model.scaler = torch.amp.GradScaler("cpu", init_scale=2.0**120)  # every scaled gradient overflows
     model.set_input(batch)
     model.begin_step()
     model.optimize_parameters()
-    assert model.end_step() == [] and model.scaler.get_scale() == 2.0 ** 119
+    assert model.end_step() == [] and model.scaler.get_scale() == 2.0**119
     before = clone(model_state(model))
     model.poison = frozenset(["D_real"])
     model.begin_step()

@@ -77,11 +77,13 @@ def test_the_graph_scales_and_pads_inside(tmp_path):
 
 def mmsc_by_hand(encoder, decoder):
     """The mmsc translation written out: reflect-pad to 4, E_A's content, G_B's decoder with the code, crop."""
+
     def run(image, style):
         x = image * 2 - 1
         h, w = x.shape[2:]
         padded = F.pad(x, (0, -w % 4, 0, -h % 4), mode="reflect")
         return ((decoder(encoder(padded)[0], style)[:, :, :h, :w] + 1) / 2).clamp(0, 1)
+
     return run
 
 

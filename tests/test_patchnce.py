@@ -5,8 +5,15 @@ import math
 import pytest
 import torch
 
-from models.patchnce import (DIAGONAL_LOGIT, PatchSampleMLP, gather_patches, l2_normalize, patch_nce,
-                             patch_nce_loss, sample_patch_ids)
+from models.patchnce import (
+    DIAGONAL_LOGIT,
+    PatchSampleMLP,
+    gather_patches,
+    l2_normalize,
+    patch_nce,
+    patch_nce_loss,
+    sample_patch_ids,
+)
 
 
 def loop_patch_losses(query: torch.Tensor, key: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -86,9 +93,20 @@ def test_sample_ids_gather_and_normalise_match_loops():
 def test_heads_are_built_at_construction_with_the_published_names():
     head = PatchSampleMLP([3, 16, 32], num_features=8)
     names = {k: tuple(v.shape) for k, v in head.state_dict().items()}
-    assert names == {"mlp_0.0.weight": (8, 3), "mlp_0.0.bias": (8,), "mlp_0.2.weight": (8, 8), "mlp_0.2.bias": (8,),
-                     "mlp_1.0.weight": (8, 16), "mlp_1.0.bias": (8,), "mlp_1.2.weight": (8, 8), "mlp_1.2.bias": (8,),
-                     "mlp_2.0.weight": (8, 32), "mlp_2.0.bias": (8,), "mlp_2.2.weight": (8, 8), "mlp_2.2.bias": (8,)}
+    assert names == {
+        "mlp_0.0.weight": (8, 3),
+        "mlp_0.0.bias": (8,),
+        "mlp_0.2.weight": (8, 8),
+        "mlp_0.2.bias": (8,),
+        "mlp_1.0.weight": (8, 16),
+        "mlp_1.0.bias": (8,),
+        "mlp_1.2.weight": (8, 8),
+        "mlp_1.2.bias": (8,),
+        "mlp_2.0.weight": (8, 32),
+        "mlp_2.0.bias": (8,),
+        "mlp_2.2.weight": (8, 8),
+        "mlp_2.2.bias": (8,),
+    }
     feats = [torch.randn(2, c, 6, 6) for c in (3, 16, 32)]
     ids = head.sample_ids(feats, 10)
     out = head(feats, ids)

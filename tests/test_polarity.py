@@ -30,10 +30,37 @@ from models.sesim import VGG16Features, VGGWeightsError
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "datasets" / "photo2painting"
 RECOMMENDED = ["--lambda_identity", "1"]
-SMALL = ["--model", "sc", "--gpu_ids", "-1", "--ngf", "16", "--ndf", "16", "--load_size", "72",
-         "--crop_size", "64", "--lr", "0.0002", "--n_epochs", "2", "--n_epochs_decay", "0",
-         "--num_threads", "0", "--display_id", "0", "--no_html", "--print_freq", "1000000",
-         "--display_freq", "1000000", "--update_html_freq", "1000000"]
+SMALL = [
+    "--model",
+    "sc",
+    "--gpu_ids",
+    "-1",
+    "--ngf",
+    "16",
+    "--ndf",
+    "16",
+    "--load_size",
+    "72",
+    "--crop_size",
+    "64",
+    "--lr",
+    "0.0002",
+    "--n_epochs",
+    "2",
+    "--n_epochs_decay",
+    "0",
+    "--num_threads",
+    "0",
+    "--display_id",
+    "0",
+    "--no_html",
+    "--print_freq",
+    "1000000",
+    "--display_freq",
+    "1000000",
+    "--update_html_freq",
+    "1000000",
+]
 
 pytestmark = pytest.mark.slow
 
@@ -53,8 +80,22 @@ def imagenet_vgg() -> None:
 @pytest.mark.parametrize("seed", [0, 1])
 def test_recommended_setting_keeps_polarity_on_every_test_photo(tmp_path, imagenet_vgg, seed) -> None:
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    cmd = [sys.executable, "train.py", "--dataroot", str(DATA), "--name", "run", "--checkpoints_dir",
-           str(tmp_path), "--seed", str(seed)] + SMALL + RECOMMENDED
+    cmd = (
+        [
+            sys.executable,
+            "train.py",
+            "--dataroot",
+            str(DATA),
+            "--name",
+            "run",
+            "--checkpoints_dir",
+            str(tmp_path),
+            "--seed",
+            str(seed),
+        ]
+        + SMALL
+        + RECOMMENDED
+    )
     done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-2000:]
 

@@ -65,12 +65,12 @@ def python_commands(text: str) -> list[tuple[str, list[str]]]:
             continue
         for start, token in enumerate(tokens):
             if token in ("python", "python3", "torchrun"):
-                rest = tokens[start + 1:]
+                rest = tokens[start + 1 :]
                 at = next((i for i, t in enumerate(rest) if t.endswith(".py")), None)
                 if at is None or (token != "torchrun" and at != 0):
                     continue
                 args = []
-                for arg in rest[at + 1:]:
+                for arg in rest[at + 1 :]:
                     if arg in SHELL_OPERATORS:
                         break
                     args.append(arg)
@@ -91,6 +91,7 @@ def anchors(path: Path) -> set[str]:
 
 # ---- the drop-in example ---------------------------------------------------------------------------
 
+
 def test_drop_in_example_runs(tmp_path, monkeypatch):
     section = README.split("## The loss in your own code", 1)[1]
     code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
@@ -101,8 +102,9 @@ def test_drop_in_example_runs(tmp_path, monkeypatch):
         vgg = VGG16Features(layers=(12,), weights="random")
     hub = tmp_path / "hub"
     (hub / "checkpoints").mkdir(parents=True)
-    torch.save({f"features.{k}": v for k, v in vgg.features.state_dict().items()},
-               hub / "checkpoints" / TORCHVISION_FILE)
+    torch.save(
+        {f"features.{k}": v for k, v in vgg.features.state_dict().items()}, hub / "checkpoints" / TORCHVISION_FILE
+    )
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(hub))
     monkeypatch.chdir(ROOT)
     scope = {}
@@ -112,6 +114,7 @@ def test_drop_in_example_runs(tmp_path, monkeypatch):
 
 
 # ---- the README's promises ---------------------------------------------------------------------------
+
 
 def test_readme_is_short_and_names_its_commands_and_pages():
     assert len(README.splitlines()) <= 250
@@ -127,6 +130,7 @@ def test_readme_is_short_and_names_its_commands_and_pages():
 
 
 # ---- every page ---------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("doc", DOCS, ids=doc_id)
 def test_files_named_by_commands_exist(doc):
@@ -180,21 +184,24 @@ def test_entry_point_commands_parse(doc, tmp_path, monkeypatch, capsys):
             parse_command(script, argv)
         except SystemExit as exc:
             error = capsys.readouterr().err.strip()
-            pytest.fail(f"{doc_id(doc)}: `python {script} {' '.join(argv)}` does not parse "
-                        f"(exit {exc.code}): {error}")
+            pytest.fail(f"{doc_id(doc)}: `python {script} {' '.join(argv)}` does not parse (exit {exc.code}): {error}")
         except (UserError, argparse.ArgumentError) as exc:
             pytest.fail(f"{doc_id(doc)}: `python {script} {' '.join(argv)}` does not parse: {exc}")
 
 
 def test_the_command_checker_catches_a_wrong_flag_and_value(capsys):
     """The checker itself: a continued line is joined, comments dropped, and a bad flag or value fails."""
-    text = ("```bash\npython train.py --dataroot ./d --model sc \\\n    --learned_attn   # LSeSim\n"
-            "WANDB_MODE=offline python test.py --name x --no_such_flag 3\n"
-            "torchrun --nproc_per_node=2 train.py ... --gpu_ids -1 --netG nope\n```\n")
+    text = (
+        "```bash\npython train.py --dataroot ./d --model sc \\\n    --learned_attn   # LSeSim\n"
+        "WANDB_MODE=offline python test.py --name x --no_such_flag 3\n"
+        "torchrun --nproc_per_node=2 train.py ... --gpu_ids -1 --netG nope\n```\n"
+    )
     commands = python_commands(text)
-    assert commands == [("train.py", ["--dataroot", "./d", "--model", "sc", "--learned_attn"]),
-                        ("test.py", ["--name", "x", "--no_such_flag", "3"]),
-                        ("train.py", ["--gpu_ids", "-1", "--netG", "nope"])]
+    assert commands == [
+        ("train.py", ["--dataroot", "./d", "--model", "sc", "--learned_attn"]),
+        ("test.py", ["--name", "x", "--no_such_flag", "3"]),
+        ("train.py", ["--gpu_ids", "-1", "--netG", "nope"]),
+    ]
     parse_command(*commands[0])
     for script, argv in commands[1:]:
         with pytest.raises(SystemExit):

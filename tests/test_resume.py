@@ -26,8 +26,10 @@ def argv(tiny, tmp_path, name, *extra):
 
 def epoch_ends(out):
     """(epoch, last epoch, learning rate) of every 'end of epoch' line."""
-    return [(int(e), int(last), float(lr))
-            for e, last, lr in re.findall(r"end of epoch (\d+)/(\d+): .* learning rate (-?[\d.]+)", out)]
+    return [
+        (int(e), int(last), float(lr))
+        for e, last, lr in re.findall(r"end of epoch (\d+)/(\d+): .* learning rate (-?[\d.]+)", out)
+    ]
 
 
 def linear(epoch, n_epochs, n_epochs_decay):
@@ -43,6 +45,7 @@ def weights(tmp_path, name, tag="latest"):
 
 # ---- --epoch_count and the schedule --------------------------------------------------------------
 
+
 def test_a_new_run_trains_epochs_epoch_count_to_n_epochs_plus_decay(tiny, tmp_path, monkeypatch, capsys):
     options = argv(tiny, tmp_path, "count", "--n_epochs", "2", "--n_epochs_decay", "2", "--epoch_count", "3")
     assert run(train_script, options, monkeypatch) == 0
@@ -57,8 +60,10 @@ def test_published_resume_with_epoch_count_ends_at_the_last_epoch(tiny, tmp_path
     assert run(train_script, argv(tiny, tmp_path, "pub", *schedule, "--max_iters", "3"), monkeypatch) == 0
     capsys.readouterr()
     # How published runs are resumed: --continue_train --epoch_count <next epoch>.
-    assert run(train_script, argv(tiny, tmp_path, "pub", *schedule, "--continue_train", "--epoch_count", "2"),
-               monkeypatch) == 0
+    assert (
+        run(train_script, argv(tiny, tmp_path, "pub", *schedule, "--continue_train", "--epoch_count", "2"), monkeypatch)
+        == 0
+    )
     out = capsys.readouterr().out
     ends = epoch_ends(out)
     assert [(e, last) for e, last, _ in ends] == [(2, 3), (3, 3)]
@@ -68,17 +73,28 @@ def test_published_resume_with_epoch_count_ends_at_the_last_epoch(tiny, tmp_path
 
 
 def test_extending_a_finished_run_follows_the_new_schedule(tiny, tmp_path, monkeypatch, capsys):
-    assert run(train_script, argv(tiny, tmp_path, "ext", "--n_epochs", "1", "--n_epochs_decay", "0"),
-               monkeypatch) == 0
+    assert run(train_script, argv(tiny, tmp_path, "ext", "--n_epochs", "1", "--n_epochs_decay", "0"), monkeypatch) == 0
     before = weights(tmp_path, "ext")
     capsys.readouterr()
-    assert run(train_script, argv(tiny, tmp_path, "ext", "--n_epochs", "1", "--n_epochs_decay", "0",
-                                  "--continue_train"), monkeypatch) == 0
+    assert (
+        run(
+            train_script,
+            argv(tiny, tmp_path, "ext", "--n_epochs", "1", "--n_epochs_decay", "0", "--continue_train"),
+            monkeypatch,
+        )
+        == 0
+    )
     assert "nothing to train: epoch 1" in capsys.readouterr().out
     assert all(torch.equal(before[k], v) for k, v in weights(tmp_path, "ext").items())
     # Train longer: two epochs at the full rate; the second must run at 1e-4, not at the old schedule's 0.
-    assert run(train_script, argv(tiny, tmp_path, "ext", "--n_epochs", "2", "--n_epochs_decay", "0",
-                                  "--continue_train"), monkeypatch) == 0
+    assert (
+        run(
+            train_script,
+            argv(tiny, tmp_path, "ext", "--n_epochs", "2", "--n_epochs_decay", "0", "--continue_train"),
+            monkeypatch,
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert out.count("learning rate 0.0001000 now") == 1 and "epochs 2-2" in out
     assert epoch_ends(out) == [(2, 2, 0.0)]
@@ -99,8 +115,14 @@ def test_no_flag_combination_gives_a_negative_learning_rate(policy):
         for n_epochs_decay in (0, 1, 4):
             for epoch_count in (1, 2, 5, 9):
                 optimizer = torch.optim.Adam(net.parameters(), lr=LR)
-                scheduler = get_scheduler(optimizer, policy=policy, n_epochs=n_epochs, n_epochs_decay=n_epochs_decay,
-                                          epoch_count=epoch_count, lr_decay_iters=1)
+                scheduler = get_scheduler(
+                    optimizer,
+                    policy=policy,
+                    n_epochs=n_epochs,
+                    n_epochs_decay=n_epochs_decay,
+                    epoch_count=epoch_count,
+                    lr_decay_iters=1,
+                )
                 rates = [optimizer.param_groups[0]["lr"]]
                 for _ in range(12):  # far past n_epochs + n_epochs_decay
                     optimizer.step()
@@ -138,14 +160,14 @@ def test_resume_from_weights_alone_starts_after_that_epoch(tiny, tmp_path, monke
         (run_dir / f"latest_net_{net}.pth").rename(run_dir / f"1_net_{net}.pth")
     (run_dir / "latest_train_state.pth").unlink()
     capsys.readouterr()
-    assert run(train_script, argv(tiny, tmp_path, "w", *schedule, "--continue_train", "--epoch", "1"),
-               monkeypatch) == 0
+    assert run(train_script, argv(tiny, tmp_path, "w", *schedule, "--continue_train", "--epoch", "1"), monkeypatch) == 0
     out = capsys.readouterr().out
     assert "no training state for '1': loaded its weights only" in out
     assert [e for e, _, _ in epoch_ends(out)] == [2]
 
 
 # ---- option checks on resume ------------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def saved_run(tiny, tmp_path_factory):
@@ -156,14 +178,17 @@ def saved_run(tiny, tmp_path_factory):
     return tmp_path
 
 
-@pytest.mark.parametrize("change, needle", [
-    (["--netG", "resnet_6blocks"], "--netG resnet_9blocks -> resnet_6blocks"),
-    (["--lambda_spatial", "5"], "--lambda_spatial 10.0 -> 5.0"),
-    (["--batch_size", "2"], "--batch_size 1 -> 2"),
-    (["--crop_size", "28"], "--crop_size 32 -> 28"),
-    (["--learned_attn"], "--learned_attn False -> True"),
-    (["--seed", "3"], "--seed 0 -> 3"),
-])
+@pytest.mark.parametrize(
+    "change, needle",
+    [
+        (["--netG", "resnet_6blocks"], "--netG resnet_9blocks -> resnet_6blocks"),
+        (["--lambda_spatial", "5"], "--lambda_spatial 10.0 -> 5.0"),
+        (["--batch_size", "2"], "--batch_size 1 -> 2"),
+        (["--crop_size", "28"], "--crop_size 32 -> 28"),
+        (["--learned_attn"], "--learned_attn False -> True"),
+        (["--seed", "3"], "--seed 0 -> 3"),
+    ],
+)
 def test_a_change_that_alters_the_run_stops_the_resume(saved_run, tiny, monkeypatch, capsys, change, needle):
     opt_txt = (saved_run / "ck" / "run" / "train_opt.txt").read_text()
     assert run(train_script, argv(tiny, saved_run, "run", "--continue_train", *change), monkeypatch) == 2
@@ -173,18 +198,49 @@ def test_a_change_that_alters_the_run_stops_the_resume(saved_run, tiny, monkeypa
 
 
 def test_frequencies_may_change_and_allow_option_change_overrides(saved_run, tiny, monkeypatch, capsys):
-    free = ["--print_freq", "2", "--display_freq", "3", "--save_latest_freq", "7", "--update_html_freq", "5",
-            "--save_epoch_freq", "2", "--num_threads", "0", "--max_iters", "3"]
+    free = [
+        "--print_freq",
+        "2",
+        "--display_freq",
+        "3",
+        "--save_latest_freq",
+        "7",
+        "--update_html_freq",
+        "5",
+        "--save_epoch_freq",
+        "2",
+        "--num_threads",
+        "0",
+        "--max_iters",
+        "3",
+    ]
     assert run(train_script, argv(tiny, saved_run, "run", "--continue_train", *free), monkeypatch) == 0
     capsys.readouterr()
-    assert run(train_script, argv(tiny, saved_run, "run", "--continue_train", "--lambda_spatial", "5",
-                                  "--allow_option_change", "--max_iters", "4"), monkeypatch) == 0
+    assert (
+        run(
+            train_script,
+            argv(
+                tiny,
+                saved_run,
+                "run",
+                "--continue_train",
+                "--lambda_spatial",
+                "5",
+                "--allow_option_change",
+                "--max_iters",
+                "4",
+            ),
+            monkeypatch,
+        )
+        == 0
+    )
     assert "--allow_option_change: resuming with --lambda_spatial 10.0 -> 5.0" in capsys.readouterr().out
 
 
 def test_a_new_learning_rate_applies_when_allowed(saved_run, tiny, tmp_path):
-    opt = TrainOptions([str(a) for a in argv(tiny, saved_run, "run", "--continue_train", "--lr", "0.0004",
-                                             "--allow_option_change")]).parse()
+    opt = TrainOptions(
+        [str(a) for a in argv(tiny, saved_run, "run", "--continue_train", "--lr", "0.0004", "--allow_option_change")]
+    ).parse()
     model = create_model(opt)
     model.setup()
     state = torch.load(saved_run / "ck" / "run" / "latest_train_state.pth", weights_only=True)
@@ -197,5 +253,4 @@ def test_the_number_of_processes_is_checked():
     saved = {"netG": "resnet_9blocks", "print_freq": 1}
     assert changed_options(saved, {"netG": "resnet_9blocks", "print_freq": 5}, 1, 1) == []
     assert changed_options(saved, dict(saved), 2, 1) == ["number of processes 2 -> 1"]
-    assert changed_options(saved, {"netG": "x", "print_freq": 1, "new_flag": 3}, 1, 1) == [
-        "--netG resnet_9blocks -> x"]
+    assert changed_options(saved, {"netG": "x", "print_freq": 1, "new_flag": 3}, 1, 1) == ["--netG resnet_9blocks -> x"]

@@ -24,15 +24,39 @@ from options.train_options import TrainOptions
 from helpers import load_script
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-ALL_SCRIPTS = sorted(glob.glob(os.path.join(REPO_ROOT, "scripts", "*.sh"))
-                     + glob.glob(os.path.join(REPO_ROOT, "datasets", "*.sh")))
-OWN_SCRIPTS = ["scripts/train_sc.sh", "scripts/test_sc.sh", "scripts/train_mmsc.sh", "scripts/test_mmsc.sh",
-               "scripts/demo_mmsc.sh", "scripts/train_cityscapes.sh",
-               "scripts/test_cityscapes.sh", "scripts/smoke_test.sh", "datasets/download_cyclegan_dataset.sh"]
+ALL_SCRIPTS = sorted(
+    glob.glob(os.path.join(REPO_ROOT, "scripts", "*.sh")) + glob.glob(os.path.join(REPO_ROOT, "datasets", "*.sh"))
+)
+OWN_SCRIPTS = [
+    "scripts/train_sc.sh",
+    "scripts/test_sc.sh",
+    "scripts/train_mmsc.sh",
+    "scripts/test_mmsc.sh",
+    "scripts/demo_mmsc.sh",
+    "scripts/train_cityscapes.sh",
+    "scripts/test_cityscapes.sh",
+    "scripts/smoke_test.sh",
+    "datasets/download_cyclegan_dataset.sh",
+]
 DOWNLOAD = os.path.join(REPO_ROOT, "datasets", "download_cyclegan_dataset.sh")
-DATASET_NAMES = ["apple2orange", "summer2winter_yosemite", "horse2zebra", "monet2photo", "cezanne2photo",
-                 "ukiyoe2photo", "vangogh2photo", "maps", "cityscapes", "facades", "iphone2dslr_flower", "mini",
-                 "mini_pix2pix", "mini_colorization", "ae_photos", "grumpifycat"]
+DATASET_NAMES = [
+    "apple2orange",
+    "summer2winter_yosemite",
+    "horse2zebra",
+    "monet2photo",
+    "cezanne2photo",
+    "ukiyoe2photo",
+    "vangogh2photo",
+    "maps",
+    "cityscapes",
+    "facades",
+    "iphone2dslr_flower",
+    "mini",
+    "mini_pix2pix",
+    "mini_colorization",
+    "ae_photos",
+    "grumpifycat",
+]
 URL = "http://efrosgans.eecs.berkeley.edu/cyclegan/datasets/{}.zip"
 
 
@@ -44,11 +68,11 @@ def write_executable(path: str, text: str) -> str:
 
 
 def run_bash(script: str, *args: str, env: dict, cwd: str, timeout: float = 30) -> subprocess.CompletedProcess:
-    return subprocess.run(["bash", script, *args], env=env, cwd=cwd, capture_output=True, text=True,
-                          timeout=timeout)
+    return subprocess.run(["bash", script, *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout)
 
 
 # ---- every shell script ---------------------------------------------------------------------
+
 
 def test_scripts_found():
     names = {os.path.relpath(p, REPO_ROOT) for p in ALL_SCRIPTS}
@@ -65,9 +89,15 @@ def test_bash_syntax(path):
 def test_no_absolute_paths_or_fixed_gpus(path):
     with open(path) as f:
         text = f.read()
-    forbidden = [r"/home/", r"/data/", r"/mnt/", r"/scratch/", r"--gpu_ids[ =]+['\"]?\d",
-                 r"CUDA_VISIBLE_DEVICES=\d",
-                 r"--(dataroot|checkpoints_dir|results_dir|name)[ =]+['\"]?/"]
+    forbidden = [
+        r"/home/",
+        r"/data/",
+        r"/mnt/",
+        r"/scratch/",
+        r"--gpu_ids[ =]+['\"]?\d",
+        r"CUDA_VISIBLE_DEVICES=\d",
+        r"--(dataroot|checkpoints_dir|results_dir|name)[ =]+['\"]?/",
+    ]
     for pattern in forbidden:
         assert not re.search(pattern, text), f"{path} matches {pattern}"
 
@@ -83,6 +113,7 @@ def test_own_script_header(relpath):
 
 # ---- the train/test launchers, through a stub python ------------------------------------------
 
+
 @pytest.fixture
 def launch(stub_python):
     """(exit status, the working directory and arguments of the launcher's python call, or [] when it
@@ -91,9 +122,10 @@ def launch(stub_python):
 
     def call(relpath: str, *args: str, **env: str) -> tuple[int, list[str], str]:
         done, calls = stub_python(relpath, *args, **env)
-        new, seen[0] = calls[seen[0]:], len(calls)
+        new, seen[0] = calls[seen[0] :], len(calls)
         assert len(new) <= 1, new
         return done.returncode, (new[0] if new else []), done.stderr
+
     return call
 
 
@@ -101,8 +133,12 @@ def flag_value(argv: list[str], flag: str) -> str:
     return argv[argv.index(flag) + 1]
 
 
-LAUNCHERS = [("scripts/train_sc.sh", "train.py"), ("scripts/test_sc.sh", "test.py"),
-             ("scripts/train_cityscapes.sh", "train.py"), ("scripts/test_cityscapes.sh", "test.py")]
+LAUNCHERS = [
+    ("scripts/train_sc.sh", "train.py"),
+    ("scripts/test_sc.sh", "test.py"),
+    ("scripts/train_cityscapes.sh", "train.py"),
+    ("scripts/test_cityscapes.sh", "test.py"),
+]
 
 
 @pytest.mark.parametrize("relpath,entry", LAUNCHERS)
@@ -121,8 +157,9 @@ def test_launcher_defaults(launch, relpath, entry):
 
 @pytest.mark.parametrize("relpath,entry", LAUNCHERS)
 def test_launcher_environment_and_extra_arguments(launch, relpath, entry):
-    rc, lines, stderr = launch(relpath, "--lr", "0.0002", "--no_html", GPU_IDS="0,1", DATAROOT="some/where",
-                                    NAME="my_run")
+    rc, lines, stderr = launch(
+        relpath, "--lr", "0.0002", "--no_html", GPU_IDS="0,1", DATAROOT="some/where", NAME="my_run"
+    )
     assert rc == 0, stderr
     argv = lines[1:]
     assert flag_value(argv, "--gpu_ids") == "0,1"
@@ -153,6 +190,7 @@ def test_launcher_rejects_unknown_variant(launch, relpath):
 
 def test_train_mmsc_writes_munits_schedule_in_epochs(launch, tmp_path):
     from models.schedulers import EpochFactor
+
     for split, count in (("trainA", 3), ("trainB", 5)):
         (tmp_path / "d" / split).mkdir(parents=True)
         for i in range(count):
@@ -198,6 +236,7 @@ def test_cityscapes_is_label_to_photo_on_aligned_data(launch):
 
 # ---- the dataset download script ----------------------------------------------------------------
 
+
 @pytest.fixture
 def download_env(tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in ("DOWNLOADER", "BASE_URL")}
@@ -217,8 +256,9 @@ def test_download_bad_name_lists_names(download_env, tmp_path, args):
 def fake_downloader(folder, name: str, body: str) -> None:
     """A stub ``name`` in ``folder`` that appends its arguments to <folder>/<name>.args, then runs ``body``."""
     os.makedirs(folder, exist_ok=True)
-    write_executable(os.path.join(folder, name),
-                     f'#!/usr/bin/env bash\nprintf "%s\\n" "$@" >> "{folder}/{name}.args"\n{body}\n')
+    write_executable(
+        os.path.join(folder, name), f'#!/usr/bin/env bash\nprintf "%s\\n" "$@" >> "{folder}/{name}.args"\n{body}\n'
+    )
 
 
 @pytest.mark.parametrize("tool", ["curl", "wget"])
@@ -260,8 +300,9 @@ def test_download_without_curl_or_wget(download_env, tmp_path):
     for tool in ("bash", "dirname", "mkdir", "rm", "grep", "tail"):
         os.symlink(shutil.which(tool), bare / tool)
     env = {**download_env, "PATH": str(bare)}
-    result = subprocess.run([str(bare / "bash"), DOWNLOAD, "maps"], env=env, cwd=str(tmp_path),
-                            capture_output=True, text=True, timeout=30)
+    result = subprocess.run(
+        [str(bare / "bash"), DOWNLOAD, "maps"], env=env, cwd=str(tmp_path), capture_output=True, text=True, timeout=30
+    )
     assert result.returncode == 2
     assert "neither curl nor wget" in result.stderr
 
@@ -269,10 +310,12 @@ def test_download_without_curl_or_wget(download_env, tmp_path):
 # ---- datasets/prepare_cityscapes_dataset.py ----------------------------------------------------
 
 # (split, city, frame id, photo colour, label colours left/right)
-FRAMES = [("train", "aachen", "000000_000019", (200, 10, 10), ((128, 64, 128), (70, 70, 70))),
-          ("train", "aachen", "000001_000019", (10, 200, 10), ((107, 142, 35), (0, 0, 142))),
-          ("train", "bremen", "000000_000019", (10, 10, 200), ((220, 20, 60), (70, 130, 180))),
-          ("val", "bremen", "000005_000019", (120, 120, 20), ((244, 35, 232), (250, 170, 30)))]
+FRAMES = [
+    ("train", "aachen", "000000_000019", (200, 10, 10), ((128, 64, 128), (70, 70, 70))),
+    ("train", "aachen", "000001_000019", (10, 200, 10), ((107, 142, 35), (0, 0, 142))),
+    ("train", "bremen", "000000_000019", (10, 10, 200), ((220, 20, 60), (70, 130, 180))),
+    ("val", "bremen", "000005_000019", (120, 120, 20), ((244, 35, 232), (250, 170, 30))),
+]
 
 
 @pytest.fixture
@@ -295,8 +338,15 @@ def cityscapes_tree(tmp_path):
 
 
 def prepare_args(root, *extra):
-    return ["--gtFine_dir", str(root / "gtFine"), "--leftImg8bit_dir", str(root / "leftImg8bit"),
-            "--output_dir", str(root / "out"), *extra]
+    return [
+        "--gtFine_dir",
+        str(root / "gtFine"),
+        "--leftImg8bit_dir",
+        str(root / "leftImg8bit"),
+        "--output_dir",
+        str(root / "out"),
+        *extra,
+    ]
 
 
 def test_prepare_pairs_sizes_and_halves(cityscapes_tree):
@@ -327,9 +377,11 @@ def test_prepare_default_jpg_is_256(cityscapes_tree):
 
 def test_prepare_errors_are_one_line_exit_2(cityscapes_tree):
     script = os.path.join(REPO_ROOT, "datasets", "prepare_cityscapes_dataset.py")
-    cases = [(["--gtFine_dir", str(cityscapes_tree / "nope")], "--gtFine_dir"),
-             (["--splits", "train,test"], "no 'test' folder"),
-             (["--leftImg8bit_dir", str(cityscapes_tree / "gtFine")], "no 'train' pairs")]
+    cases = [
+        (["--gtFine_dir", str(cityscapes_tree / "nope")], "--gtFine_dir"),
+        (["--splits", "train,test"], "no 'test' folder"),
+        (["--leftImg8bit_dir", str(cityscapes_tree / "gtFine")], "no 'train' pairs"),
+    ]
     for override, message in cases:
         args = prepare_args(cityscapes_tree, *override)  # argparse: the later value wins
         result = subprocess.run([sys.executable, script, *args], capture_output=True, text=True, timeout=60)
@@ -341,6 +393,7 @@ def test_prepare_errors_are_one_line_exit_2(cityscapes_tree):
 
 
 # ---- scripts/smoke_test.sh -----------------------------------------------------------------------
+
 
 @pytest.mark.slow
 def test_smoke_test_runs_and_leaves_its_outputs(tmp_path):
@@ -366,8 +419,10 @@ def test_smoke_test_runs_and_leaves_its_outputs(tmp_path):
 
 def test_smoke_test_fails_when_outputs_are_missing(tmp_path):
     """With train.py and test.py doing nothing, the checks must catch it (and the temp dir goes)."""
-    lazy = write_executable(str(tmp_path / "lazy_python"),
-                            f'#!/usr/bin/env bash\nif [ "$1" = - ]; then exec "{sys.executable}" "$@"; fi\nexit 0\n')
+    lazy = write_executable(
+        str(tmp_path / "lazy_python"),
+        f'#!/usr/bin/env bash\nif [ "$1" = - ]; then exec "{sys.executable}" "$@"; fi\nexit 0\n',
+    )
     work = tmp_path / "tmp"
     work.mkdir()
     env = {**os.environ, "PYTHON": lazy, "TMPDIR": str(work)}

@@ -6,13 +6,13 @@ import math
 import pytest
 import torch
 
-from models.sesim import (LAYER_NAMES, SpatialCorrelativeLoss, VGG16Features, sample_patch_ids,
-                          window_key_ids)
+from models.sesim import LAYER_NAMES, SpatialCorrelativeLoss, VGG16Features, sample_patch_ids, window_key_ids
 
 
 # ----------------------------------------------------------------------------------------------
 # The oracle: one query at a time, plain indexing, no gather, no kthvalue.
 # ----------------------------------------------------------------------------------------------
+
 
 def oracle_head(f, weights):
     """Two 1x1 convs with a ReLU, as channel einsums."""
@@ -43,7 +43,7 @@ def oracle_similarity(f, ids, patch_size, use_norm):
             if local:
                 top = min(max(y - patch_size // 2, 0), h - patch_size)
                 left = min(max(x - patch_size // 2, 0), w - patch_size)
-                keys = f[n, :, top:top + patch_size, left:left + patch_size].reshape(c, -1)
+                keys = f[n, :, top : top + patch_size, left : left + patch_size].reshape(c, -1)
             else:
                 keys = f[n].reshape(c, -1)
             s = (keys * q.view(-1, 1)).sum(0)
@@ -85,8 +85,10 @@ def oracle_contrastive(s_src, s_tgt, s_oth, temperature):
     terms = []
     for n in range(b):
         for i in range(nq):
-            logits = torch.cat([(src[n, i] * tgt[n]).sum(-1), (src[n, i] * oth[n]).sum(-1),
-                                (tgt[n, i] * oth[n]).sum(-1)]) / temperature
+            logits = (
+                torch.cat([(src[n, i] * tgt[n]).sum(-1), (src[n, i] * oth[n]).sum(-1), (tgt[n, i] * oth[n]).sum(-1)])
+                / temperature
+            )
             terms.append(torch.logsumexp(logits, 0) - logits[i])
     return torch.stack(terms).mean()
 
@@ -97,8 +99,7 @@ def oracle_loss(src_feats, tgt_feats, oth_feats, ids, *, mode, use_norm, patch_s
         maps = [src_feats[layer], tgt_feats[layer]] + ([oth_feats[layer]] if oth_feats else [])
         if heads:
             maps = [oracle_head(m, heads[layer]) for m in maps]
-        sims = [oracle_similarity(oracle_prepare(m, use_norm), ids[layer], patch_size, use_norm)
-                for m in maps]
+        sims = [oracle_similarity(oracle_prepare(m, use_norm), ids[layer], patch_size, use_norm) for m in maps]
         if oth_feats:
             total = total + oracle_contrastive(*sims, T)
         else:
@@ -117,14 +118,21 @@ def make_feats(batch, shapes, seed):
     return [torch.randn(batch, c, h, w, generator=g) for c, (h, w) in zip(CHANNELS, shapes)]
 
 
-@pytest.mark.parametrize("mode,use_norm,local,learned,shape,batch", list(itertools.product(
-    ["cos", "l1", "info"], [False, True], [False, True], [False, True], ["square", "nonsquare"], [1, 4])))
+@pytest.mark.parametrize(
+    "mode,use_norm,local,learned,shape,batch",
+    list(
+        itertools.product(
+            ["cos", "l1", "info"], [False, True], [False, True], [False, True], ["square", "nonsquare"], [1, 4]
+        )
+    ),
+)
 def test_module_matches_loop_oracle(mode, use_norm, local, learned, shape, batch):
     torch.manual_seed(0)
     shapes = SHAPES[shape]
     patch_size = 3 if local else 64
-    loss_fn = SpatialCorrelativeLoss(mode=mode, patch_nums=9, patch_size=patch_size,
-                                     use_norm=use_norm, learned=learned, in_channels=CHANNELS)
+    loss_fn = SpatialCorrelativeLoss(
+        mode=mode, patch_nums=9, patch_size=patch_size, use_norm=use_norm, learned=learned, in_channels=CHANNELS
+    )
     if learned:  # larger weights than the init so the heads matter
         for p in loss_fn.parameters():
             p.data.normal_(0, 0.3)
@@ -138,11 +146,16 @@ def test_module_matches_loop_oracle(mode, use_norm, local, learned, shape, batch
 
     heads = None
     if learned:
-        heads = [(getattr(loss_fn, f"conv_{i}")[0].weight, getattr(loss_fn, f"conv_{i}")[0].bias,
-                  getattr(loss_fn, f"conv_{i}")[2].weight, getattr(loss_fn, f"conv_{i}")[2].bias)
-                 for i in range(2)]
-    expected = oracle_loss(src, tgt, oth, ids, mode=mode, use_norm=use_norm, patch_size=patch_size,
-                           heads=heads)
+        heads = [
+            (
+                getattr(loss_fn, f"conv_{i}")[0].weight,
+                getattr(loss_fn, f"conv_{i}")[0].bias,
+                getattr(loss_fn, f"conv_{i}")[2].weight,
+                getattr(loss_fn, f"conv_{i}")[2].bias,
+            )
+            for i in range(2)
+        ]
+    expected = oracle_loss(src, tgt, oth, ids, mode=mode, use_norm=use_norm, patch_size=patch_size, heads=heads)
     expected_grads = torch.autograd.grad(expected, tgt + list(loss_fn.parameters()))
 
     torch.testing.assert_close(value, expected, rtol=1e-5, atol=1e-7)
@@ -166,10 +179,17 @@ def test_source_batch_dividing_the_target_batch_stands_for_the_repeated_source(m
     ids = [sample_patch_ids(h * w, 9, torch.Generator().manual_seed(i)) for i, (h, w) in enumerate(shapes)]
     value = loss_fn(src, tgt, oth, patch_ids=ids)
     grads = torch.autograd.grad(value, src + list(loss_fn.parameters()))
-    heads = [tuple(getattr(loss_fn, f"conv_{i}")[j].weight if k == 0 else getattr(loss_fn, f"conv_{i}")[j].bias
-                   for j in (0, 2) for k in (0, 1)) for i in range(2)]
-    expected = oracle_loss([torch.cat([s] * tiles) for s in src], tgt, oth, ids, mode=mode, use_norm=False,
-                           patch_size=3, heads=heads)
+    heads = [
+        tuple(
+            getattr(loss_fn, f"conv_{i}")[j].weight if k == 0 else getattr(loss_fn, f"conv_{i}")[j].bias
+            for j in (0, 2)
+            for k in (0, 1)
+        )
+        for i in range(2)
+    ]
+    expected = oracle_loss(
+        [torch.cat([s] * tiles) for s in src], tgt, oth, ids, mode=mode, use_norm=False, patch_size=3, heads=heads
+    )
     expected_grads = torch.autograd.grad(expected, src + list(loss_fn.parameters()))
     torch.testing.assert_close(value, expected, rtol=1e-5, atol=1e-7)
     scale = max(want.abs().max().item() for want in expected_grads)
@@ -220,7 +240,7 @@ def test_map_smaller_than_patch_takes_global_keys():
     feats = make_feats(1, [(4, 4), (2, 3)], 8)
     other = make_feats(1, [(4, 4), (2, 3)], 9)
     ids = [torch.arange(16), torch.arange(6)]
-    local = SpatialCorrelativeLoss(patch_size=4)(feats, other, patch_ids=ids)   # p == H: global
+    local = SpatialCorrelativeLoss(patch_size=4)(feats, other, patch_ids=ids)  # p == H: global
     global_ = SpatialCorrelativeLoss(patch_size=64)(feats, other, patch_ids=ids)
     torch.testing.assert_close(local, global_)
 
@@ -237,10 +257,19 @@ def test_heads_built_in_constructor_with_reference_names():
     loss_fn = SpatialCorrelativeLoss(learned=True, in_channels=[256, 512, 512])
     shapes = {k: tuple(v.shape) for k, v in loss_fn.state_dict().items()}
     assert shapes == {
-        "conv_0.0.weight": (64, 256, 1, 1), "conv_0.0.bias": (64,), "conv_0.2.weight": (64, 64, 1, 1),
-        "conv_0.2.bias": (64,), "conv_1.0.weight": (128, 512, 1, 1), "conv_1.0.bias": (128,),
-        "conv_1.2.weight": (128, 128, 1, 1), "conv_1.2.bias": (128,), "conv_2.0.weight": (128, 512, 1, 1),
-        "conv_2.0.bias": (128,), "conv_2.2.weight": (128, 128, 1, 1), "conv_2.2.bias": (128,)}
+        "conv_0.0.weight": (64, 256, 1, 1),
+        "conv_0.0.bias": (64,),
+        "conv_0.2.weight": (64, 64, 1, 1),
+        "conv_0.2.bias": (64,),
+        "conv_1.0.weight": (128, 512, 1, 1),
+        "conv_1.0.bias": (128,),
+        "conv_1.2.weight": (128, 128, 1, 1),
+        "conv_1.2.bias": (128,),
+        "conv_2.0.weight": (128, 512, 1, 1),
+        "conv_2.0.bias": (128,),
+        "conv_2.2.weight": (128, 128, 1, 1),
+        "conv_2.2.bias": (128,),
+    }
     assert all(v.abs().max() == 0 for k, v in loss_fn.state_dict().items() if k.endswith("bias"))
     assert 0.015 < loss_fn.conv_0[0].weight.std().item() < 0.025
 
@@ -249,12 +278,13 @@ def test_heads_built_in_constructor_with_reference_names():
 # VGG16Features
 # ----------------------------------------------------------------------------------------------
 
+
 def test_vgg_layers_channels_and_early_stop():
     with pytest.warns(UserWarning, match="random"):
         vgg = VGG16Features(layers=(4, "relu4_1", 9), weights="random")
     assert vgg.out_channels == [256, 512, 512]
     assert vgg.layer_names == ["relu3_1", "relu4_1", "relu4_3"]
-    assert len(vgg.features) == 23   # stops after relu4_3, never runs block 5
+    assert len(vgg.features) == 23  # stops after relu4_3, never runs block 5
     x = torch.rand(2, 3, 32, 48) * 2 - 1
     feats = vgg(x)
     assert [tuple(f.shape) for f in feats] == [(2, 256, 8, 12), (2, 512, 4, 6), (2, 512, 4, 6)]
@@ -309,6 +339,7 @@ def test_vgg_weights_file_with_recorded_preprocessing(tmp_path):
 
 def test_vgg_missing_or_bad_weights_name_the_command(tmp_path, monkeypatch):
     from models.sesim import VGGWeightsError
+
     with pytest.raises(VGGWeightsError, match="does not exist"):
         VGG16Features(weights=str(tmp_path / "nope.pth"))
     (tmp_path / "bad.pth").write_bytes(b"not a checkpoint")
@@ -318,6 +349,7 @@ def test_vgg_missing_or_bad_weights_name_the_command(tmp_path, monkeypatch):
 
     def offline(*args, **kwargs):
         raise ConnectionError("offline")
+
     monkeypatch.setattr(torch.hub, "load_state_dict_from_url", offline)
     with pytest.raises(VGGWeightsError, match="download_vgg16.py"):
         VGG16Features(weights="imagenet")
@@ -340,6 +372,7 @@ def test_own_vgg16_layout_equals_torchvision():
     import torchvision
 
     from models.sesim import vgg16_features
+
     ours, theirs = vgg16_features(), torchvision.models.vgg16(weights=None).features
     assert [type(m) for m in ours] == [type(m) for m in theirs]
     assert {k: v.shape for k, v in ours.state_dict().items()} == {k: v.shape for k, v in theirs.state_dict().items()}

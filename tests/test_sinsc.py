@@ -36,8 +36,18 @@ from util.errors import UserError
 
 REFERENCE_KEYS = DATA / "checkpoint_keys_sinsc.txt"
 # The shared tiny options at the single-image demo's scale: batches of 2, 16 queries, logs every 2 images.
-SINSC = TINY + ["--batch_size", "2", "--display_freq", "2", "--update_html_freq", "2", "--print_freq", "2",
-                "--patch_nums", "16"]
+SINSC = TINY + [
+    "--batch_size",
+    "2",
+    "--display_freq",
+    "2",
+    "--update_html_freq",
+    "2",
+    "--print_freq",
+    "2",
+    "--patch_nums",
+    "16",
+]
 
 
 def shapes_of(net: torch.nn.Module) -> dict:
@@ -45,16 +55,35 @@ def shapes_of(net: torch.nn.Module) -> dict:
 
 
 def build_G(ngf: int = 8) -> torch.nn.Module:
-    return define_G("stylegan2", input_nc=3, output_nc=3, ngf=ngf, norm="instance", use_dropout=False,
-                    init_type="xavier", init_gain=0.02, no_antialias=False, no_antialias_up=False)
+    return define_G(
+        "stylegan2",
+        input_nc=3,
+        output_nc=3,
+        ngf=ngf,
+        norm="instance",
+        use_dropout=False,
+        init_type="xavier",
+        init_gain=0.02,
+        no_antialias=False,
+        no_antialias_up=False,
+    )
 
 
 def build_D(ndf: int = 8) -> torch.nn.Module:
-    return define_D("stylegan2", input_nc=3, ndf=ndf, n_layers_D=3, norm="instance", init_type="xavier",
-                    init_gain=0.02, no_antialias=False)
+    return define_D(
+        "stylegan2",
+        input_nc=3,
+        ndf=ndf,
+        n_layers_D=3,
+        norm="instance",
+        init_type="xavier",
+        init_gain=0.02,
+        no_antialias=False,
+    )
 
 
 # ---- layers ------------------------------------------------------------------------------------
+
 
 def numpy_blur(x: np.ndarray, kernel: np.ndarray, pad: tuple) -> np.ndarray:
     """Slow loop: zero-pad, then correlate every channel with the kernel."""
@@ -63,7 +92,7 @@ def numpy_blur(x: np.ndarray, kernel: np.ndarray, pad: tuple) -> np.ndarray:
     out = np.zeros(x.shape[:2] + (padded.shape[2] - k + 1, padded.shape[3] - k + 1))
     for i in range(out.shape[2]):
         for j in range(out.shape[3]):
-            out[:, :, i, j] = (padded[:, :, i:i + k, j:j + k] * kernel).sum(axis=(2, 3))
+            out[:, :, i, j] = (padded[:, :, i : i + k, j : j + k] * kernel).sum(axis=(2, 3))
     return out
 
 
@@ -90,8 +119,8 @@ def loop_modulated_conv(x, weight, styles, upsample):
     outs = []
     for b in range(x.shape[0]):
         w = weight * styles[b][None, :, None, None]
-        w = w / torch.sqrt((w ** 2).sum(dim=(1, 2, 3), keepdim=True) + 1e-8)
-        xb = x[b:b + 1]
+        w = w / torch.sqrt((w**2).sum(dim=(1, 2, 3), keepdim=True) + 1e-8)
+        xb = x[b : b + 1]
         if upsample:
             outs.append(F.conv_transpose2d(xb, w.transpose(0, 1), stride=2))
         else:
@@ -107,8 +136,9 @@ def test_modulated_conv_equals_per_sample_modulated_weights(upsample):
     expected = loop_modulated_conv(x, weight, styles, upsample)
     assert torch.allclose(modulated_conv2d(x, weight, styles, upsample=upsample), expected)
     ones = torch.ones(3, 4, dtype=torch.float64)
-    assert torch.allclose(modulated_conv2d(x, weight, None, upsample=upsample),
-                          loop_modulated_conv(x, weight, ones, upsample))
+    assert torch.allclose(
+        modulated_conv2d(x, weight, None, upsample=upsample), loop_modulated_conv(x, weight, ones, upsample)
+    )
 
 
 def test_modulated_conv_layer_with_a_style_and_upsampling():
@@ -134,6 +164,7 @@ def test_noise_injection_adds_weighted_noise_shared_over_channels():
 
 
 # ---- networks ----------------------------------------------------------------------------------
+
 
 def test_default_networks_match_the_reference_checkpoint_keys():
     reference = reference_sections(REFERENCE_KEYS)
@@ -175,8 +206,12 @@ def test_generator_output_is_tanh_of_the_last_layer_so_always_in_range():
 
 
 def test_generator_parameters_do_not_depend_on_the_crop():
-    shapes = {crop: shapes_of(create_model(TrainOptions(["--model", "sinsc", "--crop_size", str(crop)] + TINY[:4])
-                                           .parse()).netG) for crop in (64, 128, 256)}
+    shapes = {
+        crop: shapes_of(
+            create_model(TrainOptions(["--model", "sinsc", "--crop_size", str(crop)] + TINY[:4]).parse()).netG
+        )
+        for crop in (64, 128, 256)
+    }
     assert shapes[64] == shapes[128] == shapes[256]
 
 
@@ -194,6 +229,7 @@ def test_discriminator_at_128_flattens_its_8x8_map_like_the_reference():
 
 
 # ---- dataset -----------------------------------------------------------------------------------
+
 
 def ramp_image(path: Path, width: int, height: int) -> None:
     """Red rises left to right, green top to bottom: a patch's slopes reveal its zoom and flip."""
@@ -254,8 +290,7 @@ def test_patches_of_a_batch_come_from_distinct_grid_cells():
         corners = [float(cut_patch(image, plan, slot, 32)[0, 0, 0]) for slot in range(cells)]
         tops_lefts = {(int(c) // width, int(c) % width) for c in corners}
         assert len(tops_lefts) == cells
-        assert all((t - plan["offset"][0]) % 32 == 0 and (left - plan["offset"][1]) % 32 == 0
-                   for t, left in tops_lefts)
+        assert all((t - plan["offset"][0]) % 32 == 0 and (left - plan["offset"][1]) % 32 == 0 for t, left in tops_lefts)
         assert all(cut_patch(image, plan, slot, 32).shape == (1, 32, 32) for slot in range(cells + 2))
 
 
@@ -292,8 +327,9 @@ def test_epoch_length_reproducibility_and_augment(pair):
 
 
 def test_test_time_gives_the_whole_pair_once(pair):
-    opt = TestOptions(["--model", "sinsc", "--dataroot", str(pair), "--gpu_ids", "-1",
-                       "--checkpoints_dir", str(pair / "none")]).parse()
+    opt = TestOptions(
+        ["--model", "sinsc", "--dataroot", str(pair), "--gpu_ids", "-1", "--checkpoints_dir", str(pair / "none")]
+    ).parse()
     assert (opt.preprocess, opt.batch_size, opt.num_test, opt.netG, opt.ngf) == ("none", 1, 1, "stylegan2", 8)
     dataset = create_dataset(opt).dataset
     assert len(dataset) == 1
@@ -301,11 +337,14 @@ def test_test_time_gives_the_whole_pair_once(pair):
     assert item["A"].shape == (3, 150, 200) and item["B"].shape == (3, 160, 120)
 
 
-@pytest.mark.parametrize("layout,needle", [
-    ({"trainA": ["a.png", "b.png"], "trainB": ["c.png"]}, "holds 2 images"),
-    ({"trainA": ["a.png"], "trainB": []}, "has no images"),
-    ({"trainA": ["a.png"]}, "does not exist"),
-])
+@pytest.mark.parametrize(
+    "layout,needle",
+    [
+        ({"trainA": ["a.png", "b.png"], "trainB": ["c.png"]}, "holds 2 images"),
+        ({"trainA": ["a.png"], "trainB": []}, "has no images"),
+        ({"trainA": ["a.png"]}, "does not exist"),
+    ],
+)
 def test_dataset_errors_name_the_folder(tmp_path, layout, needle):
     for folder, names in layout.items():
         (tmp_path / folder).mkdir()
@@ -324,17 +363,54 @@ def test_zoom_options_and_other_datasets_are_checked(pair):
 
 # ---- the model: defaults, training, test sizes, checkpoints ------------------------------------
 
+
 def test_defaults_are_the_single_image_settings_and_overridable():
     opt = TrainOptions(["--model", "sinsc"]).parse()
-    expected = dict(dataset_mode="singleimage", netG="stylegan2", netD="stylegan2", gan_mode="nonsaturating",
-                    lambda_gradient=1.0, lambda_spatial=10.0, ngf=8, ndf=8, lr=0.001, beta1=0.0, beta2=0.99,
-                    crop_size=128, preprocess="zoom_and_patch", batch_size=16, n_epochs=4, n_epochs_decay=4,
-                    random_scale_max=3.0, save_epoch_freq=1, pool_size=0)
+    expected = dict(
+        dataset_mode="singleimage",
+        netG="stylegan2",
+        netD="stylegan2",
+        gan_mode="nonsaturating",
+        lambda_gradient=1.0,
+        lambda_spatial=10.0,
+        ngf=8,
+        ndf=8,
+        lr=0.001,
+        beta1=0.0,
+        beta2=0.99,
+        crop_size=128,
+        preprocess="zoom_and_patch",
+        batch_size=16,
+        n_epochs=4,
+        n_epochs_decay=4,
+        random_scale_max=3.0,
+        save_epoch_freq=1,
+        pool_size=0,
+    )
     assert {k: getattr(opt, k) for k in expected} == expected
-    changed = TrainOptions(["--model", "sinsc", "--ngf", "16", "--lr", "0.002", "--crop_size", "64",
-                            "--gan_mode", "lsgan", "--batch_size", "4"]).parse()
-    assert (changed.ngf, changed.lr, changed.crop_size, changed.gan_mode, changed.batch_size) == (16, 0.002, 64,
-                                                                                                  "lsgan", 4)
+    changed = TrainOptions(
+        [
+            "--model",
+            "sinsc",
+            "--ngf",
+            "16",
+            "--lr",
+            "0.002",
+            "--crop_size",
+            "64",
+            "--gan_mode",
+            "lsgan",
+            "--batch_size",
+            "4",
+        ]
+    ).parse()
+    assert (changed.ngf, changed.lr, changed.crop_size, changed.gan_mode, changed.batch_size) == (
+        16,
+        0.002,
+        64,
+        "lsgan",
+        4,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -343,8 +419,22 @@ def trained(tmp_path_factory):
     root = tmp_path_factory.mktemp("sinsc")
     ramp_image(root / "pair" / "trainA" / "photo.png", 50, 37)
     ramp_image(root / "pair" / "trainB" / "painting.jpg", 64, 48)
-    argv = ["--model", "sinsc", "--dataroot", root / "pair", "--name", "run", "--checkpoints_dir", root / "ck",
-            "--max_iters", "3"] + SINSC + ["--ngf", "4", "--ndf", "4"]
+    argv = (
+        [
+            "--model",
+            "sinsc",
+            "--dataroot",
+            root / "pair",
+            "--name",
+            "run",
+            "--checkpoints_dir",
+            root / "ck",
+            "--max_iters",
+            "3",
+        ]
+        + SINSC
+        + ["--ngf", "4", "--ndf", "4"]
+    )
     with pytest.MonkeyPatch.context() as monkeypatch:
         assert run(train_script, argv, monkeypatch) == 0
     return root
@@ -378,23 +468,55 @@ def test_one_step_keeps_parameters_and_reports_every_loss(trained):
 
 def test_test_py_translates_the_whole_photo_at_its_size(trained, monkeypatch):
     results = trained / "results"
-    argv = ["--dataroot", trained / "pair", "--name", "run", "--checkpoints_dir", trained / "ck",
-            "--results_dir", results, "--gpu_ids", "-1"]
+    argv = [
+        "--dataroot",
+        trained / "pair",
+        "--name",
+        "run",
+        "--checkpoints_dir",
+        trained / "ck",
+        "--results_dir",
+        results,
+        "--gpu_ids",
+        "-1",
+    ]
     assert run(test_script, argv, monkeypatch) == 0
     page = results / "run" / "test_latest"
     assert (page / "index.html").is_file()
     assert Image.open(page / "images" / "fake_B" / "photo.png").size == (50, 37)
     # Any other photo, through the single-folder dataset: output the size of the input.
     ramp_image(trained / "other" / "wide.png", 83, 29)
-    argv = ["--dataroot", trained / "other", "--dataset_mode", "single", "--name", "run", "--checkpoints_dir",
-            trained / "ck", "--results_dir", results, "--gpu_ids", "-1"]
+    argv = [
+        "--dataroot",
+        trained / "other",
+        "--dataset_mode",
+        "single",
+        "--name",
+        "run",
+        "--checkpoints_dir",
+        trained / "ck",
+        "--results_dir",
+        results,
+        "--gpu_ids",
+        "-1",
+    ]
     assert run(test_script, argv, monkeypatch) == 0
     assert Image.open(page / "images" / "fake_B" / "wide.png").size == (83, 29)
 
 
 def test_checkpoint_round_trip_gives_the_same_generator(trained):
-    opt = TestOptions(["--dataroot", str(trained / "pair"), "--name", "run", "--checkpoints_dir",
-                       str(trained / "ck"), "--gpu_ids", "-1"]).parse()
+    opt = TestOptions(
+        [
+            "--dataroot",
+            str(trained / "pair"),
+            "--name",
+            "run",
+            "--checkpoints_dir",
+            str(trained / "ck"),
+            "--gpu_ids",
+            "-1",
+        ]
+    ).parse()
     assert (opt.model, opt.netG, opt.ngf) == ("sinsc", "stylegan2", 4)  # from the run's opt.json
     model = create_model(opt)
     untrained = {k: v.clone() for k, v in model.netG.state_dict().items()}
@@ -421,16 +543,19 @@ ROOT = Path(__file__).resolve().parents[1]
 def launch(stub_python):
     """(the bash process, the arguments of every python call so far) of ``scripts/<script>``, through the
     shared stub interpreter (conftest.py)."""
+
     def call(script: str, **env: str) -> tuple:
         done, calls = stub_python(f"scripts/{script}", **env)
         return done, [argv[1:] for argv in calls]
+
     return call
 
 
 def test_train_script_copies_the_pair_and_spells_out_the_defaults(launch, pair, tmp_path):
     photo, painting = pair / "trainA" / "photo.png", pair / "trainB" / "painting.png"
-    result, calls = launch("train_sinsc.sh", PHOTO=str(photo), PAINTING=str(painting), NAME="mine",
-                                PAIRS_DIR=str(tmp_path / "pairs"))
+    result, calls = launch(
+        "train_sinsc.sh", PHOTO=str(photo), PAINTING=str(painting), NAME="mine", PAIRS_DIR=str(tmp_path / "pairs")
+    )
     assert result.returncode == 0, result.stderr
     argv = calls[0]
     assert argv[0] == "train.py"
@@ -447,8 +572,9 @@ def test_test_script_translates_the_run_photo_or_any_photo(launch, pair, tmp_pat
     assert result.returncode == 0, result.stderr
     opt = TestOptions(calls[0][1:]).parse()
     assert (opt.dataset_mode, opt.dataroot, opt.preprocess, opt.num_test) == ("singleimage", str(pair), "none", 1)
-    result, calls = launch("test_sinsc.sh", NAME="mine", PHOTO=str(pair / "trainA" / "photo.png"),
-                                PAIRS_DIR=str(tmp_path / "pairs"))
+    result, calls = launch(
+        "test_sinsc.sh", NAME="mine", PHOTO=str(pair / "trainA" / "photo.png"), PAIRS_DIR=str(tmp_path / "pairs")
+    )
     assert result.returncode == 0, result.stderr
     opt = TestOptions(calls[1][1:]).parse()
     assert opt.dataset_mode == "single" and (Path(opt.dataroot) / "photo.png").is_file()
@@ -456,11 +582,34 @@ def test_test_script_translates_the_run_photo_or_any_photo(launch, pair, tmp_pat
 
 @pytest.mark.slow
 def test_demo_script_runs_end_to_end_and_writes_a_full_size_result(tmp_path):
-    env = {**os.environ, "PYTHON": sys.executable, "NAME": "demo", "CHECKPOINTS_DIR": str(tmp_path / "ck"),
-           "RESULTS_DIR": str(tmp_path / "results"), "CROPS": "2", "CROP": "32", "BATCH": "1"}
-    result = subprocess.run(["bash", str(ROOT / "scripts" / "demo_sinsc.sh"), "--vgg_weights", "random",
-                             "--ngf", "2", "--ndf", "2", "--patch_nums", "16"],
-                            capture_output=True, text=True, env=env, timeout=600)
+    env = {
+        **os.environ,
+        "PYTHON": sys.executable,
+        "NAME": "demo",
+        "CHECKPOINTS_DIR": str(tmp_path / "ck"),
+        "RESULTS_DIR": str(tmp_path / "results"),
+        "CROPS": "2",
+        "CROP": "32",
+        "BATCH": "1",
+    }
+    result = subprocess.run(
+        [
+            "bash",
+            str(ROOT / "scripts" / "demo_sinsc.sh"),
+            "--vgg_weights",
+            "random",
+            "--ngf",
+            "2",
+            "--ndf",
+            "2",
+            "--patch_nums",
+            "16",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     page = tmp_path / "results" / "demo" / "test_latest"
     assert f"{page}/index.html" in result.stdout and (page / "index.html").is_file()

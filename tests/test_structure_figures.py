@@ -22,7 +22,7 @@ def test_point_maps_equal_a_numpy_cosine_of_centred_features():
     for n, (x, y) in enumerate(points):
         q = int(y * 5) * 7 + int(x * 7)
         assert np.allclose(maps[n].ravel(), f[:, q] @ f, atol=1e-6)
-        assert abs(maps[n].ravel()[q] - 1) < 1e-6          # a point is most like itself
+        assert abs(maps[n].ravel()[q] - 1) < 1e-6  # a point is most like itself
     with pytest.raises(Exception, match="--points"):
         structure_map.parse_points(["1.5,0.2"])
 
@@ -48,7 +48,7 @@ def test_structure_map_draws_with_vgg_and_with_heads(images, heads_file, tmp_pat
         assert Image.open(tmp_path / name).size[0] > 500
     printed = capsys.readouterr().out.splitlines()
     agreements = [line.split()[-1] for line in printed if line.startswith("point")]
-    assert len(agreements) == 6 and agreements[:3] != agreements[3:]   # the heads change the maps
+    assert len(agreements) == 6 and agreements[:3] != agreements[3:]  # the heads change the maps
     assert run_script(structure_map, base + ["--heads", heads_file, "--layer", "relu1_1"], monkeypatch) == 2
 
 
@@ -65,7 +65,17 @@ def test_error_map_heads_map_is_the_loss_through_the_heads(images, heads_file, t
     assert abs(float(maps[3].mean()) - expected) < 1e-5
     plain = error_map.error_maps(source, target, vgg, 6, [4, 7, 9], loss)
     assert not np.allclose(plain[3], maps[3]) and np.allclose(plain[0], maps[0])
-    argv = ["--source", images[0], "--targets", images[1], "--vgg_weights", "random", "--heads", heads_file,
-            "--output", tmp_path / "e.png"]
+    argv = [
+        "--source",
+        images[0],
+        "--targets",
+        images[1],
+        "--vgg_weights",
+        "random",
+        "--heads",
+        heads_file,
+        "--output",
+        tmp_path / "e.png",
+    ]
     assert run_script(error_map, argv, monkeypatch) == 0 and (tmp_path / "e.png").is_file()
     assert "learned heads" in capsys.readouterr().out

@@ -66,18 +66,22 @@ def test_layout_helpers():
     assert all(a + 128 - b >= 64 for a, b in zip(starts, starts[1:]))
     weights = torch.zeros(300)
     for start, w in zip(starts, ramp_weights(300, starts, 128)):
-        weights[start:start + 128] += w
+        weights[start : start + 128] += w
     torch.testing.assert_close(weights, torch.ones(300))  # a partition of unity
     owned = torch.zeros(300, dtype=torch.int)
     for start, (a, b) in zip(starts, owned_ranges(300, starts, 128, 4)):
-        owned[start + a:start + b] += 1
+        owned[start + a : start + b] += 1
     assert torch.equal(owned, torch.ones(300, dtype=torch.int))  # every pixel owned once
 
 
 def test_receptive_radius_of_a_known_stack():
     # two 3x3 convs and a 5x5 one: 1 + 1 + 2 pixels, plus up to 2 for the measured 4x4 output block
-    stack = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.InstanceNorm2d(4),
-                                torch.nn.Conv2d(4, 4, 3, padding=1), torch.nn.Conv2d(4, 4, 5, padding=2))
+    stack = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 4, 3, padding=1),
+        torch.nn.InstanceNorm2d(4),
+        torch.nn.Conv2d(4, 4, 3, padding=1),
+        torch.nn.Conv2d(4, 4, 5, padding=2),
+    )
     assert receptive_radius(stack, 3, 1) in (4, 5, 6)
 
 
@@ -88,18 +92,27 @@ def test_generators_with_whole_image_normalisation_are_refused():
     with pytest.raises(UserError, match="mmsc net cannot be tiled: its decoder's adaptive instance norms"):
         translate_tiled(munit, torch.zeros(1, 3, 64, 64), tile=32, name="mmsc net")
     with pytest.raises(UserError, match="the encoder-decoder declares no inference traits"):
-        translate_tiled(MUNITGenerator(3, ngf=8, n_res=1, mlp_dim=16), torch.zeros(1, 3, 64, 64), tile=32,
-                        name="the encoder-decoder")
+        translate_tiled(
+            MUNITGenerator(3, ngf=8, n_res=1, mlp_dim=16),
+            torch.zeros(1, 3, 64, 64),
+            tile=32,
+            name="the encoder-decoder",
+        )
 
     class LayerNormed(torch.nn.Module):
         def __init__(self):
             super().__init__()
-            self.model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.GroupNorm(1, 4),
-                                             torch.nn.Conv2d(4, 4, 3, stride=4, padding=1),
-                                             torch.nn.Upsample(scale_factor=4), torch.nn.Conv2d(4, 3, 1))
+            self.model = torch.nn.Sequential(
+                torch.nn.Conv2d(3, 4, 3, padding=1),
+                torch.nn.GroupNorm(1, 4),
+                torch.nn.Conv2d(4, 4, 3, stride=4, padding=1),
+                torch.nn.Upsample(scale_factor=4),
+                torch.nn.Conv2d(4, 3, 1),
+            )
             self.inference = InferenceTraits(size_multiple=4, tiling="layers")
 
         def forward(self, x):
             return self.model(x)
+
     with pytest.raises(UserError, match="normalises over the whole image in 1"):
         translate_tiled(LayerNormed(), torch.zeros(1, 3, 64, 64), tile=32, name="it")

@@ -60,8 +60,16 @@ def rows_with(history, prefix):
 
 def test_tensorboard_and_wandb_hold_the_losses_lrs_images_and_options(tmp_path, monkeypatch):
     wandb_offline(monkeypatch, tmp_path)
-    args = train_args(tmp_path, "tb") + ["--print_freq", "2", "--display_freq", "3", "--lr", "0.0002",
-                                         "--tensorboard", "--use_wandb"]
+    args = train_args(tmp_path, "tb") + [
+        "--print_freq",
+        "2",
+        "--display_freq",
+        "3",
+        "--lr",
+        "0.0002",
+        "--tensorboard",
+        "--use_wandb",
+    ]
     assert run(train_script, args, monkeypatch) == 0
     run_dir = tmp_path / "ck" / "tb"
     # 3 images per epoch, 2 epochs, batch 1: losses at images 2, 4, 6; visuals at 3, 6; epochs end at 3, 6.
@@ -79,7 +87,7 @@ def test_tensorboard_and_wandb_hold_the_losses_lrs_images_and_options(tmp_path, 
     for optimiser in ("G", "D"):
         events = board.Scalars(f"lr/{optimiser}")
         assert [e.step for e in events] == [3, 6] and [e.value for e in events] == pytest.approx(expected_lr)
-    labels = sorted(p.name[len("epoch002_"):-4] for p in (run_dir / "web" / "images").glob("epoch002_*.png"))
+    labels = sorted(p.name[len("epoch002_") : -4] for p in (run_dir / "web" / "images").glob("epoch002_*.png"))
     assert "fake_B" in labels and sorted(board.Tags()["images"]) == [f"visuals/{label}" for label in labels]
     for label in labels:
         events = board.Images(f"visuals/{label}")
@@ -109,8 +117,9 @@ def test_tensorboard_and_wandb_hold_the_losses_lrs_images_and_options(tmp_path, 
         image = media[6][f"visuals/{label}"]
         assert image["_type"] == "image-file" and image["width"] == 32
         (folder,) = (run_dir / "wandb").glob("offline-run-*")
-        np.testing.assert_array_equal(png(folder / "files" / image["path"]),
-                                      png(run_dir / "web" / "images" / f"epoch002_{label}.png"))
+        np.testing.assert_array_equal(
+            png(folder / "files" / image["path"]), png(run_dir / "web" / "images" / f"epoch002_{label}.png")
+        )
 
 
 def test_resumed_run_continues_the_step_axis_and_the_wandb_run(tmp_path, monkeypatch):
@@ -126,6 +135,7 @@ def test_resumed_run_continues_the_step_axis_and_the_wandb_run(tmp_path, monkeyp
         if len(calls) == 4:
             raise RuntimeError("simulated crash")
         original(self)
+
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(SCModel, "optimize_parameters", crashing)
         with pytest.raises(RuntimeError, match="simulated crash"):
@@ -139,10 +149,14 @@ def test_resumed_run_continues_the_step_axis_and_the_wandb_run(tmp_path, monkeyp
     board = tensorboard_run(run_dir / "tensorboard")
     assert [e.step for e in board.Scalars("loss/G_GAN")] == [1, 2, 3, 4, 5, 6]
     from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
+
     files = sorted((run_dir / "tensorboard").glob("events.out.tfevents.*"))
     assert len(files) == 2
-    starts = [event.step for event in EventFileLoader(str(files[1])).Load()
-              if event.HasField("session_log") and event.session_log.status == event.session_log.START]
+    starts = [
+        event.step
+        for event in EventFileLoader(str(files[1])).Load()
+        if event.HasField("session_log") and event.session_log.status == event.session_log.START
+    ]
     assert starts == [3]
     # W&B: the same run id in both sessions, the second continuing at step 3.
     first, second = wandb_runs(run_dir)
@@ -166,7 +180,8 @@ def test_missing_packages_warn_once_and_training_completes(tmp_path, monkeypatch
         assert run(train_script, train_args(tmp_path, "miss") + ["--tensorboard", "--use_wandb"], monkeypatch) == 0
     assert tracker_warnings(caplog) == [
         "tensorboard is not installed; install it with `pip install tensorboard` — continuing without it",
-        "wandb is not installed; install it with `pip install wandb` — continuing without it"]
+        "wandb is not installed; install it with `pip install wandb` — continuing without it",
+    ]
     run_dir = tmp_path / "ck" / "miss"
     assert len(logged_losses(run_dir / "loss_log.txt")) == 6
     assert not (run_dir / "tensorboard").exists() and not (run_dir / "wandb").exists()
@@ -180,19 +195,26 @@ def test_wandb_that_cannot_start_warns_once_and_training_completes(tmp_path, mon
 
     def not_logged_in(**kwargs):
         raise wandb.errors.UsageError("No API key configured. Use `wandb login` to log in.")
+
     monkeypatch.setattr(wandb, "init", not_logged_in)
     with caplog.at_level(logging.WARNING, logger="util.logger"):
-        assert run(train_script, train_args(tmp_path, "nokey") + ["--use_wandb", "--max_iters", "4"],
-                   monkeypatch) == 0
-    assert tracker_warnings(caplog) == ["Weights & Biases could not start (No API key configured. Use `wandb login` "
-                                        "to log in.) — continuing without it"]
+        assert run(train_script, train_args(tmp_path, "nokey") + ["--use_wandb", "--max_iters", "4"], monkeypatch) == 0
+    assert tracker_warnings(caplog) == [
+        "Weights & Biases could not start (No API key configured. Use `wandb login` to log in.) — continuing without it"
+    ]
     assert len(logged_losses(tmp_path / "ck" / "nokey" / "loss_log.txt")) == 4
 
 
 def test_other_ranks_start_no_tracker(tmp_path, monkeypatch):
     wandb_offline(monkeypatch, tmp_path)
-    logger = Logger(log_dir=str(tmp_path / "exp"), name="exp", is_main_process=False, tensorboard=True,
-                    use_wandb=True, config={"ngf": 8})
+    logger = Logger(
+        log_dir=str(tmp_path / "exp"),
+        name="exp",
+        is_main_process=False,
+        tensorboard=True,
+        use_wandb=True,
+        config={"ngf": 8},
+    )
     logger.log_scalars(1, 0.5, 1, {"G": 1.0}, 0.0, 0.0, step=1)
     logger.log_images(1, {"real_A": torch.zeros(1, 3, 8, 8)}, save_result=True, step=1)
     logger.log_epoch_end(1, 1, {"G": 0.1})

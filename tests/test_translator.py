@@ -48,17 +48,34 @@ def seeded_noise(monkeypatch):
     def seeded(self, x):
         torch.manual_seed(0)
         return forward(self, x)
+
     monkeypatch.setattr(StyleGAN2Generator, "forward", seeded)
 
 
 def outputs_of_test_py(name, root, ck, tmp_path, monkeypatch) -> list[np.ndarray]:
     """The images test.py writes for the data's one image (testA's; sinsc: trainA's) at its own size."""
-    argv = ["--dataroot", root, "--checkpoints_dir", ck, "--name", name, "--gpu_ids", "-1", "--results_dir",
-            tmp_path, "--num_test", "1", "--preprocess", "none"]
+    argv = [
+        "--dataroot",
+        root,
+        "--checkpoints_dir",
+        ck,
+        "--name",
+        name,
+        "--gpu_ids",
+        "-1",
+        "--results_dir",
+        tmp_path,
+        "--num_test",
+        "1",
+        "--preprocess",
+        "none",
+    ]
     assert run_script(test_script, argv, monkeypatch) == 0
     images = tmp_path / name / "test_latest" / "images"
-    folders = sorted((p for p in images.iterdir() if p.name.startswith("fake_B")),
-                     key=lambda p: int(p.name.rsplit("_", 1)[1]) if p.name != "fake_B" else 0)
+    folders = sorted(
+        (p for p in images.iterdir() if p.name.startswith("fake_B")),
+        key=lambda p: int(p.name.rsplit("_", 1)[1]) if p.name != "fake_B" else 0,
+    )
     return [np.asarray(Image.open(folder / "img_0.png")) for folder in folders]
 
 
@@ -140,15 +157,25 @@ def test_mistakes_are_one_line_user_errors(runs, tmp_path):
 
 # ---- published generator files -------------------------------------------------------------------
 
+
 def published_state(section: str, key_file: str, antialias: bool, seed: int = 0) -> dict:
     """A state_dict with exactly the keys and shapes of a published generator (tests/data key lists): random
     weights, and the fixed blur kernels (``filt``) the anti-aliased layers hold."""
     shapes = reference_sections(DATA / key_file)[section]
-    kernels = {k: v for k, v in define_G("resnet_9blocks", 3, 3, 64, "instance", False, "normal", 0.02,
-                                         not antialias, not antialias).state_dict().items() if k.endswith(".filt")}
+    kernels = {
+        k: v
+        for k, v in define_G(
+            "resnet_9blocks", 3, 3, 64, "instance", False, "normal", 0.02, not antialias, not antialias
+        )
+        .state_dict()
+        .items()
+        if k.endswith(".filt")
+    }
     generator = torch.Generator().manual_seed(seed)
-    return {key: kernels[key] if key in kernels else torch.randn(shape, generator=generator) * 0.05
-            for key, shape in shapes.items()}
+    return {
+        key: kernels[key] if key in kernels else torch.randn(shape, generator=generator) * 0.05
+        for key, shape in shapes.items()
+    }
 
 
 def reference_translation(state: dict, image: Image.Image, antialias: bool) -> np.ndarray:
@@ -180,15 +207,39 @@ def test_cyclegan_pretrained_download_loads_in_api_test_py_and_translate_py(tmp_
     lone = Translator.load(folder / "latest_net_G.pth")
     np.testing.assert_array_equal(np.asarray(lone.translate(image)), expected)
 
-    argv = ["--dataroot", photos, "--name", "horse2zebra_pretrained", "--model", "test", "--no_dropout",
-            "--checkpoints_dir", tmp_path / "ck", "--results_dir", tmp_path / "res", "--gpu_ids", "-1",
-            "--preprocess", "none"]
+    argv = [
+        "--dataroot",
+        photos,
+        "--name",
+        "horse2zebra_pretrained",
+        "--model",
+        "test",
+        "--no_dropout",
+        "--checkpoints_dir",
+        tmp_path / "ck",
+        "--results_dir",
+        tmp_path / "res",
+        "--gpu_ids",
+        "-1",
+        "--preprocess",
+        "none",
+    ]
     assert run_script(test_script, argv, monkeypatch) == 0
     written = tmp_path / "res" / "horse2zebra_pretrained" / "test_latest" / "images" / "fake_B" / "img_0.png"
     np.testing.assert_array_equal(np.asarray(Image.open(written)), expected)
 
-    argv = ["--name", "horse2zebra_pretrained", "--model", "test", "--checkpoints_dir", tmp_path / "ck",
-            "--device", "cpu", photos, tmp_path / "out"]
+    argv = [
+        "--name",
+        "horse2zebra_pretrained",
+        "--model",
+        "test",
+        "--checkpoints_dir",
+        tmp_path / "ck",
+        "--device",
+        "cpu",
+        photos,
+        tmp_path / "out",
+    ]
     assert run_script(translate_script, argv, monkeypatch) == 0
     np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "out" / "img_0.png")), expected)
 
@@ -201,14 +252,16 @@ def test_published_cut_or_flsesim_generator_file_loads_by_its_keys(tmp_path):
     image = Image.fromarray(np.random.default_rng(0).integers(0, 256, (33, 47, 3), dtype=np.uint8))
     translator = Translator.load(path)
     assert translator.options["ngf"] == 64 and not translator.options["no_antialias"]
-    np.testing.assert_array_equal(np.asarray(translator.translate(image)),
-                                  reference_translation(state, image, antialias=True))
+    np.testing.assert_array_equal(
+        np.asarray(translator.translate(image)), reference_translation(state, image, antialias=True)
+    )
     as_cut = Translator.load(path, model="cut")
     assert as_cut.model_name == "cut"
     np.testing.assert_array_equal(np.asarray(as_cut.translate(image)), np.asarray(translator.translate(image)))
 
 
 # ---- Hugging Face Hub ----------------------------------------------------------------------------
+
 
 def write_hub_folder(folder, run_dir, model: str, networks: list[str]) -> None:
     """What scripts/push_to_hub.py uploads, written here by hand: config.json and model.safetensors."""
@@ -221,10 +274,30 @@ def write_hub_folder(folder, run_dir, model: str, networks: list[str]) -> None:
         for key, value in torch.load(run_dir / f"latest_net_{name}.pth", weights_only=True).items():
             tensors[f"{name}.{key}"] = value.contiguous()
     save_file(tensors, str(folder / "model.safetensors"))
-    keep = ("netG", "ngf", "normG", "norm", "no_dropout", "no_antialias", "no_antialias_up", "input_nc",
-            "output_nc", "direction", "style_dim", "n_downsample", "n_res", "mlp_dim", "mlp_layers")
-    config = {"library": "sesim", "model": model, "options": {k: options[k] for k in keep if k in options},
-              "networks": networks, "epoch": "latest"}
+    keep = (
+        "netG",
+        "ngf",
+        "normG",
+        "norm",
+        "no_dropout",
+        "no_antialias",
+        "no_antialias_up",
+        "input_nc",
+        "output_nc",
+        "direction",
+        "style_dim",
+        "n_downsample",
+        "n_res",
+        "mlp_dim",
+        "mlp_layers",
+    )
+    config = {
+        "library": "sesim",
+        "model": model,
+        "options": {k: options[k] for k in keep if k in options},
+        "networks": networks,
+        "epoch": "latest",
+    }
     (folder / "config.json").write_text(json.dumps(config))
 
 
@@ -238,8 +311,9 @@ def test_hub_folder_loads_like_the_run(name, networks, runs, tmp_path):
     assert torch.equal(from_hub.translate(image, seed=1), from_run.translate(image, seed=1))
     if name == "cycle_gan":  # both generators published: the other direction works too
         back = Translator.load(tmp_path / "repo", direction="BtoA")
-        assert torch.equal(back.translate(image),
-                           Translator.load(name, checkpoints_dir=str(ck), direction="BtoA").translate(image))
+        assert torch.equal(
+            back.translate(image), Translator.load(name, checkpoints_dir=str(ck), direction="BtoA").translate(image)
+        )
 
 
 def hub_cache(cache, repo_id: str, files_from) -> None:
@@ -259,14 +333,25 @@ def test_hub_id_loads_offline_from_the_cache(runs, tmp_path):
     root, ck = runs
     write_hub_folder(tmp_path / "repo", ck / "sc", "sc", ["G"])
     hub_cache(tmp_path / "cache", "someone/tiny-sc", tmp_path / "repo")
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": str(tmp_path / "cache"),
-           "HF_HOME": str(tmp_path / "hf_home")}
-    code = ("import sys, torch; from translator import Translator; torch.set_num_threads(1); "
-            "t = Translator.load(sys.argv[1]); x = torch.load(sys.argv[2]); torch.save(t.translate(x), sys.argv[3])")
+    env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "HF_HUB_CACHE": str(tmp_path / "cache"),
+        "HF_HOME": str(tmp_path / "hf_home"),
+    }
+    code = (
+        "import sys, torch; from translator import Translator; torch.set_num_threads(1); "
+        "t = Translator.load(sys.argv[1]); x = torch.load(sys.argv[2]); torch.save(t.translate(x), sys.argv[3])"
+    )
     image = torch.rand(1, 3, 36, 44, generator=torch.Generator().manual_seed(4))
     torch.save(image, tmp_path / "in.pt")
-    done = subprocess.run([sys.executable, "-c", code, "someone/tiny-sc", tmp_path / "in.pt", tmp_path / "out.pt"],
-                          cwd=ROOT, env=env, capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, "-c", code, "someone/tiny-sc", tmp_path / "in.pt", tmp_path / "out.pt"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 0, done.stderr
     expected = Translator.load("sc", checkpoints_dir=str(ck)).translate(image)
     # another process: the same model up to float rounding (one full run of the suite saw the two processes'
@@ -274,23 +359,49 @@ def test_hub_id_loads_offline_from_the_cache(runs, tmp_path):
     torch.testing.assert_close(torch.load(tmp_path / "out.pt"), expected, rtol=0, atol=1e-5)
 
     # a repository not in the cache: one line, exit status 2 (translate.py)
-    done = subprocess.run([sys.executable, "translate.py", "--name", "someone/missing", "--device", "cpu",
-                           tmp_path / "in.pt", tmp_path / "out"], cwd=ROOT, env=env, capture_output=True, text=True)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "translate.py",
+            "--name",
+            "someone/missing",
+            "--device",
+            "cpu",
+            tmp_path / "in.pt",
+            tmp_path / "out",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == [
         f"error: someone/missing: not in the Hugging Face cache ({tmp_path / 'cache'}) and HF_HUB_OFFLINE=1 "
-        "forbids downloading it; load it once online, or unset HF_HUB_OFFLINE"]
+        "forbids downloading it; load it once online, or unset HF_HUB_OFFLINE"
+    ]
 
 
 # ---- test.py's --num_test message ----------------------------------------------------------------
+
 
 def test_test_py_says_when_num_test_cuts_the_split(runs, tmp_path, monkeypatch, capsys):
     root, ck = runs
     data = tmp_path / "data"
     write_images(data / "testA", 3)
     write_images(data / "testB", 1)
-    argv = ["--dataroot", data, "--checkpoints_dir", ck, "--name", "sc", "--gpu_ids", "-1",
-            "--results_dir", tmp_path / "res"]
+    argv = [
+        "--dataroot",
+        data,
+        "--checkpoints_dir",
+        ck,
+        "--name",
+        "sc",
+        "--gpu_ids",
+        "-1",
+        "--results_dir",
+        tmp_path / "res",
+    ]
     assert run_script(test_script, argv + ["--num_test", "2"], monkeypatch) == 0
     out = capsys.readouterr().out
     assert "translated 2 of 3 images (--num_test 0 for all)" in out
@@ -303,11 +414,24 @@ def test_translate_py_writes_one_file_per_style(runs, tmp_path, monkeypatch):
     import translate as translate_script
 
     root, ck = runs
-    argv = ["--name", "mmsc", "--checkpoints_dir", ck, "--device", "cpu", "--n_styles", "2", "--seed", "3",
-            root / "testA", tmp_path / "out"]
+    argv = [
+        "--name",
+        "mmsc",
+        "--checkpoints_dir",
+        ck,
+        "--device",
+        "cpu",
+        "--n_styles",
+        "2",
+        "--seed",
+        "3",
+        root / "testA",
+        tmp_path / "out",
+    ]
     assert run_script(translate_script, argv, monkeypatch) == 0
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["img_0_1.png", "img_0_2.png"]
     expected = Translator.load("mmsc", checkpoints_dir=str(ck)).translate(
-        Image.open(root / "testA" / "img_0.png"), n_styles=2, seed=3)
+        Image.open(root / "testA" / "img_0.png"), n_styles=2, seed=3
+    )
     for k, image in enumerate(expected, start=1):
         np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "out" / f"img_0_{k}.png")), np.asarray(image))

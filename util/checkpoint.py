@@ -46,9 +46,12 @@ def net_path(save_dir: str, tag: str, name: str) -> str:
 
 def network_files(networks: dict[str, nn.Module], save_dir: str, tag: str) -> dict[str, dict]:
     """``<tag>_net_<name>.pth`` -> plain, reference-compatible state_dict (on the CPU) for each network."""
-    return {os.path.basename(net_path(save_dir, tag, name)):
-            {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
-            for name, net in networks.items()}
+    return {
+        os.path.basename(net_path(save_dir, tag, name)): {
+            k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()
+        }
+        for name, net in networks.items()
+    }
 
 
 def save_networks(networks: dict[str, nn.Module], save_dir: str, tag: str) -> None:
@@ -81,7 +84,7 @@ def load_state_dict_checked(net: nn.Module, state: dict, path: str) -> None:
     """
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise UserError(f"{path} is not a state_dict of tensors")
-    state = {(k[len("module."):] if k.startswith("module.") else k): v for k, v in state.items()}
+    state = {(k[len("module.") :] if k.startswith("module.") else k): v for k, v in state.items()}
     own = net.state_dict()
     state = {k: v for k, v in state.items() if k in own or not k.endswith(_NORM_STATS)}
     missing = [k for k in own if k not in state]
@@ -92,8 +95,10 @@ def load_state_dict_checked(net: nn.Module, state: dict, path: str) -> None:
         for label, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong)):
             if keys:
                 parts.append(f"{label}: {', '.join(keys[:3])}{' ...' if len(keys) > 3 else ''}")
-        raise UserError(f"{path} does not fit this network ({'; '.join(parts)}); check --netG/--netD/--ngf "
-                        "and the other architecture options")
+        raise UserError(
+            f"{path} does not fit this network ({'; '.join(parts)}); check --netG/--netD/--ngf "
+            "and the other architecture options"
+        )
     net.load_state_dict(state)
 
 
@@ -123,20 +128,48 @@ def save_training_checkpoint(model: Any, logger: Any, counters: dict, opt_dict: 
         return
     files = model.network_files(tag)
     files[os.path.basename(state_path(model.save_dir, tag))] = {
-        "model": model.training_state(), "counters": dict(counters), "rng": rng_state(),
-        "logger": logger.state_dict(), "opt": opt_dict, "world_size": get_world_size(), "version": VERSION}
+        "model": model.training_state(),
+        "counters": dict(counters),
+        "rng": rng_state(),
+        "logger": logger.state_dict(),
+        "opt": opt_dict,
+        "world_size": get_world_size(),
+        "version": VERSION,
+    }
     step = {key: counters[key] for key in ("epoch", "batch", "steps") if key in counters}
     commit_save(model.save_dir, tag, files, step, keep_previous=tag == "latest")
 
 
 # Options a resumed run may change freely: where things are and how often they are shown, printed,
 # logged or saved, how fast it runs, and the schedule's length (a resumed run follows the new one).
-RESUME_FREE_OPTIONS = frozenset({
-    "name", "checkpoints_dir", "dataroot", "gpu_ids", "num_threads", "verbose", "suffix", "is_train",
-    "continue_train", "epoch", "epoch_count", "allow_option_change", "n_epochs", "n_epochs_decay",
-    "lr_policy", "lr_decay_iters", "max_iters", "no_html", "amp", "channels_last", "compile",
-    "update_html_freq", "print_freq", "max_nonfinite_steps",
-})
+RESUME_FREE_OPTIONS = frozenset(
+    {
+        "name",
+        "checkpoints_dir",
+        "dataroot",
+        "gpu_ids",
+        "num_threads",
+        "verbose",
+        "suffix",
+        "is_train",
+        "continue_train",
+        "epoch",
+        "epoch_count",
+        "allow_option_change",
+        "n_epochs",
+        "n_epochs_decay",
+        "lr_policy",
+        "lr_decay_iters",
+        "max_iters",
+        "no_html",
+        "amp",
+        "channels_last",
+        "compile",
+        "update_html_freq",
+        "print_freq",
+        "max_nonfinite_steps",
+    }
+)
 RESUME_FREE_PREFIXES = ("display_", "save_", "tensorboard", "wandb", "use_wandb")
 
 
@@ -148,9 +181,14 @@ def new_counters(epoch: int) -> dict:
 def changed_options(saved: dict, current: dict, saved_world: int, world: int) -> list[str]:
     """'--option old -> new' for each option (and the number of processes) that alters the model, the
     loss or the data order. Options one of the two runs does not know are not compared."""
-    changes = [f"--{key} {saved[key]} -> {current[key]}" for key in sorted(current)
-               if key in saved and key not in RESUME_FREE_OPTIONS and not key.startswith(RESUME_FREE_PREFIXES)
-               and _comparable(saved[key]) != _comparable(current[key])]
+    changes = [
+        f"--{key} {saved[key]} -> {current[key]}"
+        for key in sorted(current)
+        if key in saved
+        and key not in RESUME_FREE_OPTIONS
+        and not key.startswith(RESUME_FREE_PREFIXES)
+        and _comparable(saved[key]) != _comparable(current[key])
+    ]
     if saved_world != world:
         changes.append(f"number of processes {saved_world} -> {world}")
     return changes
@@ -168,8 +206,10 @@ def check_resume_options(saved: dict, current: dict, saved_world: int, world: in
         return
     if not allow:
         more = f" (and {len(changes) - 1} more: {', '.join(changes[1:])})" if len(changes) > 1 else ""
-        raise UserError(f"--continue_train: {changes[0]} since the saved run{more}; resume with the saved "
-                        "value or give --allow_option_change to go on with the new one")
+        raise UserError(
+            f"--continue_train: {changes[0]} since the saved run{more}; resume with the saved "
+            "value or give --allow_option_change to go on with the new one"
+        )
     print0(f"--allow_option_change: resuming with {', '.join(changes)}")
 
 
@@ -193,8 +233,10 @@ def load_training_checkpoint(model: Any, logger: Any, opt: Any) -> dict:
     counters = dict(state["counters"])
     counters.setdefault("nonfinite", 0)  # saves of earlier versions do not count skipped steps
     if opt.epoch_count is not None and opt.epoch_count != counters["epoch"]:
-        print0(f"--epoch_count {opt.epoch_count}: starting epoch {opt.epoch_count} from its first step "
-              f"(the checkpoint stopped at step {counters['batch']} of epoch {counters['epoch']})")
+        print0(
+            f"--epoch_count {opt.epoch_count}: starting epoch {opt.epoch_count} from its first step "
+            f"(the checkpoint stopped at step {counters['batch']} of epoch {counters['epoch']})"
+        )
         counters.update(epoch=opt.epoch_count, batch=0, loss_sum=0.0)
     model.load_training_state(state["model"], first_epoch=counters["epoch"], saved_opt=state.get("opt"))
     logger.load_state_dict(state["logger"])
@@ -211,16 +253,21 @@ def read_save(model: Any, tag: str, opt: Any) -> tuple[dict, dict]:
     except _Unreadable as exc:
         damaged = str(exc)
         if not os.path.isfile(state_path(model.save_dir, older)):
-            raise UserError(f"--continue_train: '{tag}' is unreadable ({damaged}) and there is no older complete "
-                            f"save ({os.path.basename(state_path(model.save_dir, older))}) to resume from") from None
+            raise UserError(
+                f"--continue_train: '{tag}' is unreadable ({damaged}) and there is no older complete "
+                f"save ({os.path.basename(state_path(model.save_dir, older))}) to resume from"
+            ) from None
         try:
             state, networks = _read_one_save(model, older, opt)
         except _Unreadable as also:
-            raise UserError(f"--continue_train: '{tag}' is unreadable ({damaged}), and so is the older save "
-                            f"'{older}' ({also})") from None
+            raise UserError(
+                f"--continue_train: '{tag}' is unreadable ({damaged}), and so is the older save '{older}' ({also})"
+            ) from None
     done = state["counters"]
-    print0(f"--continue_train: '{tag}' is unreadable ({damaged}); resuming from the older complete save "
-           f"'{older}' (epoch {done['epoch']}, step {done['batch']} of the epoch, {done['steps']} steps done)")
+    print0(
+        f"--continue_train: '{tag}' is unreadable ({damaged}); resuming from the older complete save "
+        f"'{older}' (epoch {done['epoch']}, step {done['batch']} of the epoch, {done['steps']} steps done)"
+    )
     return state, networks
 
 
@@ -236,8 +283,9 @@ def _read_one_save(model: Any, tag: str, opt: Any) -> tuple[dict, dict]:
         raise _Unreadable(str(exc)) from None
     if not isinstance(state, dict) or not {"model", "counters", "rng", "logger"} <= state.keys():
         raise _Unreadable(f"training state {path} lacks parts of a training state")
-    check_resume_options(state.get("opt", {}), vars(opt), state.get("world_size", 1), get_world_size(),
-                         opt.allow_option_change)
+    check_resume_options(
+        state.get("opt", {}), vars(opt), state.get("world_size", 1), get_world_size(), opt.allow_option_change
+    )
     try:
         return state, model.read_networks(tag)
     except UserError as exc:
@@ -248,14 +296,20 @@ def _resume_from_weights(model: Any, opt: Any, path: str) -> dict:
     """``--continue_train`` from network files alone: weights loaded, counters from ``--epoch_count``."""
     tag = opt.epoch
     if not all(os.path.isfile(model.net_path(tag, name)) for name in model.model_names):
-        raise UserError(f"--continue_train: {path} does not exist (no resumable '{tag}' checkpoint in "
-                        f"{model.save_dir}; train without --continue_train to start a new run)")
+        raise UserError(
+            f"--continue_train: {path} does not exist (no resumable '{tag}' checkpoint in "
+            f"{model.save_dir}; train without --continue_train to start a new run)"
+        )
     if opt.epoch_count is None and not str(tag).isdigit():
-        raise UserError(f"--continue_train: {path} does not exist, only the '{tag}' network files; give "
-                        "--epoch_count (the number of the first epoch to train) to resume from the weights alone")
+        raise UserError(
+            f"--continue_train: {path} does not exist, only the '{tag}' network files; give "
+            "--epoch_count (the number of the first epoch to train) to resume from the weights alone"
+        )
     first_epoch = opt.epoch_count if opt.epoch_count is not None else int(tag) + 1
     model.load_networks(tag)
     model.build_schedulers(first_epoch)
-    print0(f"--continue_train: no training state for '{tag}': loaded its weights only; optimisers, image pool "
-          f"and random states start anew at epoch {first_epoch}")
+    print0(
+        f"--continue_train: no training state for '{tag}': loaded its weights only; optimisers, image pool "
+        f"and random states start anew at epoch {first_epoch}"
+    )
     return new_counters(first_epoch)

@@ -106,8 +106,12 @@ def _tensors(obj: Any, name: str) -> Iterator[tuple[str, torch.Tensor]]:
 
 def check_finite(files: dict[str, Any], tag: str) -> None:
     """SaveError naming the first floating-point tensor with a NaN or inf among ``files`` (name -> object)."""
-    named = [(f"{file}: {key}", t) for file, obj in files.items() for key, t in _tensors(obj, "")
-             if t.is_floating_point() and t.numel()]
+    named = [
+        (f"{file}: {key}", t)
+        for file, obj in files.items()
+        for key, t in _tensors(obj, "")
+        if t.is_floating_point() and t.numel()
+    ]
     if not named:
         return
     flags = torch.stack([torch.isfinite(t).all().cpu() for _, t in named])  # one verdict per tensor
@@ -123,8 +127,9 @@ def _os_error(exc: OSError) -> str:
     return f"{reason} ({code})" if code else reason
 
 
-def commit_save(save_dir: str, tag: str, files: dict[str, Any], step: Optional[dict] = None,
-                keep_previous: bool = False) -> None:
+def commit_save(
+    save_dir: str, tag: str, files: dict[str, Any], step: Optional[dict] = None, keep_previous: bool = False
+) -> None:
     """Write ``files`` (file name in ``save_dir`` -> object for torch.save) as one save of ``tag``.
 
     ``step``: what the save holds (epoch, steps, ...), recorded in the marker. ``keep_previous``:
@@ -154,14 +159,17 @@ def commit_save(save_dir: str, tag: str, files: dict[str, Any], step: Optional[d
                 os.remove(path)
             except OSError:
                 pass
-        raise SaveError(f"could not save {current}: {_os_error(exc)}; nothing of this '{tag}' save was kept, the "
-                        f"previous '{tag}' save is intact (resume from it with --continue_train)") from None
+        raise SaveError(
+            f"could not save {current}: {_os_error(exc)}; nothing of this '{tag}' save was kept, the "
+            f"previous '{tag}' save is intact (resume from it with --continue_train)"
+        ) from None
     _fsync_dir(save_dir)
     try:
         _roll_forward(save_dir, record)
     except OSError as exc:
-        raise SaveError(f"'{tag}' saved but not yet in place in {save_dir}: {_os_error(exc)}; "
-                        "--continue_train finishes it") from None
+        raise SaveError(
+            f"'{tag}' saved but not yet in place in {save_dir}: {_os_error(exc)}; --continue_train finishes it"
+        ) from None
 
 
 def _roll_forward(save_dir: str, record: dict) -> None:
@@ -201,8 +209,9 @@ def recover_saves(save_dir: str) -> list[str]:
             continue
         _roll_forward(save_dir, record)
         notes.append(f"finished the interrupted '{record['tag']}' save ({_describe(record.get('step', {}))})")
-    leftovers = (glob.glob(os.path.join(glob.escape(save_dir), ".*.pending"))
-                 + glob.glob(os.path.join(glob.escape(save_dir), ".*.commit.tmp")))
+    leftovers = glob.glob(os.path.join(glob.escape(save_dir), ".*.pending")) + glob.glob(
+        os.path.join(glob.escape(save_dir), ".*.commit.tmp")
+    )
     for path in sorted(leftovers):
         os.remove(path)
     if leftovers:

@@ -23,7 +23,7 @@ def worker_message(exc: BaseException) -> str:
     # The worker's last traceback line names the class, with or without its module.
     for prefix in (f"{type(exc).__module__}.{type(exc).__qualname__}: ", f"{type(exc).__name__}: "):
         if last.startswith(prefix):
-            return last[len(prefix):]
+            return last[len(prefix) :]
     return last
 
 

@@ -50,8 +50,9 @@ class HTML:
             width: displayed width of each image in pixels.
         """
         if not len(ims) == len(txts) == len(links):
-            raise ValueError(f"add_images needs as many captions and links as images, got {len(ims)}, "
-                             f"{len(txts)}, {len(links)}")
+            raise ValueError(
+                f"add_images needs as many captions and links as images, got {len(ims)}, {len(txts)}, {len(links)}"
+            )
         row_table = tags.table(border=1, style="table-layout: fixed;")
         self.doc.add(row_table)
         with row_table, tags.tr():

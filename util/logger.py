@@ -28,8 +28,15 @@ import torch
 from util.html import HTML
 from util.image_io import mkdirs, save_image, tensor2im
 from util.plot import LossHistory, plot_losses
-from util.trackers import (TENSORBOARD_INSTALL_HINT, WANDB_INSTALL_HINT, Tracker, new_wandb_run_id, open_trackers,
-                           options_markdown, tracker_available)
+from util.trackers import (
+    TENSORBOARD_INSTALL_HINT,
+    WANDB_INSTALL_HINT,
+    Tracker,
+    new_wandb_run_id,
+    open_trackers,
+    options_markdown,
+    tracker_available,
+)
 
 if TYPE_CHECKING:
     import requests
@@ -121,25 +128,25 @@ class _VisdomSink:
         self.enabled = True
 
     @classmethod
-    def connect(cls, *, server: str, port: int, env: str, display_id: int, ncols: int,
-                title: str) -> "_VisdomSink | None":
+    def connect(
+        cls, *, server: str, port: int, env: str, display_id: int, ncols: int, title: str
+    ) -> "_VisdomSink | None":
         """A sink for a reachable server, or None after one warning line saying what to do."""
         address = f"{server.rstrip('/')}:{port}"
         try:
             import visdom
         except ImportError:
-            _log.warning("visdom is not installed; install it with `%s` — continuing without it",
-                         VISDOM_INSTALL_HINT)
+            _log.warning("visdom is not installed; install it with `%s` — continuing without it", VISDOM_INSTALL_HINT)
             return None
-        unreachable = (f"visdom server {address} not reachable; start it with `python -m visdom.server`"
-                       " — continuing without it")
+        unreachable = (
+            f"visdom server {address} not reachable; start it with `python -m visdom.server` — continuing without it"
+        )
         if not _server_reachable(server, port, CONNECT_TIMEOUT_S):
             _log.warning(unreachable)
             return None
         try:
             with _quiet_visdom_client():
-                vis = visdom.Visdom(server=server, port=port, env=env, raise_exceptions=True,
-                                    use_incoming_socket=False)
+                vis = visdom.Visdom(server=server, port=port, env=env, raise_exceptions=True, use_incoming_socket=False)
             _mount_request_timeout(vis.session, REQUEST_TIMEOUT_S)
         except OSError:
             _log.warning(unreachable)
@@ -154,8 +161,7 @@ class _VisdomSink:
             send()
         except OSError as exc:
             self.enabled = False
-            _log.warning("visdom server %s stopped answering (%s); continuing without visdom",
-                         self.address, exc)
+            _log.warning("visdom server %s stopped answering (%s); continuing without visdom", self.address, exc)
 
     def send_losses(self, history: LossHistory, latest: dict[str, float]) -> None:
         """Replace the loss plot with the whole history and the table with the latest values."""
@@ -173,19 +179,30 @@ class _VisdomSink:
         opts = {"title": f"{self.title} loss over time", "legend": names, "xlabel": "epoch", "ylabel": "loss"}
         table = _html_table([[name, f"{float(value):.4f}"] for name, value in latest.items()])
         self._guarded(lambda: self.vis.line(Y=values, X=x_matrix, win=str(self.display_id), opts=opts))
-        self._guarded(lambda: self.vis.text(table, win=str(self.display_id + 3),
-                                            opts={"title": f"{self.title} losses"}))
+        self._guarded(
+            lambda: self.vis.text(table, win=str(self.display_id + 3), opts={"title": f"{self.title} losses"})
+        )
 
     def send_images(self, images: dict[str, np.ndarray], epoch: int) -> None:
         """Show the images as one grid, ``ncols`` per row (all in one row if ncols <= 0)."""
         ncols = self.ncols if self.ncols > 0 else len(images)
         labels = list(images)
-        label_rows = [labels[start:start + ncols] for start in range(0, len(labels), ncols)]
+        label_rows = [labels[start : start + ncols] for start in range(0, len(labels), ncols)]
         grid = _image_grid(list(images.values()))
-        self._guarded(lambda: self.vis.images(grid, nrow=ncols, padding=2, win=str(self.display_id + 1),
-                                              opts={"title": f"{self.title} images (epoch {epoch})"}))
-        self._guarded(lambda: self.vis.text(_html_table(label_rows), win=str(self.display_id + 2),
-                                            opts={"title": f"{self.title} labels"}))
+        self._guarded(
+            lambda: self.vis.images(
+                grid,
+                nrow=ncols,
+                padding=2,
+                win=str(self.display_id + 1),
+                opts={"title": f"{self.title} images (epoch {epoch})"},
+            )
+        )
+        self._guarded(
+            lambda: self.vis.text(
+                _html_table(label_rows), win=str(self.display_id + 2), opts={"title": f"{self.title} labels"}
+            )
+        )
 
 
 class Logger:
@@ -212,11 +229,24 @@ class Logger:
     Their step axis is the ``step`` passed to each method: training images seen so far.
     """
 
-    def __init__(self, *, log_dir: str, name: str, display_id: int = 0, display_server: str = "http://localhost",
-                 display_port: int = 8097, display_env: str = "main", display_ncols: int = 4,
-                 display_winsize: int = 256, use_html: bool = True, is_main_process: bool = True,
-                 tensorboard: bool = False, use_wandb: bool = False, wandb_project: str = "sesim",
-                 config: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        log_dir: str,
+        name: str,
+        display_id: int = 0,
+        display_server: str = "http://localhost",
+        display_port: int = 8097,
+        display_env: str = "main",
+        display_ncols: int = 4,
+        display_winsize: int = 256,
+        use_html: bool = True,
+        is_main_process: bool = True,
+        tensorboard: bool = False,
+        use_wandb: bool = False,
+        wandb_project: str = "sesim",
+        config: dict[str, Any] | None = None,
+    ) -> None:
         self.name = name
         self.log_dir = log_dir
         self.web_dir = os.path.join(log_dir, "web")
@@ -245,16 +275,31 @@ class Logger:
         with open(self.loss_log_path, "a", encoding="utf-8") as log_file:
             log_file.write(f"================ Training Loss ({time.strftime('%c')}) ================\n")
         if display_id > 0:
-            self.visdom = _VisdomSink.connect(server=display_server, port=display_port, env=display_env,
-                                              display_id=display_id, ncols=display_ncols, title=name)
+            self.visdom = _VisdomSink.connect(
+                server=display_server,
+                port=display_port,
+                env=display_env,
+                display_id=display_id,
+                ncols=display_ncols,
+                title=name,
+            )
 
     @property
     def visdom_enabled(self) -> bool:
         """Whether losses and images currently go to a visdom server."""
         return self.visdom is not None and self.visdom.enabled
 
-    def log_scalars(self, epoch: int, epoch_progress: float, iters: int, losses: dict[str, float],
-                    t_comp: float, t_data: float, *, step: int | None = None) -> str:
+    def log_scalars(
+        self,
+        epoch: int,
+        epoch_progress: float,
+        iters: int,
+        losses: dict[str, float],
+        t_comp: float,
+        t_data: float,
+        *,
+        step: int | None = None,
+    ) -> str:
         """Record one set of losses; return the formatted line ('' on non-main ranks).
 
         Args:
@@ -283,8 +328,9 @@ class Logger:
         self._track_scalars(step, {f"loss/{name}": value for name, value in losses.items()})
         return line
 
-    def log_images(self, epoch: int, visuals: dict[str, torch.Tensor], save_result: bool, *,
-                   step: int | None = None) -> None:
+    def log_images(
+        self, epoch: int, visuals: dict[str, torch.Tensor], save_result: bool, *, step: int | None = None
+    ) -> None:
         """Show the first image of each visual in visdom, TensorBoard and W&B (as ``visuals/<label>``
         at ``step``, see :meth:`log_scalars`) and, if ``save_result``, on the HTML page.
 
@@ -342,10 +388,15 @@ class Logger:
         """The started trackers, starting them at the first call (after any load_state_dict)."""
         if self.trackers is None and self.is_main_process:
             self.trackers = open_trackers(
-                log_dir=self.log_dir, name=self.name, tensorboard=self.tensorboard, wandb_run_id=self.wandb_run_id,
-                wandb_project=self.wandb_project, config=self.config or None,
+                log_dir=self.log_dir,
+                name=self.name,
+                tensorboard=self.tensorboard,
+                wandb_run_id=self.wandb_run_id,
+                wandb_project=self.wandb_project,
+                config=self.config or None,
                 purge_step=self.last_step + 1 if self.resumed else None,
-                options_text=options_markdown(self.config) if self.config else "")
+                options_text=options_markdown(self.config) if self.config else "",
+            )
         return self.trackers or []
 
     def _save_html(self, epoch: int, images: dict[str, np.ndarray]) -> None:
@@ -377,10 +428,13 @@ class Logger:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore what :meth:`state_dict` returned, so plots, the page, TensorBoard's step axis and the
         W&B run continue after a resume (states saved before TensorBoard/W&B support work too)."""
-        self.history = {str(name): [(float(x), float(value)) for x, value in points]
-                        for name, points in state["loss_history"].items()}
-        self.html_epochs = {int(epoch): [str(label) for label in labels]
-                            for epoch, labels in state["html_epochs"].items()}
+        self.history = {
+            str(name): [(float(x), float(value)) for x, value in points]
+            for name, points in state["loss_history"].items()
+        }
+        self.html_epochs = {
+            int(epoch): [str(label) for label in labels] for epoch, labels in state["html_epochs"].items()
+        }
         self.last_step = int(state.get("last_step", 0))
         self.epoch_steps = {int(epoch): int(step) for epoch, step in state.get("epoch_steps", {}).items()}
         if self.use_wandb and state.get("wandb_run_id"):

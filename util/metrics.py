@@ -22,7 +22,7 @@ def luminance(image: np.ndarray) -> np.ndarray:
 def gaussian_window(size: int = 11, sigma: float = 1.5) -> np.ndarray:
     """(size, size) normalised Gaussian."""
     x = np.arange(size) - (size - 1) / 2
-    g = np.exp(-(x ** 2) / (2 * sigma ** 2))
+    g = np.exp(-(x**2) / (2 * sigma**2))
     g /= g.sum()
     return np.outer(g, g)
 
@@ -38,7 +38,7 @@ def ssim(a: np.ndarray, b: np.ndarray, size: int = 11, sigma: float = 1.5) -> fl
     sxx = F.conv2d(x * x, w) - mx * mx
     syy = F.conv2d(y * y, w) - my * my
     sxy = F.conv2d(x * y, w) - mx * my
-    c1, c2 = 0.01 ** 2, 0.03 ** 2
+    c1, c2 = 0.01**2, 0.03**2
     s = ((2 * mx * my + c1) * (2 * sxy + c2)) / ((mx * mx + my * my + c1) * (sxx + syy + c2))
     return float(s.mean())
 
@@ -55,8 +55,10 @@ def colour_distance(a: np.ndarray, b: np.ndarray, bins: int = 8) -> float:
     Ignores where colours are, only which colours occur and how often, so it measures whether an
     output took the target's palette regardless of structure.
     """
+
     def hist(image: np.ndarray) -> np.ndarray:
         q = np.clip((np.asarray(image)[..., :3] * bins).astype(int), 0, bins - 1).reshape(-1, 3)
-        h = np.bincount((q[:, 0] * bins + q[:, 1]) * bins + q[:, 2], minlength=bins ** 3).astype(np.float64)
+        h = np.bincount((q[:, 0] * bins + q[:, 1]) * bins + q[:, 2], minlength=bins**3).astype(np.float64)
         return h / h.sum()
+
     return 0.5 * float(np.abs(hist(a) - hist(b)).sum())

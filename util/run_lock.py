@@ -91,9 +91,11 @@ class RunLock:
             holder = _read_holder(fd)
             if kernel is False or (kernel is None and holder and _alive(holder)):
                 os.close(fd)
-                raise UserError(f"{self.folder} is in use by another train.py ({_describe(holder)}; lock file "
-                                f"{self.path}): wait for it to end or stop it, or train under another --name"
-                                + ("" if kernel is False else "; if that run has ended, delete the lock file"))
+                raise UserError(
+                    f"{self.folder} is in use by another train.py ({_describe(holder)}; lock file "
+                    f"{self.path}): wait for it to end or stop it, or train under another --name"
+                    + ("" if kernel is False else "; if that run has ended, delete the lock file")
+                )
             try:
                 same = os.path.samestat(os.fstat(fd), os.stat(self.path))
             except FileNotFoundError:
@@ -101,15 +103,17 @@ class RunLock:
             if same:
                 break
             os.close(fd)  # the holder removed the file while we opened it: try the new one
-        record = {"host": socket.gethostname(), "pid": os.getpid(),
-                  "since": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())}
+        record = {
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "since": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
+        }
         os.ftruncate(fd, 0)
         os.pwrite(fd, (json.dumps(record) + "\n").encode("utf-8"), 0)
         os.fsync(fd)
         self.fd = fd
         if holder:
-            return (f"taking over the lock of {self.folder} left by train.py {_describe(holder)}, "
-                    "which no longer runs")
+            return f"taking over the lock of {self.folder} left by train.py {_describe(holder)}, which no longer runs"
         return None
 
     def release(self) -> None:
@@ -126,6 +130,7 @@ class RunLock:
     def __enter__(self) -> "RunLock":
         return self
 
-    def __exit__(self, kind: Optional[type], value: Optional[BaseException],
-                 traceback: Optional[TracebackType]) -> None:
+    def __exit__(
+        self, kind: Optional[type], value: Optional[BaseException], traceback: Optional[TracebackType]
+    ) -> None:
         self.release()

@@ -101,8 +101,9 @@ class WandbTracker(Tracker):
     ``WANDB_MODE=offline`` writes the run locally only (``wandb sync`` uploads it later).
     """
 
-    def __init__(self, *, project: str, name: str, run_id: str, directory: str | None,
-                 config: dict[str, Any] | None) -> None:
+    def __init__(
+        self, *, project: str, name: str, run_id: str, directory: str | None, config: dict[str, Any] | None
+    ) -> None:
         import wandb
 
         self.wandb = wandb
@@ -147,9 +148,17 @@ def _start(label: str, make: Any) -> Tracker | None:
         return None
 
 
-def open_trackers(*, log_dir: str, name: str, tensorboard: bool, wandb_run_id: str | None,
-                  wandb_project: str = "sesim", config: dict[str, Any] | None = None,
-                  purge_step: int | None = None, options_text: str = "") -> list[Tracker]:
+def open_trackers(
+    *,
+    log_dir: str,
+    name: str,
+    tensorboard: bool,
+    wandb_run_id: str | None,
+    wandb_project: str = "sesim",
+    config: dict[str, Any] | None = None,
+    purge_step: int | None = None,
+    options_text: str = "",
+) -> list[Tracker]:
     """Start the trackers asked for (packages already checked with :func:`tracker_available`).
 
     Args:
@@ -163,10 +172,22 @@ def open_trackers(*, log_dir: str, name: str, tensorboard: bool, wandb_run_id: s
     """
     trackers = []
     if tensorboard:
-        trackers.append(_start("TensorBoard", lambda: TensorBoardTracker(
-            os.path.join(log_dir, "tensorboard"), purge_step=purge_step, options_text=options_text)))
+        trackers.append(
+            _start(
+                "TensorBoard",
+                lambda: TensorBoardTracker(
+                    os.path.join(log_dir, "tensorboard"), purge_step=purge_step, options_text=options_text
+                ),
+            )
+        )
     if wandb_run_id is not None:
         directory = None if os.environ.get("WANDB_DIR") else log_dir
-        trackers.append(_start("Weights & Biases", lambda: WandbTracker(
-            project=wandb_project, name=name, run_id=wandb_run_id, directory=directory, config=config)))
+        trackers.append(
+            _start(
+                "Weights & Biases",
+                lambda: WandbTracker(
+                    project=wandb_project, name=name, run_id=wandb_run_id, directory=directory, config=config
+                ),
+            )
+        )
     return [tracker for tracker in trackers if tracker is not None]

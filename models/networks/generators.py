@@ -116,8 +116,10 @@ class ResnetGenerator(nn.Module):
     def _check_layers(self, layers: Sequence[int]) -> None:
         bad = [i for i in layers if not 0 <= i < len(self.model)]
         if bad or not layers:
-            raise ValueError(f"layers {list(layers)}: give indices into the generator's {len(self.model)} "
-                             f"modules (0-{len(self.model) - 1})")
+            raise ValueError(
+                f"layers {list(layers)}: give indices into the generator's {len(self.model)} "
+                f"modules (0-{len(self.model) - 1})"
+            )
 
     def layer_channels(self, layers: Sequence[int]) -> list[int]:
         """Channels of the output of ``self.model[i]`` for each i in ``layers`` (CUT's ``--nce_layers``).

@@ -58,8 +58,9 @@ class LayerNorm(nn.Module):
         return x * self.gamma.view(1, -1, 1, 1) + self.beta.view(1, -1, 1, 1)
 
 
-def adaptive_instance_norm(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor,
-                           eps: float = 1e-5) -> torch.Tensor:
+def adaptive_instance_norm(
+    x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor, eps: float = 1e-5
+) -> torch.Tensor:
     """Instance-normalise (B, C, H, W) ``x`` (biased variance), then ``scale * x + shift`` with (B, C) tensors."""
     x = F.instance_norm(x, eps=eps)
     return x * scale[:, :, None, None] + shift[:, :, None, None]
@@ -68,8 +69,12 @@ def adaptive_instance_norm(x: torch.Tensor, shift: torch.Tensor, scale: torch.Te
 def _activation(name: str) -> nn.Module:
     if name not in ACTIVATIONS:
         raise ValueError(f"unknown activation '{name}'; valid names: {', '.join(ACTIVATIONS)}")
-    return {"relu": nn.ReLU(inplace=True), "lrelu": nn.LeakyReLU(0.2, inplace=True), "tanh": nn.Tanh(),
-            "none": nn.Identity()}[name]
+    return {
+        "relu": nn.ReLU(inplace=True),
+        "lrelu": nn.LeakyReLU(0.2, inplace=True),
+        "tanh": nn.Tanh(),
+        "none": nn.Identity(),
+    }[name]
 
 
 class ConvBlock(nn.Module):
@@ -78,8 +83,15 @@ class ConvBlock(nn.Module):
     ``norm='adain'`` takes the (B, C) shift and scale as extra arguments of ``forward``.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
-                 norm: str = "none", activation: str = "relu") -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int,
+        stride: int = 1,
+        norm: str = "none",
+        activation: str = "relu",
+    ) -> None:
         super().__init__()
         if norm not in NORMS:
             raise ValueError(f"unknown norm '{norm}'; valid names: {', '.join(NORMS)}")
@@ -87,11 +99,13 @@ class ConvBlock(nn.Module):
         self.conv = nn.Conv2d(in_channels, out_channels, kernel_size, stride)
         self.norm_name = norm
         self.norm = {"instance": nn.InstanceNorm2d(out_channels), "layer": LayerNorm(out_channels)}.get(
-            norm, nn.Identity())
+            norm, nn.Identity()
+        )
         self.activation = _activation(activation)
 
-    def forward(self, x: torch.Tensor, shift: Optional[torch.Tensor] = None,
-                scale: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, shift: Optional[torch.Tensor] = None, scale: Optional[torch.Tensor] = None
+    ) -> torch.Tensor:
         x = self.conv(self.pad(x))
         x = adaptive_instance_norm(x, shift, scale) if self.norm_name == "adain" else self.norm(x)
         return self.activation(x)
@@ -103,8 +117,10 @@ class ResBlock(nn.Module):
     def __init__(self, channels: int, norm: str) -> None:
         super().__init__()
         self.channels = channels
-        self.model = nn.Sequential(ConvBlock(channels, channels, 3, norm=norm, activation="relu"),
-                                   ConvBlock(channels, channels, 3, norm=norm, activation="none"))
+        self.model = nn.Sequential(
+            ConvBlock(channels, channels, 3, norm=norm, activation="relu"),
+            ConvBlock(channels, channels, 3, norm=norm, activation="none"),
+        )
 
     def forward(self, x: torch.Tensor, adain: Optional[torch.Tensor] = None) -> torch.Tensor:
         if adain is None:
@@ -184,8 +200,12 @@ class MLP(nn.Module):
         if n_layers < 2:
             raise ValueError(f"the style MLP needs at least 2 layers, got {n_layers}")
         dims = [in_dim] + [hidden] * (n_layers - 1) + [out_dim]
-        self.model = nn.Sequential(*[LinearBlock(a, b, "relu" if i < n_layers - 1 else "none")
-                                     for i, (a, b) in enumerate(zip(dims[:-1], dims[1:]))])
+        self.model = nn.Sequential(
+            *[
+                LinearBlock(a, b, "relu" if i < n_layers - 1 else "none")
+                for i, (a, b) in enumerate(zip(dims[:-1], dims[1:]))
+            ]
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x.flatten(1))
@@ -217,8 +237,16 @@ class MUNITGenerator(nn.Module):
     must be multiples of ``2**n_downsample`` for the output to have the input's size.
     """
 
-    def __init__(self, input_nc: int = 3, ngf: int = 64, style_dim: int = 8, n_downsample: int = 2,
-                 n_res: int = 4, mlp_dim: int = 256, mlp_layers: int = 3) -> None:
+    def __init__(
+        self,
+        input_nc: int = 3,
+        ngf: int = 64,
+        style_dim: int = 8,
+        n_downsample: int = 2,
+        n_res: int = 4,
+        mlp_dim: int = 256,
+        mlp_layers: int = 3,
+    ) -> None:
         super().__init__()
         self.style_dim = style_dim
         self.n_downsample = n_downsample
@@ -262,8 +290,11 @@ class MUNITTranslation(nn.Module):
         super().__init__()
         self.encoder, self.decoder = encoder, decoder
         self.inference = InferenceTraits(
-            size_multiple=2 ** encoder.n_downsample, tiling=None, style_dim=decoder.style_dim,
-            untileable="its decoder's adaptive instance norms and layer norms normalise over the whole image")
+            size_multiple=2**encoder.n_downsample,
+            tiling=None,
+            style_dim=decoder.style_dim,
+            untileable="its decoder's adaptive instance norms and layer norms normalise over the whole image",
+        )
 
     def style_codes(self, count: int, seed: int) -> torch.Tensor:
         """``count`` random style codes for ``seed``, as the mmsc model draws them (:func:`draw_style_codes`)."""

@@ -98,8 +98,15 @@ class EqualConv2d(nn.Module):
     Input (B, in_channels, H, W); output (B, out_channels, H', W') as for ``nn.Conv2d``.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
-                 padding: int = 0, bias: bool = True) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int,
+        stride: int = 1,
+        padding: int = 0,
+        bias: bool = True,
+    ) -> None:
         super().__init__()
         self.weight = nn.Parameter(torch.randn(out_channels, in_channels, kernel_size, kernel_size))
         self.bias = nn.Parameter(torch.zeros(out_channels)) if bias else None
@@ -154,16 +161,26 @@ class ConvLayer(nn.Sequential):
     Input (B, in_channels, H, W); output (B, out_channels, H or H / 2, W or W / 2).
     """
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, downsample: bool = False,
-                 bias: bool = True, activate: bool = True) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int,
+        downsample: bool = False,
+        bias: bool = True,
+        activate: bool = True,
+    ) -> None:
         layers: list[nn.Module] = []
         stride, padding = 1, kernel_size // 2
         if downsample:
             extra = (len(BLUR_TAPS) - 2) + (kernel_size - 1)
             layers.append(Blur(pad=((extra + 1) // 2, extra // 2)))
             stride, padding = 2, 0
-        layers.append(EqualConv2d(in_channels, out_channels, kernel_size, stride=stride, padding=padding,
-                                  bias=bias and not activate))
+        layers.append(
+            EqualConv2d(
+                in_channels, out_channels, kernel_size, stride=stride, padding=padding, bias=bias and not activate
+            )
+        )
         if activate:
             layers.append(BiasedLeakyReLU(out_channels))
         super().__init__(*layers)
@@ -181,8 +198,9 @@ class ResBlock(nn.Module):
         self.conv1 = ConvLayer(in_channels, in_channels, 3)
         self.conv2 = ConvLayer(in_channels, out_channels, 3, downsample=downsample)
         if in_channels != out_channels or downsample:
-            self.skip: nn.Module = ConvLayer(in_channels, out_channels, 1, downsample=downsample, bias=False,
-                                             activate=False)
+            self.skip: nn.Module = ConvLayer(
+                in_channels, out_channels, 1, downsample=downsample, bias=False, activate=False
+            )
         else:
             self.skip = nn.Identity()
 
@@ -191,8 +209,13 @@ class ResBlock(nn.Module):
         return (self.conv2(self.conv1(x)) + self.skip(x)) / math.sqrt(2.0)
 
 
-def modulated_conv2d(x: torch.Tensor, weight: torch.Tensor, styles: Optional[torch.Tensor],
-                     demodulate: bool = True, upsample: bool = False) -> torch.Tensor:
+def modulated_conv2d(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    styles: Optional[torch.Tensor],
+    demodulate: bool = True,
+    upsample: bool = False,
+) -> torch.Tensor:
     """StyleGAN2's modulated convolution, computed as scale-input → shared conv → scale-output.
 
     x: (B, I, H, W); weight: (O, I, k, k) already scaled for the equalised learning rate;
@@ -229,8 +252,15 @@ class ModulatedConv2d(nn.Module):
     (B, O, 2H, 2W) with ``upsample``.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, style_dim: int = 0,
-                 demodulate: bool = True, upsample: bool = False) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int,
+        style_dim: int = 0,
+        demodulate: bool = True,
+        upsample: bool = False,
+    ) -> None:
         super().__init__()
         self.weight = nn.Parameter(torch.randn(1, out_channels, in_channels, kernel_size, kernel_size))
         self.scale = 1.0 / math.sqrt(in_channels * kernel_size**2)
@@ -275,8 +305,15 @@ class StyledConv(nn.Module):
     Input (B, in_channels, H, W); output (B, out_channels, H or 2H, W or 2W).
     """
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3, style_dim: int = 0,
-                 upsample: bool = False, inject_noise: bool = True) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int = 3,
+        style_dim: int = 0,
+        upsample: bool = False,
+        inject_noise: bool = True,
+    ) -> None:
         super().__init__()
         self.conv = ModulatedConv2d(in_channels, out_channels, kernel_size, style_dim=style_dim, upsample=upsample)
         self.noise = NoiseInjection()
@@ -331,14 +368,21 @@ class StyleGAN2Decoder(nn.Module):
     Input (B, C, h, w); output (B, output_nc, h·2^n, w·2^n) in [-1, 1].
     """
 
-    def __init__(self, output_nc: int, ngf: int, num_upsampling: int, num_blocks: int,
-                 inject_noise: bool = True) -> None:
+    def __init__(
+        self, output_nc: int, ngf: int, num_upsampling: int, num_blocks: int, inject_noise: bool = True
+    ) -> None:
         super().__init__()
         channels = generator_channels(ngf, num_upsampling)
         layers: list[nn.Module] = [ResBlock(channels, channels, downsample=False) for _ in range(num_blocks)]
         for level in range(num_upsampling, 0, -1):
-            layers.append(StyledConv(generator_channels(ngf, level), generator_channels(ngf, level - 1),
-                                     upsample=True, inject_noise=inject_noise))
+            layers.append(
+                StyledConv(
+                    generator_channels(ngf, level),
+                    generator_channels(ngf, level - 1),
+                    upsample=True,
+                    inject_noise=inject_noise,
+                )
+            )
         layers.append(ConvLayer(generator_channels(ngf, 0), output_nc, 1))
         self.convs = nn.Sequential(*layers)
 
@@ -361,16 +405,24 @@ class StyleGAN2Generator(nn.Module):
     input is reflection-padded to a multiple of 2^num_downsampling and the output cropped back.
     """
 
-    def __init__(self, input_nc: int = 3, output_nc: int = 3, ngf: int = 8, num_downsampling: int = 2,
-                 num_blocks: int = 6, inject_noise: bool = True) -> None:
+    def __init__(
+        self,
+        input_nc: int = 3,
+        output_nc: int = 3,
+        ngf: int = 8,
+        num_downsampling: int = 2,
+        num_blocks: int = 6,
+        inject_noise: bool = True,
+    ) -> None:
         super().__init__()
         if num_downsampling < 0 or num_blocks < 0:
             raise ValueError(f"num_downsampling ({num_downsampling}) and num_blocks ({num_blocks}) must be >= 0")
         self.input_nc = input_nc
         self.multiple = 2**num_downsampling
         self.encoder = StyleGAN2Encoder(input_nc, ngf, num_downsampling, num_blocks // 2)
-        self.decoder = StyleGAN2Decoder(output_nc, ngf, num_downsampling, num_blocks - num_blocks // 2,
-                                        inject_noise=inject_noise)
+        self.decoder = StyleGAN2Decoder(
+            output_nc, ngf, num_downsampling, num_blocks - num_blocks // 2, inject_noise=inject_noise
+        )
         # no normalisation over the image: tiles run through forward; the decoder's noise is switchable
         self.inference = InferenceTraits(size_multiple=self.multiple, tiling="forward", noise=inject_noise)
 
@@ -408,8 +460,9 @@ class StyleGAN2Discriminator(nn.Module):
         self.convs = nn.Sequential(*layers)
         final = min(384, 64 * ndf)
         self.final_conv = ConvLayer(discriminator_channels(ndf, D_NUM_DOWNSAMPLINGS), final, 3)
-        self.final_linear = nn.Sequential(EqualLinear(final * D_FINAL_SIZE**2, final, activate=True),
-                                          EqualLinear(final, 1))
+        self.final_linear = nn.Sequential(
+            EqualLinear(final * D_FINAL_SIZE**2, final, activate=True), EqualLinear(final, 1)
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: (B, input_nc, H, W) -> (B, 1) logits."""
@@ -418,8 +471,9 @@ class StyleGAN2Discriminator(nn.Module):
         return self.final_linear(out.flatten(1))
 
 
-def build_stylegan2_generator(*, input_nc: int, output_nc: int, ngf: int, norm: str, use_dropout: bool,
-                              no_antialias: bool, no_antialias_up: bool) -> nn.Module:
+def build_stylegan2_generator(
+    *, input_nc: int, output_nc: int, ngf: int, norm: str, use_dropout: bool, no_antialias: bool, no_antialias_up: bool
+) -> nn.Module:
     """GENERATORS['stylegan2']: 2 downsamplings, 6 residual blocks (the sinsc setting).
 
     StyleGAN2 blocks have no normalisation or dropout and always blur, so norm, use_dropout and the
@@ -428,7 +482,8 @@ def build_stylegan2_generator(*, input_nc: int, output_nc: int, ngf: int, norm: 
     return StyleGAN2Generator(input_nc=input_nc, output_nc=output_nc, ngf=ngf, num_downsampling=2, num_blocks=6)
 
 
-def build_stylegan2_discriminator(*, input_nc: int, ndf: int, n_layers: int, norm: str,
-                                  no_antialias: bool) -> nn.Module:
+def build_stylegan2_discriminator(
+    *, input_nc: int, ndf: int, n_layers: int, norm: str, no_antialias: bool
+) -> nn.Module:
     """DISCRIMINATORS['stylegan2']: its depth is fixed (4 halvings), so n_layers, norm and no_antialias do not apply."""
     return StyleGAN2Discriminator(input_nc=input_nc, ndf=ndf)

@@ -62,8 +62,11 @@ def pad_to_multiple(x: torch.Tensor, multiple: int, min_size: int = 1) -> torch.
     """
     if torch.jit.is_tracing():
         height, width = x.shape[2], x.shape[3]
-        return F.pad(x, [0, (multiple - width % multiple) % multiple, 0, (multiple - height % multiple) % multiple],
-                     mode="reflect")
+        return F.pad(
+            x,
+            [0, (multiple - width % multiple) % multiple, 0, (multiple - height % multiple) % multiple],
+            mode="reflect",
+        )
     height, width = x.shape[-2:]
     for dim, size in ((-1, width), (-2, height)):
         target = max(-(-size // multiple) * multiple, -(-min_size // multiple) * multiple)
