@@ -15,7 +15,7 @@ import contextlib
 import os
 import sys
 import time
-from typing import Any, Callable, Iterable, Optional
+from typing import Any, Callable
 
 from tqdm import tqdm
 
@@ -30,11 +30,6 @@ from util.errors import UserError, run_cli
 from util.logger import Logger
 from util.loss_meter import LossMeter, wait_for_device
 from util.run_lock import RunLock
-
-# Test hook: NONFINITE_HOOK(counters) -> loss names to make NaN in the coming step (counters as
-# before it: counters["steps"] steps done). None in normal use.
-NONFINITE_HOOK: Optional[Callable[[dict], Iterable[str]]] = None
-
 
 def crossed(count: int, step: int, freq: int) -> bool:
     """Whether adding ``step`` to reach ``count`` crossed a multiple of ``freq``."""
@@ -86,8 +81,6 @@ def guarded_step(model: Any, batch: dict, counters: dict) -> list[str]:
     """One training step; returns the names of the losses (or gradients) that were not finite, [] if none
     (the model then applied none of the step: see BaseModel.begin_step / apply_step / end_step)."""
     model.set_input(batch)
-    if NONFINITE_HOOK is not None:
-        model.poison = frozenset(NONFINITE_HOOK(counters))
     model.begin_step()
     model.optimize_parameters()
     return model.end_step()  # known on the host: the guard syncs once per optimiser

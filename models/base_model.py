@@ -142,9 +142,8 @@ class BaseModel:
         if self.amp_dtype is torch.bfloat16 and self.device.type == "cuda" and not torch.cuda.is_bf16_supported():
             raise UserError("--amp bf16: this GPU has no bfloat16 support; use --amp fp16")
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype is torch.float16)
-        # The non-finite guard (see begin_step): this step's verdict, and the test hook ``poison``.
+        # The non-finite guard (see begin_step): this step's verdict.
         self.nonfinite: list[str] = []
-        self.poison: frozenset[str] = frozenset()  # loss parts made NaN in this step (tests only, see train.py)
         self._skip = False
         self._scaler_steps = 0
         self._norm_buffers: Optional[list[torch.Tensor]] = None
@@ -271,8 +270,6 @@ class BaseModel:
         optimizer.zero_grad(set_to_none=True)
         with self.autocast():
             loss, parts = compute_loss()
-        if self.poison:
-            loss, parts = _poisoned(loss, parts, self.poison)
         if self._skip:
             self.nonfinite += [name for name in _nonfinite_names(parts) if name not in self.nonfinite]
             return parts
@@ -543,11 +540,3 @@ def _nonfinite_names(parts: dict) -> list[str]:
     """The names of the loss parts that are not finite (reads them: a host sync; used once a step went wrong)."""
     return [name for name, value in parts.items() if not bool(torch.isfinite(value.detach()).all())]
 
-
-def _poisoned(loss: torch.Tensor, parts: dict, names: frozenset[str]) -> tuple[torch.Tensor, dict]:
-    """The loss and parts with the parts in ``names`` (and so the loss and its gradients) made NaN."""
-    hit = names & parts.keys()
-    if not hit:
-        return loss, parts
-    nan = torch.full((), float("nan"), device=loss.device)
-    return loss * nan, {k: v * nan if k in hit else v for k, v in parts.items()}

@@ -9,6 +9,7 @@ from pathlib import Path
 from types import ModuleType
 
 import numpy as np
+import torch
 from PIL import Image
 
 from util.errors import run_cli
@@ -321,3 +322,68 @@ def tensorboard_run(log_dir: Path):
     accumulator = EventAccumulator(str(log_dir), size_guidance={"scalars": 0, "images": 0, "tensors": 0})
     accumulator.Reload()
     return accumulator
+
+
+# ---- fault injection (through monkeypatch: the product code has no test hooks) ----------------------------
+def _save_operations():
+    from util import commit
+
+    return {"write": commit._write, "replace": commit._replace, "remove": commit._remove}
+
+
+_SAVE_OPERATIONS = _save_operations()  # the real ones, whatever a test has patched since
+
+
+def on_save_operations(monkeypatch, hook) -> None:
+    """Call ``hook(operation, path)`` before each file operation of a save ('write', 'replace', 'remove': the
+    functions util/commit.py does them through), so a test can make a save fail or die at any one; ``hook``
+    None puts the real operations back."""
+    from util import commit
+
+    for operation, real in _SAVE_OPERATIONS.items():
+        if hook is None:
+            monkeypatch.setattr(commit, "_" + operation, real)
+            continue
+
+        def wrapped(*args, _operation=operation, _real=real):
+            hook(_operation, args[1] if _operation == "replace" else args[0])  # the file written, replaced, removed
+            return _real(*args)
+
+        monkeypatch.setattr(commit, "_" + operation, wrapped)
+
+
+def poison_losses(monkeypatch, names_for) -> None:
+    """Make the loss parts ``names_for(model)`` (and so the step's loss and gradients) NaN in every
+    ``BaseModel.optimizer_step`` from now on, as a diverging run would."""
+    from models.base_model import BaseModel
+
+    real = BaseModel.optimizer_step
+
+    def optimizer_step(self, optimizer, compute_loss):
+        names = frozenset(names_for(self))
+
+        def poisoned():
+            loss, parts = compute_loss()
+            hit = names & parts.keys()
+            if not hit:
+                return loss, parts
+            nan = torch.full((), float("nan"), device=loss.device)
+            return loss * nan, {k: v * nan if k in hit else v for k, v in parts.items()}
+
+        return real(self, optimizer, poisoned)
+
+    monkeypatch.setattr(BaseModel, "optimizer_step", optimizer_step)
+
+
+def poison_training(monkeypatch, train_module, names_for_step) -> None:
+    """In train.py's steps: the losses ``names_for_step(counters)`` (counters as before the step:
+    ``counters["steps"]`` steps done) are NaN in that step."""
+    names = [frozenset()]
+    real = train_module.guarded_step
+
+    def guarded_step(model, batch, counters):
+        names[0] = frozenset(names_for_step(counters))
+        return real(model, batch, counters)
+
+    monkeypatch.setattr(train_module, "guarded_step", guarded_step)
+    poison_losses(monkeypatch, lambda model: names[0])

@@ -11,7 +11,8 @@ import pytest
 import torch
 
 import train as train_script
-from helpers import MMSC_SMALL, ROOT, TINY, run_script as run, write_images
+from helpers import MMSC_SMALL, ROOT, TINY, on_save_operations, poison_losses, poison_training, write_images
+from helpers import run_script as run
 from models import available_models, create_model
 from options.train_options import TrainOptions
 from util import commit
@@ -85,7 +86,7 @@ def straight(tiny, tmp_path_factory):
     ck = tmp_path_factory.mktemp("straight")
     operations = []
     with pytest.MonkeyPatch.context() as monkeypatch:
-        monkeypatch.setattr(commit, "SAVE_HOOK", lambda op, path: operations.append((op, os.path.basename(path))))
+        on_save_operations(monkeypatch, lambda op, path: operations.append((op, os.path.basename(path))))
         assert run(train_script, argv(tiny, ck, "run"), monkeypatch) == 0
     return ck / "run", operations
 
@@ -109,7 +110,7 @@ def die_at(monkeypatch, n):
         if count[0] == n:
             raise Died(f"{op} {path}")
 
-    monkeypatch.setattr(commit, "SAVE_HOOK", hook)
+    on_save_operations(monkeypatch, hook)
 
 
 @pytest.mark.slow
@@ -128,7 +129,7 @@ def test_a_save_torn_at_any_file_operation_resumes_exactly(tiny, straight, tmp_p
         die_at(monkeypatch, n)
         with pytest.raises(Died):
             run(train_script, argv(tiny, ck, "run"), monkeypatch)
-        monkeypatch.setattr(commit, "SAVE_HOOK", None)
+        on_save_operations(monkeypatch, None)
         capsys.readouterr()
         code = run(train_script, argv(tiny, ck, "run", "--continue_train"), monkeypatch)
         out, err = capsys.readouterr()
@@ -173,7 +174,7 @@ def test_a_full_disk_on_the_second_file_keeps_the_previous_save(tiny, straight, 
             assert op == "write" and path.endswith(".latest_net_D.pth.pending")
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    monkeypatch.setattr(commit, "SAVE_HOOK", full)
+    on_save_operations(monkeypatch, full)
     assert run(train_script, argv(tiny, tmp_path, "run"), monkeypatch) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1
@@ -183,7 +184,7 @@ def test_a_full_disk_on_the_second_file_keeps_the_previous_save(tiny, straight, 
     # The previous save (after step 1) is whole: its networks and state pair up; resume ends as the straight run.
     state = load(folder / "latest_train_state.pth")
     assert state["counters"]["steps"] == 1
-    monkeypatch.setattr(commit, "SAVE_HOOK", None)
+    on_save_operations(monkeypatch, None)
     assert run(train_script, argv(tiny, tmp_path, "run", "--continue_train"), monkeypatch) == 0
     assert_same_save(reference, folder)
 
@@ -217,7 +218,7 @@ def test_no_save_writes_a_non_finite_tensor(tmp_path):
 
 
 def poison_from(step, names=("G_s",)):
-    """NONFINITE_HOOK: the losses ``names`` are NaN in every step from ``step`` (1-based) on."""
+    """For poison_training: the losses ``names`` are NaN in every step from ``step`` (1-based) on."""
     return lambda counters: names if counters["steps"] + 1 >= step else ()
 
 
@@ -226,7 +227,7 @@ def test_a_nan_loss_is_skipped_and_stops_the_run_with_latest_before_it(tiny, tmp
     for i, split in enumerate(["trainA", "trainB"]):
         write_images(three / split, 3, seed=i)
     assert run(train_script, argv(three, tmp_path, "before", "--max_iters", "1"), monkeypatch) == 0
-    monkeypatch.setattr(train_script, "NONFINITE_HOOK", poison_from(2))
+    poison_training(monkeypatch, train_script, poison_from(2))
     capsys.readouterr()
     code = run(train_script, argv(three, tmp_path, "nan", "--max_nonfinite_steps", "2"), monkeypatch)
     out, err = capsys.readouterr()
@@ -240,7 +241,7 @@ def test_a_nan_loss_is_skipped_and_stops_the_run_with_latest_before_it(tiny, tmp
 
 
 def test_a_short_burst_of_nan_is_skipped_and_training_goes_on(tiny, tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(train_script, "NONFINITE_HOOK", lambda counters: ("D_real",) if counters["steps"] == 1 else ())
+    poison_training(monkeypatch, train_script, lambda counters: ("D_real",) if counters["steps"] == 1 else ())
     assert run(train_script, argv(tiny, tmp_path, "burst"), monkeypatch) == 0
     out = capsys.readouterr().out
     assert out.count("not finite: step skipped") == 1 and "D_real not finite" in out
@@ -293,7 +294,7 @@ def test_every_model_has_options_here():
 
 
 @pytest.mark.parametrize("name", sorted(MODEL_OPTIONS))
-def test_a_non_finite_step_changes_nothing_in_every_model(name, tmp_path):
+def test_a_non_finite_step_changes_nothing_in_every_model(name, tmp_path, monkeypatch):
     opt = TrainOptions(
         ["--checkpoints_dir", str(tmp_path), "--name", "m", "--pool_size", "2"]
         + tiny_options(name)
@@ -312,9 +313,13 @@ def test_a_non_finite_step_changes_nothing_in_every_model(name, tmp_path):
             "A_paths": ["a"]
         }
 
-    def step(poison=frozenset()):
+    poison = set()
+    poison_losses(monkeypatch, lambda model: poison)
+
+    def step(names=()):
+        poison.clear()
+        poison.update(names)
         model.set_input(batch())
-        model.poison = frozenset(poison)
         model.begin_step()
         model.optimize_parameters()
         return model.end_step()
@@ -361,7 +366,7 @@ def test_a_second_train_on_a_locked_folder_stops_and_a_stale_lock_is_taken_over(
     assert (folder / "latest_net_G.pth").exists() and not (folder / "train.lock").exists()
 
 
-def test_fp16_overflow_is_the_grad_scalers_and_is_not_counted(tmp_path):
+def test_fp16_overflow_is_the_grad_scalers_and_is_not_counted(tmp_path, monkeypatch):
     """--amp fp16: an overflow of the scaled gradients is skipped by the GradScaler (its scale halves) and is
     not a non-finite step; a NaN loss is counted once and leaves the scale alone."""
     opt = TrainOptions(["--checkpoints_dir", str(tmp_path), "--name", "m", "--amp", "fp16"] + TINY).parse()
@@ -380,7 +385,7 @@ def test_fp16_overflow_is_the_grad_scalers_and_is_not_counted(tmp_path):
     model.optimize_parameters()
     assert model.end_step() == [] and model.scaler.get_scale() == 2.0**119
     before = clone(model_state(model))
-    model.poison = frozenset(["D_real"])
+    poison_losses(monkeypatch, lambda model: ["D_real"])
     model.begin_step()
     model.optimize_parameters()
     assert model.end_step() == ["D_real"]

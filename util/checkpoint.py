@@ -12,14 +12,7 @@ import torch.nn as nn
 from util.commit import PREVIOUS, commit_save, committed_path
 from util.dist import get_world_size, is_main_process, print0
 from util.errors import UserError
-from util.image_io import atomic_path
 from util.seeding import rng_state, set_rng_state
-
-
-def atomic_save(obj: Any, path: str) -> None:
-    """torch.save to a temporary file in the same folder, then rename: a crash never leaves half a file."""
-    with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
 
 
 def safe_load(path: str, what: str = "checkpoint") -> Any:

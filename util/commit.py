@@ -26,17 +26,13 @@ import glob
 import io
 import json
 import os
-from typing import Any, Callable, Iterator, Optional
+from typing import Any, Iterator, Optional
 
 import torch
 
 from util.errors import UserError
 
 PREVIOUS = "prev_"  # prefix of the previous complete save's files (kept for 'latest')
-
-# Test hook: called as SAVE_HOOK(operation, path) before each file operation of a save ('write',
-# 'replace', 'remove'), so tests can make a save fail or "die" at any of them. None in normal use.
-SAVE_HOOK: Optional[Callable[[str, str], None]] = None
 
 
 class SaveError(UserError):
@@ -54,14 +50,10 @@ def marker_path(save_dir: str, tag: str) -> str:
     return os.path.join(save_dir, f".{tag}.commit")
 
 
-def _hook(operation: str, path: str) -> None:
-    if SAVE_HOOK is not None:
-        SAVE_HOOK(operation, path)
-
-
+# A save's file operations are these three functions and nothing else (the tests make a save fail or "die"
+# at each one in turn by replacing them).
 def _write(path: str, data: bytes | memoryview) -> None:
     """Write ``data`` to ``path`` and fsync it."""
-    _hook("write", path)
     with open(path, "wb") as handle:
         handle.write(data)
         handle.flush()
@@ -69,12 +61,10 @@ def _write(path: str, data: bytes | memoryview) -> None:
 
 
 def _replace(source: str, target: str) -> None:
-    _hook("replace", target)
     os.replace(source, target)
 
 
 def _remove(path: str) -> None:
-    _hook("remove", path)
     os.remove(path)
 
 
