@@ -539,4 +539,3 @@ def _all_finite(checks: list[torch.Tensor]) -> bool:
 def _nonfinite_names(parts: dict) -> list[str]:
     """The names of the loss parts that are not finite (reads them: a host sync; used once a step went wrong)."""
     return [name for name, value in parts.items() if not bool(torch.isfinite(value.detach()).all())]
-

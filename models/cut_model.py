@@ -27,7 +27,7 @@ import torch
 from models.base_model import BaseModel, frozen_config
 from models.wrappers import unwrap
 from models.losses import GANLoss
-from models.networks import define_D, define_G
+from models.networks import build_discriminator, build_generator, discriminator_settings, generator_settings
 from models.networks.init import init_weights
 from models.patchnce import PatchSampleMLP, patch_nce
 from util.errors import UserError
@@ -115,25 +115,13 @@ class CUTModel(BaseModel):
         self.visual_names = ["real_A", "fake_B", "real_B"] + (["idt_B"] if self.use_idt else [])
         self.model_names = list(self.test_networks)
         self.compile_names = ["G", "D"] if self.is_train else ["G"]
-        norm_g, norm_d = (opt.norm, opt.norm) if opt.norm else (opt.normG, opt.normD)
-        self.netG = define_G(
-            opt.netG,
-            opt.input_nc,
-            opt.output_nc,
-            opt.ngf,
-            norm_g,
-            not opt.no_dropout,
-            opt.init_type,
-            opt.init_gain,
-            opt.no_antialias,
-            opt.no_antialias_up,
-        ).to(self.device)
+        self.netG = build_generator(**generator_settings(opt)).to(self.device)
         self.flipped = False
         if self.is_train:
-            self._build_training(opt, norm_d)
+            self._build_training(opt)
         self.apply_memory_format()  # --channels_last: the networks NHWC, and set_input's images
 
-    def _build_training(self, opt: argparse.Namespace, norm_d: str) -> None:
+    def _build_training(self, opt: argparse.Namespace) -> None:
         if not hasattr(self.netG, "encode"):
             raise UserError(
                 f"--model cut --netG {opt.netG}: PatchNCE needs a ResNet generator (resnet_9blocks or resnet_6blocks)"
@@ -147,9 +135,7 @@ class CUTModel(BaseModel):
         self.netF = init_weights(
             PatchSampleMLP(channels, opt.netF_nc, use_mlp=opt.netF == "mlp_sample"), opt.init_type, opt.init_gain
         ).to(self.device)
-        self.netD = define_D(
-            opt.netD, opt.output_nc, opt.ndf, opt.n_layers_D, norm_d, opt.init_type, opt.init_gain, opt.no_antialias
-        ).to(self.device)
+        self.netD = build_discriminator(**discriminator_settings(opt, opt.output_nc)).to(self.device)
         self.criterionGAN = GANLoss(opt.gan_mode).to(self.device)
         self.fake_pool = ImagePool(opt.pool_size, generator=self.seeded_generator())
         self.optimizer_G, self.optimizer_D = self.adam(self.netG), self.adam(self.netD)

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 
 from models.base_model import BaseModel, frozen_config
 from models.losses import GANLoss
-from models.networks import define_D, define_G
+from models.networks import build_discriminator, build_generator, discriminator_settings, generator_settings
 from util.errors import UserError
 from util.image_pool import ImagePool, query_across_ranks
 
@@ -62,26 +62,17 @@ class CycleGANModel(BaseModel):
     def __init__(self, opt: argparse.Namespace) -> None:
         super().__init__(opt)
         self.cfg = frozen_config(CycleGANConfig, opt)
-        norm_g, norm_d = (opt.norm, opt.norm) if opt.norm else (opt.normG, opt.normD)
-        arch = (
-            opt.ngf,
-            norm_g,
-            not opt.no_dropout,
-            opt.init_type,
-            opt.init_gain,
-            opt.no_antialias,
-            opt.no_antialias_up,
-        )
-        self.netG_A = define_G(opt.netG, opt.input_nc, opt.output_nc, *arch).to(self.device)
+        self.netG_A = build_generator(**generator_settings(opt)).to(self.device)
         self.model_names = list(self.test_networks)
         self.compile_names = ["G_A"]
         self.visual_names = ["real_A", "fake_B", "real_B"]
         if self.is_train:
-            self.netG_B = define_G(opt.netG, opt.output_nc, opt.input_nc, *arch).to(self.device)
-            self._build_training(opt, norm_d)
+            reverse = {"input_nc": opt.output_nc, "output_nc": opt.input_nc}
+            self.netG_B = build_generator(**generator_settings(opt) | reverse).to(self.device)
+            self._build_training(opt)
         self.apply_memory_format()  # --channels_last: the networks NHWC, and set_input's images
 
-    def _build_training(self, opt: argparse.Namespace, norm_d: str) -> None:
+    def _build_training(self, opt: argparse.Namespace) -> None:
         self.use_idt = opt.lambda_identity > 0
         if self.use_idt and opt.input_nc != opt.output_nc:
             raise UserError(
@@ -93,9 +84,8 @@ class CycleGANModel(BaseModel):
         self.visual_names = ["real_A", "fake_B", "rec_A"] + idt[1:] + ["real_B", "fake_A", "rec_B"] + idt[:1]
         self.model_names = ["G_A", "G_B", "D_A", "D_B"]
         self.compile_names = list(self.model_names)
-        d_args = (opt.ndf, opt.n_layers_D, norm_d, opt.init_type, opt.init_gain, opt.no_antialias)
-        self.netD_A = define_D(opt.netD, opt.output_nc, *d_args).to(self.device)
-        self.netD_B = define_D(opt.netD, opt.input_nc, *d_args).to(self.device)
+        self.netD_A = build_discriminator(**discriminator_settings(opt, opt.output_nc)).to(self.device)
+        self.netD_B = build_discriminator(**discriminator_settings(opt, opt.input_nc)).to(self.device)
         self.criterionGAN = GANLoss(opt.gan_mode).to(self.device)
         self.fake_A_pool = ImagePool(opt.pool_size, generator=self.seeded_generator())
         self.fake_B_pool = ImagePool(opt.pool_size, generator=self.seeded_generator(1))

@@ -23,7 +23,7 @@ import torch
 
 from models.base_model import BaseModel, frozen_config
 from models.losses import GANLoss, gradient_penalty, perceptual_loss, style_loss
-from models.networks import define_D, define_G
+from models.networks import build_discriminator, build_generator, discriminator_settings, generator_settings
 from models.spatial import add_spatial_options, build_spatial_loss, needs_other, parse_attn_layers, rot180, vgg_features
 from util.image_pool import ImagePool, query_across_ranks
 
@@ -74,25 +74,13 @@ class SCModel(BaseModel):
         self.visual_names = ["real_A", "fake_B", "real_B"] + (["idt_B"] if self.use_idt and self.is_train else [])
         self.model_names = list(self.test_networks)
         self.compile_names = ["G", "D"] if self.is_train else ["G"]
-        norm_g, norm_d = (opt.norm, opt.norm) if opt.norm else (opt.normG, opt.normD)
-        self.netG = define_G(
-            opt.netG,
-            opt.input_nc,
-            opt.output_nc,
-            opt.ngf,
-            norm_g,
-            not opt.no_dropout,
-            opt.init_type,
-            opt.init_gain,
-            opt.no_antialias,
-            opt.no_antialias_up,
-        ).to(self.device)
+        self.netG = build_generator(**generator_settings(opt)).to(self.device)
         if self.is_train:
-            self._build_training(opt, norm_d)
+            self._build_training(opt)
         self.apply_memory_format()
 
     # ---- construction -------------------------------------------------------------------
-    def _build_training(self, opt: argparse.Namespace, norm_d: str) -> None:
+    def _build_training(self, opt: argparse.Namespace) -> None:
         if opt.augment and not opt.learned_attn:
             print("Note: --augment only feeds the learned heads; without --learned_attn it has no effect.")
         self.loss_names = ["G_GAN", "G_s", "D_real", "D_fake"]
@@ -106,9 +94,7 @@ class SCModel(BaseModel):
         ):
             self.loss_names += names if flag else []
         self.model_names += ["D"] + (["F"] if opt.learned_attn else [])
-        self.netD = define_D(
-            opt.netD, opt.output_nc, opt.ndf, opt.n_layers_D, norm_d, opt.init_type, opt.init_gain, opt.no_antialias
-        ).to(self.device)
+        self.netD = build_discriminator(**discriminator_settings(opt, opt.output_nc)).to(self.device)
         extra = {PERCEPTUAL_LAYER} if opt.lambda_perceptual > 0 else set()
         extra |= set(STYLE_LAYERS) if opt.lambda_style > 0 else set()
         self.vgg, self.netF = build_spatial_loss(opt, self.attn_layers, self.device, extra_layers=extra)

@@ -29,7 +29,7 @@ import torch.nn.functional as F
 
 from models.base_model import BaseModel
 from models.losses import GANLoss
-from models.networks import define_D, define_G
+from models.networks import build_discriminator, build_generator, discriminator_settings, generator_settings
 from util.image_pool import ImagePool
 
 
@@ -45,30 +45,16 @@ class TemplateModel(BaseModel):
 
     def __init__(self, opt: argparse.Namespace) -> None:
         super().__init__(opt)
-        norm_g, norm_d = (opt.norm, opt.norm) if opt.norm else (opt.normG, opt.normD)
         self.visual_names = ["real_A", "fake_B", "real_B"]
         self.model_names = list(self.test_networks)
         self.compile_names = list(self.model_names)
-        self.netG = define_G(
-            opt.netG,
-            opt.input_nc,
-            opt.output_nc,
-            opt.ngf,
-            norm_g,
-            not opt.no_dropout,
-            opt.init_type,
-            opt.init_gain,
-            opt.no_antialias,
-            opt.no_antialias_up,
-        ).to(self.device)
+        self.netG = build_generator(**generator_settings(opt)).to(self.device)
         if self.is_train:
             self.loss_names = ["G_GAN", "G_L1", "D_real", "D_fake"]
             self.model_names += ["D"]
             self.compile_names += ["D"]
             self.lambda_L1 = opt.lambda_L1
-            self.netD = define_D(
-                opt.netD, opt.output_nc, opt.ndf, opt.n_layers_D, norm_d, opt.init_type, opt.init_gain, opt.no_antialias
-            ).to(self.device)
+            self.netD = build_discriminator(**discriminator_settings(opt, opt.output_nc)).to(self.device)
             self.criterionGAN = GANLoss(opt.gan_mode).to(self.device)
             self.fake_pool = ImagePool(opt.pool_size, generator=self.seeded_generator())
             self.optimizer_G, self.optimizer_D = self.adam(self.netG), self.adam(self.netD)

@@ -9,7 +9,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from helpers import DATA, reference_sections
-from models.networks import DISCRIMINATORS, GENERATORS, INIT_TYPES, define_D, define_G
+from models.networks import (
+    DISCRIMINATORS,
+    GENERATORS,
+    INIT_TYPES,
+    build_discriminator,
+    build_generator,
+    define_D,
+    define_G,
+)
 from models.networks.discriminators import MultiScaleDiscriminator, NLayerDiscriminator
 from models.networks.traits import pad_to_multiple
 from models.networks.init import init_weights
@@ -35,15 +43,15 @@ def make_G(name: str = "resnet_9blocks", **overrides: object) -> nn.Module:
         no_antialias_up=False,
     )
     kwargs.update(overrides)
-    return define_G(name, **kwargs)
+    return build_generator(kind=name, **kwargs)
 
 
 def make_D(name: str = "basic", **overrides: object) -> nn.Module:
     kwargs = dict(
-        input_nc=3, ndf=8, n_layers_D=3, norm="instance", init_type="xavier", init_gain=0.02, no_antialias=False
+        input_nc=3, ndf=8, n_layers=3, norm="instance", init_type="xavier", init_gain=0.02, no_antialias=False
     )
     kwargs.update(overrides)
-    return define_D(name, **kwargs)
+    return build_discriminator(kind=name, **kwargs)
 
 
 def conv_out(size: int, kernel: int, stride: int, padding: int) -> int:
@@ -71,6 +79,33 @@ def test_default_generator_matches_reference_checkpoint_keys() -> None:
 def test_default_discriminator_matches_reference_checkpoint_keys() -> None:
     net = define_D("basic", 3, 64, 3, "instance", "xavier", 0.02, False)
     assert shapes_of(net) == reference_sections(REFERENCE_KEYS)["net_D"]
+
+
+def test_the_positional_builders_are_the_keyword_ones() -> None:
+    """define_G / define_D (the published code bases' positional form) build what the keyword builders build."""
+    torch.manual_seed(0)
+    positional = define_G("resnet_6blocks", 3, 1, 8, "batch", True, "normal", 0.05, True, False).state_dict()
+    torch.manual_seed(0)
+    keyword = build_generator(
+        kind="resnet_6blocks",
+        output_nc=1,
+        ngf=8,
+        norm="batch",
+        use_dropout=True,
+        init_type="normal",
+        init_gain=0.05,
+        no_antialias=True,
+    ).state_dict()
+    assert positional.keys() == keyword.keys() and all(torch.equal(positional[k], keyword[k]) for k in keyword)
+    torch.manual_seed(1)
+    positional = define_D("basic", 1, 8, 2, "batch", "normal", 0.05, True).state_dict()
+    torch.manual_seed(1)
+    keyword = build_discriminator(
+        kind="basic", input_nc=1, ndf=8, n_layers=2, norm="batch", init_type="normal", init_gain=0.05, no_antialias=True
+    ).state_dict()
+    assert positional.keys() == keyword.keys() and all(torch.equal(positional[k], keyword[k]) for k in keyword)
+    with pytest.raises(TypeError):
+        build_generator("resnet_9blocks")  # keyword-only
 
 
 def test_blur_buffers_are_saved_and_fixed() -> None:
@@ -173,10 +208,10 @@ def test_every_discriminator_gives_patch_logits(name: str, size: tuple[int, int]
 
 
 def test_n_layers_changes_depth() -> None:
-    net = make_D("n_layers", n_layers_D=2)
+    net = make_D("n_layers", n_layers=2)
     assert net(torch.randn(1, 3, 32, 21)).shape == (1, 1, patchgan_out(32, 2, True), patchgan_out(21, 2, True))
     assert sum(isinstance(m, Downsample) for m in net.modules()) == 2
-    assert sum(isinstance(m, Downsample) for m in make_D("basic", n_layers_D=4).modules()) == 4
+    assert sum(isinstance(m, Downsample) for m in make_D("basic", n_layers=4).modules()) == 4
 
 
 @pytest.mark.parametrize("size", [(64, 64), (69, 51)])

@@ -10,7 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from models.networks import define_G
+from models.networks import build_generator
 from inference.onnx_export import ExportGraph, check_graph, export_graph, graph_inputs, onnxruntime_session, run_session
 from models.networks.munit import MUNITGenerator, MUNITTranslation, draw_style_codes
 from util.errors import UserError
@@ -38,7 +38,9 @@ GENERATORS = {
 def test_image_graph_matches_pytorch_on_two_sizes(label, tmp_path):
     net_g, norm, no_aa, no_aa_up = GENERATORS[label]
     torch.manual_seed(0)
-    generator = define_G(net_g, 3, 3, 8, norm, False, "normal", 0.02, no_aa, no_aa_up).eval()
+    generator = build_generator(
+        kind=net_g, ngf=8, norm=norm, init_type="normal", no_antialias=no_aa, no_antialias_up=no_aa_up
+    ).eval()
     for name, param in generator.named_parameters():
         if name.endswith("noise.weight"):
             param.data.fill_(0.3)  # trained noise weights are not 0 (initially they are)
@@ -59,7 +61,7 @@ def test_the_graph_scales_and_pads_inside(tmp_path):
     """[0, 1] in and out, any size >= 8: an odd, non-square batch gives the shape back, within [0, 1], equal to
     the by-hand reference; the graph's inputs and output are named and dynamic."""
     torch.manual_seed(1)
-    generator = define_G("resnet_6blocks", 3, 3, 8, "instance", False, "normal", 0.02, False, False).eval()
+    generator = build_generator(kind="resnet_6blocks", ngf=8, init_type="normal").eval()
     path = str(tmp_path / "g.onnx")
     export_graph(ExportGraph(generator, 3), path)
     session = onnxruntime_session(path)

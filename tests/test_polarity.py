@@ -24,7 +24,7 @@ import pytest
 import torch
 from PIL import Image
 
-from models.networks import define_G
+from models.networks import build_generator
 from models.sesim import VGG16Features, VGGWeightsError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -99,7 +99,7 @@ def test_recommended_setting_keeps_polarity_on_every_test_photo(tmp_path, imagen
     done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-2000:]
 
-    net = define_G("resnet_9blocks", 3, 3, 16, "instance", False, "xavier", 0.02, False, False)
+    net = build_generator(kind="resnet_9blocks", ngf=16)
     net.load_state_dict(torch.load(tmp_path / "run" / "latest_net_G.pth", weights_only=True))
     net.eval()
     photos = sorted((DATA / "testA").iterdir())

@@ -20,7 +20,7 @@ import train as train_script
 from data import DatasetLoader, create_dataset
 from data.singleimage_dataset import CROPS_PER_EPOCH, SingleImageDataset, cut_patch, draw_zoom_and_grid
 from models import create_model
-from models.networks import define_D, define_G
+from models.networks import build_discriminator, build_generator
 from models.networks.stylegan2 import (
     Blur,
     ModulatedConv2d,
@@ -55,31 +55,11 @@ def shapes_of(net: torch.nn.Module) -> dict:
 
 
 def build_G(ngf: int = 8) -> torch.nn.Module:
-    return define_G(
-        "stylegan2",
-        input_nc=3,
-        output_nc=3,
-        ngf=ngf,
-        norm="instance",
-        use_dropout=False,
-        init_type="xavier",
-        init_gain=0.02,
-        no_antialias=False,
-        no_antialias_up=False,
-    )
+    return build_generator(kind="stylegan2", ngf=ngf)
 
 
 def build_D(ndf: int = 8) -> torch.nn.Module:
-    return define_D(
-        "stylegan2",
-        input_nc=3,
-        ndf=ndf,
-        n_layers_D=3,
-        norm="instance",
-        init_type="xavier",
-        init_gain=0.02,
-        no_antialias=False,
-    )
+    return build_discriminator(kind="stylegan2", ndf=ndf)
 
 
 # ---- layers ------------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ from PIL import Image
 
 from inference import Translator
 from inference.tiling import owned_ranges, ramp_weights, receptive_radius, tile_starts, translate_tiled
-from models.networks import define_G
+from models.networks import build_generator
 from models.networks.munit import MUNITGenerator, MUNITTranslation
 from models.networks.traits import InferenceTraits
 from util.errors import UserError
@@ -33,7 +33,9 @@ def generator(antialias: bool, seed: int) -> torch.nn.Module:
     """A resnet_9blocks generator as sc / cut (anti-aliased) or cycle_gan (not) build it, random weights."""
     torch.manual_seed(seed)
     init = "xavier" if antialias else "normal"
-    return define_G("resnet_9blocks", 3, 3, 8, "instance", False, init, 0.02, not antialias, not antialias).eval()
+    return build_generator(
+        kind="resnet_9blocks", ngf=8, init_type=init, no_antialias=not antialias, no_antialias_up=not antialias
+    ).eval()
 
 
 @pytest.mark.parametrize("antialias,seed", [(True, 0), (True, 1), (False, 2)], ids=["sc", "cut", "cycle_gan"])

@@ -8,7 +8,7 @@ from PIL import Image
 import translate as translate_script
 from data.image_folder import load_image
 from helpers import run_script
-from models.networks import define_G
+from models.networks import build_generator
 from inference import Translator
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -18,7 +18,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 def generator_file(tmp_path):
     """A small anti-aliased ResNet generator (random weights) as a lone latest_net_G.pth."""
     torch.manual_seed(0)
-    net = define_G("resnet_6blocks", 3, 3, 8, "instance", False, "xavier", 0.02, False, False)
+    net = build_generator(kind="resnet_6blocks", ngf=8)
     path = tmp_path / "gen" / "latest_net_G.pth"
     path.parent.mkdir()
     torch.save(net.state_dict(), path)

@@ -17,7 +17,7 @@ from PIL import Image
 
 import test as test_script
 from helpers import DATA, ROOT, reference_sections, run_script, train_tiny_runs, write_images
-from models.networks import define_G
+from models.networks import build_generator
 from models.networks.stylegan2 import StyleGAN2Generator
 from inference import Translator
 from util.errors import UserError
@@ -164,8 +164,8 @@ def published_state(section: str, key_file: str, antialias: bool, seed: int = 0)
     shapes = reference_sections(DATA / key_file)[section]
     kernels = {
         k: v
-        for k, v in define_G(
-            "resnet_9blocks", 3, 3, 64, "instance", False, "normal", 0.02, not antialias, not antialias
+        for k, v in build_generator(
+            kind="resnet_9blocks", init_type="normal", no_antialias=not antialias, no_antialias_up=not antialias
         )
         .state_dict()
         .items()
@@ -180,7 +180,9 @@ def published_state(section: str, key_file: str, antialias: bool, seed: int = 0)
 
 def reference_translation(state: dict, image: Image.Image, antialias: bool) -> np.ndarray:
     """The published network rebuilt by hand (define_G with the published architecture), its output as 8 bits."""
-    net = define_G("resnet_9blocks", 3, 3, 64, "instance", False, "normal", 0.02, not antialias, not antialias)
+    net = build_generator(
+        kind="resnet_9blocks", init_type="normal", no_antialias=not antialias, no_antialias_up=not antialias
+    )
     net.load_state_dict(state)
     x = torch.from_numpy(np.array(image)).permute(2, 0, 1)[None].float() / 127.5 - 1
     with torch.no_grad():
