@@ -6,11 +6,13 @@ STAMP := $(VENV)/.installed
 
 .PHONY: install browser test test-fast lint demo demo-app demo-single demo-multi weights clean-demo
 
-$(STAMP): requirements.txt requirements-dev.txt requirements-app.txt
+$(STAMP): requirements.txt requirements-dev.txt requirements-app.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -r requirements.txt -r requirements-dev.txt -r requirements-app.txt
 	# visdom 0.2.4's setup.py imports pkg_resources: build it with an older setuptools, no isolation.
 	$(PY) -m pip install "setuptools<81" wheel
+	# this checkout itself, editable (pyproject.toml): scripts/ and benchmarks/ import its packages from anywhere
+	$(PY) -m pip install --no-deps --no-build-isolation -e .
 	$(PY) -m pip install --no-build-isolation visdom==0.2.4
 	touch $(STAMP)
 

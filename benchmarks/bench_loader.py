@@ -25,10 +25,8 @@ import time
 import numpy as np
 from PIL import Image
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import bench_step  # noqa: E402  (benchmarks/ is not a package)
+from benchmarks import bench_step
 
-sys.path.insert(0, bench_step.REPO_ROOT)
 SIZE, LOAD_SIZE = 256, 286
 
 

@@ -22,12 +22,8 @@ from typing import Callable, Optional, Sequence
 
 import torch
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if REPO_ROOT not in sys.path:
-    sys.path.insert(0, REPO_ROOT)
-
-from benchmarks.loop_reference import loop_loss  # noqa: E402
-from models.sesim import SpatialCorrelativeLoss, VGG16Features  # noqa: E402
+from benchmarks.loop_reference import loop_loss
+from models.sesim import SpatialCorrelativeLoss, VGG16Features
 
 LOOP_FAST_SIZE = 256  # above this the loop reference runs once, without a warm-up
 SPEEDUP_TARGET = 10.0  # the module must be this much faster than the loop at 256^2, patch 32

@@ -19,17 +19,13 @@ import argparse
 import os
 import platform
 import statistics
-import sys
 import tempfile
 import time
 
 import torch
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, REPO_ROOT)
-
-from models.networks import GENERATORS, define_G  # noqa: E402
-from inference.onnx_export import ExportGraph, export_graph  # noqa: E402
+from models.networks import GENERATORS, define_G
+from inference.onnx_export import ExportGraph, export_graph
 
 
 def main() -> None:

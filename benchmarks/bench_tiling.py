@@ -16,8 +16,6 @@ import time
 
 import torch
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
 
 def run_one(mode: str, height: int, width: int, tile: int, out: str) -> None:
     from models.networks import define_G

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import tempfile
 import time
 from fractions import Fraction
@@ -27,12 +26,11 @@ from fractions import Fraction
 import numpy as np
 import torch
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, REPO_ROOT)
+from inference import Translator
+from inference.video import model_input, read_frames, translate_video
+from models.networks import define_G
 
-from inference import Translator  # noqa: E402
-from inference.video import model_input, read_frames, translate_video  # noqa: E402
-from models.networks import define_G  # noqa: E402
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def make_clip(path: str, frames: int, size: tuple[int, int]) -> None:

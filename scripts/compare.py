@@ -36,27 +36,26 @@ import numpy as np
 import torch
 from PIL import Image
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from data import create_dataset  # noqa: E402
-from data.image_folder import make_dataset  # noqa: E402
-from evaluations.features import (  # noqa: E402
+from data import create_dataset
+from data.image_folder import make_dataset
+from evaluations.features import (
     FEATURES,
     build_feature_extractor,
     cached_folder_features,
     compute_features,
     list_images,
 )
-from evaluations.paired import paired_scores  # noqa: E402
-from evaluations.realism import check_counts, realism_scores  # noqa: E402
-from evaluations.report import write_scores_csv  # noqa: E402
-from inference import Translator  # noqa: E402
-from models.sesim import SpatialCorrelativeLoss, VGG16Features, VGGWeightsError  # noqa: E402
-from options.test_options import TestOptions  # noqa: E402
-from test_fid import translate  # noqa: E402
-from util.errors import UserError, run_cli  # noqa: E402
-from util.image_io import write_text_atomic  # noqa: E402
+from evaluations.paired import paired_scores
+from evaluations.realism import check_counts, realism_scores
+from evaluations.report import write_scores_csv
+from inference import Translator
+from models.sesim import SpatialCorrelativeLoss, VGG16Features, VGGWeightsError
+from options.test_options import TestOptions
+from test_fid import translate
+from util.errors import UserError, run_cli
+from util.image_io import write_text_atomic
+
+ROOT = Path(__file__).resolve().parents[1]
 
 METHODS: dict[str, list[str]] = {
     "sc_fsesim": ["--model", "sc"],

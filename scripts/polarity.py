@@ -46,13 +46,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from data.image_folder import make_dataset
+from inference import Translator
+from util.errors import UserError, run_cli
+from util.metrics import colour_distance, luminance, ssim
 
-from data.image_folder import make_dataset  # noqa: E402
-from inference import Translator  # noqa: E402
-from util.errors import UserError, run_cli  # noqa: E402
-from util.metrics import colour_distance, luminance, ssim  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 # The comparison's options, shared by both codes (each code's every other option at its default).
 BASE_OPTIONS = [

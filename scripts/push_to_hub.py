@@ -26,20 +26,16 @@ import csv
 import json
 import os
 import shlex
-import sys
 import tempfile
-from pathlib import Path
 from typing import Optional
 
 from PIL import Image
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from data.image_folder import make_dataset  # noqa: E402
-from options.test_options import saved_train_options  # noqa: E402
-from inference import Translator  # noqa: E402
-from inference import hub  # noqa: E402
-from util.errors import UserError, run_cli  # noqa: E402
+from data.image_folder import make_dataset
+from options.test_options import saved_train_options
+from inference import Translator
+from inference import hub
+from util.errors import UserError, run_cli
 
 CARD_FILE = "README.md"
 SAMPLE_FILE = "sample.png"

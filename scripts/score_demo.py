@@ -15,17 +15,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from data.image_folder import make_dataset  # noqa: E402
-from util.errors import UserError, run_cli  # noqa: E402
-from util.metrics import colour_distance, psnr, ssim  # noqa: E402
+from data.image_folder import make_dataset
+from util.errors import UserError, run_cli
+from util.metrics import colour_distance, psnr, ssim
 
 
 def load(path: str, size: tuple[int, int] | None = None) -> np.ndarray:

@@ -24,19 +24,15 @@ import argparse
 import json
 import os
 import re
-import sys
-from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from evaluations.lpips import LPIPSVGG, load_images  # noqa: E402
-from models import model_classes  # noqa: E402
-from util.errors import UserError, run_cli  # noqa: E402
-from util.metrics import ssim  # noqa: E402
+from evaluations.lpips import LPIPSVGG, load_images
+from models import model_classes
+from util.errors import UserError, run_cli
+from util.metrics import ssim
 
 
 def output_number(folder: str) -> int | None:

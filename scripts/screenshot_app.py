@@ -24,11 +24,10 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from options.base_options import OptionParser
+from util.errors import UserError, run_cli
 
-from options.base_options import OptionParser  # noqa: E402
-from util.errors import UserError, run_cli  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 

@@ -17,19 +17,14 @@ similarity of the two maps.
 from __future__ import annotations
 
 import argparse
-import sys
-from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from error_map import load, load_heads, save_figure  # noqa: E402
-from models.sesim import LAYER_NAMES, VGG16Features, VGGWeightsError, self_similarity  # noqa: E402
-from util.errors import UserError, run_cli  # noqa: E402
+from models.sesim import LAYER_NAMES, VGG16Features, VGGWeightsError, self_similarity
+from scripts.error_map import load, load_heads, save_figure
+from util.errors import UserError, run_cli
 
 DEFAULT_POINTS = ("0.3,0.35", "0.5,0.6", "0.75,0.3")
 

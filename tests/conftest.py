@@ -1,16 +1,13 @@
-"""Make the repository root importable (``import data``, ``import util``) when pytest runs; shared fixtures."""
+"""Shared fixtures. The repository root is first on sys.path through pyproject.toml's pytest ``pythonpath``."""
 
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if REPO_ROOT not in sys.path:
-    sys.path.insert(0, REPO_ROOT)
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -141,7 +141,7 @@ def run_script(script, argv, monkeypatch):
 
 
 def load_script(path: Path | str) -> ModuleType:
-    """Import a script that is not in a package (scripts/*.py, datasets/*.py) by its path, relative to the repo."""
+    """Import a script by its path, relative to the repo (scripts/*.py, datasets/*.py), as a module of its own."""
     path = ROOT / path
     spec = importlib.util.spec_from_file_location(path.stem, path)
     module = importlib.util.module_from_spec(spec)
