@@ -24,9 +24,8 @@ from dataclasses import dataclass
 
 import torch
 
-from models.base_model import BaseModel, frozen_config
+from models.base_model import Adversary, BaseModel, frozen_config
 from models.wrappers import unwrap
-from models.losses import GANLoss
 from models.networks import build_discriminator, build_generator, discriminator_settings, generator_settings
 from models.networks.init import init_weights
 from models.patchnce import PatchSampleMLP, patch_nce
@@ -136,8 +135,8 @@ class CUTModel(BaseModel):
             PatchSampleMLP(channels, opt.netF_nc, use_mlp=opt.netF == "mlp_sample"), opt.init_type, opt.init_gain
         ).to(self.device)
         self.netD = build_discriminator(**discriminator_settings(opt, opt.output_nc)).to(self.device)
-        self.criterionGAN = GANLoss(opt.gan_mode).to(self.device)
         self.fake_pool = ImagePool(opt.pool_size, generator=self.seeded_generator())
+        self.set_adversaries(opt.gan_mode, Adversary("D", real="real_B", fake="fake_B", pool="fake_pool"))
         self.optimizer_G, self.optimizer_D = self.adam(self.netG), self.adam(self.netD)
         self.optimizer_F = None
         if opt.lambda_NCE > 0 and opt.netF == "mlp_sample":
@@ -172,11 +171,6 @@ class CUTModel(BaseModel):
         queries = self.netF(queries, patch_ids)
         return patch_nce(queries, keys, self.cfg.nce_T) * self.cfg.lambda_NCE
 
-    def compute_D_loss(self) -> tuple[torch.Tensor, dict]:
-        """0.5 (GAN(D(real_B), real) + GAN(D(fake_B), fake))."""
-        loss, loss_real, loss_fake = self.discriminator_loss(self.netD, self.real_B, self.fake_B, self.fake_pool)
-        return loss, {"D_real": loss_real.detach(), "D_fake": loss_fake.detach()}
-
     def compute_G_loss(self) -> tuple[torch.Tensor, dict]:
         """lambda_GAN GAN(D(fake_B), real) + NCE (the mean of NCE and NCE_Y with identity NCE)."""
         opt = self.cfg
@@ -210,10 +204,3 @@ class CUTModel(BaseModel):
             self.apply_step(self.optimizer_F)
         self.finish_step()
         self.loss_parts = parts
-
-    def extra_state(self) -> dict:
-        return {"pool": self.fake_pool.state_dict()} if self.is_train else {}
-
-    def load_extra_state(self, state: dict) -> None:
-        if self.is_train and "pool" in state:
-            self.fake_pool.load_state_dict(state["pool"])

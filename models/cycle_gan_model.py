@@ -21,11 +21,10 @@ from typing import Optional
 import torch
 import torch.nn.functional as F
 
-from models.base_model import BaseModel, frozen_config
-from models.losses import GANLoss
+from models.base_model import Adversary, BaseModel, frozen_config
 from models.networks import build_discriminator, build_generator, discriminator_settings, generator_settings
 from util.errors import UserError
-from util.image_pool import ImagePool, query_across_ranks
+from util.image_pool import ImagePool
 
 
 @dataclass(frozen=True)
@@ -86,9 +85,14 @@ class CycleGANModel(BaseModel):
         self.compile_names = list(self.model_names)
         self.netD_A = build_discriminator(**discriminator_settings(opt, opt.output_nc)).to(self.device)
         self.netD_B = build_discriminator(**discriminator_settings(opt, opt.input_nc)).to(self.device)
-        self.criterionGAN = GANLoss(opt.gan_mode).to(self.device)
         self.fake_A_pool = ImagePool(opt.pool_size, generator=self.seeded_generator())
         self.fake_B_pool = ImagePool(opt.pool_size, generator=self.seeded_generator(1))
+        # D_A on real_B vs pooled fake_B plus D_B on real_A vs pooled fake_A, reals first, as published.
+        self.set_adversaries(
+            opt.gan_mode,
+            Adversary("D_A", real="real_B", fake="fake_B", pool="fake_B_pool", part="D_A", real_first=True),
+            Adversary("D_B", real="real_A", fake="fake_A", pool="fake_A_pool", part="D_B", real_first=True),
+        )
         self.optimizer_G = self.adam(self.netG_A, self.netG_B)
         self.optimizer_D = self.adam(self.netD_A, self.netD_B)
 
@@ -120,16 +124,6 @@ class CycleGANModel(BaseModel):
         total = sum(terms.values())
         return total, {k: v.detach() for k, v in terms.items()}
 
-    def _d_loss(self, net: torch.nn.Module, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
-        """0.5 (GAN(D(real), real) + GAN(D(fake), fake)) for (B, C, H, W) images (fake detached)."""
-        return 0.5 * (self.criterionGAN(net(real), True) + self.criterionGAN(net(fake.detach()), False))
-
-    def compute_D_loss(self) -> tuple[torch.Tensor, dict]:
-        """D_A on real_B vs pooled fake_B plus D_B on real_A vs pooled fake_A."""
-        loss_a = self._d_loss(self.netD_A, self.real_B, query_across_ranks(self.fake_B_pool, self.fake_B.detach()))
-        loss_b = self._d_loss(self.netD_B, self.real_A, query_across_ranks(self.fake_A_pool, self.fake_A.detach()))
-        return loss_a + loss_b, {"D_A": loss_a.detach(), "D_B": loss_b.detach()}
-
     # ---- the step -----------------------------------------------------------------------
     def optimize_parameters(self) -> None:
         """forward -> G_A and G_B step (D frozen) -> D_A and D_B step, as published."""
@@ -141,13 +135,3 @@ class CycleGANModel(BaseModel):
         parts.update(self.optimizer_step(self.optimizer_D, self.compute_D_loss))
         self.finish_step()
         self.loss_parts = parts
-
-    def extra_state(self) -> dict:
-        if not self.is_train:
-            return {}
-        return {"pool_A": self.fake_A_pool.state_dict(), "pool_B": self.fake_B_pool.state_dict()}
-
-    def load_extra_state(self, state: dict) -> None:
-        if self.is_train and "pool_A" in state:
-            self.fake_A_pool.load_state_dict(state["pool_A"])
-            self.fake_B_pool.load_state_dict(state["pool_B"])

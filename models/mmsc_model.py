@@ -44,8 +44,7 @@ from typing import Optional
 import torch
 import torch.nn.functional as F
 
-from models.base_model import BaseModel, frozen_config
-from models.losses import GANLoss
+from models.base_model import Adversary, BaseModel, frozen_config
 from models.networks import init_weights
 from models.networks.munit import MultiScaleImageDiscriminator, MUNITGenerator, MUNITTranslation, draw_style_codes
 from models.networks.traits import pad_to_multiple
@@ -192,7 +191,13 @@ class MMSCModel(BaseModel):
         self.compile_names = ["G_A", "G_B", "D_A", "D_B"]
         if self.use_spatial:
             self.vgg, self.netF = build_spatial_loss(opt, self.attn_layers, self.device)
-        self.criterionGAN = GANLoss(opt.gan_mode).to(self.device)
+        # MUNIT's D loss: GAN(D(real), real) + GAN(D(fake), fake) summed over scales (no factor 0.5), times
+        # --lambda_GAN; reals and fakes go through D in one batch (it has no normalisation across the batch).
+        self.set_adversaries(
+            opt.gan_mode,
+            Adversary("D_A", real="real_A", fake="fake_A", part="D_A", scale=opt.lambda_GAN, joint=True),
+            Adversary("D_B", real="real_B", fake="fake_B", part="D_B", scale=opt.lambda_GAN, joint=True),
+        )
         self.optimizer_G = self.adam(self.netG_A, self.netG_B, weight_decay=opt.weight_decay)
         self.optimizer_D = self.adam(self.netD_A, self.netD_B, weight_decay=opt.weight_decay)
         if opt.learned_attn:
@@ -339,18 +344,6 @@ class MMSCModel(BaseModel):
             other = [torch.cat([o, a]) for o, a in zip(other, self.feats["other_aug"])]
         loss = self.netF(self.feats["src"], tgt, other)
         return loss, {"spatial": loss.detach()}
-
-    def _d_loss(self, net: torch.nn.Module, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
-        """GAN(D(real), real) + GAN(D(fake), fake), summed over scales (MUNIT's, no factor 0.5);
-        reals and fakes go through D in one batch (it has no normalisation across the batch)."""
-        n = real.shape[0]
-        outputs = net(torch.cat([real, fake.detach()]))
-        return self.criterionGAN([o[:n] for o in outputs], True) + self.criterionGAN([o[n:] for o in outputs], False)
-
-    def compute_D_loss(self) -> tuple[torch.Tensor, dict]:
-        loss_a = self._d_loss(self.netD_A, self.real_A, self.fake_A) * self.cfg.lambda_GAN
-        loss_b = self._d_loss(self.netD_B, self.real_B, self.fake_B) * self.cfg.lambda_GAN
-        return loss_a + loss_b, {"D_A": loss_a.detach(), "D_B": loss_b.detach()}
 
     def compute_G_loss(self) -> tuple[torch.Tensor, dict]:
         opt, c = self.cfg, self.codes

@@ -10,7 +10,8 @@ gradients; the head step reuses detached copies. The VGG never gets gradients or
 Speed switches: ``--amp bf16|fp16`` runs G, D, the VGG and the losses under autocast (the loss keeps
 its similarity maps and softmax in float32; fp16 adds a GradScaler), ``--channels_last`` stores the
 networks and images NHWC, ``--compile`` compiles G and D. Under torchrun (util/dist.py) G, D and the
-heads are DDP-wrapped by ``setup``, and the image pool sees every process's fakes (see :meth:`query_pool`).
+heads are DDP-wrapped by ``setup``, and the image pool sees every process's fakes
+(util/image_pool.py's ``query_across_ranks``).
 """
 
 from __future__ import annotations
@@ -21,11 +22,11 @@ from typing import Optional
 
 import torch
 
-from models.base_model import BaseModel, frozen_config
-from models.losses import GANLoss, gradient_penalty, perceptual_loss, style_loss
+from models.base_model import Adversary, BaseModel, frozen_config
+from models.losses import gradient_penalty, perceptual_loss, style_loss
 from models.networks import build_discriminator, build_generator, discriminator_settings, generator_settings
 from models.spatial import add_spatial_options, build_spatial_loss, needs_other, parse_attn_layers, rot180, vgg_features
-from util.image_pool import ImagePool, query_across_ranks
+from util.image_pool import ImagePool
 
 
 @dataclass(frozen=True)
@@ -98,8 +99,8 @@ class SCModel(BaseModel):
         extra = {PERCEPTUAL_LAYER} if opt.lambda_perceptual > 0 else set()
         extra |= set(STYLE_LAYERS) if opt.lambda_style > 0 else set()
         self.vgg, self.netF = build_spatial_loss(opt, self.attn_layers, self.device, extra_layers=extra)
-        self.criterionGAN = GANLoss(opt.gan_mode).to(self.device)
         self.fake_pool = ImagePool(opt.pool_size, generator=self.seeded_generator())
+        self.set_adversaries(opt.gan_mode, Adversary("D", real="real_B", fake="fake_B", pool="fake_pool"))
         self.optimizer_G, self.optimizer_D = self.adam(self.netG), self.adam(self.netD)
         if opt.learned_attn:
             self.optimizer_F = self.adam(self.netF)
@@ -151,24 +152,16 @@ class SCModel(BaseModel):
         loss = self.netF(src, tgt, other)
         return loss, {"spatial": loss.detach()}
 
-    def compute_D_loss(self) -> tuple[torch.Tensor, dict]:
-        """0.5 (GAN(D(real_B), real) + GAN(D(pool(fake_B)), fake)) [+ gradient penalty].
-
-        The penalty interpolates real_B with the same pooled fakes D is trained on in this step.
-        """
-        fake = self.query_pool(self.fake_B.detach())
-        loss_fake = self.criterionGAN(self.netD(fake), False)
-        loss_real = self.criterionGAN(self.netD(self.real_B), True)
-        total = 0.5 * (loss_real + loss_fake)
-        parts = {"D_real": loss_real.detach(), "D_fake": loss_fake.detach()}
-        if self.cfg.lambda_gradient > 0:
-            # Second derivatives in float32, through the plain D: compiled graphs have no double
-            # backward, and under DDP the D calls above already make its gradients all-reduced.
-            with torch.autocast(self.device.type, enabled=False):
-                gp = gradient_penalty(self.networks()["D"], self.real_B, fake, lambda_gp=self.cfg.lambda_gradient)
-            total = total + gp
-            parts["D_Gradient"] = gp.detach()
-        return total, parts
+    def discriminator_penalty(self, adversary: Adversary, real: torch.Tensor, fake: torch.Tensor) -> dict:
+        """``--lambda_gradient``: the gradient penalty on real_B interpolated with the pooled fakes D saw."""
+        if self.cfg.lambda_gradient <= 0:
+            return {}
+        # Second derivatives in float32, through the plain D: compiled graphs have no double
+        # backward, and under DDP the D calls above already make its gradients all-reduced.
+        with torch.autocast(self.device.type, enabled=False):
+            return {
+                "D_Gradient": gradient_penalty(self.networks()["D"], real, fake, lambda_gp=self.cfg.lambda_gradient)
+            }
 
     def compute_G_loss(self) -> tuple[torch.Tensor, dict]:
         """GAN + lambda_spatial * spatial(real_A, fake_B) + the optional identity/perceptual/style terms."""
@@ -192,15 +185,6 @@ class SCModel(BaseModel):
         total = sum(terms.values())
         return total, {k: v.detach() for k, v in terms.items()}
 
-    def query_pool(self, fake: torch.Tensor) -> torch.Tensor:
-        """Mix (B, C, H, W) detached fakes with the image pool; returns the same shape.
-
-        Under torchrun every process feeds the pool all processes' fakes in rank order (one
-        all-gather) and keeps its own share of the answer, so the pools stay identical, rank 0's is
-        everyone's when saved, and N processes see what one process with N times the batch sees.
-        """
-        return query_across_ranks(self.fake_pool, fake)
-
     # ---- the step -----------------------------------------------------------------------
     def optimize_parameters(self) -> None:
         """forward G -> [head step] -> D step -> G step, under autocast with ``--amp``."""
@@ -218,10 +202,3 @@ class SCModel(BaseModel):
         self.finish_step()
         self.loss_parts = parts
         self.feats = {}
-
-    def extra_state(self) -> dict:
-        return {"pool": self.fake_pool.state_dict()} if self.is_train else {}
-
-    def load_extra_state(self, state: dict) -> None:
-        if self.is_train and "pool" in state:
-            self.fake_pool.load_state_dict(state["pool"])

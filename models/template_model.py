@@ -5,8 +5,9 @@ by an L1 loss plus a GAN loss from a PatchGAN ``D`` that is trained on real B ag
 Everything shared comes from :class:`~models.base_model.BaseModel`: ``set_input`` (with the
 ``--channels_last`` memory format), ``adam`` (optimisers with ``--lr``/``--beta1``/``--beta2``,
 scheduled and resumed by the base class), ``optimizer_step`` (autocast under ``--amp``, the fp16
-GradScaler, and never applying a non-finite loss or gradient), ``discriminator_loss`` with the image
-pool, and the pool's saved state (``extra_state``), so resuming is bit-exact. A model:
+GradScaler, and never applying a non-finite loss or gradient), ``compute_D_loss`` from the declared
+``Adversary`` terms (with the image pool and ``--gan_mode``), and the pool's saved state (``extra_state``),
+so resuming is bit-exact. A model:
 
 - declares on its class what the tools need: ``architecture_options`` (what test.py inherits from the
   trained run's opt.json), ``test_networks`` (the networks of a test checkpoint) and its outputs
@@ -27,8 +28,7 @@ import argparse
 
 import torch.nn.functional as F
 
-from models.base_model import BaseModel
-from models.losses import GANLoss
+from models.base_model import Adversary, BaseModel
 from models.networks import build_discriminator, build_generator, discriminator_settings, generator_settings
 from util.image_pool import ImagePool
 
@@ -55,8 +55,9 @@ class TemplateModel(BaseModel):
             self.compile_names += ["D"]
             self.lambda_L1 = opt.lambda_L1
             self.netD = build_discriminator(**discriminator_settings(opt, opt.output_nc)).to(self.device)
-            self.criterionGAN = GANLoss(opt.gan_mode).to(self.device)
             self.fake_pool = ImagePool(opt.pool_size, generator=self.seeded_generator())
+            # D's loss, 0.5 (GAN(D(real_B), real) + GAN(D(pooled fake_B), fake)), is BaseModel.compute_D_loss's.
+            self.set_adversaries(opt.gan_mode, Adversary("D", real="real_B", fake="fake_B", pool="fake_pool"))
             self.optimizer_G, self.optimizer_D = self.adam(self.netG), self.adam(self.netD)
         self.apply_memory_format()
 
@@ -64,11 +65,6 @@ class TemplateModel(BaseModel):
         """fake_B = G(real_A), under autocast with ``--amp`` (the image itself in float32)."""
         with self.autocast():
             self.fake_B = self.netG(self.real_A).float()
-
-    def compute_D_loss(self) -> tuple:
-        """0.5 (GAN(D(real_B), real) + GAN(D(pooled fake_B), fake))."""
-        loss, real, fake = self.discriminator_loss(self.netD, self.real_B, self.fake_B, self.fake_pool)
-        return loss, {"D_real": real.detach(), "D_fake": fake.detach()}
 
     def compute_G_loss(self) -> tuple:
         """GAN(D(fake_B), real) + lambda_L1 |fake_B - real_B|."""

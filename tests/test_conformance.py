@@ -10,11 +10,12 @@ Each model must:
 - save and load its networks (train -> test model) unchanged;
 - honour ``--channels_last`` (every 4-D weight and the input images NHWC, losses equal to NCHW's
   within 1e-5) and ``--amp bf16`` (autocast really used: the losses move, and stay finite);
-- read its options in the constructor only: the step (``set_input``, ``forward``,
-  ``optimize_parameters`` and the losses) and ``test`` run with ``model.opt`` taken away;
+- read its options in the constructor only: setup, the step, ``test``, the schedules, saving, resuming and
+  the inference tools' methods run with every read of the options failing;
 - through test.py, write every output its class declares.
 """
 
+import argparse
 import os
 import warnings
 
@@ -88,20 +89,55 @@ def test_two_steps_report_every_declared_loss_finite(name, root, tmp_path):
     assert any(not torch.equal(after[k], v) for k, v in before.items() if v.is_floating_point()), "nothing trained"
 
 
-class NoOptions:
-    """Stands in for ``model.opt`` after construction: reading any option fails."""
+class LockableOptions(argparse.Namespace):
+    """The options, readable until ``lock()``; afterwards reading any option fails (the model may still hold
+    the object: it must not read it)."""
 
-    def __getattr__(self, key):
-        raise AssertionError(f"a step method reads self.opt.{key}")
+    def lock(self):
+        object.__setattr__(self, "_locked", True)
+
+    def __getattribute__(self, key):
+        if not key.startswith("_") and key != "lock" and object.__getattribute__(self, "__dict__").get("_locked"):
+            raise AssertionError(f"read after the constructor: opt.{key}")
+        return object.__getattribute__(self, key)
 
 
 @pytest.mark.parametrize("name", MODELS)
-def test_step_methods_do_not_read_the_options(name, root, tmp_path):
-    model = build(name, root, tmp_path)
-    model.opt = NoOptions()
+def test_nothing_reads_the_options_after_the_constructor(name, root, tmp_path):
+    """Construction reads the options; setup, the step, test, the schedules, saving, resuming and the
+    inference tools' methods run with every option read failing."""
+    options = TrainOptions(train_argv(name, root, tmp_path))
+    parsed = options.parse()
+    options.save_options(parsed, "train")  # opt.json, for the test model below
+    opt = LockableOptions(**vars(parsed))
+    seed_everything(opt.seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # random VGG
+        model = create_model(opt)
+    opt.lock()
+    with pytest.raises(AssertionError, match="read after the constructor"):
+        _ = opt.lr  # the lock works
+    model.setup()
     for index in range(2):
         step(model, index)
+    model.get_current_losses(), model.get_current_visuals(), model.learning_rates()
+    model.update_learning_rate()
+    state, files = model.training_state(), model.network_files("1")
+    model.save_networks("1")
+    model.load_networks("1")
+    model.load_training_state(state, first_epoch=2, saved_opt={"lr": 0.0002})
+    assert files
     model.test()
+    argv = ["--dataroot", str(root), "--checkpoints_dir", str(tmp_path), "--name", "m", "--model", name, "--epoch", "1"]
+    test_opt = LockableOptions(**vars(TestOptions(argv + ["--gpu_ids", "-1", "--eval"]).parse()))
+    tester = create_model(test_opt)
+    test_opt.lock()
+    tester.setup(epoch="1")
+    tester.eval()
+    tester.set_input(batch(0))
+    tester.test()
+    assert tester.test_outputs() and isinstance(tester.inference_graph(), torch.nn.Module)
+    assert tester.get_current_visuals()
 
 
 @pytest.mark.parametrize("name", MODELS)

@@ -220,8 +220,8 @@ def test_a_tiny_run_learns_and_reports_every_loss(tmp_path):
 
 def test_spatial_loss_sums_both_directions(tiny, tmp_path):
     """G_s = lambda * (loss(real_A, fake_B) + loss(real_B, fake_A)), each computed on its own."""
-    _, model = build(common(tiny, tmp_path, "sum") + ["--patch_nums", "0"])  # all queries: no sampling
-    model.set_input(next(iter(create_dataset(model.opt))))
+    opt, model = build(common(tiny, tmp_path, "sum") + ["--patch_nums", "0"])  # all queries: no sampling
+    model.set_input(next(iter(create_dataset(opt))))
     with torch.no_grad():
         model.forward()
         model._spatial_feats()
@@ -292,7 +292,13 @@ def trained(tiny, tmp_path_factory):
 
 
 def load_test_model(tiny, ck, extra=()):
-    opt = TestOptions(
+    model = create_model(options_of_test_run(tiny, ck, extra))
+    model.setup(epoch="latest")
+    return model
+
+
+def options_of_test_run(tiny, ck, extra=()):
+    return TestOptions(
         [
             "--dataroot",
             str(tiny),
@@ -307,9 +313,6 @@ def load_test_model(tiny, ck, extra=()):
         ]
         + list(extra)
     ).parse()
-    model = create_model(opt)
-    model.setup(epoch="latest")
-    return model
 
 
 def translate(model, images, extras=None):
@@ -339,9 +342,11 @@ def test_the_same_codes_for_every_input_and_columns_differ(tiny, trained):
 def test_example_guided_output_uses_the_references_style(tiny, trained, tmp_path):
     write_images(tmp_path / "ref", 1, size=(32, 32), seed=9)
     ref_path = tmp_path / "ref" / "img_0.png"
-    model = load_test_model(tiny, trained, ["--style_image", str(ref_path)])
+    opt = options_of_test_run(tiny, trained, ["--style_image", str(ref_path)])
+    model = create_model(opt)
+    model.setup(epoch="latest")
     x = torch.rand(1, 3, 32, 32) * 2 - 1
-    visuals = translate(model, x, batch_extras(model.opt))  # what data.create_dataset adds to every batch
+    visuals = translate(model, x, batch_extras(opt))  # what data.create_dataset adds to every batch
     assert list(visuals) == ["real_A", "fake_B_1", "style_B_1"]
     ref = torch.from_numpy(np.asarray(Image.open(ref_path), dtype=np.float32) / 127.5 - 1).permute(2, 0, 1)[None]
     torch.testing.assert_close(visuals["style_B_1"], ref)

@@ -169,7 +169,7 @@ def test_gradient_penalty_interpolates_with_the_pooled_fakes(tiny, tmp_path, mon
     model.setup()
     seen = {}
     pooled = torch.full((1, 3, 32, 32), 0.25)  # what the pool hands back instead of this step's fake_B
-    monkeypatch.setattr(model, "query_pool", lambda fake: pooled)
+    monkeypatch.setattr("models.parts.adversarial.query_across_ranks", lambda pool, fake: pooled)
     real_netD = model.netD
 
     def recording_netD(x):

@@ -113,7 +113,7 @@ def save_training_checkpoint(model: Any, logger: Any, counters: dict, opt_dict: 
     together or not at all; for ``latest`` the previous save is kept as ``prev_latest_*``.
 
     Under torchrun only rank 0 writes, and its state is every process's: DDP keeps weights and
-    optimisers equal, the image pool is fed every process's fakes (SCModel.query_pool), and all
+    optimisers equal, the image pool is fed every process's fakes (util.image_pool.query_across_ranks), and all
     processes share one seed and draw the same random numbers (e.g. the loss's query positions).
     Resume with the same number of processes to continue exactly.
     """
