@@ -31,6 +31,7 @@ from util.logger import Logger
 from util.loss_meter import LossMeter, wait_for_device
 from util.run_lock import RunLock
 
+
 def crossed(count: int, step: int, freq: int) -> bool:
     """Whether adding ``step`` to reach ``count`` crossed a multiple of ``freq``."""
     return freq > 0 and count // freq != (count - step) // freq
