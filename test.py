@@ -14,6 +14,7 @@ import os
 from tqdm import tqdm
 
 from data import create_dataset
+from models import batch_extras
 from options.test_options import TestOptions
 from inference import Translator
 from util.errors import run_cli
@@ -24,7 +25,7 @@ from util.image_io import save_image
 def main() -> None:
     # Options, data, model.
     opt = TestOptions().parse()
-    dataset = create_dataset(opt)
+    dataset = create_dataset(opt, extras=batch_extras(opt))
     translator = Translator.from_options(opt)
     web_dir = os.path.join(opt.results_dir, opt.name, f"{opt.phase}_{opt.epoch}")
     page = HTML(web_dir, f"Experiment = {opt.name}, Phase = {opt.phase}, Epoch = {opt.epoch}")

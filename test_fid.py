@@ -43,7 +43,7 @@ from evaluations.paired import paired_scores
 from evaluations.realism import check_counts, realism_scores
 from evaluations.report import best_row, plot_scores, write_scores_csv
 from inference import Translator
-from models import find_model_using_name
+from models import batch_extras, find_model_using_name
 from models.sesim import VGGWeightsError
 from options.test_options import TestOptions
 from options.train_options import add_tracker_options
@@ -251,7 +251,7 @@ def checked_arguments(opt: argparse.Namespace, save_dir: str) -> tuple[list[str]
         )
     real_dir = opt.real_dir or os.path.join(opt.dataroot, opt.phase + ("A" if opt.direction == "BtoA" else "B"))
     real_count = len(list_images(real_dir, option="--real_dir"))
-    dataset = create_dataset(opt)
+    dataset = create_dataset(opt, extras=batch_extras(opt))
     inputs = min(opt.num_test, len(dataset)) if opt.num_test > 0 else len(dataset)
     check_counts(real_count, inputs * (count or 1), opt.prdc_k)
     return epochs, real_dir, dataset, inputs

@@ -20,7 +20,7 @@ from typing import Any, Callable
 from tqdm import tqdm
 
 from data import create_dataset
-from models import create_model
+from models import batch_extras, create_model
 from options.train_options import TrainOptions
 from util import dist
 from util.checkpoint import load_training_checkpoint, new_counters, save_training_checkpoint
@@ -156,7 +156,7 @@ def train(options: TrainOptions, opt: Any) -> None:
     """The training loop of main(), in the locked folder."""
     world = dist.get_world_size()
     seed_everything(opt.seed)
-    dataset = create_dataset(opt, dist.get_rank(), world)
+    dataset = create_dataset(opt, dist.get_rank(), world, extras=batch_extras(opt))
     model = create_model(opt)
     model.setup()
     logger = Logger(

@@ -17,7 +17,6 @@ import torch.utils.data
 from torch.utils.data import Sampler, default_collate
 
 from data.base_dataset import BaseDataset, mix_seed
-from data.style_images import batch_extras
 from util.dist import device_for
 from util.errors import UserError, worker_message
 
@@ -194,7 +193,7 @@ class DatasetLoader:
     ) -> None:
         """Wrap ``dataset``; at most ``max_dataset_size`` samples per epoch (split over ``world_size`` ranks);
         ``device``: where the batches go (default: the CPU); ``extras``: entries added to every batch
-        as they are (see data/style_images.py)."""
+        as they are (an mmsc model's style references, say)."""
         if batch_size < 1:
             raise UserError(f"--batch_size {batch_size}: must be at least 1")
         if num_workers < 0:
@@ -249,8 +248,11 @@ class DatasetLoader:
             raise UserError(worker_message(exc)) from None
 
 
-def create_dataset(opt: argparse.Namespace, rank: int = 0, world_size: int = 1) -> DatasetLoader:
-    """Build the ``--dataset_mode`` dataset and its loader from the options.
+def create_dataset(
+    opt: argparse.Namespace, rank: int = 0, world_size: int = 1, extras: dict[str, Any] | None = None
+) -> DatasetLoader:
+    """Build the ``--dataset_mode`` dataset and its loader from the options; ``extras``: entries every batch
+    carries besides its samples (what the model asks for: ``models.batch_extras(opt)``).
 
     Shuffles (reproducibly) when training without ``--serial_batches``; with ``world_size`` > 1
     each rank gets every ``world_size``-th sample of the order, starting at ``rank``.
@@ -266,5 +268,5 @@ def create_dataset(opt: argparse.Namespace, rank: int = 0, world_size: int = 1) 
         rank=rank,
         world_size=world_size,
         device=device_for(opt.gpu_ids),
-        extras=batch_extras(opt),
+        extras=extras,
     )

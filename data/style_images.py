@@ -6,7 +6,6 @@ every batch as ``'style_B'`` (K, C, H, W) in [-1, 1]; the model takes them in ``
 
 from __future__ import annotations
 
-import argparse
 
 import torch
 from PIL import Image
@@ -37,22 +36,3 @@ def load_style_images(
             f"{preprocess}; use --preprocess resize_and_crop or images of one size"
         )
     return torch.stack(images)
-
-
-def batch_extras(opt: argparse.Namespace) -> dict[str, torch.Tensor]:
-    """What every batch carries besides its samples: ``'style_B'`` when ``--style_image`` is given.
-
-    The references are images of the translation's target domain (``--output_nc`` channels; a
-    reversed mmsc test needs ``--input_nc`` equal to it anyway)."""
-    paths = getattr(opt, "style_image", None)
-    if not paths:
-        return {}
-    return {
-        "style_B": load_style_images(
-            list(paths),
-            channels=opt.output_nc,
-            preprocess=opt.preprocess,
-            load_size=opt.load_size,
-            crop_size=opt.crop_size,
-        )
-    }

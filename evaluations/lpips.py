@@ -33,7 +33,14 @@ import torch.nn as nn
 from tqdm import tqdm
 
 from evaluations.features import load_rgb
-from models.sesim import IMAGENET_MEAN, IMAGENET_STD, TORCHVISION_FILE, VGGWeightsError, _load_weights, vgg16_features
+from models.sesim import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    TORCHVISION_FILE,
+    VGGWeightsError,
+    load_vgg16_weights,
+    vgg16_features,
+)
 from util.errors import UserError
 
 __all__ = ["LPIPS_LAYERS", "LPIPSVGG", "load_image", "load_images"]
@@ -111,7 +118,7 @@ class LPIPSVGG(nn.Module):
         if batch_size < 1:
             raise ValueError(f"LPIPSVGG: batch_size must be positive, got {batch_size}")
         self.batch_size = batch_size
-        state, mean, std, self.description = _load_weights(weights)
+        state, mean, std, self.description = load_vgg16_weights(weights)
         trunk = _pick_trunk(state, self.description)  # before building the package: a bad file fails at once
         # pnet_rand=True: the package must not fetch torchvision's weights; the trunk is loaded below.
         self.net = _quiet_lpips(net="vgg", version="0.1", pretrained=True, pnet_rand=True, verbose=False)

@@ -30,7 +30,6 @@ import torch
 from PIL import Image
 
 from data.image_folder import convert_image
-from data.style_images import load_style_images
 from data.transforms import to_tensor
 from inference.statistics import NormStatistics
 from inference.sources import Source, States, network_files, read_run_networks, resolve
@@ -322,15 +321,7 @@ class Translator:
         if style_image is None:
             return {}
         references = style_image if isinstance(style_image, (list, tuple)) else [style_image]
-        return {
-            "style_B": load_style_images(
-                list(references),
-                channels=opt.output_nc,
-                preprocess=opt.preprocess,
-                load_size=opt.load_size,
-                crop_size=opt.crop_size,
-            )
-        }
+        return type(self.model).batch_extras(argparse.Namespace(**vars(opt) | {"style_image": list(references)}))
 
     def describe(self) -> str:
         """One line for a user interface: model, epoch, source and the key architecture options."""

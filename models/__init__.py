@@ -51,6 +51,12 @@ def get_option_setter(model_name: str) -> Callable:
     return find_model_using_name(model_name).modify_commandline_options
 
 
+def batch_extras(opt: "argparse.Namespace") -> dict:
+    """What every batch of the data carries besides its samples for ``--model``: its class's ``batch_extras``
+    (mmsc: the ``--style_image`` references); give it to ``data.create_dataset(..., extras=)``."""
+    return find_model_using_name(opt.model).batch_extras(opt)
+
+
 def create_model(opt: "argparse.Namespace") -> "BaseModel":  # noqa: F821 - imported lazily
     """Instantiate the model named by ``opt.model``."""
     return find_model_using_name(opt.model)(opt)

@@ -95,6 +95,12 @@ class BaseModel(Devices, Schedules, StepGuard, Adversarial, Checkpoints):
         a multi-output model, in order). Default: the ``output_visual``."""
         return [getattr(self, self.output_visual)]
 
+    @classmethod
+    def batch_extras(cls, opt: argparse.Namespace) -> dict:
+        """What every batch carries besides its samples under the options ``opt`` (name -> tensor, the same for
+        every batch; data.create_dataset adds them). None by default."""
+        return {}
+
     @staticmethod
     def modify_commandline_options(parser: argparse.ArgumentParser, is_train: bool) -> argparse.ArgumentParser:
         """Add model-specific flags or change defaults; return the parser."""

@@ -44,6 +44,7 @@ from typing import Optional
 import torch
 import torch.nn.functional as F
 
+from data.style_images import load_style_images
 from models.base_model import Adversary, BaseModel, frozen_config
 from models.networks import init_weights
 from models.networks.munit import MultiScaleImageDiscriminator, MUNITGenerator, MUNITTranslation, draw_style_codes
@@ -228,15 +229,31 @@ class MMSCModel(BaseModel):
         self.style_images: Optional[torch.Tensor] = None
 
     # ---- data and forward ---------------------------------------------------------------
+    @classmethod
+    def batch_extras(cls, opt: argparse.Namespace) -> dict:
+        """``--style_image`` given: 'style_B', the references (K, C, H, W) in [-1, 1], images of the
+        translation's target domain (``--output_nc`` channels; a reversed test needs ``--input_nc`` equal)."""
+        paths = getattr(opt, "style_image", None)
+        if not paths:
+            return {}
+        references = load_style_images(
+            list(paths),
+            channels=opt.output_nc,
+            preprocess=opt.preprocess,
+            load_size=opt.load_size,
+            crop_size=opt.crop_size,
+        )
+        return {"style_B": references}
+
     def set_input(self, batch: dict) -> None:
         """The base keys, and at test time with ``--style_image`` the references 'style_B' (K, C, H, W)
-        in [-1, 1] that data/style_images.py adds to every batch."""
+        in [-1, 1] that :meth:`batch_extras` adds to every batch."""
         super().set_input(batch)
         if not self.is_train and self.guided:
             if "style_B" not in batch:
                 raise ValueError(
                     "--style_image: the batch has no 'style_B' references; "
-                    "build the data with data.create_dataset (data/style_images.py)"
+                    "build the data with data.create_dataset(opt, extras=models.batch_extras(opt))"
                 )
             self.style_images = batch["style_B"].to(self.device, memory_format=self.memory_format)
 

@@ -27,6 +27,7 @@ __all__ = [
     "LAYER_NAMES",
     "VGG16Features",
     "VGGWeightsError",
+    "load_vgg16_weights",
     "SpatialCorrelativeLoss",
     "sample_patch_ids",
     "window_key_ids",
@@ -82,7 +83,7 @@ def _hub_checkpoint_dir() -> str:
     return os.path.join(torch.hub.get_dir(), "checkpoints")
 
 
-def _load_weights(weights: str) -> tuple[dict, Sequence[float], Sequence[float], str]:
+def load_vgg16_weights(weights: str) -> tuple[dict, Sequence[float], Sequence[float], str]:
     """Resolve ``weights`` to (features state_dict, mean, std, description).
 
     A plain state_dict is torchvision's flavour (ImageNet mean/std); a dict with ``state_dict``,
@@ -173,7 +174,7 @@ class VGG16Features(nn.Module):
             )
             mean, std, self.description = IMAGENET_MEAN, IMAGENET_STD, "random"
         else:
-            state, mean, std, self.description = _load_weights(weights)
+            state, mean, std, self.description = load_vgg16_weights(weights)
             self._load_features(state)
         self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1), persistent=False)

@@ -50,6 +50,7 @@ from evaluations.realism import check_counts, realism_scores
 from evaluations.report import write_scores_csv
 from inference import Translator
 from models.sesim import SpatialCorrelativeLoss, VGG16Features, VGGWeightsError
+from models import batch_extras
 from options.test_options import TestOptions
 from test_fid import translate
 from util.errors import UserError, run_cli
@@ -221,7 +222,7 @@ def translate_method(args: argparse.Namespace, method: str) -> str:
             "0",
         ]
     ).parse()
-    dataset = create_dataset(opt)
+    dataset = create_dataset(opt, extras=batch_extras(opt))
     folder = os.path.join(args.output_dir, "translations", method)
     return translate(Translator.from_options(opt), dataset, folder, len(dataset))
 

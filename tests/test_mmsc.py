@@ -15,10 +15,9 @@ import test as test_script
 import train as train_script
 from data import create_dataset
 from helpers import LSESIM, MMSC_SMALL, ROOT, TINY, run_script as run, write_images
-from models import create_model
+from models import batch_extras, create_model
 from models.wrappers import CompiledOrEager
 from models.networks.munit import LayerNorm, MultiScaleImageDiscriminator, MUNITGenerator, adaptive_instance_norm
-from data.style_images import batch_extras
 from options.test_options import TestOptions
 from options.train_options import TrainOptions
 from util.seeding import seed_everything
@@ -346,7 +345,7 @@ def test_example_guided_output_uses_the_references_style(tiny, trained, tmp_path
     model = create_model(opt)
     model.setup(epoch="latest")
     x = torch.rand(1, 3, 32, 32) * 2 - 1
-    visuals = translate(model, x, batch_extras(opt))  # what data.create_dataset adds to every batch
+    visuals = translate(model, x, batch_extras(opt))  # what every batch of the data carries
     assert list(visuals) == ["real_A", "fake_B_1", "style_B_1"]
     ref = torch.from_numpy(np.asarray(Image.open(ref_path), dtype=np.float32) / 127.5 - 1).permute(2, 0, 1)[None]
     torch.testing.assert_close(visuals["style_B_1"], ref)
