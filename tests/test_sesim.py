@@ -381,3 +381,36 @@ def test_own_vgg16_layout_equals_torchvision():
             assert (a.kernel_size, a.padding, a.stride) == (b.kernel_size, b.padding, b.stride)
         if isinstance(a, torch.nn.MaxPool2d):
             assert (a.kernel_size, a.stride) == (b.kernel_size, b.stride)
+
+
+def test_the_loss_file_works_copied_alone_and_nothing_imports_its_private_names(tmp_path):
+    """models/sesim.py copied into an empty folder imports and computes with torch alone; no file of the
+    project imports a private (underscored) name from it."""
+    import ast
+    import shutil
+    import subprocess
+    import sys
+
+    from helpers import ROOT
+
+    shutil.copy(ROOT / "models" / "sesim.py", tmp_path / "sesim.py")
+    code = (
+        "import sys; sys.path[:0] = [sys.argv[1]]; import torch, sesim; "
+        "assert sesim.__file__.startswith(sys.argv[1]); "
+        "f = [torch.rand(1, 8, 8, 8)]; g = [torch.rand(1, 8, 8, 8)]; "
+        "loss = sesim.SpatialCorrelativeLoss(patch_nums=16, patch_size=4)(f, g); "
+        "assert torch.isfinite(loss); "
+        "assert not [m for m in sys.modules if m.split('.')[0] in ('models', 'util', 'data', 'inference')]; print('ok')"
+    )
+    done = subprocess.run(
+        [sys.executable, "-I", "-c", code, str(tmp_path)], capture_output=True, text=True, cwd=tmp_path, timeout=120
+    )
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-2000:]
+    private = []
+    for path in ROOT.rglob("*.py"):
+        if ".venv" in path.parts or path.name == "sesim.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module == "models.sesim":
+                private += [f"{path.relative_to(ROOT)}: {a.name}" for a in node.names if a.name.startswith("_")]
+    assert private == []
