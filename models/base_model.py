@@ -59,6 +59,9 @@ class BaseModel(Devices, Schedules, StepGuard, Adversarial, Checkpoints):
     #: are swapped, the networks kept); {} the model's own test pass reverses (it reads ``trained_direction``);
     #: {test network: file network} the reverse generator's file loads into each test network (cycle_gan).
     reverse_networks: ClassVar[Optional[dict[str, str]]] = None
+    #: Options for a seconds-long smoke run at 32-pixel crops with 8 filters (the test suite's size) that the
+    #: model's own defaults do not fit: its conformance tests train with them. () when the defaults fit.
+    smoke_options: ClassVar[tuple[str, ...]] = ()
 
     @classmethod
     def output_names(cls, opt: argparse.Namespace) -> list[str]:

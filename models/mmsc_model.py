@@ -79,6 +79,12 @@ class MMSCConfig:
 class MMSCModel(BaseModel):
     """Multi-modal translation A <-> B: MUNIT networks with the spatially-correlative loss."""
 
+    # one residual block, a 16-unit style MLP, 2 discriminator scales of 3 layers, 16 queries in windows of 4
+    smoke_options = (
+        *("--n_res", "1", "--mlp_dim", "16", "--n_layers_D", "3", "--n_scales_D", "2"),
+        *("--patch_nums", "16", "--patch_size", "4"),
+    )
+
     architecture_options = BaseModel.architecture_options + (
         "style_dim",
         "n_downsample",

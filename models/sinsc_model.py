@@ -53,6 +53,8 @@ ARCHITECTURE_DEFAULTS: dict[str, tuple[object, object]] = {"netG": ("resnet_9blo
 class SinSCModel(SCModel):
     """Single-image translation A -> B: the ``sc`` model with the single-image defaults above."""
 
+    smoke_options = ("--crop_size", "32", "--batch_size", "1", "--patch_nums", "16")
+
     @staticmethod
     def modify_commandline_options(parser: argparse.ArgumentParser, is_train: bool) -> argparse.ArgumentParser:
         """The ``sc`` flags, with the single-image defaults for training or testing."""

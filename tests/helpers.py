@@ -12,6 +12,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from models import find_model_using_name
 from util.errors import run_cli
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -48,39 +49,20 @@ TINY = [
 ]
 # LSeSim at that size: learned heads, augmented copies, local windows of 4, 16 queries.
 LSESIM = ["--learned_attn", "--augment", "--patch_size", "4", "--patch_nums", "16"]
-# --model mmsc at that size: one residual block, a 16-unit style MLP, 2 discriminator scales of 3 layers.
-MMSC_SMALL = [
-    "--model",
-    "mmsc",
-    "--n_res",
-    "1",
-    "--mlp_dim",
-    "16",
-    "--n_layers_D",
-    "3",
-    "--n_scales_D",
-    "2",
-    "--patch_nums",
-    "16",
-    "--patch_size",
-    "4",
-]
-
-# Only for models whose own defaults do not fit 32-pixel crops of one image in a few seconds.
-SMALL = {"mmsc": MMSC_SMALL[2:], "sinsc": ["--crop_size", "32", "--batch_size", "1", "--patch_nums", "16"]}
+# --model mmsc at that size: its class's smoke options (one residual block, a 16-unit style MLP, ...).
+MMSC_SMALL = ["--model", "mmsc", *find_model_using_name("mmsc").smoke_options]
 
 
 def accepts(name: str, flag: str) -> bool:
     """Whether the training options of model ``name`` have ``flag``."""
-    from models import find_model_using_name
-
     parser = argparse.ArgumentParser()
     find_model_using_name(name).modify_commandline_options(parser, True)
     return any(flag in action.option_strings for action in parser._actions)
 
 
 def train_argv(name: str, root, ck, run: str = "m") -> list[str]:
-    """train.py arguments of a tiny run ``run`` of model ``name`` (TINY, less the flags it lacks, plus SMALL)."""
+    """train.py arguments of a tiny run ``run`` of model ``name`` (TINY, less the flags it lacks, plus the
+    model's ``smoke_options``)."""
     tiny = list(TINY)
     if not accepts(name, "--vgg_weights"):
         i = tiny.index("--vgg_weights")
@@ -88,7 +70,7 @@ def train_argv(name: str, root, ck, run: str = "m") -> list[str]:
     return (
         ["--dataroot", str(root), "--checkpoints_dir", str(ck), "--name", run, "--model", name, "--pool_size", "2"]
         + tiny
-        + SMALL.get(name, [])
+        + list(find_model_using_name(name).smoke_options)
     )
 
 

@@ -1,7 +1,7 @@
 """One conformance suite for every registered model (``models.model_classes``, the template included).
 
 A new ``models/<name>_model.py`` is covered without editing this file: it trains with its own
-defaults at the tiny size (helpers.SMALL only shrinks the models whose defaults are too large for it).
+defaults at the tiny size (plus its class's ``smoke_options`` where its defaults are too large for it).
 Each model must:
 
 - run two training steps with finite losses, reporting every loss it declares in ``loss_names``;

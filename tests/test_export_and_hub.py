@@ -1,7 +1,7 @@
 """export.py and scripts/push_to_hub.py on tiny trained runs of every model (no network).
 
 export.py --check: onnxruntime against the translation API within ``export.CHECK_BOUND`` (1e-4) on a square and
-a non-square size, for sc, cut, cycle_gan (both directions), sinsc and mmsc. push_to_hub.py --dry_run: the folder
+a non-square size, for every model (in both directions where it has two). push_to_hub.py --dry_run: the folder
 (files, YAML metadata, safetensors keys and values against the run's own .pth files, the card's command and
 FID table), and loading it back (as a folder and from a pre-filled Hugging Face cache with HF_HUB_OFFLINE=1)
 translates exactly as the run does. The upload itself needs the Hub and is not run here.
@@ -20,7 +20,9 @@ import yaml
 from PIL import Image
 
 import export as export_script
-from helpers import MMSC_SMALL, TINY, load_script, run_script as run, write_unaligned
+from helpers import load_script, train_argv, write_unaligned
+from helpers import run_script as run
+from models import model_classes
 from options.train_options import TrainOptions
 from inference import Translator
 
@@ -28,27 +30,24 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 train_script = load_script("train.py")
 push = load_script("scripts/push_to_hub.py")
 
-NO_VGG = [a for a in TINY if a not in ("--vgg_weights", "random")]  # cut and cycle_gan have no VGG flag
-RUNS = {
-    "sc": ["--model", "sc"] + TINY,
-    "cut": ["--model", "cut", "--CUT_mode", "FastCUT"] + NO_VGG,
-    "cycle_gan": ["--model", "cycle_gan"] + NO_VGG,
-    "sinsc": ["--model", "sinsc", "--dataset_mode", "unaligned", "--preprocess", "resize_and_crop", "--batch_size", "1"]
-    + TINY,
-    "mmsc": TINY + MMSC_SMALL,
-}
+MODELS = model_classes()
+# Every model in both test directions where it has two; the runs are named after the model.
+CASES = [(n, d) for n, c in MODELS.items() for d in (("AtoB", "BtoA") if c.reverse_networks is not None else (None,))]
+# cut's FastCUT preset as a run of its own, for the model card's command.
+FASTCUT = ["--model", "cut", "--CUT_mode", "FastCUT"]
 
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     """checkpoints folder with a 1-step run of each model (named after it), and the data."""
     root = tmp_path_factory.mktemp("export_hub")
-    data = write_unaligned(root / "data", 2)
+    data = write_unaligned(root / "data", 1)  # one image a folder, as the single-image model needs
     ck = root / "checkpoints"
     with pytest.MonkeyPatch.context() as monkeypatch:
-        for name, argv in RUNS.items():
-            argv = ["--dataroot", str(data), "--name", name, "--checkpoints_dir", str(ck), "--max_iters", "1"] + argv
-            assert run(train_script, argv, monkeypatch) == 0, name
+        for name in MODELS:
+            assert run(train_script, train_argv(name, data, ck, run=name) + ["--max_iters", "1"], monkeypatch) == 0
+        fastcut = train_argv("cut", data, ck, run="fastcut") + FASTCUT[2:] + ["--max_iters", "1"]
+        assert run(train_script, fastcut, monkeypatch) == 0
     return ck
 
 
@@ -56,18 +55,7 @@ def runs(tmp_path_factory):
 CHECK_LINE = re.compile(r"check (\d+)x(\d+) \(batch \d+\): max \|onnxruntime - PyTorch\| = ([0-9.e+-]+)")
 
 
-@pytest.mark.parametrize(
-    "name, direction",
-    [
-        ("sc", None),
-        ("cut", None),
-        ("cycle_gan", "AtoB"),
-        ("cycle_gan", "BtoA"),
-        ("sinsc", None),
-        ("mmsc", "AtoB"),
-        ("mmsc", "BtoA"),
-    ],
-)
+@pytest.mark.parametrize("name, direction", CASES)
 def test_export_check_holds_the_bound(name, direction, runs, tmp_path, monkeypatch, capsys):
     out = tmp_path / "model.onnx"
     argv = ["--name", name, "--checkpoints_dir", runs, "--output", out, "--check"]
@@ -168,7 +156,7 @@ def test_dry_run_builds_the_hub_folder(runs, tmp_path, monkeypatch):
 def test_card_command_gives_the_runs_options(runs, tmp_path, monkeypatch):
     """Parsing the card's command with train.py's options gives every option the run recorded (cut's FastCUT
     preset included: its flags are found through the preset's defaults)."""
-    for name in ("cut", "mmsc"):
+    for name in ("fastcut", "mmsc"):
         card = (dry_run(runs, name, tmp_path / name, monkeypatch) / "README.md").read_text()
         command = re.search(r"```bash\n(python train\.py [^\n]+)\n```", card).group(1)
         parsed = vars(TrainOptions(shlex.split(command)[2:]).parse())
@@ -184,17 +172,17 @@ def image(seed, size=(37, 50)):
     return torch.rand(1, 3, *size, generator=generator)
 
 
-@pytest.mark.parametrize(
-    "name, directions", [("sc", [None]), ("cycle_gan", ["AtoB", "BtoA"]), ("mmsc", ["AtoB", "BtoA"])]
-)
-def test_the_folder_translates_as_the_run(name, directions, runs, tmp_path, monkeypatch):
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_the_folder_translates_as_the_run(name, runs, tmp_path, monkeypatch):
+    cls = MODELS[name]
     folder = dry_run(runs, name, tmp_path / "hub", monkeypatch)
     config = json.loads((folder / "config.json").read_text())
-    assert config["networks"] == {"sc": ["G"], "cycle_gan": ["G_A", "G_B"], "mmsc": ["G_A", "G_B"]}[name]
-    for direction in directions:
+    # the test networks, and for a model whose reverse direction loads other files, those files' networks
+    assert config["networks"] == sorted({*cls.test_networks, *(cls.reverse_networks or {}).values()})
+    for direction in [d for n, d in CASES if n == name]:
         from_run = Translator.load(name, direction=direction, checkpoints_dir=str(runs))
         from_folder = Translator.load(str(folder), direction=direction)
-        kwargs = {"n_styles": 2, "seed": 5} if name == "mmsc" else {}
+        kwargs = {"seed": 5} | ({"n_styles": 2} if cls.multi_output else {})  # the seed fixes sinsc's noise too
         assert torch.equal(from_run.translate(image(1), **kwargs), from_folder.translate(image(1), **kwargs))
 
 

@@ -11,9 +11,9 @@ import pytest
 import torch
 
 import train as train_script
-from helpers import MMSC_SMALL, ROOT, TINY, on_save_operations, poison_losses, poison_training, write_images
+from helpers import ROOT, TINY, on_save_operations, train_argv, poison_losses, poison_training, write_images
 from helpers import run_script as run
-from models import available_models, create_model
+from models import create_model, model_classes
 from options.train_options import TrainOptions
 from util import commit
 from util.seeding import seed_everything
@@ -250,16 +250,6 @@ def test_a_short_burst_of_nan_is_skipped_and_training_goes_on(tiny, tmp_path, mo
     assert all(torch.isfinite(v).all() for v in load(tmp_path / "burst" / "latest_net_G.pth").values())
 
 
-MODEL_OPTIONS = {
-    "sc": [],
-    "cut": ["--model", "cut"],
-    "cycle_gan": ["--model", "cycle_gan"],
-    "sinsc": ["--model", "sinsc", "--crop_size", "32", "--batch_size", "1", "--patch_nums", "16"],
-    "mmsc": MMSC_SMALL,
-    "template": ["--model", "template"],
-}
-
-
 def model_state(model):
     """Everything a step may change: weights and buffers, optimiser and GradScaler states, image pools."""
     return {
@@ -280,26 +270,9 @@ def clone(obj):
     return obj
 
 
-VGG_FREE = {"cut", "cycle_gan", "template"}  # models without a VGG16 (and so without --vgg_weights)
-
-
-def tiny_options(name):
-    """TINY for model ``name``."""
-    i = TINY.index("--vgg_weights")
-    return TINY[:i] + TINY[i + 2 :] if name in VGG_FREE else TINY
-
-
-def test_every_model_has_options_here():
-    assert set(MODEL_OPTIONS) == set(available_models()) | {"template"}
-
-
-@pytest.mark.parametrize("name", sorted(MODEL_OPTIONS))
+@pytest.mark.parametrize("name", sorted(model_classes(include_template=True)))
 def test_a_non_finite_step_changes_nothing_in_every_model(name, tmp_path, monkeypatch):
-    opt = TrainOptions(
-        ["--checkpoints_dir", str(tmp_path), "--name", "m", "--pool_size", "2"]
-        + tiny_options(name)
-        + MODEL_OPTIONS[name]
-    ).parse()
+    opt = TrainOptions(train_argv(name, tmp_path / "data", tmp_path)).parse()
     seed_everything(0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
