@@ -147,6 +147,20 @@ def write_unaligned(root: Path, count: int) -> Path:
     return root
 
 
+def write_aligned(root: Path, count: int = 1) -> Path:
+    """Aligned splits under ``root`` for the paired models (the template): ``count`` A | B images side by side in
+    each of train and test."""
+    write_images(root / "train", count, size=(36, 72), seed=5)
+    write_images(root / "test", count, size=(36, 72), seed=6)
+    return root
+
+
+def write_every_layout(root: Path) -> Path:
+    """One image in each folder of both layouts (trainA ... testB, train, test): data every model can train on
+    (one image per side, as the single-image model needs; the paired ones read train and test)."""
+    return write_aligned(write_unaligned(root, 1))
+
+
 # ---- clips made from the repository's real photo ---------------------------------------------------------
 def photo_pan(count: int, step: int, size=(64, 96), scale: int = 4) -> list[np.ndarray]:
     """``count`` (H, W, 3) uint8 crops of the photo (shrunk by ``scale``), each ``step`` pixels right of the last."""

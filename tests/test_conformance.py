@@ -24,7 +24,7 @@ import torch
 
 import test as test_script
 import train as train_script
-from helpers import run_script, train_argv, write_images, write_unaligned
+from helpers import run_script, train_argv, write_every_layout
 from models import create_model, find_model_using_name, model_classes
 from options.test_options import TestOptions
 from options.train_options import TrainOptions
@@ -37,10 +37,7 @@ MODELS = sorted(model_classes(include_template=True))
 def root(tmp_path_factory):
     """Unaligned (trainA, trainB, testA, testB) and aligned (train, test: A | B side by side) tiny data,
     one image in each folder (as the single-image models need)."""
-    folder = write_unaligned(tmp_path_factory.mktemp("conformance") / "data", 1)
-    write_images(folder / "train", 1, size=(36, 72), seed=5)
-    write_images(folder / "test", 1, size=(36, 72), seed=6)
-    return folder
+    return write_every_layout(tmp_path_factory.mktemp("conformance") / "data")
 
 
 def build(name, root, ck, *extra, save_options=False):

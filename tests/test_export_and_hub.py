@@ -20,7 +20,7 @@ import yaml
 from PIL import Image
 
 import export as export_script
-from helpers import load_script, train_argv, write_unaligned
+from helpers import load_script, train_argv, write_every_layout
 from helpers import run_script as run
 from models import model_classes
 from options.train_options import TrainOptions
@@ -41,7 +41,7 @@ FASTCUT = ["--model", "cut", "--CUT_mode", "FastCUT"]
 def runs(tmp_path_factory):
     """checkpoints folder with a 1-step run of each model (named after it), and the data."""
     root = tmp_path_factory.mktemp("export_hub")
-    data = write_unaligned(root / "data", 1)  # one image a folder, as the single-image model needs
+    data = write_every_layout(root / "data")
     ck = root / "checkpoints"
     with pytest.MonkeyPatch.context() as monkeypatch:
         for name in MODELS:

@@ -19,7 +19,7 @@ import test as test_script
 import test_fid
 import translate as translate_script
 from evaluations.efficientnet_lite import EfficientNetLite0
-from helpers import ROOT, load_script, run_script, train_tiny_runs, write_images
+from helpers import ROOT, load_script, run_script, train_tiny_runs, write_aligned, write_images
 from inference import Translator
 from models import model_classes
 from models.base_model import BaseModel
@@ -48,6 +48,7 @@ def runs(tmp_path_factory):
         Image.fromarray((np.random.default_rng(seed + 10).random((36, 52, 3)) * 255).astype(np.uint8)).save(
             root / f"test{side}" / "img_1.png"
         )
+    write_aligned(root)  # for a paired model
     ck = base / "ck"
     train_tiny_runs(MODELS, root, ck)
     features = base / "efficientnet_lite0.pth"  # random weights: the test compares translations, not scores
