@@ -18,7 +18,7 @@ $(STAMP): requirements.txt requirements-dev.txt requirements-app.txt pyproject.t
 
 install: $(STAMP)
 
-# The web page's tests (tests/test_app.py) drive Debian's chromium headless ($CHROMIUM names another);
+# The web page's tests (tests/app/test_app.py) drive Debian's chromium headless ($CHROMIUM names another);
 # install it when missing (apt-get, through sudo unless already root). Playwright from PyPI drives it.
 browser:
 	@[ -n "$$CHROMIUM" ] || command -v chromium >/dev/null 2>&1 || { \

@@ -2,7 +2,7 @@
 
 Adding a model means adding one file ``models/<name>_model.py`` with a ``BaseModel`` subclass whose
 lowercased class name is ``<name>model`` (underscores dropped); nothing else changes: the tools read
-what they need from the class's declarations, and tests/test_conformance.py covers it (see
+what they need from the class's declarations, and tests/models/test_conformance.py covers it (see
 docs/adding_a_model.md). A model file may also live outside the repository, in a folder named by the
 environment variable ``SESIM_MODEL_PATH`` (folders separated by ``os.pathsep``).
 """

@@ -19,7 +19,7 @@ so resuming is bit-exact. A model:
 - builds every network, then calls ``self.apply_memory_format()`` (``--channels_last``);
 - reads its options in ``__init__`` (here into ``self.lambda_L1``), not in the step methods.
 
-tests/test_conformance.py trains, resumes, saves, loads and tests every model file, this one included.
+tests/models/test_conformance.py trains, resumes, saves, loads and tests every model file, this one included.
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ from models import find_model_using_name
 from util.errors import run_cli
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = Path(__file__).resolve().parent / "data"  # files the tests read (copies of published key lists)
+DATA = Path(__file__).resolve().parent / "fixtures"  # files the tests read (copies of published key lists)
 PHOTO = ROOT / "datasets" / "single_demo" / "trainA" / "home.jpg"  # 512 x 384, a real photo
 
 # The tiny training configuration every end-to-end test starts from: CPU, random VGG, 8 filters,
@@ -210,7 +210,7 @@ def write_clip(
 
 
 def reference_sections(path: Path) -> dict[str, dict[str, tuple[int, ...]]]:
-    """Parse a published key list (tests/data/checkpoint_keys_*.txt): '## net_X: ...' headers followed by
+    """Parse a published key list (tests/fixtures/checkpoint_keys_*.txt): '## net_X: ...' headers followed by
     'key (d0, d1, ...)' lines."""
     sections: dict[str, dict[str, tuple[int, ...]]] = {}
     current = None

@@ -1,7 +1,7 @@
 """PatchGAN discriminators (Isola et al. 2017) and their two-scale variant.
 
 The layer order inside ``NLayerDiscriminator.model`` is part of the checkpoint format: published
-``net_D`` files name their tensors ``model.<index>.*`` (see tests/data/checkpoint_keys_sc.txt).
+``net_D`` files name their tensors ``model.<index>.*`` (see tests/fixtures/checkpoint_keys_sc.txt).
 """
 
 import torch

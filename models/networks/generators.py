@@ -1,7 +1,7 @@
 """ResNet generators (Johnson et al. 2016, as used by CycleGAN / CUT / F-LSeSim).
 
 The layer order inside ``ResnetGenerator.model`` is part of the checkpoint format: published
-``net_G`` files name their tensors ``model.<index>.*`` (see tests/data/checkpoint_keys_sc.txt).
+``net_G`` files name their tensors ``model.<index>.*`` (see tests/fixtures/checkpoint_keys_sc.txt).
 """
 
 from typing import Sequence

@@ -8,7 +8,7 @@ scaled by 1/sqrt(2).
 
 Module and tensor names follow the F-LSeSim / CUT checkpoints (``encoder.convs.2.conv2.0.kernel``,
 ``decoder.convs.3.noise.weight``, ``final_linear.0.weight``, ...; see
-tests/data/checkpoint_keys_sinsc.txt), so published single-image checkpoints load as-is.
+tests/fixtures/checkpoint_keys_sinsc.txt), so published single-image checkpoints load as-is.
 Unlike the reference, no layer depends on the training crop: channel counts come from ``ngf`` /
 ``ndf`` and the depth, so a generator trained on 128² crops translates a whole photo of any size.
 """

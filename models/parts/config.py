@@ -1,5 +1,5 @@
 """The options a model reads, read once in its constructor into frozen dataclasses: the step methods and
-everything the tools call afterwards read these, never the options (tests/test_conformance.py checks it)."""
+everything the tools call afterwards read these, never the options (tests/models/test_conformance.py checks it)."""
 
 from __future__ import annotations
 

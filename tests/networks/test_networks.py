@@ -194,7 +194,7 @@ def test_single_scale_discriminators(name: str, size: tuple[int, int], no_antial
     assert min(expected) >= 1
 
 
-# 'stylegan2' gives one logit per image; tests/test_sinsc.py covers it.
+# 'stylegan2' gives one logit per image; tests/models/test_sinsc.py covers it.
 @pytest.mark.parametrize("name", sorted(set(DISCRIMINATORS) - {"stylegan2"}))
 @pytest.mark.parametrize("size", [(64, 64), (69, 51)])
 def test_every_discriminator_gives_patch_logits(name: str, size: tuple[int, int]) -> None:

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image, ImageFilter
 from helpers import load_script
 
-DATASETS = Path(__file__).resolve().parents[1] / "datasets"
+DATASETS = Path(__file__).resolve().parents[2] / "datasets"
 PHOTO2PAINTING = DATASETS / "photo2painting"
 SINGLE_DEMO = DATASETS / "single_demo"
 MULTISTYLE = DATASETS / "photo2multistyle"

@@ -23,7 +23,7 @@ from options.test_options import TestOptions
 from options.train_options import TrainOptions
 from helpers import load_script
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 ALL_SCRIPTS = sorted(
     glob.glob(os.path.join(REPO_ROOT, "scripts", "*.sh")) + glob.glob(os.path.join(REPO_ROOT, "datasets", "*.sh"))
 )

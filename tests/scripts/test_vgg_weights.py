@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from onnx import helper, numpy_helper
 from helpers import load_script
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 BLOCKS = [
     "block1_conv1",
     "block1_conv2",

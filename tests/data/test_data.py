@@ -18,7 +18,7 @@ from data.image_folder import IMG_EXTENSIONS, load_image, make_dataset
 from data.transforms import check_sizes, color_jitter, get_params, get_transform
 from util.errors import UserError
 
-DATA_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data")
+DATA_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "data")
 
 
 # ---------------------------------------------------------------- helpers

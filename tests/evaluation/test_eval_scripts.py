@@ -23,7 +23,7 @@ from models.sesim import SpatialCorrelativeLoss, VGG16Features
 from util.errors import UserError, run_cli
 from helpers import load_script
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 PALETTE = {v: k for k, v in COLOUR_TO_TRAIN_ID.items() if v != 255}  # train id -> colour
 
 

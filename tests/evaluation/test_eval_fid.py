@@ -35,7 +35,7 @@ from evaluations.features import (
 from evaluations.fid import fid_from_features
 from util.errors import UserError
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def smooth_images(folder, count, size=(80, 80), seed=0):

@@ -487,7 +487,7 @@ def test_two_processes_agree_and_match_one_process(tiny, tmp_path):
         "torch.distributed.run",
         "--nproc_per_node=2",
         "--standalone",
-        str(ROOT / "tests" / "test_dist.py"),
+        str(ROOT / "tests" / "training" / "test_dist.py"),
         str(tmp_path / "dumps"),
         " ".join(two),
     ]

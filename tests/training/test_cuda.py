@@ -4,7 +4,7 @@ that never waits for the host, the NCCL process group, device choice under torch
 Every test here is marked ``cuda``: benchmarks/gpu_check.sh runs them on a GPU machine; elsewhere they
 are skipped (conftest prints why, once). A tiny LSeSim step (32 px, batch 2, random VGG) on the GPU is
 compared with the same step in float32 on the GPU, TF32 off (with TF32 the reference itself would
-round to 10 bits). The bf16 / fp16 bounds are the CPU's (tests/test_amp.py); the channels-last and
+round to 10 bits). The bf16 / fp16 bounds are the CPU's (tests/training/test_amp.py); the channels-last and
 compile bounds allow for other cuDNN / Triton kernels summing in other orders. None of these
 bounds has been measured on a GPU yet: a failure says by how much, to set them from.
 """

@@ -157,7 +157,7 @@ def test_registry_keeps_the_equalised_learning_rate_init():
     assert 0.7 < float(weight.detach().std()) < 1.3
 
 
-@pytest.mark.parametrize("size", [(37, 23), (5, 3), (64, 48)])  # tests/test_networks.py tries more
+@pytest.mark.parametrize("size", [(37, 23), (5, 3), (64, 48)])  # tests/networks/test_networks.py tries more
 def test_generator_keeps_any_input_size(size):
     net = build_G(ngf=2).eval()
     with torch.no_grad():
@@ -516,7 +516,7 @@ def test_checkpoint_round_trip_gives_the_same_generator(trained):
 
 # ---- scripts -----------------------------------------------------------------------------------
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture

@@ -37,9 +37,9 @@ from helpers import (
     write_images,
     write_unaligned,
 )
+from util.browser import LOCAL_HOSTS, OfflinePage, chromium_path, running_server
 from util.errors import UserError
 
-shot = load_script("scripts/screenshot_app.py")  # the server runner and the offline browser page
 MAX_PIXELS = 4000  # the server's --max_pixels: a 64x64 upload (4096 pixels) is refused
 INPUT_SIZE = (70, 45)  # (W, H) of the uploaded photo: not a multiple of any network stride
 
@@ -62,7 +62,7 @@ sys.addaudithook(hook)
 sys.argv = sys.argv[1:]
 sys.path[0] = os.path.dirname(os.path.abspath(sys.argv[0]))  # as `python app.py` would have it
 runpy.run_path(sys.argv[0], run_name="__main__")
-""".format(local=shot.LOCAL_HOSTS)
+""".format(local=LOCAL_HOSTS)
 
 
 # ---- fixtures ----------------------------------------------------------------------------------
@@ -106,7 +106,7 @@ def server(runs, tmp_path_factory):
         str(MAX_PIXELS),
     ]
     env = {**clean_env(), "APP_TEST_HOSTS_LOG": str(hosts_log)}
-    with shot.running_server(command, cwd=ROOT, env=env, folder=folder) as url:
+    with running_server(command, cwd=ROOT, env=env, folder=folder) as url:
         yield url, hosts_log
 
 
@@ -120,12 +120,12 @@ def browser():
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=shot.chromium_path(), headless=True)
+        chromium = playwright.chromium.launch(executable_path=chromium_path(), headless=True)
         yield chromium
         chromium.close()
 
 
-class AppPage(shot.OfflinePage):
+class AppPage(OfflinePage):
     """The offline page, plus the download button and the error messages."""
 
     def download_output(self) -> Image.Image:
@@ -330,7 +330,7 @@ def test_the_assembled_space_folder_runs_on_its_own(runs, photo, translators, tm
     env = {**clean_env(), "MODEL_ID": str(runs / "sc")}
     env.pop("PYTHONPATH", None)
     command = [sys.executable, space_card(space)["app_file"]]
-    with shot.running_server(command, cwd=space, env=env, folder=tmp_path) as url:
+    with running_server(command, cwd=space, env=env, folder=tmp_path) as url:
         from gradio_client import Client, handle_file
 
         output, _, _ = Client(url, verbose=False).predict(

@@ -159,7 +159,7 @@ def test_mistakes_are_one_line_user_errors(runs, tmp_path):
 
 
 def published_state(section: str, key_file: str, antialias: bool, seed: int = 0) -> dict:
-    """A state_dict with exactly the keys and shapes of a published generator (tests/data key lists): random
+    """A state_dict with exactly the keys and shapes of a published generator (tests/fixtures key lists): random
     weights, and the fixed blur kernels (``filt``) the anti-aliased layers hold."""
     shapes = reference_sections(DATA / key_file)[section]
     kernels = {

@@ -27,7 +27,7 @@ from PIL import Image
 from models.networks import build_generator
 from models.sesim import VGG16Features, VGGWeightsError
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / "datasets" / "photo2painting"
 RECOMMENDED = ["--lambda_identity", "1"]
 SMALL = [

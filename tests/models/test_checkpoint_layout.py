@@ -1,17 +1,16 @@
 """One layout for every model's extra training state, and the layouts saved before it still load."""
 
 import warnings
-from pathlib import Path
 
 import pytest
 import torch
 
-from helpers import train_argv, write_unaligned
+from helpers import DATA, train_argv, write_unaligned
 from models import create_model, model_classes
 from options.train_options import TrainOptions
 from util.image_pool import ImagePool
 
-OLD = Path(__file__).parent / "data" / "old_layout" / "extra_states.pth"
+OLD = DATA / "old_layout" / "extra_states.pth"
 # What each old layout's keys were the state of (the attribute names the models hold their pools in).
 OLD_KEYS = {"pool": "fake_pool", "pool_A": "fake_A_pool", "pool_B": "fake_B_pool"}
 

@@ -18,7 +18,7 @@ import pytest
 import torch
 from helpers import LSESIM, TINY, write_images
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 # The shared tiny LSeSim run with an identity term and a small pool; pictures at their default rate.
 TRAIN = (
     TINY
