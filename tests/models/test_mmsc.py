@@ -480,7 +480,9 @@ def test_two_processes_agree_and_match_one_process(tiny, tmp_path):
         write_images(data / split, 2, seed=i)
     argv = ["--dataroot", str(data), "--checkpoints_dir", str(tmp_path / "ck")] + TINY + SMALL + LSESIM
     two = argv + ["--name", "ddp", "--max_iters", "1"]
-    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
+    env = dict(
+        os.environ, OMP_NUM_THREADS="1", PYTHONPATH=os.pathsep.join([str(ROOT), str(ROOT / "tests")])
+    )  # the worker imports helpers
     command = [
         sys.executable,
         "-m",

@@ -191,7 +191,7 @@ def test_nccl_process_group_of_one_process(tmp_path):
         RANK="0",
         WORLD_SIZE="1",
         LOCAL_RANK="0",
-        PYTHONPATH=str(ROOT),
+        PYTHONPATH=os.pathsep.join([str(ROOT), str(ROOT / "tests")]),  # the worker imports helpers
     )
     done = subprocess.run(
         [sys.executable, str(Path(__file__)), "nccl"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120

@@ -58,7 +58,9 @@ def runs(tmp_path_factory):
     four = common + ["--name", "ddp", "--max_iters", "4", "--save_latest_freq", "4", "--save_by_iter"]
     resume = common + ["--name", "ddp", "--max_iters", "4", "--continue_train", "--epoch", "iter_4"]
     one = common + ["--name", "one_step", "--max_iters", "1"]
-    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
+    env = dict(
+        os.environ, OMP_NUM_THREADS="1", PYTHONPATH=os.pathsep.join([str(ROOT), str(ROOT / "tests")])
+    )  # the worker imports helpers
     command = [
         sys.executable,
         "-m",
