@@ -13,6 +13,8 @@ import torch
 from PIL import Image
 
 from models import find_model_using_name
+from models.base_model import BaseModel
+from util import commit
 from util.errors import run_cli
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -321,21 +323,14 @@ def tensorboard_run(log_dir: Path):
 
 
 # ---- fault injection (through monkeypatch: the product code has no test hooks) ----------------------------
-def _save_operations():
-    from util import commit
-
-    return {"write": commit._write, "replace": commit._replace, "remove": commit._remove}
-
-
-_SAVE_OPERATIONS = _save_operations()  # the real ones, whatever a test has patched since
+# the real ones, whatever a test has patched since
+_SAVE_OPERATIONS = {operation: getattr(commit, "_" + operation) for operation in ("write", "replace", "remove")}
 
 
 def on_save_operations(monkeypatch, hook) -> None:
     """Call ``hook(operation, path)`` before each file operation of a save ('write', 'replace', 'remove': the
     functions util/commit.py does them through), so a test can make a save fail or die at any one; ``hook``
     None puts the real operations back."""
-    from util import commit
-
     for operation, real in _SAVE_OPERATIONS.items():
         if hook is None:
             monkeypatch.setattr(commit, "_" + operation, real)
@@ -351,8 +346,6 @@ def on_save_operations(monkeypatch, hook) -> None:
 def poison_losses(monkeypatch, names_for) -> None:
     """Make the loss parts ``names_for(model)`` (and so the step's loss and gradients) NaN in every
     ``BaseModel.optimizer_step`` from now on, as a diverging run would."""
-    from models.base_model import BaseModel
-
     real = BaseModel.optimizer_step
 
     def optimizer_step(self, optimizer, compute_loss):

@@ -23,6 +23,8 @@ class StepGuard:
     scaler: torch.amp.GradScaler
     nonfinite: list[str]
     autocast: Callable[[], contextlib.AbstractContextManager]
+    _norm_buffers: Optional[list[torch.Tensor]] = None  # the networks' BatchNorm statistics, found once
+    _norm_backup: list[torch.Tensor]
 
     def _reset_guard(self) -> None:
         self.nonfinite = []  # this step's verdict: the names of what was not finite
@@ -112,9 +114,6 @@ class StepGuard:
             if self._norm_buffers:
                 torch._foreach_copy_(self._norm_buffers, self._norm_backup)
         return self.nonfinite
-
-    _norm_buffers: Optional[list[torch.Tensor]] = None  # the networks' BatchNorm statistics, found once
-    _norm_backup: list[torch.Tensor]
 
     def _pools(self) -> list[ImagePool]:
         return [value for value in vars(self).values() if isinstance(value, ImagePool)]
