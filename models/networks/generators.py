@@ -37,6 +37,7 @@ class ResnetBlock(nn.Module):
                 if use_dropout:
                     layers.append(nn.Dropout(0.5))
         self.conv_block = nn.Sequential(*layers)
+        self.residual_branch = "conv_block"  # forward is x + conv_block(x): inference/streaming.py reads this
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: (B, dim, H, W) -> (B, dim, H, W)."""

@@ -71,9 +71,49 @@ def replicate_pad(x: torch.Tensor, pad: tuple[int, int, int, int]) -> torch.Tens
     return torch.cat([x[..., :1].expand(*lead, height, left), x, x[..., -1:].expand(*lead, height, right)], dim=-1)
 
 
+def reflect_pad(x: torch.Tensor, pad: tuple[int, int, int, int]) -> torch.Tensor:
+    """``F.pad(x, pad, mode='reflect')`` for (B, C, H, W) that keeps a channels-last input channels last: one copy
+    of ``x`` and its mirrored edges. (torch's reflection pad turns a channels-last input into a contiguous
+    copy first, and the next convolution then runs in the slower layout.) pad: (left, right, top, bottom), each
+    smaller than the side it pads."""
+    left, right, top, bottom = pad
+    h, w = x.shape[-2:]
+    layout = torch.channels_last if x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last) else None
+    out = x.new_empty(*x.shape[:-2], h + top + bottom, w + left + right)
+    if layout is not None:
+        out = out.contiguous(memory_format=layout)
+    out[..., top : top + h, left : left + w] = x
+    if top:
+        out[..., :top, left : left + w] = x[..., 1 : top + 1, :].flip(-2)
+    if bottom:
+        out[..., top + h :, left : left + w] = x[..., h - 1 - bottom : h - 1, :].flip(-2)
+    if left:
+        out[..., :left] = out[..., left + 1 : 2 * left + 1].flip(-1)
+    if right:
+        out[..., left + w :] = out[..., left + w - 1 - right : left + w - 1].flip(-1)
+    return out
+
+
 def pad2d(x: torch.Tensor, pad: tuple[int, int, int, int], mode: str) -> torch.Tensor:
-    """``F.pad(x, pad, mode=mode)`` for (B, C, H, W), with replicate padding by :func:`replicate_pad`."""
-    return replicate_pad(x, pad) if mode == "replicate" else F.pad(x, pad, mode=mode)
+    """``F.pad(x, pad, mode=mode)`` for (B, C, H, W), with replicate padding by :func:`replicate_pad` and, for a
+    channels-last input, reflection padding by :func:`reflect_pad`."""
+    if mode == "replicate":
+        return replicate_pad(x, pad)
+    if mode == "reflect" and x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last) and x.shape[1] > 1:
+        return reflect_pad(x, pad)
+    return F.pad(x, pad, mode=mode)
+
+
+class ReflectionPad2d(nn.Module):
+    """``nn.ReflectionPad2d(padding)`` through :func:`pad2d` (channels last stays channels last); no parameters,
+    so a checkpoint's keys are the same."""
+
+    def __init__(self, padding: tuple[int, int, int, int]) -> None:
+        super().__init__()
+        self.padding = tuple(padding)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return pad2d(x, self.padding, "reflect")
 
 
 class ReplicationPad2d(nn.Module):
