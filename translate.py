@@ -19,7 +19,9 @@ line and skipped; the others are written, and the exit status is then 2. A video
 from __future__ import annotations
 
 import argparse
+import collections
 import os
+from concurrent.futures import ThreadPoolExecutor
 
 from PIL import Image
 from tqdm import tqdm
@@ -27,6 +29,7 @@ from tqdm import tqdm
 from data.image_folder import IMG_EXTENSIONS, is_image_file, load_image
 from options.base_options import OptionParser
 from inference import Translator
+from inference.streaming import TooLarge, parse_bytes
 from inference.video import STATISTICS, is_video_file, translate_video
 from util.errors import UserError, run_cli
 from util.image_io import atomic_path
@@ -69,6 +72,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     g.add_argument(
         "--tile", type=int, default=None, help="tile side (default --max_side); given alone, tile every image"
     )
+    g.add_argument(
+        "--max_memory",
+        default=None,
+        help="memory this process may use, e.g. 1.5G or 800M (default: 1.5G, less where the machine has less): "
+        "on the CPU, an image whose whole pass would not fit is translated exactly, stage by stage in tiles",
+    )
+    g.add_argument(
+        "--scratch",
+        default=None,
+        help="folder for the maps that do not fit --max_memory (default: the system's temporary folder)",
+    )
     g = parser.add_argument_group("video")
     g.add_argument(
         "--statistics",
@@ -89,7 +103,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="gather the clip statistics layer by layer (exact; about 11 passes over those frames instead of one)",
     )
     g.add_argument("--momentum", type=float, default=0.9, help="--statistics running: weight of the past")
-    g.add_argument("--batch", type=int, default=4, help="frames translated at once")
+    g.add_argument("--batch", type=int, default=4, help="frames, or images of one size, translated at once")
     g.add_argument("--max_frames", type=int, default=None, help="translate only the first N frames")
     g = parser.add_argument_group("mmsc")
     g.add_argument("--n_styles", type=int, default=None, help="translations per image (random style codes)")
@@ -157,27 +171,95 @@ def main() -> None:
         )
         print(f"translated {count} frames into {args.output}")
         return
+    max_memory = memory_option(args)
+    if args.batch < 1:
+        raise UserError(f"--batch {args.batch}: must be at least 1")
     files = input_files(args.input)
     single_file = os.path.isfile(args.input)
     options = dict(
-        n_styles=args.n_styles, seed=args.seed, style_image=args.style_image, max_side=args.max_side, tile=args.tile
+        n_styles=args.n_styles,
+        seed=args.seed,
+        style_image=args.style_image,
+        max_side=args.max_side,
+        tile=args.tile,
+        max_memory=max_memory,
+        scratch=args.scratch,
     )
-    skipped = 0
-    for path, relative in tqdm(files, desc="translate", unit="image"):
-        try:
-            image = load_image(path, translator.opt.input_nc)
-        except UserError as exc:
-            tqdm.write(f"skipped: {exc}")
-            skipped += 1
-            continue
-        results = translator.translate(image, **options)
-        results = results if isinstance(results, list) else [results]
-        for result, destination in zip(results, output_paths(relative, args.output, len(results), single_file)):
-            save_png(result, destination)
+    skipped = translate_files(translator, files, args.output, single_file, args.batch, options)
     written = len(files) - skipped
     print(f"translated {written} of {len(files)} images into {args.output}")
     if skipped:
-        raise UserError(f"{skipped} of {len(files)} files could not be read (named above); the others were written")
+        raise UserError(
+            f"{skipped} of {len(files)} files could not be read or translated (named above); the others were written"
+        )
+
+
+def translate_files(
+    translator: Translator, files: list[tuple[str, str]], output: str, single_file: bool, batch: int, options: dict
+) -> int:
+    """Translate ``files`` ((path, relative path) pairs) into ``output``: decoding the next images and encoding
+    the last results on two threads while the model computes, consecutive images of one size in batches of up
+    to ``batch``. Returns how many files could not be read (each named on one line)."""
+    skipped = 0
+    channels = translator.opt.input_nc
+    with (
+        ThreadPoolExecutor(1, thread_name_prefix="read") as reader,
+        ThreadPoolExecutor(1, thread_name_prefix="write") as writer,
+        tqdm(total=len(files), desc="translate", unit="image") as bar,
+    ):
+        loads = collections.deque(reader.submit(load_image, path, channels) for path, _ in files[: batch + 1])
+        saves: list = []
+        group: list[tuple[str, Image.Image]] = []
+
+        def flush() -> None:
+            try:
+                results = translator.translate_batch([image for _, image in group], **options)
+            except TooLarge as exc:  # this image (or batch) only: the next ones may fit
+                nonlocal skipped
+                tqdm.write(f"skipped: {', '.join(relative for relative, _ in group)}: {exc}")
+                skipped += len(group)
+                bar.update(len(group))
+                group.clear()
+                return
+            for (relative, _), outputs in zip(group, results):
+                for result, destination in zip(outputs, output_paths(relative, output, len(outputs), single_file)):
+                    saves.append(writer.submit(save_png, result, destination))
+            bar.update(len(group))
+            group.clear()
+            while len(saves) > 2 * batch:  # bounded: the encoder may lag only so far
+                saves.pop(0).result()
+
+        for index, (path, relative) in enumerate(files):
+            future = loads.popleft()
+            if index + batch + 1 < len(files):
+                loads.append(reader.submit(load_image, files[index + batch + 1][0], channels))
+            try:
+                image = future.result()
+            except UserError as exc:
+                tqdm.write(f"skipped: {exc}")
+                skipped += 1
+                bar.update(1)
+                continue
+            if group and (image.size != group[0][1].size or len(group) >= batch):
+                flush()
+            group.append((relative, image))
+        if group:
+            flush()
+        for save in saves:
+            save.result()
+    return skipped
+
+
+def memory_option(args: argparse.Namespace) -> int | None:
+    """--max_memory in bytes (None: the default), and --scratch checked; one line for a bad value."""
+    if args.scratch is not None and not os.path.isdir(args.scratch):
+        raise UserError(f"--scratch {args.scratch}: no such folder")
+    if args.max_memory is None:
+        return None
+    try:
+        return parse_bytes(args.max_memory)
+    except (ValueError, IndexError):
+        raise UserError(f"--max_memory {args.max_memory}: give a size such as 1.5G, 800M or 4096") from None
 
 
 def check_video_options(args: argparse.Namespace) -> None:

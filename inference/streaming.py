@@ -30,10 +30,13 @@ output tile) fits ``budget`` bytes, measured from the stage's layers on a small 
 
 from __future__ import annotations
 
+import collections
+import concurrent.futures
 import contextlib
 import math
 import os
 import tempfile
+import weakref
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Callable, Iterable, Optional
@@ -47,6 +50,18 @@ from models.networks.layers import ReflectionPad2d
 from util.errors import UserError
 
 Autocast = Callable[[], contextlib.AbstractContextManager]
+
+
+# What a tile really adds to the peak resident memory, per byte of the tensors counted in _measure: the heap keeps
+# freed blocks for reuse, and oneDNN's convolutions allocate their own reorders. Measured as the growth of a child
+# process's peak RSS streaming a 1024x1536 image with budgets of 16 to 128 MiB (tests/inference/test_streaming.py):
+# 2.4 to 3.1 times the counted bytes.
+ALLOCATOR_FACTOR = 3.0
+
+
+class TooLarge(UserError):
+    """An image that cannot be translated within the memory allowed (a UserError: one line); translate.py skips
+    the file and goes on with the others."""
 
 
 class Unstreamable(Exception):
@@ -90,7 +105,6 @@ class Stage:
     radius: int = 0
     align: int = 1
     bytes_per_pixel: float = 0.0  # working set per input pixel of a tile
-    last_use: dict[int, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -100,14 +114,7 @@ class Program:
     maps: list[MapSpec]
     stages: list[Stage]
     norms: list[nn.InstanceNorm2d]
-
-    def release_after(self) -> dict[int, int]:
-        """map -> the index of the last stage that reads it."""
-        last: dict[int, int] = {}
-        for i, stage in enumerate(self.stages):
-            for term in stage.terms:
-                last[term.map] = i
-        return last
+    fused: dict = field(default_factory=dict)  # frozenset of recomputed maps -> fused_stages' stages
 
 
 def compile_stages(sequence: nn.Sequential, in_channels: int, multiple: int) -> Program:
@@ -165,10 +172,8 @@ def compile_stages(sequence: nn.Sequential, in_channels: int, multiple: int) -> 
         walk(child, name)
     finish(stats=False)
     program = Program(maps, stages, norms)
-    last = program.release_after()
-    for i, stage in enumerate(stages):
-        stage.last_use = {m: j for m, j in last.items() if j == i}
-        _measure(stage, maps, multiple)
+    for stage in stages:
+        _measure(stage, maps)
     return program
 
 
@@ -189,12 +194,15 @@ def _probe(ops: nn.Sequential, source: MapSpec, multiple: int) -> tuple[int, Fra
     return out.shape[1], source.scale * Fraction(out.shape[-1], side_in)
 
 
-def _measure(stage: Stage, maps: list[MapSpec], multiple: int) -> None:
+def _measure(stage: Stage, maps: list[MapSpec]) -> None:
     """The stage's scale (output per input pixel), receptive radius, input alignment and working set."""
     source = maps[stage.terms[0].map]
     stage.scale = maps[stage.out].scale / source.scale
     stage.align = max(1, stage.scale.denominator)
-    radius = _radius(stage.ops, source.channels, stage.align) if len(stage.ops) else 0
+    upsamples = stage.scale > 1  # then a 2x2 block of outputs covers both phases of the transposed stride
+    radius = (
+        support_radius(stage.ops, source.channels, 32 * stage.align, 2 if upsamples else 1) if len(stage.ops) else 0
+    )
     stage.radius = -(-(radius + 1) // stage.align) * stage.align
     # working set per input pixel, in bytes: the read buffer and the summed input (2 x C_in), every layer's
     # output, and the owned output and its channels-last copy for writing (2 x C_out x scale^2)
@@ -208,26 +216,28 @@ def _measure(stage: Stage, maps: list[MapSpec], multiple: int) -> None:
         for hook in hooks:
             hook.remove()
     per_pixel = 2 * source.channels + sum(sizes) / side**2 + 2 * maps[stage.out].channels * float(stage.scale) ** 2
-    stage.bytes_per_pixel = 4.0 * per_pixel
+    stage.bytes_per_pixel = 4.0 * per_pixel * ALLOCATOR_FACTOR
 
 
-def _radius(ops: nn.Sequential, channels: int, align: int) -> int:
-    """Input pixels beyond which a change no longer reaches the output: the support of the gradient of one
-    output pixel (a 2x2 block where the stage upsamples: every phase), on a probe large enough."""
-    device = _device(ops)
-    size = 32 * align
+def support_radius(net: nn.Module, channels: int, size: int, block: int = 1) -> int:
+    """How many input pixels away from an output pixel a change still reaches it: the support of the gradient
+    of a central ``block`` x ``block`` of output pixels (a block covers every phase of a stride), on random
+    inputs of ``size`` pixels doubled until the support stays clear of their edges."""
+    parameter = next(iter(net.parameters()), None)
+    device = parameter.device if parameter is not None else torch.device("cpu")
     while True:
-        x = torch.randn(1, channels, size, size, generator=torch.Generator().manual_seed(0)).to(device)
-        x.requires_grad_(True)
-        with torch.enable_grad():
-            out = ops(x * 1.0)  # a copy: the stage may begin with an in-place ReLU
+        with torch.enable_grad(), torch.autocast(device.type, enabled=False):
+            # random values: at zeros every ReLU would block the gradient
+            x = torch.randn(1, channels, size, size, generator=torch.Generator().manual_seed(0))
+            x = x.to(device).requires_grad_(True)
+            out = net(x * 1.0)  # a copy: the network may begin with an in-place ReLU
             h, w = out.shape[-2] // 2, out.shape[-1] // 2
-            block = 2 if out.shape[-1] > size else 1
-            out[0, :, h : h + block, w : w + block].sum().backward()
+            half = block // 2
+            out[0, :, h - half : h - half + block, w - half : w - half + block].sum().backward()
         rows = x.grad[0].abs().sum(dim=(0, 2)).nonzero().flatten()
         centre = size // 2
         radius = int(max(centre - rows.min(), rows.max() - centre)) if len(rows) else 0
-        if radius < centre // 2 or size >= 4096:
+        if radius < centre - 1 or size >= 4096:
             return radius
         size *= 2
 
@@ -316,6 +326,8 @@ class Scratch:
     def __init__(self, folder: Optional[str]) -> None:
         self.folder = folder
         self.files: list[tuple[int, int]] = []  # (size in bytes, fd), free
+        self.writer = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="sesim-scratch")
+        self.pending: collections.deque = collections.deque()
         self.buffers: dict[tuple[int, ...], np.ndarray] = {}  # (owner id, *shape) -> buffer
 
     def file(self, size: int) -> int:
@@ -342,7 +354,23 @@ class Scratch:
         return fd
 
     def give_back(self, fd: int) -> None:
+        self.flush()
         self.files.append((os.fstat(fd).st_size, fd))
+
+    def write_later(self, write: Callable[[], None]) -> concurrent.futures.Future:
+        """Run ``write`` on the writer thread, so the next tile computes while the kernel copies this one (and
+        waits for the disk when the system's dirty-page limit is reached); at most two writes wait, so the tiles
+        they hold stay within the budget's margin."""
+        while len(self.pending) >= 2:
+            self.pending.popleft().result()
+        future = self.writer.submit(write)
+        self.pending.append(future)
+        return future
+
+    def flush(self) -> None:
+        """Wait for every write (an error in one is raised here)."""
+        while self.pending:
+            self.pending.popleft().result()
 
     def buffer(self, owner: object, shape: tuple[int, ...]) -> np.ndarray:
         """A float32 array of ``shape`` for ``owner``'s reads, the same one for the same owner and shape (each
@@ -356,9 +384,27 @@ class Scratch:
         self.buffers = {}
 
     def close(self) -> None:
-        for _, fd in self.files:
-            os.close(fd)
-        self.files, self.buffers = [], {}
+        try:
+            self.flush()
+        finally:
+            self.writer.shutdown(wait=True, cancel_futures=True)
+            for _, fd in self.files:
+                os.close(fd)
+            self.files, self.buffers = [], {}
+
+
+class VirtualMap:
+    """A map that is not kept: its stage only gathers its statistics (:func:`recomputed`)."""
+
+    def __init__(self, channels: int, height: int, width: int) -> None:
+        self.channels, self.height, self.width = channels, height, width
+        self.moments = Moments(channels)
+
+    def write(self, tile: torch.Tensor, y0: int, x0: int) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
 
 
 class FileMap:
@@ -370,11 +416,15 @@ class FileMap:
         self.moments = Moments(channels) if stats else None
         self.scratch = scratch
         self.fd = scratch.file(channels * height * width * 4)
+        self.writes: list[concurrent.futures.Future] = []  # queued on the scratch's writer, not yet waited for
 
     def _offset(self, y: int, x: int) -> int:
         return (y * self.width + x) * self.channels * 4
 
     def read(self, y0: int, y1: int, x0: int, x1: int, device: torch.device) -> torch.Tensor:
+        for write in self.writes:  # what was written to this map is read back as written
+            write.result()
+        self.writes = []
         rows = self.scratch.buffer(self, (y1 - y0, x1 - x0, self.channels))
         if x0 == 0 and x1 == self.width:
             _read_fully(self.fd, memoryview(rows).cast("B"), self._offset(y0, 0))
@@ -384,13 +434,20 @@ class FileMap:
         return torch.from_numpy(rows).permute(2, 0, 1)[None].to(device)  # (1, C, h, w), channels last
 
     def write(self, tile: torch.Tensor, y0: int, x0: int) -> None:
+        """Queue the write of ``tile`` (1, C, h, w) at (y0, x0) on the scratch's writer thread."""
         rows = tile[0].permute(1, 2, 0).to("cpu", torch.float32)  # (h, w, C): a view of a channels-last tile
         rows = rows.contiguous().numpy()
-        if x0 == 0 and rows.shape[1] == self.width:
-            _write_fully(self.fd, memoryview(rows).cast("B"), self._offset(y0, 0))
-        else:
-            for r in range(rows.shape[0]):
-                _write_fully(self.fd, memoryview(rows[r]).cast("B"), self._offset(y0 + r, x0))
+        fd, offset = self.fd, self._offset(y0, x0)
+        row_bytes = self.width * self.channels * 4
+
+        def write() -> None:
+            if x0 == 0 and rows.shape[1] == self.width:
+                _write_fully(fd, memoryview(rows).cast("B"), offset)
+            else:
+                for r in range(rows.shape[0]):
+                    _write_fully(fd, memoryview(rows[r]).cast("B"), offset + r * row_bytes)
+
+        self.writes = [w for w in self.writes if not w.done()] + [self.scratch.write_later(write)]
 
     def close(self) -> None:
         if self.fd >= 0:
@@ -415,30 +472,57 @@ def _write_fully(fd: int, buffer: memoryview, offset: int) -> None:
 # ---- running -------------------------------------------------------------------------------------
 
 
-def tile_plan(program: Program, budget: int, height: int, width: int) -> list[tuple[int, int]]:
-    """Each stage's input tile (rows, columns, without margins) for a ``height`` x ``width`` image and a working
-    set of at most ``budget`` bytes: bands of whole rows where at least ``4 x margin`` rows fit (every scratch
-    read is then one run per channel), squares otherwise. A UserError (one line) when even the smallest square
-    tile (four times its margin) does not fit."""
+def tile_plan(
+    program: Program,
+    budget: int,
+    height: int,
+    width: int,
+    side: Optional[int] = None,
+    stages: Optional[list[Stage]] = None,
+) -> list[tuple[int, int]]:
+    """Each stage's input tile (rows, columns, without margins) for a ``height`` x ``width`` image: squares of
+    ``side`` image pixels (scaled to each stage's resolution) when given, else the tile whose working set fits
+    ``budget`` bytes with the least margin: a band of whole rows (every scratch read one run) or a square,
+    whichever recomputes fewer margin pixels. A UserError (one line) when even the smallest tile (four times
+    its margin) does not fit."""
     plan = []
-    for stage in program.stages:
+    for stage in stages or program.stages:
         scale = program.maps[stage.terms[0].map].scale
         h, w, r, align = int(height * scale), int(width * scale), stage.radius, stage.align
-        least = max(4 * r, 8 * align)
-        rows = int(budget / (stage.bytes_per_pixel * (w + 2 * r))) - 2 * r
-        rows = rows // align * align  # tiles start on the stage's stride grid
-        if rows >= min(least, h):
-            plan.append((min(rows, h), w))
+        if side is not None:
+            edge = max(align, int(side * scale) // align * align)
+            plan.append((min(edge, h), min(edge, w)))
             continue
-        side = (int(math.sqrt(budget / stage.bytes_per_pixel)) - 2 * r) // align * align
-        if side < least:
+        least = max(4 * r, 8 * align)
+        rows = (int(budget / (stage.bytes_per_pixel * (w + 2 * r))) - 2 * r) // align * align
+        square = (int(math.sqrt(budget / stage.bytes_per_pixel)) - 2 * r) // align * align
+        least_rows, least_side = min(least, h), min(least, max(h, w))  # a small map may be one tile
+        if rows >= h:
+            plan.append((h, w))
+        elif square >= least_side and (
+            rows < least_rows or (rows + 2 * r) / max(rows, 1) > ((square + 2 * r) / square) ** 2
+        ):
+            plan.append((min(square, h), min(square, w)))
+        elif rows >= least_rows:
+            plan.append((rows, w))
+        else:
             need = (least + 2 * r) ** 2 * stage.bytes_per_pixel
-            raise UserError(
-                f"max_memory: {budget / 2**20:.0f} MiB left for tiles, but the generator's smallest tile needs "
-                f"{need / 2**20:.0f} MiB; allow more memory"
+            raise TooLarge(
+                f"max_memory: {budget / 2**20:.1f} MiB left for tiles, but the generator's smallest tile needs "
+                f"{need / 2**20:.1f} MiB; allow more memory"
             )
-        plan.append((side, side))
     return plan
+
+
+def whole_pass_bytes(program: Program, height: int, width: int) -> int:
+    """About how many bytes a whole-image pass holds at its peak: the largest stage's working set over the whole
+    image plus the residual input it keeps (the same per-pixel measure as the tiles')."""
+    peak = 0
+    for stage in program.stages:
+        pixels = height * width * program.maps[stage.terms[0].map].scale ** 2
+        kept = sum(program.maps[t.map].channels for t in stage.terms[1:]) * 4 * pixels
+        peak = max(peak, int(stage.bytes_per_pixel * pixels + kept))
+    return peak
 
 
 def run_stages(
@@ -448,43 +532,122 @@ def run_stages(
     budget: int,
     map_bytes: int = 0,
     folder: Optional[str] = None,
+    side: Optional[int] = None,
     autocast: Autocast = contextlib.nullcontext,
     known: Optional[dict[int, tuple[torch.Tensor, torch.Tensor]]] = None,
     progress: Optional[Callable[[int], None]] = None,
 ) -> torch.Tensor:
     """The program over ``image`` (1, C, H, W) float32 (sides multiples of the generator's size multiple):
     (1, C_out, H', W') float32 on ``image``'s device. ``budget``: bytes of tile working set (:func:`tile_plan`);
-    ``map_bytes``: bytes of maps that may stay in memory at once (the others go to scratch files in ``folder``;
-    on a GPU every map stays on the device).
-    ``known``: norm id -> (mean, var) that the norms use instead of the image's (a clip's statistics;
-    inference/video.py). ``progress(n)``: called with the number of tiles done after each tile."""
+    ``map_bytes``: bytes of maps that may stay in memory at once (the others go to scratch files in ``folder``,
+    or are recomputed: see :func:`recomputed`; on a GPU every map stays on the device). ``side``: square tiles
+    of that many image pixels instead. ``known``: norm id -> (mean, var) that the norms use instead of the
+    image's (a clip's statistics; inference/video.py). ``progress(n)``: called with the number of tiles done
+    after each tile."""
     device = image.device
     height, width = image.shape[-2:]
-    sides = tile_plan(program, budget, height, width)
+    virtual = recomputed(program, height, width, map_bytes) if device.type == "cpu" else frozenset()
+    stages = fused_stages(program, virtual)
+    sides = tile_plan(program, budget, height, width, side, stages)
     maps: dict[int, object] = {0: MemoryMap(image)}
     scratch = Scratch(folder)
+    release = {m: i for i, stage in enumerate(stages) for m in (t.map for t in stage.terms)}
     try:
-        for index, (stage, side) in enumerate(zip(program.stages, sides)):
+        for index, (stage, side) in enumerate(zip(stages, sides)):
             spec = program.maps[stage.out]
             out_h, out_w = int(height * spec.scale), int(width * spec.scale)
-            last = index == len(program.stages) - 1
+            last = index == len(stages) - 1
             held = sum(m.tensor.numel() * 4 for k, m in maps.items() if k and isinstance(m, MemoryMap))
-            maps[stage.out] = _new_map(spec, out_h, out_w, device, scratch, map_bytes - held, last)
+            if stage.out in virtual:
+                maps[stage.out] = VirtualMap(spec.channels, out_h, out_w)
+            else:
+                maps[stage.out] = _new_map(spec, out_h, out_w, device, scratch, map_bytes - held, last)
             if stage.keep is not None:
                 held = sum(m.tensor.numel() * 4 for k, m in maps.items() if k and isinstance(m, MemoryMap))
                 kept = program.maps[stage.keep]
                 maps[stage.keep] = _new_map(kept, out_h, out_w, device, scratch, map_bytes - held, False)
             _run_stage(stage, maps, side, autocast, known or {}, progress)
+            scratch.flush()  # the next stage reads what this one wrote
             scratch.forget_buffers()
-            for m in stage.last_use:
-                if m != 0:
-                    maps.pop(m).close()
-        return maps[program.stages[-1].out].tensor.contiguous()
+            for m in [m for m, i in release.items() if i == index and m != 0]:
+                maps.pop(m).close()
+        return maps[stages[-1].out].tensor.contiguous()
     finally:
         for m, held in maps.items():
-            if m != 0 and m != program.stages[-1].out:
+            if m != 0 and m != stages[-1].out:
                 held.close()
         scratch.close()
+
+
+def recomputed(program: Program, height: int, width: int, map_bytes: int) -> frozenset[int]:
+    """The maps not kept at all but recomputed by the stage that reads them: full-resolution maps (the widest
+    and cheapest to make again, a few convolutions from the image or a half-size map) that do not fit
+    ``map_bytes``, read by one stage as its only input. Their stage only gathers their statistics; the reader
+    runs it again, in its tiles, before its own layers (docs/using_a_model.md has the cost: a few percent more
+    arithmetic, in place of writing and reading the widest maps of all)."""
+    readers: dict[int, list[Stage]] = {}
+    for stage in program.stages:
+        for term in stage.terms:
+            readers.setdefault(term.map, []).append(stage)
+        if stage.keep is not None:
+            readers.setdefault(stage.keep, []).append(stage)
+    chosen = set()
+    for stage in program.stages[:-1]:
+        spec = program.maps[stage.out]
+        users = readers.get(stage.out, [])
+        if (
+            spec.stats
+            and spec.scale >= 1
+            and spec.channels * height * width * spec.scale**2 * 4 > map_bytes
+            and stage.keep is None
+            and len(users) == 1
+            and len(users[0].terms) == 1
+            and users[0].keep is None
+        ):
+            chosen.add(stage.out)
+    return frozenset(chosen)
+
+
+class FixedNorm(nn.Module):
+    """An instance norm applied with statistics set before a stage runs (a recomputed map's, inside a fused
+    stage): one multiply-add per value."""
+
+    def __init__(self, term: Term) -> None:
+        super().__init__()
+        self.term = term
+        self.scale, self.shift = torch.ones(1), torch.zeros(1)  # the identity until a stage sets them
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.addcmul(self.shift.to(x.dtype), x, self.scale.to(x.dtype))
+
+
+def fused_stages(program: Program, virtual: frozenset[int]) -> list[Stage]:
+    """The program's stages with every reader of a ``virtual`` map fused with that map's stage: its terms, its
+    layers, the map's norm (:class:`FixedNorm`), then the reader's layers; margins measured again."""
+    if not virtual:
+        return program.stages
+    if virtual in program.fused:
+        return program.fused[virtual]
+    producers = {stage.out: stage for stage in program.stages}
+    fused: dict[int, Stage] = {}  # map -> the stage (fused as far as needed) that makes it
+
+    def effective(stage: Stage) -> Stage:
+        term = stage.terms[0]
+        if len(stage.terms) != 1 or term.map not in virtual:
+            return stage
+        below = fused.get(term.map) or effective(producers[term.map])
+        ops = nn.Sequential(*below.ops, FixedNorm(term), *stage.ops)
+        merged = Stage(below.terms, ops, stage.out, keep=stage.keep)
+        _measure(merged, program.maps)
+        return merged
+
+    stages = []
+    for stage in program.stages:
+        made = effective(stage)
+        fused[stage.out] = made
+        stages.append(made)
+    program.fused[virtual] = stages
+    return stages
 
 
 def _new_map(spec: MapSpec, h: int, w: int, device, scratch: Scratch, room: int, output: bool):
@@ -508,6 +671,9 @@ def _run_stage(stage: Stage, maps: dict, side: tuple[int, int], autocast: Autoca
     scale, r = stage.scale, stage.radius
     device = out.tensor.device if isinstance(out, MemoryMap) else torch.device("cpu")
     normalise = [_norm_of(term, maps, known, device) for term in stage.terms]
+    for layer in stage.ops:
+        if isinstance(layer, FixedNorm):
+            layer.scale, layer.shift = _norm_of(layer.term, maps, known, device)
     for y0, y1 in tiles(in_h, side[0]):
         for x0, x1 in tiles(in_w, side[1]):
             ry0, ry1, rx0, rx1 = max(0, y0 - r), min(in_h, y1 + r), max(0, x0 - r), min(in_w, x1 + r)
@@ -519,7 +685,7 @@ def _run_stage(stage: Stage, maps: dict, side: tuple[int, int], autocast: Autoca
                 source = values if source is None else source.add_(values)
             if keep is not None:
                 keep.write(source[..., y0 - ry0 : y1 - ry0, x0 - rx0 : x1 - rx0], y0, x0)
-            with torch.no_grad(), autocast(), torch.profiler.record_function(f"stage{stage.out}"):
+            with torch.no_grad(), autocast():
                 result = stage.ops(source) if len(stage.ops) else source
             oy, ox = int((y0 - ry0) * scale), int((x0 - rx0) * scale)
             owned = result[..., oy : oy + int((y1 - y0) * scale), ox : ox + int((x1 - x0) * scale)].float()
@@ -547,3 +713,124 @@ def _norm_of(term: Term, maps: dict, known: dict, device: torch.device) -> tuple
     else:
         shift = -mean * scale
     return scale[None, :, None, None].to(device), shift[None, :, None, None].to(device)
+
+
+# ---- the entry point ------------------------------------------------------------------------------
+
+_PROGRAMS: "weakref.WeakKeyDictionary[nn.Module, Program]" = weakref.WeakKeyDictionary()
+
+
+def program_for(sequence: nn.Module, in_channels: int, multiple: int) -> Program:
+    """:func:`compile_stages` of ``sequence``, once per module (the program refers to its layers, so loading
+    other weights into them later is seen)."""
+    if sequence not in _PROGRAMS:
+        _PROGRAMS[sequence] = compile_stages(sequence, in_channels, multiple)
+    return _PROGRAMS[sequence]
+
+
+def translate_streamed(
+    program: Program,
+    x: torch.Tensor,
+    *,
+    budget: int,
+    map_bytes: int = 0,
+    side: Optional[int] = None,
+    folder: Optional[str] = None,
+    autocast: Autocast = contextlib.nullcontext,
+    known: Optional[dict[int, tuple[torch.Tensor, torch.Tensor]]] = None,
+    progress: Optional[Callable[[int], None]] = None,
+) -> torch.Tensor:
+    """:func:`run_stages` for each image of ``x`` (N, C, H, W), padded to the generator's size multiple by the
+    caller; ``known``: norm id -> (mean, var) of shape (N or 1, C), one row per image or one for all."""
+    outputs = []
+    for i in range(x.shape[0]):
+        rows = {key: tuple(t[i if t.shape[0] > 1 else 0] for t in value) for key, value in (known or {}).items()}
+        outputs.append(
+            run_stages(
+                program,
+                x[i : i + 1].float(),
+                budget=budget,
+                map_bytes=map_bytes,
+                side=side,
+                folder=folder,
+                autocast=autocast,
+                known=rows or None,
+                progress=progress,
+            )
+        )
+    return torch.cat(outputs)
+
+
+# ---- memory --------------------------------------------------------------------------------------
+
+DEFAULT_MAX_MEMORY = 3 << 29  # 1.5 GiB: a phone photo translates in this with the default sc generator
+TILE_BYTES = 384 << 20  # the largest tile working set worth having: beyond it the margins cost under 2%
+
+
+def available_memory() -> Optional[int]:
+    """The memory the system can still give (Linux's MemAvailable), or None where it cannot be read."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
+def resident_bytes() -> int:
+    """This process's resident memory now (0 where it cannot be read)."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+def default_max_memory() -> int:
+    """What the process may use when the user names no budget: 1.5 GiB, or 80% of what the system has left
+    plus what the process already holds, whichever is less."""
+    free = available_memory()
+    return DEFAULT_MAX_MEMORY if free is None else min(DEFAULT_MAX_MEMORY, int(0.8 * free) + resident_bytes())
+
+
+@dataclass
+class MemoryPlan:
+    """How to run one image: ``whole`` (one pass), or streamed with ``budget`` bytes of tiles and ``map_bytes``
+    of maps kept in memory."""
+
+    whole: bool
+    budget: int = 0
+    map_bytes: int = 0
+
+
+def parse_bytes(text: str) -> int:
+    """'1.5G', '800M', '2GiB', '1073741824' -> bytes; ValueError otherwise."""
+    value = text.strip().upper().removesuffix("IB").removesuffix("B")
+    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+    factor = units.get(value[-1:], 1)
+    number = float(value[:-1] if value[-1:] in units else value)
+    if not math.isfinite(number) or number <= 0:
+        raise ValueError(text)
+    return int(number * factor)
+
+
+def memory_plan(program: Program, batch: int, height: int, width: int, max_memory: Optional[int]) -> MemoryPlan:
+    """Whole if the whole pass fits what ``max_memory`` (bytes for the process; default
+    :func:`default_max_memory`) leaves after what the process holds and the image's own input and output
+    tensors; else streamed within it. A UserError (one line) when not even the input and output fit."""
+    limit = max_memory if max_memory is not None else default_max_memory()
+    out_channels = program.maps[program.stages[-1].out].channels
+    images = batch * height * width * 4 * (program.maps[0].channels + 2 * out_channels)
+    free = limit - resident_bytes() - images
+    if free <= 0:
+        raise TooLarge(
+            f"max_memory: a {width}x{height} image needs {images / 2**30:.2f} GiB for its input and output and "
+            f"this process holds {resident_bytes() / 2**30:.2f} GiB, beyond the {limit / 2**30:.2f} GiB allowed; "
+            "allow more (--max_memory) or translate a smaller image (--load_size)"
+        )
+    if batch * whole_pass_bytes(program, height, width) <= free:
+        return MemoryPlan(whole=True)
+    budget = min(free // 2, TILE_BYTES)
+    return MemoryPlan(whole=False, budget=budget, map_bytes=free - budget)

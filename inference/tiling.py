@@ -1,34 +1,27 @@
-"""Translate an image too large for one pass in overlapping tiles, with the whole image's normalisation statistics.
+"""Translate an image too large for one pass in tiles, with the whole image's normalisation statistics.
 
-A ResNet generator with instance norm normalises every channel by its mean and variance over the whole image.
-Translated tile by tile, each tile gets its own statistics and the tiles differ in colour and contrast (the
-seams CycleGAN's and CUT's users report). Here the tiled result equals the untiled one up to float rounding:
+A ResNet generator with instance norm normalises every channel by its mean and variance over the whole
+image. Translated tile by tile, each tile gets its own statistics and the tiles differ in colour and contrast
+(the seams CycleGAN's and CUT's users report). Here the tiled result equals the untiled one up to float
+rounding:
 
-- The generator declares how it can be tiled (its ``inference`` traits, models/networks/traits.py). With
-  ``tiling='layers'`` its layer sequence (an nn.Sequential, ``generator.model`` for the ResNet generators) is
-  cut into an encoder (down to the lowest resolution), a middle (the residual blocks, at a quarter of the size
-  in each direction) and a decoder.
-- The middle runs on the whole quarter-size map at once: its instance norms see the whole image as usual. At
-  4 ngf channels that map takes as much memory as a full-size map of ngf / 4 channels, a fraction of the
-  untiled pass's peak, which holds full-size maps of ngf and 2 ngf channels.
-- The encoder and the decoder run in tiles, with exact statistics found layer by layer: with K instance norms
-  in a part, pass k (k = 1..K) runs the tiles up to the k-th norm, which normalises with the statistics the
-  earlier passes found and then records the sums and sums of squares of its input over the part of the
-  image each tile owns (the tiles' owned parts partition the image, so every pixel counts once); the pass
-  stops there. The encoder has 3 norms and the decoder 2, and the early stops keep these passes cheap.
-  A last pass writes every tile with all statistics fixed.
-- A tile reaches ``overlap`` / 2 pixels beyond the part it owns on every side where it has a neighbour, and
-  its output is blended in (cosine ramps, sin² up and cos² down, summing to one) over the middle half of
-  each overlap only, at least ``overlap`` / 4 pixels inside the tile. When that covers the receptive field
-  of the tiled part (9 pixels for the encoder of the ResNet generators, 3 quarter-size pixels for the
-  decoder, so the default overlap of 64 does), every pixel used is what the untiled pass computes; a too
-  small overlap still leaves no visible seam, only small differences.
+- A generator declaring ``tiling='layers'`` (its ``inference`` traits, models/networks/traits.py) is run
+  stage by stage by inference/streaming.py: every layer in tiles, the middle too, each instance norm with
+  the statistics of its whole input, gathered while the layer below was written; the maps between stages
+  stay in memory as far as the budget allows and go to scratch files beyond it. Memory is set by the tile,
+  not the image, and every convolution runs once (plus the tiles' margins).
+- A generator that declares ``tiling='forward'`` (no normalisation over the image: StyleGAN2, sinsc) is tiled
+  through its forward pass: a tile reaches ``overlap`` / 2 pixels beyond the part it owns on every side where
+  it has a neighbour, and its output is blended in (cosine ramps, sin² up and cos² down, summing to one)
+  over the middle half of each overlap only, at least ``overlap`` / 4 pixels inside the tile. When that covers
+  the receptive field, every pixel used is what the untiled pass computes.
+- ``statistics='tile'`` runs any generator that way, each tile with its own statistics, as naive tiling does
+  (kept to measure the difference).
 
 Tiles start at multiples of the declared size multiple (4 for the ResNet generators), so their strided grids
-are the whole image's, and the image is padded as the generator pads it. A generator that declares
-``tiling='forward'`` (no normalisation over the image: StyleGAN2, sinsc) is tiled through its forward pass with
-the same blending. One that declares ``tiling=None`` (the mmsc decoder's AdaIN and layer norm), or declares
-nothing, is refused with one line. docs/using_a_model.md has the measured differences, time and memory.
+are the whole image's, and the image is padded as the generator pads it. One that declares ``tiling=None``
+(the mmsc decoder's AdaIN and layer norm), or declares nothing, is refused with one line.
+docs/using_a_model.md has the measured differences, time and memory.
 """
 
 from __future__ import annotations
@@ -41,6 +34,7 @@ import torch
 from torch import nn
 
 from inference.statistics import NormStatistics, instance_norms
+from inference.streaming import TILE_BYTES, Program, Unstreamable, program_for, support_radius, translate_streamed
 from inference.traits import traits_of
 from models.networks.traits import pad_to_multiple
 from util.errors import UserError
@@ -85,16 +79,6 @@ def _ramp(w: torch.Tensor, overlap: int, rising: bool) -> None:
         w[len(w) - overlap :] = ramp.flip(0)
 
 
-def owned_ranges(size: int, starts: list[int], tile: int, multiple: int) -> list[tuple[int, int]]:
-    """The part of the axis each tile owns, as offsets within the tile: overlaps split in the middle (aligned
-    to ``multiple``), so the parts partition [0, size)."""
-    cuts = [0]
-    for previous, start in zip(starts[:-1], starts[1:]):
-        cuts.append((start + (previous + tile - start) // 2) // multiple * multiple)
-    cuts.append(size)
-    return [(cuts[i] - start, cuts[i + 1] - start) for i, start in enumerate(starts)]
-
-
 def norm_layers(net: nn.Module, name: str = "the generator") -> list[nn.InstanceNorm2d]:
     """The instance norms of ``net`` that normalise by each image's own statistics, in order. A torch norm that
     tiles cannot share (group or layer norm) in a network that declared ``tiling='layers'`` is a UserError
@@ -112,22 +96,27 @@ def translate_tiled(
     generator: nn.Module,
     x: torch.Tensor,
     *,
-    tile: int,
+    tile: Optional[int] = None,
     overlap: Optional[int] = None,
     statistics: str = "image",
     autocast: Autocast = contextlib.nullcontext,
     name: str = "the generator",
     known: Optional[NormStatistics] = None,
+    budget: Optional[int] = None,
+    map_bytes: int = 0,
+    folder: Optional[str] = None,
 ) -> torch.Tensor:
-    """``generator`` applied to ``x`` (N, C, H, W) in [-1, 1] in tiles of ``tile`` pixels overlapping by
-    ``overlap`` (default: four times the tiled part's receptive radius plus one, measured, so the blended
-    pixels are exact), blended; returns (N, C_out, H, W) float32, as ``generator(x)`` under ``autocast``. A tile is at
-    least twice the overlap. ``name`` names the network in messages (a generator that declares no tiling, or
-    ``tiling=None``, is refused with one line).
+    """``generator`` applied to ``x`` (N, C, H, W) in [-1, 1] in tiles; returns (N, C_out, H, W) float32, as
+    ``generator(x)`` under ``autocast``. ``name`` names the network in messages (a generator that declares no
+    tiling, or ``tiling=None``, is refused with one line).
 
     ``statistics='image'``: every instance norm normalises with the whole image's statistics (exact; see the
-    module docstring). ``'tile'``: each tile through the generator with its own statistics, as naive tiling
-    does (kept to measure the difference).
+    module docstring), or with ``known`` ones (a clip's). For a ``tiling='layers'`` generator the tiles are
+    squares of ``tile`` pixels if given, else sized for ``budget`` bytes of working set (default
+    inference/streaming.py's ``TILE_BYTES``), with ``map_bytes`` of maps kept in memory and the rest in scratch
+    files in ``folder``. ``'tile'``: each tile through the generator with its own statistics, as naive tiling
+    does. Forward tiling (and ``'tile'``) use tiles of ``tile`` pixels (default 512) overlapping by ``overlap``
+    (default: four times the receptive radius plus one, measured, so the blended pixels are exact).
     """
     if statistics not in ("image", "tile"):
         raise ValueError(f"statistics must be 'image' or 'tile', got {statistics!r}")
@@ -137,24 +126,44 @@ def translate_tiled(
     multiple = traits.size_multiple
     height, width = x.shape[-2:]
     padded = pad_to_multiple(x, multiple, 2 * multiple)
-    with torch.no_grad(), autocast():
-        if statistics == "tile" or traits.tiling == "forward":
-            size, lap = _tile_sizes(generator, padded, tile, overlap, multiple, 1)
-            out = _run_tiled(generator, padded, size, lap, multiple, [])
-        else:
-            sequence = getattr(generator, traits.layers, None)
-            if not isinstance(sequence, nn.Sequential):
-                raise UserError(
-                    f"tiling: {name} declares its layers as .{traits.layers}, which is not an nn.Sequential"
-                )
-            encoder, middle, decoder = _split(sequence, multiple)
-            with known.attached() if known is not None else contextlib.nullcontext():
-                size, lap = _tile_sizes(encoder, padded, tile, overlap, multiple, 1)
-                low = middle(_run_tiled(encoder, padded, size, lap, multiple, norm_layers(encoder, name), known))
-                # the decoder's input is 1/multiple of the image in each direction: so are its tiles
-                size, lap = _tile_sizes(decoder, low, tile, overlap, 1, multiple)
-                out = _run_tiled(decoder, low, size, lap, 1, norm_layers(decoder, name), known)
+    if statistics == "tile" or traits.tiling == "forward":
+        with torch.no_grad(), autocast():
+            size, lap = _tile_sizes(generator, padded, tile or 512, overlap, multiple, 1)
+            out = _run_tiled(generator, padded, size, lap, multiple)
+    else:
+        program = streamable(generator, traits, padded.shape[1], name)
+        if program is None:
+            raise UserError(
+                f"tiling: {name} declares its layers as .{traits.layers}, which is not an nn.Sequential of "
+                "layers, nn.Sequentials and residual blocks"
+            )
+        stats = None
+        if known is not None:
+            stats = {id(layer): known.known[id(layer)] for layer in known.layers if id(layer) in known.known}
+        out = translate_streamed(
+            program,
+            padded,
+            budget=budget or TILE_BYTES,
+            map_bytes=map_bytes,
+            side=tile,
+            folder=folder,
+            autocast=autocast,
+            known=stats,
+        )
     return out[:, :, :height, :width].float()
+
+
+def streamable(generator: nn.Module, traits, in_channels: int, name: str = "the generator") -> Optional[Program]:
+    """The stage program of a ``tiling='layers'`` generator (inference/streaming.py), or None when its layers
+    are not an nn.Sequential that program can be cut from. A group or layer norm is a UserError (``norm_layers``)."""
+    sequence = getattr(generator, traits.layers, None)
+    if traits.tiling != "layers" or not isinstance(sequence, nn.Sequential):
+        return None
+    norm_layers(sequence, name)
+    try:
+        return program_for(sequence, in_channels, traits.size_multiple)
+    except Unstreamable:
+        return None
 
 
 def _tile_sizes(
@@ -170,86 +179,24 @@ def _tile_sizes(
 
 def receptive_radius(part: nn.Module, channels: int, multiple: int) -> int:
     """How many pixels away an input pixel still changes ``part``'s output (its instance norms counted as
-    identities: their statistics are the whole image's, see the module docstring), in input pixels.
-
-    Measured as the support of the gradient of a central block of 4x4 output pixels (every phase of a strided
-    or transposed conv; an overestimate by up to 2 pixels, on the safe side), on inputs doubled in size until
-    the support stays clear of their edges."""
+    identities: their statistics are the whole image's), in input pixels: :func:`support_radius` of a central
+    block of 4x4 output pixels (every phase of a strided or transposed conv; an overestimate by up to 2
+    pixels, on the safe side)."""
     handles = [layer.register_forward_hook(lambda module, inputs, output: inputs[0]) for layer in norm_layers(part)]
-    parameter = next(part.parameters())
     try:
-        size = 16 * multiple
-        while True:
-            with torch.enable_grad(), torch.autocast(parameter.device.type, enabled=False):
-                # random values: at zeros every ReLU would block the gradient
-                x = torch.randn(1, channels, size, size, generator=torch.Generator().manual_seed(0))
-                x = x.to(parameter.device).requires_grad_(True)
-                out = part(x)
-                h, w = out.shape[-2] // 2, out.shape[-1] // 2
-                out[0, :, h - 2 : h + 2, w - 2 : w + 2].sum().backward()  # a block: every stride phase counts
-            rows = x.grad[0].abs().sum(dim=(0, 2)).nonzero().flatten()
-            centre = size // 2
-            radius = int(max(centre - rows.min(), rows.max() - centre)) if len(rows) else 0
-            if radius < centre - 1 or size >= 4096:
-                return radius
-            size *= 2
+        return support_radius(part, channels, 16 * multiple, block=4)
     finally:
         for handle in handles:
             handle.remove()
 
 
-def _split(sequence: nn.Sequential, multiple: int) -> tuple[nn.Sequential, nn.Sequential, nn.Sequential]:
-    """(encoder, middle, decoder): the layers up to the first one whose output is at the lowest resolution
-    (1/``multiple``), the following ones at that resolution, and the rest."""
-    size = 8 * multiple
-    h = torch.zeros(1, _in_channels(sequence), size, size)
-    sides = []
-    with torch.no_grad():
-        for module in sequence:
-            h = module(h)
-            sides.append(h.shape[-1])
-    low = [i for i, side in enumerate(sides) if side * multiple == size]
-    if not low:
-        raise UserError(f"tiling: the generator's layers never reach 1/{multiple} of the image size")
-    first, last = low[0], low[0]
-    while last + 1 < len(sides) and sides[last + 1] * multiple == size:
-        last += 1
-    return sequence[: first + 1], sequence[first + 1 : last + 1], sequence[last + 1 :]
-
-
-def _in_channels(sequence: nn.Sequential) -> int:
-    """The input channels of the first convolution in ``sequence``."""
-    return next(m.in_channels for m in sequence.modules() if isinstance(m, nn.Conv2d))
-
-
-def _run_tiled(
-    part: nn.Module,
-    image: torch.Tensor,
-    tile: int,
-    overlap: int,
-    multiple: int,
-    layers: list[nn.InstanceNorm2d],
-    known: Optional[NormStatistics] = None,
-) -> torch.Tensor:
-    """``part`` over ``image`` in tiles, its ``layers`` given the whole image's statistics (one recording pass
-    per layer; with ``known`` attached by the caller, those), the outputs blended; the output's size is the
-    input's times the part's scale."""
+def _run_tiled(part: nn.Module, image: torch.Tensor, tile: int, overlap: int, multiple: int) -> torch.Tensor:
+    """``part`` over ``image`` in tiles, each with its own normalisation statistics where it has any, the outputs
+    blended; the output's size is the input's times the part's scale."""
     size_h, size_w = image.shape[-2:]
     th, tw = min(tile, size_h), min(tile, size_w)
     rows, cols = tile_starts(size_h, th, overlap, multiple), tile_starts(size_w, tw, overlap, multiple)
-    if known is not None:
-        return _blend(part, image, rows, cols, th, tw)
-    own_rows, own_cols = owned_ranges(size_h, rows, th, multiple), owned_ranges(size_w, cols, tw, multiple)
-    stats = NormStatistics(layers)
-
-    def every_tile(record: Callable[..., None]) -> None:
-        for i, y in enumerate(rows):
-            for j, x in enumerate(cols):
-                record(part, image[..., y : y + th, x : x + tw], (*own_rows[i], *own_cols[j], th, tw))
-
-    stats.gather(every_tile)
-    with stats.attached():
-        return _blend(part, image, rows, cols, th, tw)
+    return _blend(part, image, rows, cols, th, tw)
 
 
 def _blend(part: nn.Module, image: torch.Tensor, rows: list[int], cols: list[int], th: int, tw: int) -> torch.Tensor:

@@ -29,11 +29,13 @@ from typing import Iterable, Iterator, Optional, Union
 import torch
 from PIL import Image
 
-from data.image_folder import convert_image
+from data.image_folder import convert_image, load_image
 from data.transforms import to_tensor
 from inference.statistics import NormStatistics
 from inference.sources import Source, States, network_files, read_run_networks, resolve
-from inference.tiling import translate_tiled
+from inference.streaming import memory_plan
+from inference.tiling import streamable, translate_tiled
+from inference.traits import traits_of
 from models import create_model, find_model_using_name
 from models.base_model import AMP_DTYPES, BaseModel
 from options.test_options import TestOptions, upstream_test_model
@@ -217,7 +219,7 @@ class Translator:
 
     def translate(
         self,
-        image: Union[Image.Image, torch.Tensor],
+        image: Union[Image.Image, torch.Tensor, str, "os.PathLike[str]"],
         *,
         n_styles: Optional[int] = None,
         seed: Optional[int] = None,
@@ -225,6 +227,8 @@ class Translator:
         max_side: Optional[int] = None,
         tile: Optional[int] = None,
         statistics: Optional[NormStatistics] = None,
+        max_memory: Optional[int] = None,
+        scratch: Optional[str] = None,
     ) -> Union[Image.Image, list[Image.Image], torch.Tensor]:
         """Translate one PIL image (any mode the data loaders read: grey, RGBA, palette, 16-bit) or a float
         tensor (N, C, H, W) in [0, 1], at its own size.
@@ -237,7 +241,14 @@ class Translator:
         normalisation statistics (inference/tiling.py); ``tile`` alone tiles every image. A generator that
         declares it cannot be tiled (mmsc's) is refused with one line. ``statistics``: what the generator's
         instance norms use instead of each image's own (a clip's, inference/video.py); tiles share them as they are.
+        ``max_memory``: bytes this process may hold (default: 1.5 GiB, or less where the system has less;
+        inference/streaming.py): on the CPU an image whose whole pass would not fit is translated stage by
+        stage in tiles within it, exactly, the maps that do not fit kept in scratch files in ``scratch``
+        (default: the system's temporary folder). ``image`` may also be a path, read as translate.py reads
+        files (a file that cannot be read, a decompression bomb included, is one UserError line).
         """
+        if isinstance(image, (str, os.PathLike)):
+            image = load_image(str(image), self.opt.input_nc)
         x, as_pil = self._input(image)
         out = self.translate_tensor(
             x,
@@ -247,12 +258,24 @@ class Translator:
             max_side=max_side,
             tile=tile,
             statistics=statistics,
+            max_memory=max_memory,
+            scratch=scratch,
         )
         if as_pil:
             images = [Image.fromarray(tensor2im(out[0, k])) for k in range(out.shape[1])]
             return images if self.multi_output else images[0]
         out = ((out.float() + 1.0) / 2.0).clamp(0.0, 1.0)
         return out if self.multi_output else out[:, 0]
+
+    def translate_batch(self, images: list[Image.Image], **options) -> list[list[Image.Image]]:
+        """Translate PIL images of one size in one batch: for each image its translations (one, or one per
+        style for mmsc), as :meth:`translate` gives them one by one; ``options`` are :meth:`translate`'s."""
+        sizes = {image.size for image in images}
+        if len(sizes) != 1:
+            raise UserError(f"translate_batch: the images differ in size ({', '.join(map(str, sorted(sizes)))})")
+        x = torch.cat([self._input(image)[0] for image in images])
+        out = self.translate_tensor(x, **options)
+        return [[Image.fromarray(tensor2im(out[i, k])) for k in range(out.shape[1])] for i in range(out.shape[0])]
 
     def translate_tensor(
         self,
@@ -264,11 +287,15 @@ class Translator:
         max_side: Optional[int] = None,
         tile: Optional[int] = None,
         statistics: Optional[NormStatistics] = None,
+        max_memory: Optional[int] = None,
+        scratch: Optional[str] = None,
     ) -> torch.Tensor:
         """:meth:`translate`'s pass in the networks' range: ``x`` (N, input_nc, H, W) in [-1, 1] -> (N, K, C_out,
         H, W) in [-1, 1] (K = 1 but for multi-output models), the options as :meth:`translate`'s."""
         batch = {"A": x, **self._styles(n_styles, seed, style_image)}
         tiled = tile is not None or (max_side is not None and max(x.shape[-2:]) > max_side)
+        plan = None if tiled else self._memory_plan(x, max_memory)
+        tiled = tiled or (plan is not None and not plan.whole)
         forks = [self.model.device] if self.model.device.type == "cuda" else []
         with torch.random.fork_rng(devices=forks) if seed is not None else contextlib.nullcontext():
             if seed is not None:
@@ -277,14 +304,33 @@ class Translator:
                 out = translate_tiled(
                     self.generator,
                     x.to(self.model.device),
-                    tile=tile or max_side,
+                    tile=tile or (max_side if plan is None else None),
                     autocast=self.model.autocast,
                     name=self.generator_name,
                     known=statistics,
+                    budget=plan.budget if plan is not None else None,
+                    map_bytes=plan.map_bytes if plan is not None else 0,
+                    folder=scratch,
                 )
                 return out[:, None]
             with statistics.attached() if statistics is not None else contextlib.nullcontext():
                 return torch.stack([torch.stack(r.outputs) for r in self.run(batch)])
+
+    def _memory_plan(self, x: torch.Tensor, max_memory: Optional[int]):
+        """On the CPU, for a generator that can be streamed (inference/streaming.py): whether ``x`` runs whole
+        within ``max_memory`` or in tiles (a MemoryPlan); None where no plan applies (a GPU, mmsc, forward-tiled
+        generators: whole images, as before)."""
+        if self.model.device.type != "cpu" or self.multi_output:
+            return None
+        traits = traits_of(self.generator, self.generator_name, "translated")
+        if traits.tiling != "layers":
+            return None
+        program = streamable(self.generator, traits, x.shape[1], self.generator_name)
+        if program is None:
+            return None
+        multiple = traits.size_multiple
+        height, width = (-(-side // multiple) * multiple for side in x.shape[-2:])
+        return memory_plan(program, x.shape[0], height, width, max_memory)
 
     def _input(self, image: Union[Image.Image, torch.Tensor]) -> tuple[torch.Tensor, bool]:
         """(1 or N, input_nc, H, W) in [-1, 1], and whether the input was a PIL image."""

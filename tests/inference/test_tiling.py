@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from inference import Translator
-from inference.tiling import owned_ranges, ramp_weights, receptive_radius, tile_starts, translate_tiled
+from inference.tiling import ramp_weights, receptive_radius, tile_starts, translate_tiled
 from models.networks import build_generator
 from models.networks.munit import MUNITGenerator, MUNITTranslation
 from models.networks.traits import InferenceTraits
@@ -70,10 +70,6 @@ def test_layout_helpers():
     for start, w in zip(starts, ramp_weights(300, starts, 128)):
         weights[start : start + 128] += w
     torch.testing.assert_close(weights, torch.ones(300))  # a partition of unity
-    owned = torch.zeros(300, dtype=torch.int)
-    for start, (a, b) in zip(starts, owned_ranges(300, starts, 128, 4)):
-        owned[start + a : start + b] += 1
-    assert torch.equal(owned, torch.ones(300, dtype=torch.int))  # every pixel owned once
 
 
 def test_receptive_radius_of_a_known_stack():

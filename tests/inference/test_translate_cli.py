@@ -77,3 +77,60 @@ def test_mistakes_are_one_line(generator_file, tmp_path, monkeypatch, capsys):
     Image.new("RGB", (16, 16)).save(tmp_path / "x.png")
     assert run_script(translate_script, argv, monkeypatch) == 2
     assert "n_styles/style_image" in capsys.readouterr().err
+
+
+def test_a_folder_in_batches_equals_one_by_one(generator_file, tmp_path, monkeypatch):
+    """Seven images, two sizes interleaved: batches of at most 3 consecutive images of one size, the same pixels
+    as translating each alone."""
+    rng = np.random.default_rng(2)
+    sizes = [(48, 40), (48, 40), (48, 40), (48, 40), (36, 44), (48, 40), (36, 44)]
+    (tmp_path / "in").mkdir()
+    for i, (w, h) in enumerate(sizes):
+        Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)).save(tmp_path / "in" / f"{i}.png")
+    batches = []
+    original = Translator.translate_batch
+    monkeypatch.setattr(
+        Translator,
+        "translate_batch",
+        lambda self, images, **k: batches.append(len(images)) or original(self, images, **k),
+    )
+    argv = ["--name", generator_file, "--device", "cpu", "--batch", "3", tmp_path / "in", tmp_path / "out"]
+    assert run_script(translate_script, argv, monkeypatch) == 0
+    assert batches == [3, 1, 1, 1, 1]  # 0-2, 3, then a size change at 4, 5 and 6
+    translator = Translator.load(generator_file)
+    for i in range(len(sizes)):
+        alone = np.asarray(translator.translate(Image.open(tmp_path / "in" / f"{i}.png").convert("RGB"))).astype(int)
+        batched = np.asarray(Image.open(tmp_path / "out" / f"{i}.png")).astype(int)
+        assert batched.shape == alone.shape and np.abs(batched - alone).max() <= 1
+
+
+def test_a_decompression_bomb_and_a_bad_memory_option_are_one_line(generator_file, tmp_path, monkeypatch, capsys):
+    """A 20000x10000 PNG of a few kilobytes (200 megapixels when decoded) is skipped by name, before decoding."""
+    (tmp_path / "in").mkdir()
+    Image.new("1", (20000, 10000)).save(tmp_path / "in" / "bomb.png")
+    assert (tmp_path / "in" / "bomb.png").stat().st_size < 100_000
+    Image.new("RGB", (32, 32), (200, 100, 50)).save(tmp_path / "in" / "fine.png")
+    argv = ["--name", generator_file, "--device", "cpu", tmp_path / "in", tmp_path / "out"]
+    assert run_script(translate_script, argv, monkeypatch) == 2
+    captured = capsys.readouterr()
+    skipped = [line for line in (captured.out + captured.err).splitlines() if line.startswith("skipped:")]
+    assert len(skipped) == 1 and "bomb.png" in skipped[0] and "decompression bomb" in skipped[0]
+    assert (tmp_path / "out" / "fine.png").exists() and not (tmp_path / "out" / "bomb.png").exists()
+    argv = ["--name", generator_file, "--device", "cpu", "--max_memory", "lots", tmp_path / "in", tmp_path / "o2"]
+    assert run_script(translate_script, argv, monkeypatch) == 2
+    assert capsys.readouterr().err.strip() == "error: --max_memory lots: give a size such as 1.5G, 800M or 4096"
+
+
+def test_an_image_beyond_max_memory_is_skipped_by_name(generator_file, tmp_path, monkeypatch, capsys):
+    (tmp_path / "in").mkdir()
+    Image.new("RGB", (2048, 1536)).save(tmp_path / "in" / "big.png")
+    Image.new("RGB", (32, 32)).save(tmp_path / "in" / "small.png")
+    from inference.streaming import resident_bytes
+
+    allowed = str(resident_bytes() + (40 << 20))  # the big one's input and output alone need 108 MiB
+    argv = ["--name", generator_file, "--device", "cpu", "--max_memory", allowed, tmp_path / "in", tmp_path / "out"]
+    assert run_script(translate_script, argv, monkeypatch) == 2
+    captured = capsys.readouterr()
+    line = next(line for line in (captured.out + captured.err).splitlines() if line.startswith("skipped:"))
+    assert line.startswith("skipped: big.png: max_memory: a 2048x1536 image needs")
+    assert (tmp_path / "out" / "small.png").exists()

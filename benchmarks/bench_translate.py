@@ -1,0 +1,199 @@
+"""Translation speed and memory against the machine's own limit: seconds, % of the fp32 matrix-multiply rate
+measured in the same run, and peak resident memory of a child process, per image size and path.
+
+    python benchmarks/bench_translate.py [--sizes 256x256 512x512 768x1024 2048x1536 4096x3072]
+                                         [--threads 2] [--max_memory 1.5G] [--check 2048x1536]
+
+The generator is the ``sc`` model's default (``--netG resnet_9blocks --ngf 64``, instance norm, anti-aliased
+sampling) with random weights (speed does not depend on them). Paths, each in its own child process so its
+peak RSS (``ru_maxrss``, after a warm-up at 64x64 that loads torch and the weights) is its own:
+
+- ``whole``: one pass, as Translator.translate runs an image that fits (``torch.no_grad``);
+- ``streamed``: inference/streaming.py within ``--max_memory`` (the memory plan translate.py makes: maps that do
+  not fit go to scratch files or are recomputed);
+- ``onnxruntime``: the generator exported as export.py exports it, run by onnxruntime's CPU provider (when
+  installed; whole images).
+
+GFLOP: every convolution's multiply-adds x 2 (torch.utils.flop_counter at 256x256, scaled by the pixel count:
+the generator is fully convolutional). The rate is that GFLOP / seconds, also for the streamed path, whose
+recomputed stages and tile margins therefore count against it. The GEMM rate: the best of 3 fp32 4096x4096
+matrix products with the same threads, measured first. ``--check``: the size at which the streamed output
+is compared with the whole pass (max |difference|, in [0, 1] units). Sizes whose whole pass would need more
+than the machine's memory are skipped for ``whole`` and ``onnxruntime``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+
+import torch
+
+GENERATOR = dict(kind="resnet_9blocks", ngf=64)
+
+
+def gemm_rate(threads: int) -> float:
+    """GFLOP/s of the best of 3 fp32 4096x4096 products."""
+    torch.set_num_threads(threads)
+    a, b = torch.randn(4096, 4096), torch.randn(4096, 4096)
+    a @ b
+    best = float("inf")
+    for _ in range(3):
+        start = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - start)
+    return 2 * 4096**3 / best / 1e9
+
+
+def gflop_per_pixel() -> float:
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from models.networks import build_generator
+
+    net = build_generator(**GENERATOR).eval()
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        net(torch.zeros(1, 3, 256, 256))
+    return counter.get_total_flops() / 1e9 / 256**2
+
+
+def child(path: str, height: int, width: int, threads: int, max_memory: int, compare: bool) -> dict:
+    """One timed translation in this process (run as ``--child``)."""
+    from inference.streaming import TILE_BYTES, MemoryPlan, memory_plan
+    from inference.tiling import streamable, translate_tiled
+    from models.networks import build_generator
+
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    net = build_generator(**GENERATOR).eval()
+    x = torch.rand(1, 3, height, width) * 2 - 1
+    small = torch.rand(1, 3, 64, 64) * 2 - 1
+    result: dict = {}
+    if path == "onnxruntime":
+        import onnxruntime
+
+        from inference.onnx_export import ExportGraph, export_graph
+
+        graph = ExportGraph(net, 3).eval()
+        with tempfile.TemporaryDirectory() as folder:
+            export_graph(graph, os.path.join(folder, "g.onnx"))
+            options = onnxruntime.SessionOptions()
+            options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
+            session = onnxruntime.InferenceSession(
+                os.path.join(folder, "g.onnx"), options, providers=["CPUExecutionProvider"]
+            )
+        session.run(None, {"image": ((small + 1) / 2).numpy()})
+        feed = {"image": ((x + 1) / 2).numpy()}
+        del x
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        start = time.perf_counter()
+        session.run(None, feed)
+    elif path == "whole":
+        with torch.no_grad():
+            net(small)
+            before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+            start = time.perf_counter()
+            net(x)
+    else:
+        program = streamable(net, net.inference, 3)
+        translate_tiled(net, small, budget=8 << 20)
+        plan = memory_plan(program, 1, height, width, max_memory)
+        if plan.whole:  # streamed all the same, every map in memory: the executor's own speed
+            plan = MemoryPlan(whole=False, budget=TILE_BYTES, map_bytes=max_memory)
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        start = time.perf_counter()
+        out = translate_tiled(net, x, budget=plan.budget, map_bytes=plan.map_bytes)
+        seconds = time.perf_counter() - start
+        result["plan"] = f"tiles {plan.budget >> 20} MiB, maps in memory up to {plan.map_bytes >> 20} MiB"
+        if compare:
+            with torch.no_grad():
+                result["difference"] = float((out - net(x)).abs().max()) / 2
+        result.update(seconds=seconds)
+    result.setdefault("seconds", time.perf_counter() - start)
+    result["peak_gib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 2**30
+    result["before_gib"] = before * 1024 / 2**30
+    return result
+
+
+def run_child(path: str, height: int, width: int, args: argparse.Namespace, compare: bool) -> dict:
+    command = [sys.executable, __file__, "--child", path, f"{width}x{height}", "--threads", str(args.threads)]
+    command += ["--max_memory", args.max_memory] + (["--compare"] if compare else [])
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode != 0:
+        return {"error": (done.stderr.strip().splitlines() or ["?"])[-1]}
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def size(text: str) -> tuple[int, int]:
+    width, height = (int(v) for v in text.lower().split("x"))
+    return height, width
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", nargs="+", default=["256x256", "512x512", "1024x768", "2048x1536", "4096x3072"])
+    parser.add_argument("--paths", nargs="+", default=["whole", "streamed", "onnxruntime"])
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--max_memory", default="1.5G", help="the streamed path's budget (translate.py's option)")
+    parser.add_argument("--check", default="2048x1536", help="where the streamed output is compared with the whole")
+    parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--compare", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("size", nargs="?", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        from inference.streaming import parse_bytes
+
+        height, width = size(args.size)
+        print(json.dumps(child(args.child, height, width, args.threads, parse_bytes(args.max_memory), args.compare)))
+        return
+
+    from inference.streaming import available_memory
+
+    rate = gemm_rate(args.threads)
+    per_pixel = gflop_per_pixel()
+    memory = available_memory() or 0
+    print(
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, {args.threads} threads, torch "
+        f"{torch.__version__}; fp32 GEMM (4096^3, best of 3): {rate:.0f} GFLOP/s; streamed within "
+        f"--max_memory {args.max_memory}"
+    )
+    print("\n| size | GFLOP | path | s | GFLOP/s | % of GEMM | peak RSS (GiB) | note |")
+    print("|---|---|---|---|---|---|---|---|")
+    for text in args.sizes:
+        height, width = size(text)
+        gflop = per_pixel * height * width
+        for path in args.paths:
+            whole_bytes = 2.2 * 2**30 * height * width / 1e6  # measured: about 2 GiB per megapixel
+            if path != "streamed" and whole_bytes > 0.8 * memory:
+                print(
+                    f"| {width}x{height} | {gflop:.0f} | {path} | – | – | – | – | needs ~{whole_bytes / 2**30:.0f} GiB |"
+                )
+                continue
+            if path == "onnxruntime":
+                try:
+                    import onnxruntime  # noqa: F401
+                except ImportError:
+                    continue
+            got = run_child(path, height, width, args, compare=path == "streamed" and text == args.check)
+            if "error" in got:
+                print(f"| {width}x{height} | {gflop:.0f} | {path} | – | – | – | – | {got['error']} |")
+                continue
+            note = got.get("plan", "")
+            if "difference" in got:
+                note += f"; max difference to whole {got['difference']:.1e}"
+            speed = gflop / got["seconds"]
+            print(
+                f"| {width}x{height} | {gflop:.0f} | {path} | {got['seconds']:.1f} | {speed:.0f} | "
+                f"{100 * speed / rate:.0f}% | {got['peak_gib']:.2f} | {note} |",
+                flush=True,
+            )
+
+
+if __name__ == "__main__":
+    main()
