@@ -229,7 +229,7 @@ def translate_files(
             while len(saves) > 2 * batch:  # bounded: the encoder may lag only so far
                 saves.pop(0).result()
 
-        for index, (path, relative) in enumerate(files):
+        for index, (_, relative) in enumerate(files):
             future = loads.popleft()
             if index + batch + 1 < len(files):
                 loads.append(reader.submit(load_image, files[index + batch + 1][0], channels))

@@ -102,7 +102,7 @@ def child(path: str, height: int, width: int, threads: int, max_memory: int, com
             net(x)
     else:
         program = streamable(net, net.inference, 3)
-        translate_tiled(net, small, budget=8 << 20)
+        translate_tiled(net, small, budget=64 << 20)
         plan = memory_plan(program, 1, height, width, max_memory)
         if plan.whole:  # streamed all the same, every map in memory: the executor's own speed
             plan = MemoryPlan(whole=False, budget=TILE_BYTES, map_bytes=max_memory)
@@ -171,9 +171,8 @@ def main() -> None:
         for path in args.paths:
             whole_bytes = 2.2 * 2**30 * height * width / 1e6  # measured: about 2 GiB per megapixel
             if path != "streamed" and whole_bytes > 0.8 * memory:
-                print(
-                    f"| {width}x{height} | {gflop:.0f} | {path} | – | – | – | – | needs ~{whole_bytes / 2**30:.0f} GiB |"
-                )
+                note = f"needs ~{whole_bytes / 2**30:.0f} GiB"
+                print(f"| {width}x{height} | {gflop:.0f} | {path} | – | – | – | – | {note} |")
                 continue
             if path == "onnxruntime":
                 try:

@@ -120,61 +120,65 @@ class Program:
 def compile_stages(sequence: nn.Sequential, in_channels: int, multiple: int) -> Program:
     """The stages of ``sequence`` (a generator's layer sequence whose input has ``in_channels`` channels and
     sides that are multiples of ``multiple``), cut at its instance norms; see the module docstring."""
-    norms = instance_norms(sequence)
-    norm_ids = {id(n) for n in norms}
-    maps = [MapSpec(in_channels, Fraction(1), False)]
-    stages: list[Stage] = []
-    state = {"terms": [Term(0)], "ops": [], "keep": None}
+    compiler = _Compiler(instance_norms(sequence), in_channels, multiple)
+    for name, child in sequence.named_children():
+        compiler.walk(child, name)
+    compiler.finish(stats=False)
+    program = Program(compiler.maps, compiler.stages, compiler.norms)
+    for stage in program.stages:
+        _measure(stage, program.maps)
+    return program
 
-    def finish(stats: bool) -> int:
+
+class _Compiler:
+    """:func:`compile_stages`' state: the maps and stages so far, and the stage being collected (its input
+    ``terms``, its layers ``ops``, the residual input it ``keep``s)."""
+
+    def __init__(self, norms: list[nn.InstanceNorm2d], in_channels: int, multiple: int) -> None:
+        self.norms, self.norm_ids, self.multiple = norms, {id(n) for n in norms}, multiple
+        self.maps = [MapSpec(in_channels, Fraction(1), False)]
+        self.stages: list[Stage] = []
+        self.terms, self.ops, self.keep = [Term(0)], [], None
+
+    def finish(self, stats: bool) -> int:
         """Close the stage being collected; its output becomes a new map."""
-        terms, ops = state["terms"], nn.Sequential(*(_channels_last_friendly(m) for m in state["ops"]))
-        channels, scale = _probe(ops, maps[terms[0].map], multiple)
-        maps.append(MapSpec(channels, scale, stats))
-        stages.append(Stage(terms, ops, len(maps) - 1, keep=state["keep"]))
-        state.update(terms=[Term(len(maps) - 1)], ops=[], keep=None)
-        return len(maps) - 1
+        ops = nn.Sequential(*(_channels_last_friendly(m) for m in self.ops))
+        channels, scale = _probe(ops, self.maps[self.terms[0].map], self.multiple)
+        self.maps.append(MapSpec(channels, scale, stats))
+        self.stages.append(Stage(self.terms, ops, len(self.maps) - 1, keep=self.keep))
+        self.terms, self.ops, self.keep = [Term(len(self.maps) - 1)], [], None
+        return len(self.maps) - 1
 
-    def walk(module: nn.Module, path: str) -> None:
-        holds_norm = any(id(m) in norm_ids for m in module.modules())
-        if id(module) in norm_ids:
-            finish(stats=True)
-            state["terms"] = [Term(len(maps) - 1, module)]
-        elif not holds_norm:
-            state["ops"].append(module)
+    def walk(self, module: nn.Module, path: str) -> None:
+        if id(module) in self.norm_ids:
+            self.terms = [Term(self.finish(stats=True), module)]
+        elif not any(id(m) in self.norm_ids for m in module.modules()):
+            self.ops.append(module)
         elif isinstance(module, nn.Sequential):
             for name, child in module.named_children():
-                walk(child, f"{path}.{name}")
+                self.walk(child, f"{path}.{name}")
         elif isinstance(getattr(module, "residual_branch", None), str):
-            walk_residual(module, path)
+            self.walk_residual(module, path)
         else:
             raise Unstreamable(
                 f"{path} ({type(module).__name__}) holds instance norms but is neither an nn.Sequential nor a "
                 "residual block declaring residual_branch"
             )
 
-    def walk_residual(module: nn.Module, path: str) -> None:
-        # the block's input x must be a map of its own, read again by the sum x + branch(x)
-        if state["ops"]:
-            finish(stats=False)
-        if len(state["terms"]) == 1 and state["terms"][0].norm is None:
-            x = state["terms"][0].map
+    def walk_residual(self, module: nn.Module, path: str) -> None:
+        """x + branch(x): the block's input x must be a map of its own, read again by the sum."""
+        if self.ops:
+            self.finish(stats=False)
+        if len(self.terms) == 1 and self.terms[0].norm is None:
+            x = self.terms[0].map
         else:  # a pointwise sum or a normalised map: the branch's first stage writes it as it reads it
-            x = len(maps)
-            maps.append(MapSpec(maps[state["terms"][0].map].channels, maps[state["terms"][0].map].scale, False))
-            state["keep"] = x
-        walk(getattr(module, module.residual_branch), f"{path}.{module.residual_branch}")
-        if state["ops"] or state["keep"] is not None or len(state["terms"]) > 1:
-            finish(stats=False)
-        state["terms"] = [Term(x), *state["terms"]]
-
-    for name, child in sequence.named_children():
-        walk(child, name)
-    finish(stats=False)
-    program = Program(maps, stages, norms)
-    for stage in stages:
-        _measure(stage, maps)
-    return program
+            source = self.maps[self.terms[0].map]
+            self.maps.append(MapSpec(source.channels, source.scale, False))
+            x = self.keep = len(self.maps) - 1
+        self.walk(getattr(module, module.residual_branch), f"{path}.{module.residual_branch}")
+        if self.ops or self.keep is not None or len(self.terms) > 1:
+            self.finish(stats=False)
+        self.terms = [Term(x), *self.terms]
 
 
 def _channels_last_friendly(module: nn.Module) -> nn.Module:
@@ -650,7 +654,9 @@ def fused_stages(program: Program, virtual: frozenset[int]) -> list[Stage]:
     return stages
 
 
-def _new_map(spec: MapSpec, h: int, w: int, device, scratch: Scratch, room: int, output: bool):
+def _new_map(
+    spec: MapSpec, h: int, w: int, device: torch.device, scratch: Scratch, room: int, output: bool
+) -> "MemoryMap | FileMap":
     """The stage's output map: in memory if it is the output, on a GPU, or within ``room`` bytes."""
     if output or device.type != "cpu" or spec.channels * h * w * 4 <= room:
         layout = torch.contiguous_format if output else torch.channels_last
@@ -663,7 +669,14 @@ def tiles(size: int, side: int) -> Iterable[tuple[int, int]]:
     return ((start, min(start + side, size)) for start in range(0, size, side))
 
 
-def _run_stage(stage: Stage, maps: dict, side: tuple[int, int], autocast: Autocast, known: dict, progress) -> None:
+def _run_stage(
+    stage: Stage,
+    maps: dict,
+    side: tuple[int, int],
+    autocast: Autocast,
+    known: dict,
+    progress: Optional[Callable[[int], None]],
+) -> None:
     """One stage over the image: every output tile computed once from its input tile and margin."""
     first = maps[stage.terms[0].map]
     in_h, in_w = first.height, first.width

@@ -36,7 +36,7 @@ from torch import nn
 from inference.statistics import NormStatistics, instance_norms
 from inference.streaming import TILE_BYTES, Program, Unstreamable, program_for, support_radius, translate_streamed
 from inference.traits import traits_of
-from models.networks.traits import pad_to_multiple
+from models.networks.traits import InferenceTraits, pad_to_multiple
 from util.errors import UserError
 
 Autocast = Callable[[], contextlib.AbstractContextManager]
@@ -153,7 +153,9 @@ def translate_tiled(
     return out[:, :, :height, :width].float()
 
 
-def streamable(generator: nn.Module, traits, in_channels: int, name: str = "the generator") -> Optional[Program]:
+def streamable(
+    generator: nn.Module, traits: InferenceTraits, in_channels: int, name: str = "the generator"
+) -> Optional[Program]:
     """The stage program of a ``tiling='layers'`` generator (inference/streaming.py), or None when its layers
     are not an nn.Sequential that program can be cut from. A group or layer norm is a UserError (``norm_layers``)."""
     sequence = getattr(generator, traits.layers, None)

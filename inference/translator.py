@@ -33,7 +33,7 @@ from data.image_folder import convert_image, load_image
 from data.transforms import to_tensor
 from inference.statistics import NormStatistics
 from inference.sources import Source, States, network_files, read_run_networks, resolve
-from inference.streaming import memory_plan
+from inference.streaming import MemoryPlan, memory_plan
 from inference.tiling import streamable, translate_tiled
 from inference.traits import traits_of
 from models import create_model, find_model_using_name
@@ -267,7 +267,7 @@ class Translator:
         out = ((out.float() + 1.0) / 2.0).clamp(0.0, 1.0)
         return out if self.multi_output else out[:, 0]
 
-    def translate_batch(self, images: list[Image.Image], **options) -> list[list[Image.Image]]:
+    def translate_batch(self, images: list[Image.Image], **options: object) -> list[list[Image.Image]]:
         """Translate PIL images of one size in one batch: for each image its translations (one, or one per
         style for mmsc), as :meth:`translate` gives them one by one; ``options`` are :meth:`translate`'s."""
         sizes = {image.size for image in images}
@@ -316,7 +316,7 @@ class Translator:
             with statistics.attached() if statistics is not None else contextlib.nullcontext():
                 return torch.stack([torch.stack(r.outputs) for r in self.run(batch)])
 
-    def _memory_plan(self, x: torch.Tensor, max_memory: Optional[int]):
+    def _memory_plan(self, x: torch.Tensor, max_memory: Optional[int]) -> Optional[MemoryPlan]:
         """On the CPU, for a generator that can be streamed (inference/streaming.py): whether ``x`` runs whole
         within ``max_memory`` or in tiles (a MemoryPlan); None where no plan applies (a GPU, mmsc, forward-tiled
         generators: whole images, as before)."""
