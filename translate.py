@@ -64,6 +64,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     g.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda when there is one)")
     g.add_argument("--amp", default="off", choices=["off", "bf16", "fp16"], help="mixed precision")
     g.add_argument(
+        "--backend",
+        default="torch",
+        choices=["torch", "onnxruntime"],
+        help="onnxruntime: whole images through the exported generator on the CPU (about 1.3x faster; "
+        "exported once, about 3 s)",
+    )
+    g.add_argument(
         "--max_side",
         type=int,
         default=None,
@@ -152,6 +159,7 @@ def main() -> None:
         amp=args.amp,
         checkpoints_dir=args.checkpoints_dir,
         model=args.model,
+        backend=args.backend,
     )
     print(f"model: {translator.describe()}")
     if os.path.isfile(args.input) and is_video_file(args.input):

@@ -1,8 +1,8 @@
 """Translation speed and memory against the machine's own limit: seconds, % of the fp32 matrix-multiply rate
 measured in the same run, and peak resident memory of a child process, per image size and path.
 
-    python benchmarks/bench_translate.py [--sizes 256x256 512x512 768x1024 2048x1536 4096x3072]
-                                         [--threads 2] [--max_memory 1.5G] [--check 2048x1536]
+    python benchmarks/bench_translate.py [--sizes 256x256 512x512 1024x768 2048x1536 4096x3072]
+                                         [--threads 2] [--max_memory 1.5G] [--check 2048x1536] [--folder 8]
 
 The generator is the ``sc`` model's default (``--netG resnet_9blocks --ngf 64``, instance norm, anti-aliased
 sampling) with random weights (speed does not depend on them). Paths, each in its own child process so its
@@ -12,7 +12,9 @@ peak RSS (``ru_maxrss``, after a warm-up at 64x64 that loads torch and the weigh
 - ``streamed``: inference/streaming.py within ``--max_memory`` (the memory plan translate.py makes: maps that do
   not fit go to scratch files or are recomputed);
 - ``onnxruntime``: the generator exported as export.py exports it, run by onnxruntime's CPU provider (when
-  installed; whole images).
+  installed; whole images: translate.py ``--backend onnxruntime``);
+- ``bf16``: the whole pass under CPU autocast to bfloat16 (translate.py ``--amp bf16``), with its largest
+  difference from the fp32 pass up to a megapixel.
 
 GFLOP: every convolution's multiply-adds x 2 (torch.utils.flop_counter at 256x256, scaled by the pixel count:
 the generator is fully convolutional). The rate is that GFLOP / seconds, also for the streamed path, whose
@@ -20,6 +22,10 @@ recomputed stages and tile margins therefore count against it. The GEMM rate: th
 matrix products with the same threads, measured first. ``--check``: the size at which the streamed output
 is compared with the whole pass (max |difference|, in [0, 1] units). Sizes whose whole pass would need more
 than the machine's memory are skipped for ``whole`` and ``onnxruntime``.
+
+``--folder N``: translate.py itself over a folder of N 512x512 PNG photos (decoding, translating, encoding on
+its threads), against N times the best single-image time of the same translator in one process: the folder's
+rate as a share of the single-image rate, for each backend. The whole process counts (loading, the export).
 """
 
 from __future__ import annotations
@@ -94,12 +100,18 @@ def child(path: str, height: int, width: int, threads: int, max_memory: int, com
         before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         start = time.perf_counter()
         session.run(None, feed)
-    elif path == "whole":
-        with torch.no_grad():
+    elif path in ("whole", "bf16"):
+        autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=path == "bf16")
+        with torch.no_grad(), autocast:
             net(small)
             before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
             start = time.perf_counter()
-            net(x)
+            out = net(x)
+        result["seconds"] = time.perf_counter() - start
+        result["peak_gib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 2**30
+        if path == "bf16" and height * width <= 1 << 20:  # the difference bf16 makes, where a second pass is cheap
+            with torch.no_grad():
+                result["difference"] = float((out.float() - net(x)).abs().max()) / 2
     else:
         program = streamable(net, net.inference, 3)
         translate_tiled(net, small, budget=64 << 20)
@@ -110,13 +122,14 @@ def child(path: str, height: int, width: int, threads: int, max_memory: int, com
         start = time.perf_counter()
         out = translate_tiled(net, x, budget=plan.budget, map_bytes=plan.map_bytes)
         seconds = time.perf_counter() - start
+        result["peak_gib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 2**30
         result["plan"] = f"tiles {plan.budget >> 20} MiB, maps in memory up to {plan.map_bytes >> 20} MiB"
         if compare:
             with torch.no_grad():
                 result["difference"] = float((out - net(x)).abs().max()) / 2
         result.update(seconds=seconds)
     result.setdefault("seconds", time.perf_counter() - start)
-    result["peak_gib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 2**30
+    result.setdefault("peak_gib", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 2**30)
     result["before_gib"] = before * 1024 / 2**30
     return result
 
@@ -130,6 +143,47 @@ def run_child(path: str, height: int, width: int, args: argparse.Namespace, comp
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def folder_rate(count: int, side: int, threads: int, backend: str) -> tuple[float, float]:
+    """(seconds for translate.py over a folder of ``count`` PNG photos of ``side``², seconds for one image
+    through the same translator in one process, the best of 2): the real command in a child process, reading
+    and writing PNGs; the generator saved from random weights as a lone latest_net_G.pth."""
+    import numpy as np
+    from PIL import Image
+
+    from models.networks import build_generator
+
+    with tempfile.TemporaryDirectory() as folder:
+        torch.manual_seed(0)
+        torch.save(build_generator(**GENERATOR).state_dict(), os.path.join(folder, "latest_net_G.pth"))
+        os.makedirs(os.path.join(folder, "in"))
+        rng = np.random.default_rng(0)
+        for i in range(count):  # smooth colour fields: PNGs that compress like photos, not like noise
+            coarse = rng.integers(0, 256, (side // 32, side // 32, 3), dtype=np.uint8)
+            image = Image.fromarray(coarse).resize((side, side), Image.BICUBIC)
+            image.save(os.path.join(folder, "in", f"{i:03d}.png"))
+        env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+        single = (
+            "import sys, time, torch; from inference import Translator; from PIL import Image\n"
+            f"torch.set_num_threads({threads}); t = Translator.load(sys.argv[1], backend='{backend}')\n"
+            "image = Image.open(sys.argv[2]).convert('RGB'); t.translate(image); best = 1e9\n"
+            "for _ in range(2):\n"
+            "    s = time.perf_counter(); t.translate(image); best = min(best, time.perf_counter() - s)\n"
+            "print(best)"
+        )
+        weights, first = os.path.join(folder, "latest_net_G.pth"), os.path.join(folder, "in", "000.png")
+        one = subprocess.run([sys.executable, "-c", single, weights, first], capture_output=True, text=True, env=env)
+        start = time.perf_counter()
+        subprocess.run(
+            [sys.executable, "translate.py", "--name", weights, "--device", "cpu", "--backend", backend]
+            + [os.path.join(folder, "in"), os.path.join(folder, "out")],
+            check=True,
+            capture_output=True,
+            env=env,
+            cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+        )
+        return time.perf_counter() - start, float(one.stdout.strip().splitlines()[-1])
+
+
 def size(text: str) -> tuple[int, int]:
     width, height = (int(v) for v in text.lower().split("x"))
     return height, width
@@ -138,10 +192,11 @@ def size(text: str) -> tuple[int, int]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", nargs="+", default=["256x256", "512x512", "1024x768", "2048x1536", "4096x3072"])
-    parser.add_argument("--paths", nargs="+", default=["whole", "streamed", "onnxruntime"])
+    parser.add_argument("--paths", nargs="+", default=["whole", "streamed", "onnxruntime", "bf16"])
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--max_memory", default="1.5G", help="the streamed path's budget (translate.py's option)")
     parser.add_argument("--check", default="2048x1536", help="where the streamed output is compared with the whole")
+    parser.add_argument("--folder", type=int, default=8, help="photos of 512x512 in the folder measured (0: none)")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--compare", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("size", nargs="?", help=argparse.SUPPRESS)
@@ -185,13 +240,26 @@ def main() -> None:
                 continue
             note = got.get("plan", "")
             if "difference" in got:
-                note += f"; max difference to whole {got['difference']:.1e}"
+                note += f"{'; ' if note else ''}max difference to the fp32 whole pass {got['difference']:.1e}"
             speed = gflop / got["seconds"]
             print(
                 f"| {width}x{height} | {gflop:.0f} | {path} | {got['seconds']:.1f} | {speed:.0f} | "
                 f"{100 * speed / rate:.0f}% | {got['peak_gib']:.2f} | {note} |",
                 flush=True,
             )
+    print_folder(args)
+
+
+def print_folder(args: argparse.Namespace) -> None:
+    """The folder rate against the single-image rate, for each backend."""
+    if not args.folder:
+        return
+    print(f"\nA folder of {args.folder} PNG photos of 512x512 through translate.py (reading, translating, writing):\n")
+    print("| backend | folder (s) | one image in-process (s) | folder rate / single-image rate |")
+    print("|---|---|---|---|")
+    for backend in ("torch", "onnxruntime"):
+        folder, one = folder_rate(args.folder, 512, args.threads, backend)
+        print(f"| {backend} | {folder:.1f} | {one:.2f} | {100 * args.folder * one / folder:.0f}% |", flush=True)
 
 
 if __name__ == "__main__":

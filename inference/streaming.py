@@ -50,6 +50,7 @@ from models.networks.layers import ReflectionPad2d
 from util.errors import UserError
 
 Autocast = Callable[[], contextlib.AbstractContextManager]
+Affine = Optional[tuple[torch.Tensor, torch.Tensor]]  # (scale, shift), each (1, C, 1, 1): a norm with known statistics
 
 
 # What a tile really adds to the peak resident memory, per byte of the tensors counted in _measure: the heap keeps
@@ -310,9 +311,13 @@ class MemoryMap:
         self.channels, self.height, self.width = tensor.shape[1:]
         self.moments = Moments(self.channels) if stats else None
 
-    def read(self, y0: int, y1: int, x0: int, x1: int, device: torch.device) -> torch.Tensor:
+    def read(self, y0: int, y1: int, x0: int, x1: int, device: torch.device, affine: Affine = None) -> torch.Tensor:
+        """The region as a new channels-last (1, C, h, w) tensor on ``device``, times ``affine``'s scale plus its
+        shift (a norm's, each (1, C, 1, 1)) when given: one pass over the values either way."""
         part = self.tensor[..., y0:y1, x0:x1].to(device, torch.float32)
-        return part.clone(memory_format=torch.channels_last)  # a copy: the caller normalises it in place
+        if affine is None:
+            return part.clone(memory_format=torch.channels_last)  # a copy: the caller may add to it in place
+        return torch.addcmul(affine[1], part, affine[0])
 
     def write(self, tile: torch.Tensor, y0: int, x0: int) -> None:
         self.tensor[..., y0 : y0 + tile.shape[-2], x0 : x0 + tile.shape[-1]] = tile
@@ -425,7 +430,8 @@ class FileMap:
     def _offset(self, y: int, x: int) -> int:
         return (y * self.width + x) * self.channels * 4
 
-    def read(self, y0: int, y1: int, x0: int, x1: int, device: torch.device) -> torch.Tensor:
+    def read(self, y0: int, y1: int, x0: int, x1: int, device: torch.device, affine: Affine = None) -> torch.Tensor:
+        """As :meth:`MemoryMap.read`; the region is read into a buffer reused for the next tile of this map."""
         for write in self.writes:  # what was written to this map is read back as written
             write.result()
         self.writes = []
@@ -435,7 +441,10 @@ class FileMap:
         else:
             for r in range(y1 - y0):  # one read per row of the tile, not per pixel
                 _read_fully(self.fd, memoryview(rows[r]).cast("B"), self._offset(y0 + r, x0))
-        return torch.from_numpy(rows).permute(2, 0, 1)[None].to(device)  # (1, C, h, w), channels last
+        values = torch.from_numpy(rows).permute(2, 0, 1)[None].to(device)  # (1, C, h, w), channels last
+        if affine is not None:
+            torch.addcmul(affine[1], values, affine[0], out=values)
+        return values
 
     def write(self, tile: torch.Tensor, y0: int, x0: int) -> None:
         """Queue the write of ``tile`` (1, C, h, w) at (y0, x0) on the scratch's writer thread."""
@@ -686,15 +695,13 @@ def _run_stage(
     normalise = [_norm_of(term, maps, known, device) for term in stage.terms]
     for layer in stage.ops:
         if isinstance(layer, FixedNorm):
-            layer.scale, layer.shift = _norm_of(layer.term, maps, known, device)
+            layer.scale, layer.shift = _norm_of(layer.term, maps, known, device) or (torch.ones(1), torch.zeros(1))
     for y0, y1 in tiles(in_h, side[0]):
         for x0, x1 in tiles(in_w, side[1]):
             ry0, ry1, rx0, rx1 = max(0, y0 - r), min(in_h, y1 + r), max(0, x0 - r), min(in_w, x1 + r)
             source = None
-            for term, (scale_by, shift) in zip(stage.terms, normalise):
-                values = maps[term.map].read(ry0, ry1, rx0, rx1, device)
-                if scale_by is not None:
-                    torch.addcmul(shift, values, scale_by, out=values)
+            for term, affine in zip(stage.terms, normalise):
+                values = maps[term.map].read(ry0, ry1, rx0, rx1, device, affine)
                 source = values if source is None else source.add_(values)
             if keep is not None:
                 keep.write(source[..., y0 - ry0 : y1 - ry0, x0 - rx0 : x1 - rx0], y0, x0)
@@ -709,11 +716,11 @@ def _run_stage(
                 progress(1)
 
 
-def _norm_of(term: Term, maps: dict, known: dict, device: torch.device) -> tuple:
+def _norm_of(term: Term, maps: dict, known: dict, device: torch.device) -> Affine:
     """(scale, shift), each (1, C, 1, 1) on ``device``, that apply ``term.norm`` with the map's statistics (or
-    the ``known`` ones); (None, None) for a plain term."""
+    the ``known`` ones); None for a plain term."""
     if term.norm is None:
-        return None, None
+        return None
     norm = term.norm
     if id(norm) in known:
         mean, var = (t.reshape(-1).float().cpu() for t in known[id(norm)])

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import io
 import os
 from dataclasses import dataclass
 from typing import Iterable, Iterator, Optional, Union
@@ -31,6 +32,7 @@ from PIL import Image
 
 from data.image_folder import convert_image, load_image
 from data.transforms import to_tensor
+from inference.onnx_export import ORT_MISSING, ExportGraph, export_graph, run_session
 from inference.statistics import NormStatistics
 from inference.sources import Source, States, network_files, read_run_networks, resolve
 from inference.streaming import MemoryPlan, memory_plan
@@ -80,6 +82,8 @@ class Translator:
         self.files = files
         self.epoch = str(opt.epoch)
         self.source = source
+        self.backend = "torch"  # or 'onnxruntime': see use_backend
+        self._session: Optional[object] = None
 
     # ---- loading -------------------------------------------------------------------------
     @classmethod
@@ -94,6 +98,7 @@ class Translator:
         checkpoints_dir: str = "./checkpoints",
         model: Optional[str] = None,
         options: Optional[dict] = None,
+        backend: str = "torch",
     ) -> "Translator":
         """The model at ``source`` on ``device`` ('cpu', 'cuda', 'cuda:1'), in eval mode.
 
@@ -109,7 +114,9 @@ class Translator:
         found = resolve(
             str(source), checkpoints_dir=checkpoints_dir, epoch=str(epoch), direction=direction, model=model
         )
-        return cls._build(found, device=device, amp=amp, model=model, options=dict(options or {}))
+        translator = cls._build(found, device=device, amp=amp, model=model, options=dict(options or {}))
+        translator.use_backend(backend)
+        return translator
 
     @classmethod
     def _build(cls, source: Source, *, device: str, amp: str, model: Optional[str], options: dict) -> "Translator":
@@ -187,9 +194,50 @@ class Translator:
         model_class = find_model_using_name(opt.model)
         return network_files(model_class, opt, one_way=False)[model_class.test_networks[0]]
 
+    def use_backend(self, backend: str) -> None:
+        """'torch' (PyTorch eager, the reference) or 'onnxruntime': whole images through the generator exported
+        as export.py exports it (inference/onnx_export.py), run by onnxruntime's CPU provider, about 1.2-1.35x
+        faster on a 2-core CPU (benchmarks/README.md) and equal to PyTorch within float rounding. It is exported
+        on the first image (about 3 s for the default sc generator). Streamed and tiled images, clip
+        statistics, style codes and generator noise stay with PyTorch; a model the graph cannot serve alone
+        (mmsc's styles, sinsc's noise, a GPU device) is a UserError."""
+        if backend not in ("torch", "onnxruntime"):
+            raise UserError(f"backend {backend!r}: use 'torch' or 'onnxruntime'")
+        if backend == "onnxruntime":
+            traits = traits_of(self.generator, self.generator_name, "exported")
+            if self.model.device.type != "cpu":
+                raise UserError("backend onnxruntime: runs on the CPU here; use device 'cpu' or backend 'torch'")
+            if self.multi_output or traits.style_dim is not None or traits.noise:
+                raise UserError(
+                    f"backend onnxruntime: the {self.model_name} model draws style codes or noise per call; "
+                    "use backend 'torch'"
+                )
+            try:
+                import onnxruntime  # noqa: F401
+            except ImportError:
+                raise UserError(ORT_MISSING) from None
+        self.backend, self._session = backend, None
+
+    def _onnx(self, x: torch.Tensor) -> torch.Tensor:
+        """``x`` (N, C, H, W) in [-1, 1] through the exported graph: (N, 1, C', H, W) in [-1, 1]."""
+        if self._session is None:
+            import onnxruntime
+
+            buffer = io.BytesIO()
+            export_graph(ExportGraph(self.generator, self.opt.input_nc, self.generator_name).eval(), buffer)
+            options = onnxruntime.SessionOptions()
+            options.intra_op_num_threads, options.inter_op_num_threads = torch.get_num_threads(), 1
+            options.log_severity_level = 3
+            self._session = onnxruntime.InferenceSession(
+                buffer.getvalue(), options, providers=["CPUExecutionProvider"]
+            )
+        out = run_session(self._session, [((x.float() + 1.0) / 2.0).clamp(0.0, 1.0)])
+        return (out * 2.0 - 1.0)[:, None]
+
     def use_epoch(self, tag: str) -> None:
         """Load the run's ``<tag>_net_<file>.pth`` into the test networks (same direction and mode)."""
         self.model.apply_networks(read_run_networks(self.model.save_dir, str(tag), self.files))
+        self._session = None  # exported again with the new weights
         self.epoch = str(tag)
 
     # ---- the one loop --------------------------------------------------------------------
@@ -313,6 +361,8 @@ class Translator:
                     folder=scratch,
                 )
                 return out[:, None]
+            if self.backend == "onnxruntime" and statistics is None:
+                return self._onnx(x)
             with statistics.attached() if statistics is not None else contextlib.nullcontext():
                 return torch.stack([torch.stack(r.outputs) for r in self.run(batch)])
 

@@ -74,12 +74,17 @@ def tensor2im(image: torch.Tensor) -> np.ndarray:
         image = image[0]
     if image.dim() != 3 or image.shape[0] not in (1, 3):
         raise ValueError(f"tensor2im expects (C,H,W) or (B,C,H,W) with C in (1, 3), got {tuple(image.shape)}")
-    # float64 keeps the half-way points (e.g. x = 0 -> 127.5) exact before rounding.
-    values = image.detach().to("cpu", torch.float64).nan_to_num(nan=-1.0)
-    values = torch.floor((values + 1.0) * 127.5 + 0.5).clamp(0.0, 255.0)
-    if values.shape[0] == 1:
-        values = values.expand(3, -1, -1)
-    return values.permute(1, 2, 0).to(torch.uint8).numpy()
+    height, width = image.shape[-2:]
+    out = np.empty((height, width, 3), np.uint8)
+    rows = max(1, (1 << 20) // max(width, 1))  # a megapixel at a time: a phone photo needs no float64 copy
+    for top in range(0, height, rows):
+        # float64 keeps the half-way points (e.g. x = 0 -> 127.5) exact before rounding.
+        values = image[:, top : top + rows].detach().to("cpu", torch.float64).nan_to_num(nan=-1.0)
+        values = torch.floor((values + 1.0) * 127.5 + 0.5).clamp(0.0, 255.0)
+        if values.shape[0] == 1:
+            values = values.expand(3, -1, -1)
+        out[top : top + rows] = values.permute(1, 2, 0).to(torch.uint8).numpy()
+    return out
 
 
 def _as_uint8_rgb(image: ImageLike) -> np.ndarray:

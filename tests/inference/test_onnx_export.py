@@ -120,3 +120,23 @@ def test_a_network_that_declares_nothing_is_refused_by_name():
     plain = torch.nn.Sequential(torch.nn.Conv2d(3, 3, 3, padding=1), torch.nn.Tanh())
     with pytest.raises(UserError, match="my net declares no inference traits.*cannot be exported"):
         ExportGraph(plain, 3, name="my net")
+
+
+def test_the_translator_on_onnxruntime_equals_pytorch(tmp_path):
+    """Translator.load(..., backend='onnxruntime'): whole images through the exported graph, within float rounding
+    of PyTorch (the bound above, on [0, 1] tensors), exported once; a misnamed backend is one line."""
+    from inference import Translator
+
+    torch.manual_seed(0)
+    torch.save(build_generator(kind="resnet_6blocks", ngf=8).state_dict(), tmp_path / "latest_net_G.pth")
+    reference = Translator.load(tmp_path / "latest_net_G.pth")
+    fast = Translator.load(tmp_path / "latest_net_G.pth", backend="onnxruntime")
+    x = torch.rand(2, 3, 45, 70)
+    expected, got = reference.translate(x), fast.translate(x)
+    assert fast._session is not None and got.shape == expected.shape == (2, 3, 45, 70)
+    assert float((got - expected).abs().max()) <= BOUND
+    session = fast._session
+    fast.translate(torch.rand(1, 3, 32, 32))
+    assert fast._session is session  # one export serves every size
+    with pytest.raises(UserError, match="^backend 'tensorrt': use 'torch' or 'onnxruntime'$"):
+        Translator.load(tmp_path / "latest_net_G.pth", backend="tensorrt")
