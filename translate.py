@@ -82,7 +82,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     g.add_argument(
         "--max_memory",
         default=None,
-        help="memory this process may use, e.g. 1.5G or 800M (default: 1.5G, less where the machine has less): "
+        help="memory this process may use, e.g. 1.5G or 800M (default: 1.5G, less where the machine has less "
+        "left): "
         "on the CPU, an image whose whole pass would not fit is translated exactly, stage by stage in tiles",
     )
     g.add_argument(

@@ -402,6 +402,23 @@ class Scratch:
             self.files, self.buffers = [], {}
 
 
+class ByteMap(MemoryMap):
+    """An 8-bit image as a map: tiles are converted as they are read ([0, 255] -> [-1, 1], as data/transforms.py's
+    to_tensor does) or written (as util/image_io.py's tensor2im rounds), so a photo's input and output are held
+    as bytes, a quarter of their float size."""
+
+    def read(self, y0: int, y1: int, x0: int, x1: int, device: torch.device, affine: Affine = None) -> torch.Tensor:
+        part = self.tensor[..., y0:y1, x0:x1].to(device).float().div_(127.5).sub_(1.0)
+        part = part.contiguous(memory_format=torch.channels_last)
+        return part if affine is None else torch.addcmul(affine[1], part, affine[0])
+
+    def write(self, tile: torch.Tensor, y0: int, x0: int) -> None:
+        # float64 keeps the half-way points (e.g. x = 0 -> 127.5) exact before rounding, as tensor2im does
+        values = tile.detach().double().nan_to_num(nan=-1.0)
+        values = torch.floor((values + 1.0) * 127.5 + 0.5).clamp(0.0, 255.0).to(torch.uint8)
+        self.tensor[..., y0 : y0 + tile.shape[-2], x0 : x0 + tile.shape[-1]] = values
+
+
 class VirtualMap:
     """A map that is not kept: its stage only gathers its statistics (:func:`recomputed`)."""
 
@@ -550,8 +567,10 @@ def run_stages(
     known: Optional[dict[int, tuple[torch.Tensor, torch.Tensor]]] = None,
     progress: Optional[Callable[[int], None]] = None,
 ) -> torch.Tensor:
-    """The program over ``image`` (1, C, H, W) float32 (sides multiples of the generator's size multiple):
-    (1, C_out, H', W') float32 on ``image``'s device. ``budget``: bytes of tile working set (:func:`tile_plan`);
+    """The program over ``image`` (1, C, H, W) float32 in [-1, 1] (sides multiples of the generator's size
+    multiple): (1, C_out, H', W') float32 on ``image``'s device; for a uint8 image in [0, 255] (a photo's bytes),
+    uint8 out, rounded as util/image_io.py's tensor2im rounds. ``budget``: bytes of tile working set
+    (:func:`tile_plan`);
     ``map_bytes``: bytes of maps that may stay in memory at once (the others go to scratch files in ``folder``,
     or are recomputed: see :func:`recomputed`; on a GPU every map stays on the device). ``side``: square tiles
     of that many image pixels instead. ``known``: norm id -> (mean, var) that the norms use instead of the
@@ -562,7 +581,7 @@ def run_stages(
     virtual = recomputed(program, height, width, map_bytes) if device.type == "cpu" else frozenset()
     stages = fused_stages(program, virtual)
     sides = tile_plan(program, budget, height, width, side, stages)
-    maps: dict[int, object] = {0: MemoryMap(image)}
+    maps: dict[int, object] = {0: ByteMap(image) if image.dtype == torch.uint8 else MemoryMap(image)}
     scratch = Scratch(folder)
     release = {m: i for i, stage in enumerate(stages) for m in (t.map for t in stage.terms)}
     try:
@@ -573,6 +592,8 @@ def run_stages(
             held = sum(m.tensor.numel() * 4 for k, m in maps.items() if k and isinstance(m, MemoryMap))
             if stage.out in virtual:
                 maps[stage.out] = VirtualMap(spec.channels, out_h, out_w)
+            elif last and image.dtype == torch.uint8:  # bytes in, bytes out
+                maps[stage.out] = ByteMap(torch.empty(1, spec.channels, out_h, out_w, dtype=torch.uint8, device=device))
             else:
                 maps[stage.out] = _new_map(spec, out_h, out_w, device, scratch, map_bytes - held, last)
             if stage.keep is not None:
@@ -760,15 +781,16 @@ def translate_streamed(
     known: Optional[dict[int, tuple[torch.Tensor, torch.Tensor]]] = None,
     progress: Optional[Callable[[int], None]] = None,
 ) -> torch.Tensor:
-    """:func:`run_stages` for each image of ``x`` (N, C, H, W), padded to the generator's size multiple by the
-    caller; ``known``: norm id -> (mean, var) of shape (N or 1, C), one row per image or one for all."""
+    """:func:`run_stages` for each image of ``x`` (N, C, H, W; float32, or uint8 for uint8 out), padded to the
+    generator's size multiple by the caller; ``known``: norm id -> (mean, var) of shape (N or 1, C), one row per
+    image or one for all."""
     outputs = []
     for i in range(x.shape[0]):
         rows = {key: tuple(t[i if t.shape[0] > 1 else 0] for t in value) for key, value in (known or {}).items()}
         outputs.append(
             run_stages(
                 program,
-                x[i : i + 1].float(),
+                x[i : i + 1] if x.dtype == torch.uint8 else x[i : i + 1].float(),
                 budget=budget,
                 map_bytes=map_bytes,
                 side=side,
@@ -784,6 +806,7 @@ def translate_streamed(
 # ---- memory --------------------------------------------------------------------------------------
 
 DEFAULT_MAX_MEMORY = 3 << 29  # 1.5 GiB: a phone photo translates in this with the default sc generator
+DEFAULT_ROOM = 512 << 20  # at least this much beyond what a process holds already, by default
 TILE_BYTES = 384 << 20  # the largest tile working set worth having: beyond it the margins cost under 2%
 
 
@@ -809,10 +832,12 @@ def resident_bytes() -> int:
 
 
 def default_max_memory() -> int:
-    """What the process may use when the user names no budget: 1.5 GiB, or 80% of what the system has left
-    plus what the process already holds, whichever is less."""
-    free = available_memory()
-    return DEFAULT_MAX_MEMORY if free is None else min(DEFAULT_MAX_MEMORY, int(0.8 * free) + resident_bytes())
+    """What the process may use when the user names no budget: 1.5 GiB, or 512 MiB more than it holds already
+    where it holds more (a web page with several models, a notebook), but never more than 80% of what the
+    system has left on top of what it holds."""
+    held, free = resident_bytes(), available_memory()
+    wanted = max(DEFAULT_MAX_MEMORY, held + DEFAULT_ROOM)
+    return wanted if free is None else min(wanted, int(0.8 * free) + held)
 
 
 @dataclass
@@ -836,19 +861,22 @@ def parse_bytes(text: str) -> int:
     return int(number * factor)
 
 
-def memory_plan(program: Program, batch: int, height: int, width: int, max_memory: Optional[int]) -> MemoryPlan:
+def memory_plan(
+    program: Program, batch: int, height: int, width: int, max_memory: Optional[int], value_bytes: int = 4
+) -> MemoryPlan:
     """Whole if the whole pass fits what ``max_memory`` (bytes for the process; default
     :func:`default_max_memory`) leaves after what the process holds and the image's own input and output
-    tensors; else streamed within it. A UserError (one line) when not even the input and output fit."""
+    (``value_bytes`` each value: 4 for float tensors, 1 for a photo's bytes); else streamed within it. A
+    UserError (one line) when not even the input and output fit."""
     limit = max_memory if max_memory is not None else default_max_memory()
     out_channels = program.maps[program.stages[-1].out].channels
-    images = batch * height * width * 4 * (program.maps[0].channels + 2 * out_channels)
+    images = batch * height * width * value_bytes * (program.maps[0].channels + 2 * out_channels)
     free = limit - resident_bytes() - images
     if free <= 0:
         raise TooLarge(
             f"max_memory: a {width}x{height} image needs {images / 2**30:.2f} GiB for its input and output and "
             f"this process holds {resident_bytes() / 2**30:.2f} GiB, beyond the {limit / 2**30:.2f} GiB allowed; "
-            "allow more (--max_memory) or translate a smaller image (--load_size)"
+            "allow more (--max_memory) or translate a smaller image"
         )
     if batch * whole_pass_bytes(program, height, width) <= free:
         return MemoryPlan(whole=True)

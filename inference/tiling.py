@@ -107,7 +107,8 @@ def translate_tiled(
     folder: Optional[str] = None,
 ) -> torch.Tensor:
     """``generator`` applied to ``x`` (N, C, H, W) in [-1, 1] in tiles; returns (N, C_out, H, W) float32, as
-    ``generator(x)`` under ``autocast``. ``name`` names the network in messages (a generator that declares no
+    ``generator(x)`` under ``autocast`` (``x`` uint8 in [0, 255], sides multiples of the size multiple: uint8 out,
+    through inference/streaming.py's byte maps). ``name`` names the network in messages (a generator that declares no
     tiling, or ``tiling=None``, is refused with one line).
 
     ``statistics='image'``: every instance norm normalises with the whole image's statistics (exact; see the
@@ -125,7 +126,9 @@ def translate_tiled(
         raise UserError(f"tiling: {name} cannot be tiled: {traits.untileable}; translate whole images")
     multiple = traits.size_multiple
     height, width = x.shape[-2:]
-    padded = pad_to_multiple(x, multiple, 2 * multiple)
+    if x.dtype == torch.uint8 and (height % multiple or width % multiple or statistics != "image"):
+        raise ValueError(f"a uint8 image is streamed as it is: its sides must be multiples of {multiple}")
+    padded = x if x.dtype == torch.uint8 else pad_to_multiple(x, multiple, 2 * multiple)
     if statistics == "tile" or traits.tiling == "forward":
         with torch.no_grad(), autocast():
             size, lap = _tile_sizes(generator, padded, tile or 512, overlap, multiple, 1)
@@ -150,7 +153,8 @@ def translate_tiled(
             autocast=autocast,
             known=stats,
         )
-    return out[:, :, :height, :width].float()
+    out = out[:, :, :height, :width]
+    return out if out.dtype == torch.uint8 else out.float()
 
 
 def streamable(

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import Iterable, Iterator, Optional, Union
 
 import torch
+import torchvision.transforms.functional as TF
 from PIL import Image
 
 from data.image_folder import convert_image, load_image
@@ -228,9 +229,7 @@ class Translator:
             options = onnxruntime.SessionOptions()
             options.intra_op_num_threads, options.inter_op_num_threads = torch.get_num_threads(), 1
             options.log_severity_level = 3
-            self._session = onnxruntime.InferenceSession(
-                buffer.getvalue(), options, providers=["CPUExecutionProvider"]
-            )
+            self._session = onnxruntime.InferenceSession(buffer.getvalue(), options, providers=["CPUExecutionProvider"])
         out = run_session(self._session, [((x.float() + 1.0) / 2.0).clamp(0.0, 1.0)])
         return (out * 2.0 - 1.0)[:, None]
 
@@ -289,7 +288,7 @@ class Translator:
         normalisation statistics (inference/tiling.py); ``tile`` alone tiles every image. A generator that
         declares it cannot be tiled (mmsc's) is refused with one line. ``statistics``: what the generator's
         instance norms use instead of each image's own (a clip's, inference/video.py); tiles share them as they are.
-        ``max_memory``: bytes this process may hold (default: 1.5 GiB, or less where the system has less;
+        ``max_memory``: bytes this process may hold (default: 1.5 GiB, or 512 MiB beyond what it holds already;
         inference/streaming.py): on the CPU an image whose whole pass would not fit is translated stage by
         stage in tiles within it, exactly, the maps that do not fit kept in scratch files in ``scratch``
         (default: the system's temporary folder). ``image`` may also be a path, read as translate.py reads
@@ -297,6 +296,10 @@ class Translator:
         """
         if isinstance(image, (str, os.PathLike)):
             image = load_image(str(image), self.opt.input_nc)
+        if isinstance(image, Image.Image) and tile is None and (max_side is None or max(image.size) <= max_side):
+            photo = self._translate_bytes(image, max_memory, scratch, statistics)
+            if photo is not None:
+                return photo
         x, as_pil = self._input(image)
         out = self.translate_tensor(
             x,
@@ -366,7 +369,36 @@ class Translator:
             with statistics.attached() if statistics is not None else contextlib.nullcontext():
                 return torch.stack([torch.stack(r.outputs) for r in self.run(batch)])
 
-    def _memory_plan(self, x: torch.Tensor, max_memory: Optional[int]) -> Optional[MemoryPlan]:
+    def _translate_bytes(
+        self,
+        image: Image.Image,
+        max_memory: Optional[int],
+        scratch: Optional[str],
+        statistics: Optional[NormStatistics],
+    ) -> Optional[Image.Image]:
+        """A photo too large for its whole pass, streamed from its bytes to bytes (inference/streaming.py's byte
+        maps: a quarter of the float tensors' memory, the same pixels); None where that does not apply (it fits
+        whole, a side is not a multiple of the size multiple, mmsc, a GPU)."""
+        traits = traits_of(self.generator, self.generator_name, "translated")
+        if self.multi_output or any(side % traits.size_multiple for side in image.size):
+            return None
+        x = TF.pil_to_tensor(convert_image(image, self.opt.input_nc))[None]
+        plan = self._memory_plan(x, max_memory, value_bytes=1)
+        if plan is None or plan.whole:
+            return None
+        out = translate_tiled(
+            self.generator,
+            x,
+            autocast=self.model.autocast,
+            name=self.generator_name,
+            known=statistics,
+            budget=plan.budget,
+            map_bytes=plan.map_bytes,
+            folder=scratch,
+        )[0]
+        return Image.fromarray((out if out.shape[0] == 3 else out.expand(3, -1, -1)).permute(1, 2, 0).numpy())
+
+    def _memory_plan(self, x: torch.Tensor, max_memory: Optional[int], value_bytes: int = 4) -> Optional[MemoryPlan]:
         """On the CPU, for a generator that can be streamed (inference/streaming.py): whether ``x`` runs whole
         within ``max_memory`` or in tiles (a MemoryPlan); None where no plan applies (a GPU, mmsc, forward-tiled
         generators: whole images, as before)."""
@@ -380,7 +412,7 @@ class Translator:
             return None
         multiple = traits.size_multiple
         height, width = (-(-side // multiple) * multiple for side in x.shape[-2:])
-        return memory_plan(program, x.shape[0], height, width, max_memory)
+        return memory_plan(program, x.shape[0], height, width, max_memory, value_bytes)
 
     def _input(self, image: Union[Image.Image, torch.Tensor]) -> tuple[torch.Tensor, bool]:
         """(1 or N, input_nc, H, W) in [-1, 1], and whether the input was a PIL image."""
