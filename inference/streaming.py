@@ -861,6 +861,38 @@ def parse_bytes(text: str) -> int:
     return int(number * factor)
 
 
+_LAYER_BYTES: "weakref.WeakKeyDictionary[nn.Module, float]" = weakref.WeakKeyDictionary()
+
+
+def fits_whole(generator: nn.Module, x: torch.Tensor, max_memory: Optional[int], value_bytes: int = 4) -> bool:
+    """Whether ``x`` surely fits its whole pass, judged without compiling a stage program: four times the
+    largest layer's input and output (per pixel, from one pass over a 32x32 input, with the allocator's factor)
+    within what :func:`memory_plan` would leave. Four times covers every stage's working set of the generators
+    here (the sc generator's largest stage holds 3 times its largest layer's input and output), so an image
+    this passes is one the plan would run whole too; the others get the plan."""
+    if generator not in _LAYER_BYTES:
+        sizes: list[float] = []
+
+        def hook(module: nn.Module, inputs: tuple, output: object) -> None:
+            if inputs and isinstance(inputs[0], torch.Tensor) and isinstance(output, torch.Tensor):
+                sizes.append((inputs[0].numel() + output.numel()) / 32**2)
+
+        leaves = [m for m in generator.modules() if not list(m.children())]
+        hooks = [m.register_forward_hook(hook) for m in leaves]
+        try:
+            parameter = next(generator.parameters())
+            with torch.no_grad():
+                generator(torch.zeros(1, x.shape[1], 32, 32, device=parameter.device))
+        finally:
+            for handle in hooks:
+                handle.remove()
+        _LAYER_BYTES[generator] = 4.0 * ALLOCATOR_FACTOR * max(sizes, default=0.0)
+    limit = max_memory if max_memory is not None else default_max_memory()
+    pixels = x.shape[0] * x.shape[-2] * x.shape[-1]
+    images = pixels * value_bytes * 3 * x.shape[1]
+    return 4 * _LAYER_BYTES[generator] * pixels <= limit - resident_bytes() - images
+
+
 def memory_plan(
     program: Program, batch: int, height: int, width: int, max_memory: Optional[int], value_bytes: int = 4
 ) -> MemoryPlan:

@@ -36,7 +36,7 @@ from data.transforms import to_tensor
 from inference.onnx_export import ORT_MISSING, ExportGraph, export_graph, run_session
 from inference.statistics import NormStatistics
 from inference.sources import Source, States, network_files, read_run_networks, resolve
-from inference.streaming import MemoryPlan, memory_plan
+from inference.streaming import MemoryPlan, fits_whole, memory_plan
 from inference.tiling import streamable, translate_tiled
 from inference.traits import traits_of
 from models import create_model, find_model_using_name
@@ -407,6 +407,8 @@ class Translator:
         traits = traits_of(self.generator, self.generator_name, "translated")
         if traits.tiling != "layers":
             return None
+        if fits_whole(self.generator, x, max_memory, value_bytes):  # no stage program needed
+            return MemoryPlan(whole=True)
         program = streamable(self.generator, traits, x.shape[1], self.generator_name)
         if program is None:
             return None
