@@ -1,6 +1,8 @@
 """Translation speed and memory against the machine's own limit: seconds, % of the fp32 matrix-multiply rate
 measured in the same run, and peak resident memory of a child process, per image size and path.
 
+    python benchmarks/bench_translate.py --sizes --folder 8      # the folder rate only
+    python benchmarks/bench_translate.py --photo 4096x3072       # translate.py itself on one phone photo
     python benchmarks/bench_translate.py [--sizes 256x256 512x512 1024x768 2048x1536 4096x3072]
                                          [--threads 2] [--max_memory 1.5G] [--check 2048x1536] [--folder 8]
 
@@ -23,9 +25,13 @@ matrix products with the same threads, measured first. ``--check``: the size at 
 is compared with the whole pass (max |difference|, in [0, 1] units). Sizes whose whole pass would need more
 than the machine's memory are skipped for ``whole`` and ``onnxruntime``.
 
-``--folder N``: translate.py itself over a folder of N 512x512 PNG photos (decoding, translating, encoding on
-its threads), against N times the best single-image time of the same translator in one process: the folder's
-rate as a share of the single-image rate, for each backend. The whole process counts (loading, the export).
+``--photo WxH``: instead, translate.py itself on one photo of that size with its defaults: seconds (the whole
+command) and the child's peak RSS.
+
+``--folder N``: translate.py itself over folders of 1 and of N 512x512 PNG photos (decoding, translating,
+encoding on its threads), against the best single-image time of the same translator in one process: the rate
+of the N - 1 more photos (the difference of the two runs: no start-up) and of the whole folder (start-up, the
+export included) as shares of the single-image rate, for each backend.
 """
 
 from __future__ import annotations
@@ -143,25 +149,29 @@ def run_child(path: str, height: int, width: int, args: argparse.Namespace, comp
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def folder_rate(count: int, side: int, threads: int, backend: str) -> tuple[float, float]:
-    """(seconds for translate.py over a folder of ``count`` PNG photos of ``side``², seconds for one image
-    through the same translator in one process, the best of 2): the real command in a child process, reading
-    and writing PNGs; the generator saved from random weights as a lone latest_net_G.pth."""
+def folder_rate(count: int, side: int, threads: int, backend: str) -> tuple[float, float, float]:
+    """(seconds for translate.py over a folder of one PNG photo of ``side``², over ``count`` of them, and one
+    image through the same translator in one process, the best of 2): the real command in child processes,
+    reading and writing PNGs; the generator saved from random weights as a lone latest_net_G.pth. The
+    difference of the two folders is the cost of ``count - 1`` more photos, without starting up."""
     import numpy as np
     from PIL import Image
 
     from models.networks import build_generator
 
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
     with tempfile.TemporaryDirectory() as folder:
         torch.manual_seed(0)
-        torch.save(build_generator(**GENERATOR).state_dict(), os.path.join(folder, "latest_net_G.pth"))
-        os.makedirs(os.path.join(folder, "in"))
+        weights = os.path.join(folder, "latest_net_G.pth")
+        torch.save(build_generator(**GENERATOR).state_dict(), weights)
         rng = np.random.default_rng(0)
-        for i in range(count):  # smooth colour fields: PNGs that compress like photos, not like noise
-            coarse = rng.integers(0, 256, (side // 32, side // 32, 3), dtype=np.uint8)
-            image = Image.fromarray(coarse).resize((side, side), Image.BICUBIC)
-            image.save(os.path.join(folder, "in", f"{i:03d}.png"))
-        env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+        for name, number in (("one", 1), ("many", count)):
+            os.makedirs(os.path.join(folder, name))
+            for i in range(number):  # smooth colour fields: PNGs that compress like photos, not like noise
+                coarse = rng.integers(0, 256, (side // 32, side // 32, 3), dtype=np.uint8)
+                image = Image.fromarray(coarse).resize((side, side), Image.BICUBIC)
+                image.save(os.path.join(folder, name, f"{i:03d}.png"))
         single = (
             "import sys, time, torch; from inference import Translator; from PIL import Image\n"
             f"torch.set_num_threads({threads}); t = Translator.load(sys.argv[1], backend='{backend}')\n"
@@ -170,18 +180,50 @@ def folder_rate(count: int, side: int, threads: int, backend: str) -> tuple[floa
             "    s = time.perf_counter(); t.translate(image); best = min(best, time.perf_counter() - s)\n"
             "print(best)"
         )
-        weights, first = os.path.join(folder, "latest_net_G.pth"), os.path.join(folder, "in", "000.png")
+        first = os.path.join(folder, "one", "000.png")
         one = subprocess.run([sys.executable, "-c", single, weights, first], capture_output=True, text=True, env=env)
+        seconds = []
+        for name in ("one", "many"):
+            start = time.perf_counter()
+            subprocess.run(
+                [sys.executable, "translate.py", "--name", weights, "--device", "cpu", "--backend", backend]
+                + [os.path.join(folder, name), os.path.join(folder, name + "_out")],
+                check=True,
+                capture_output=True,
+                env=env,
+                cwd=root,
+            )
+            seconds.append(time.perf_counter() - start)
+        return seconds[0], seconds[1], float(one.stdout.strip().splitlines()[-1])
+
+
+def photo_run(height: int, width: int, threads: int) -> tuple[float, float]:
+    """(seconds, peak RSS in GiB) of translate.py itself on one smooth ``width`` x ``height`` PNG photo with its
+    defaults (the memory plan, --max_memory 1.5G): the real command in a child process, its peak from
+    RUSAGE_CHILDREN (this process starts no other child before it)."""
+    import numpy as np
+    from PIL import Image
+
+    from models.networks import build_generator
+
+    with tempfile.TemporaryDirectory() as folder:
+        torch.manual_seed(0)
+        weights = os.path.join(folder, "latest_net_G.pth")
+        torch.save(build_generator(**GENERATOR).state_dict(), weights)
+        coarse = np.random.default_rng(0).integers(0, 256, (height // 64, width // 64, 3), dtype=np.uint8)
+        Image.fromarray(coarse).resize((width, height), Image.BICUBIC).save(os.path.join(folder, "photo.png"))
+        env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
         start = time.perf_counter()
         subprocess.run(
-            [sys.executable, "translate.py", "--name", weights, "--device", "cpu", "--backend", backend]
-            + [os.path.join(folder, "in"), os.path.join(folder, "out")],
+            [sys.executable, "translate.py", "--name", weights, "--device", "cpu"]
+            + [os.path.join(folder, "photo.png"), os.path.join(folder, "out")],
             check=True,
             capture_output=True,
             env=env,
             cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
         )
-        return time.perf_counter() - start, float(one.stdout.strip().splitlines()[-1])
+        seconds = time.perf_counter() - start
+    return seconds, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024 / 2**30
 
 
 def size(text: str) -> tuple[int, int]:
@@ -191,12 +233,15 @@ def size(text: str) -> tuple[int, int]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", nargs="+", default=["256x256", "512x512", "1024x768", "2048x1536", "4096x3072"])
+    parser.add_argument("--sizes", nargs="*", default=["256x256", "512x512", "1024x768", "2048x1536", "4096x3072"])
     parser.add_argument("--paths", nargs="+", default=["whole", "streamed", "onnxruntime", "bf16"])
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--max_memory", default="1.5G", help="the streamed path's budget (translate.py's option)")
     parser.add_argument("--check", default="2048x1536", help="where the streamed output is compared with the whole")
     parser.add_argument("--folder", type=int, default=8, help="photos of 512x512 in the folder measured (0: none)")
+    parser.add_argument(
+        "--photo", default=None, help="only: translate.py itself on one photo of this size (e.g. 4096x3072)"
+    )
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--compare", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("size", nargs="?", help=argparse.SUPPRESS)
@@ -206,6 +251,17 @@ def main() -> None:
 
         height, width = size(args.size)
         print(json.dumps(child(args.child, height, width, args.threads, parse_bytes(args.max_memory), args.compare)))
+        return
+
+    if args.photo:
+        height, width = size(args.photo)
+        seconds, peak = photo_run(height, width, args.threads)  # first: RUSAGE_CHILDREN must be its own
+        rate, gflop = gemm_rate(args.threads), gflop_per_pixel() * height * width
+        print(
+            f"translate.py on one {width}x{height} PNG photo (defaults): {seconds:.1f} s including loading and "
+            f"writing, peak RSS {peak:.2f} GiB; {gflop:.0f} GFLOP, {gflop / seconds:.0f} GFLOP/s, "
+            f"{100 * gflop / seconds / rate:.0f}% of the fp32 GEMM rate ({rate:.0f} GFLOP/s)"
+        )
         return
 
     from inference.streaming import available_memory
@@ -254,12 +310,20 @@ def print_folder(args: argparse.Namespace) -> None:
     """The folder rate against the single-image rate, for each backend."""
     if not args.folder:
         return
-    print(f"\nA folder of {args.folder} PNG photos of 512x512 through translate.py (reading, translating, writing):\n")
-    print("| backend | folder (s) | one image in-process (s) | folder rate / single-image rate |")
-    print("|---|---|---|---|")
+    print(f"\nFolders of 1 and {args.folder} PNG photos of 512x512 through translate.py (read, translated, written):\n")
+    print(
+        f"| backend | 1 photo (s) | {args.folder} photos (s) | one image in-process (s) | rate of the "
+        f"{args.folder - 1} more photos / single-image rate | whole folder / single-image rate |"
+    )
+    print("|---|---|---|---|---|---|")
     for backend in ("torch", "onnxruntime"):
-        folder, one = folder_rate(args.folder, 512, args.threads, backend)
-        print(f"| {backend} | {folder:.1f} | {one:.2f} | {100 * args.folder * one / folder:.0f}% |", flush=True)
+        first, folder, one = folder_rate(args.folder, 512, args.threads, backend)
+        marginal = 100 * (args.folder - 1) * one / (folder - first)
+        print(
+            f"| {backend} | {first:.1f} | {folder:.1f} | {one:.2f} | {marginal:.0f}% | "
+            f"{100 * args.folder * one / folder:.0f}% |",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

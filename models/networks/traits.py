@@ -28,7 +28,9 @@ class InferenceTraits:
     tiling: how the tiles of one image can share its normalisation:
         'layers' - ``getattr(net, layers)`` is an nn.Sequential (encoder, a middle at 1/size_multiple of the
         size, decoder) whose only image-wide normalisations are ``nn.InstanceNorm2d`` layers: tiling gives
-        them the whole image's statistics;
+        them the whole image's statistics (inference/streaming.py runs it stage by stage; a module in it
+        that holds norms is an nn.Sequential or a residual block declaring ``residual_branch``, the name of
+        its branch, its forward being ``x + branch(x)``);
         'forward' - nothing normalises over the image: tiles run through ``forward`` and are blended;
         None - tiles cannot share it (``untileable`` says why): whole images only.
     noise: ``forward`` draws random noise; the module then has ``set_noise(enabled) -> previous setting``.
