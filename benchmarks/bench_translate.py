@@ -11,12 +11,14 @@ sampling) with random weights (speed does not depend on them). Paths, each in it
 peak RSS (``ru_maxrss``, after a warm-up at 64x64 that loads torch and the weights) is its own:
 
 - ``whole``: one pass, as Translator.translate runs an image that fits (``torch.no_grad``);
-- ``streamed``: inference/streaming.py within ``--max_memory`` (the memory plan translate.py makes: maps that do
-  not fit go to scratch files or are recomputed);
+- ``streamed``: inference/streaming.py within ``--max_memory`` (the memory plan translate.py makes, streamed even
+  where the image fits whole: maps that do not fit go to scratch files or are recomputed);
 - ``onnxruntime``: the generator exported as export.py exports it, run by onnxruntime's CPU provider (when
   installed; whole images: translate.py ``--backend onnxruntime``);
-- ``bf16``: the whole pass under CPU autocast to bfloat16 (translate.py ``--amp bf16``), with its largest
-  difference from the fp32 pass up to a megapixel.
+- ``bf16``: the whole pass under CPU autocast to bfloat16, with its largest difference from the fp32 pass up to
+  a megapixel;
+- ``streamed_bf16``: the streamed path under that autocast, as translate.py ``--amp bf16`` runs every image on
+  the CPU (channels last, where oneDNN's bf16 convolutions run on the AMX units), with the same difference.
 
 GFLOP: every convolution's multiply-adds x 2 (torch.utils.flop_counter at 256x256, scaled by the pixel count:
 the generator is fully convolutional). The rate is that GFLOP / seconds, also for the streamed path, whose
@@ -77,7 +79,7 @@ def gflop_per_pixel() -> float:
 
 def child(path: str, height: int, width: int, threads: int, max_memory: int, compare: bool) -> dict:
     """One timed translation in this process (run as ``--child``)."""
-    from inference.streaming import TILE_BYTES, MemoryPlan, memory_plan
+    from inference.streaming import memory_plan
     from inference.tiling import streamable, translate_tiled
     from models.networks import build_generator
 
@@ -119,18 +121,19 @@ def child(path: str, height: int, width: int, threads: int, max_memory: int, com
             with torch.no_grad():
                 result["difference"] = float((out.float() - net(x)).abs().max()) / 2
     else:
+        # streamed_bf16: the stages under bf16 autocast, as Translator runs every image with amp='bf16'
+        autocast = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if path == "streamed_bf16" else None
+        options = {"autocast": autocast} if autocast else {}
         program = streamable(net, net.inference, 3)
-        translate_tiled(net, small, budget=64 << 20)
-        plan = memory_plan(program, 1, height, width, max_memory)
-        if plan.whole:  # streamed all the same, every map in memory: the executor's own speed
-            plan = MemoryPlan(whole=False, budget=TILE_BYTES, map_bytes=max_memory)
+        translate_tiled(net, small, budget=64 << 20, **options)
+        plan = memory_plan(program, 1, height, width, max_memory, stream=True)  # streamed even if it fits whole
         before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         start = time.perf_counter()
-        out = translate_tiled(net, x, budget=plan.budget, map_bytes=plan.map_bytes)
+        out = translate_tiled(net, x, budget=plan.budget, map_bytes=plan.map_bytes, **options)
         seconds = time.perf_counter() - start
         result["peak_gib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 2**30
         result["plan"] = f"tiles {plan.budget >> 20} MiB, maps in memory up to {plan.map_bytes >> 20} MiB"
-        if compare:
+        if compare or (autocast and height * width <= 1 << 20):
             with torch.no_grad():
                 result["difference"] = float((out - net(x)).abs().max()) / 2
         result.update(seconds=seconds)
@@ -234,7 +237,7 @@ def size(text: str) -> tuple[int, int]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", nargs="*", default=["256x256", "512x512", "1024x768", "2048x1536", "4096x3072"])
-    parser.add_argument("--paths", nargs="+", default=["whole", "streamed", "onnxruntime", "bf16"])
+    parser.add_argument("--paths", nargs="+", default=["whole", "streamed", "onnxruntime", "bf16", "streamed_bf16"])
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--max_memory", default="1.5G", help="the streamed path's budget (translate.py's option)")
     parser.add_argument("--check", default="2048x1536", help="where the streamed output is compared with the whole")
@@ -281,7 +284,7 @@ def main() -> None:
         gflop = per_pixel * height * width
         for path in args.paths:
             whole_bytes = 2.2 * 2**30 * height * width / 1e6  # measured: about 2 GiB per megapixel
-            if path != "streamed" and whole_bytes > 0.8 * memory:
+            if not path.startswith("streamed") and whole_bytes > 0.8 * memory:
                 note = f"needs ~{whole_bytes / 2**30:.0f} GiB"
                 print(f"| {width}x{height} | {gflop:.0f} | {path} | – | – | – | – | {note} |")
                 continue
@@ -290,7 +293,7 @@ def main() -> None:
                     import onnxruntime  # noqa: F401
                 except ImportError:
                     continue
-            got = run_child(path, height, width, args, compare=path == "streamed" and text == args.check)
+            got = run_child(path, height, width, args, compare=path.startswith("streamed") and text == args.check)
             if "error" in got:
                 print(f"| {width}x{height} | {gflop:.0f} | {path} | – | – | – | – | {got['error']} |")
                 continue

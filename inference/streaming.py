@@ -894,12 +894,19 @@ def fits_whole(generator: nn.Module, x: torch.Tensor, max_memory: Optional[int],
 
 
 def memory_plan(
-    program: Program, batch: int, height: int, width: int, max_memory: Optional[int], value_bytes: int = 4
+    program: Program,
+    batch: int,
+    height: int,
+    width: int,
+    max_memory: Optional[int],
+    value_bytes: int = 4,
+    stream: bool = False,
 ) -> MemoryPlan:
     """Whole if the whole pass fits what ``max_memory`` (bytes for the process; default
     :func:`default_max_memory`) leaves after what the process holds and the image's own input and output
-    (``value_bytes`` each value: 4 for float tensors, 1 for a photo's bytes); else streamed within it. A
-    UserError (one line) when not even the input and output fit."""
+    (``value_bytes`` each value: 4 for float tensors, 1 for a photo's bytes); else streamed within it.
+    ``stream``: streamed even when the whole pass fits (its maps then in memory: the faster path under bf16
+    autocast, see benchmarks/README.md). A UserError (one line) when not even the input and output fit."""
     limit = max_memory if max_memory is not None else default_max_memory()
     out_channels = program.maps[program.stages[-1].out].channels
     images = batch * height * width * value_bytes * (program.maps[0].channels + 2 * out_channels)
@@ -910,7 +917,7 @@ def memory_plan(
             f"this process holds {resident_bytes() / 2**30:.2f} GiB, beyond the {limit / 2**30:.2f} GiB allowed; "
             "allow more (--max_memory) or translate a smaller image"
         )
-    if batch * whole_pass_bytes(program, height, width) <= free:
+    if not stream and batch * whole_pass_bytes(program, height, width) <= free:
         return MemoryPlan(whole=True)
     budget = min(free // 2, TILE_BYTES)
     return MemoryPlan(whole=False, budget=budget, map_bytes=free - budget)

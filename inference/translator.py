@@ -400,21 +400,23 @@ class Translator:
 
     def _memory_plan(self, x: torch.Tensor, max_memory: Optional[int], value_bytes: int = 4) -> Optional[MemoryPlan]:
         """On the CPU, for a generator that can be streamed (inference/streaming.py): whether ``x`` runs whole
-        within ``max_memory`` or in tiles (a MemoryPlan); None where no plan applies (a GPU, mmsc, forward-tiled
-        generators: whole images, as before)."""
+        within ``max_memory`` or in tiles (a MemoryPlan; always in tiles under ``amp='bf16'``, the faster path);
+        None where no plan applies (a GPU, mmsc, forward-tiled generators: whole images, as before)."""
         if self.model.device.type != "cpu" or self.multi_output:
             return None
         traits = traits_of(self.generator, self.generator_name, "translated")
         if traits.tiling != "layers":
             return None
-        if fits_whole(self.generator, x, max_memory, value_bytes):  # no stage program needed
+        # under bf16 autocast the stages (channels last) run about twice as fast as the whole eager pass
+        stream = self.opt.amp == "bf16"
+        if not stream and fits_whole(self.generator, x, max_memory, value_bytes):  # no stage program needed
             return MemoryPlan(whole=True)
         program = streamable(self.generator, traits, x.shape[1], self.generator_name)
         if program is None:
             return None
         multiple = traits.size_multiple
         height, width = (-(-side // multiple) * multiple for side in x.shape[-2:])
-        return memory_plan(program, x.shape[0], height, width, max_memory, value_bytes)
+        return memory_plan(program, x.shape[0], height, width, max_memory, value_bytes, stream=stream)
 
     def _input(self, image: Union[Image.Image, torch.Tensor]) -> tuple[torch.Tensor, bool]:
         """(1 or N, input_nc, H, W) in [-1, 1], and whether the input was a PIL image."""

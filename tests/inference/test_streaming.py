@@ -226,3 +226,20 @@ def test_an_odd_photo_streams_through_floats_with_the_same_pixels(tmp_path):
     whole = np.asarray(translator.translate(image, max_memory=64 << 30)).astype(int)
     streamed = np.asarray(translator.translate(image, max_memory=resident_bytes() + (24 << 20))).astype(int)
     assert streamed.shape == whole.shape == (150, 203, 3) and np.abs(streamed - whole).max() <= 1
+
+
+def test_bf16_translates_stage_by_stage_close_to_fp32(tmp_path, monkeypatch):
+    """amp='bf16' on the CPU always takes the stages (channels last, where oneDNN's bf16 convolutions are fast):
+    the spy sees it for an image that fits whole; the result moves (autocast is used) but stays within 1e-2."""
+    torch.save(generator("resnet_9blocks", seed=5).state_dict(), tmp_path / "latest_net_G.pth")
+    x = (photo_like(96, 128) + 1) / 2
+    fp32 = Translator.load(tmp_path / "latest_net_G.pth").translate(x)
+    import inference.streaming as streaming
+
+    calls = []
+    original = streaming.run_stages
+    monkeypatch.setattr(streaming, "run_stages", lambda *a, **k: calls.append(k["map_bytes"]) or original(*a, **k))
+    bf16 = Translator.load(tmp_path / "latest_net_G.pth", amp="bf16").translate(x)
+    assert calls and calls[0] > 96 * 128 * 4 * 64  # every map fits in memory: streamed for speed, not for room
+    difference = float((bf16 - fp32).abs().max())
+    assert 1e-5 < difference < 1e-2, difference
