@@ -15,6 +15,7 @@ CycleGAN's). One step, with style codes drawn fresh from N(0, I):
     fake_A = G_A(c_b, s_a)           fake_B = G_B(c_a, s_b)       translations
     c_b~, s_a~ = E_A(fake_A)         c_a~, s_b~ = E_B(fake_B)     content / style recon (lambda_rec_c, _s)
     [cyc_A = G_A(c_a~, s_a')          cyc_B = G_B(c_b~, s_b')]    style-augmented cycle (lambda_cycle, off)
+    [idt_A = G_A(E_B(real_A), s_a')   idt_B = G_B(E_A(real_B), s_b')] identity (lambda_identity, off)
 
 G's loss sums, over both directions, the lsgan terms of the multi-scale discriminators, the L1
 reconstructions and lambda_spatial * spatial(real, its translation). The published defaults
@@ -23,6 +24,13 @@ lr 1e-4, betas (0.5, 0.999), weight decay 1e-4, batch 1, no image pool; the gene
 Kaiming init, the discriminators N(0, 0.02). The step order is MUNIT's, D then G, with one
 difference (documented): the generators run once per step and D trains on those (detached)
 translations, where MUNIT's D step draws its own style codes and runs the generators a second time.
+
+``--lambda_identity`` (this project's addition, off by default as in the paper and MUNIT) is CycleGAN's
+identity term in MUNIT's terms: the translation A->B is G_B's decoder after G_A's content encoder, so an
+image of B passed through it with its own style code should come back unchanged (and the same the other
+way). The spatially-correlative loss cannot tell a translation from its luminance inverse, and without
+this term some seeds invert light and dark (docs/polarity.md); each identity image rides in the batches
+of the encoders and decoders the step runs anyway.
 
 ``--learned_attn`` trains LSeSim heads as the ``sc`` model does (real vs detached translation vs the
 other domain's real image rotated by 180 degrees, plus colour-jittered copies with ``--augment``);
@@ -74,6 +82,7 @@ class MMSCConfig:
     lambda_rec_s: Optional[float]
     lambda_rec_c: Optional[float]
     lambda_cycle: Optional[float]
+    lambda_identity: Optional[float]
 
 
 class MMSCModel(BaseModel):
@@ -121,6 +130,12 @@ class MMSCModel(BaseModel):
                 type=float,
                 default=0.0,
                 help="style-augmented cycle A->B->A, B->A->B (MUNIT recon_x_cyc_w); 0: off, as in the paper",
+            )
+            g.add_argument(
+                "--lambda_identity",
+                type=float,
+                default=0.0,
+                help="L1 of G_B(E_A(real_B), its style) vs real_B and the same for A: keeps light and dark (0: off)",
             )
             g.add_argument("--weight_decay", type=float, default=1e-4, help="Adam's L2 weight decay")
             parser.set_defaults(lr=0.0001, beta1=0.5, beta2=0.999, gan_mode="lsgan", pool_size=0)
@@ -179,21 +194,32 @@ class MMSCModel(BaseModel):
             print("Note: --augment only feeds the learned heads; without --learned_attn it has no effect.")
         self.use_spatial = opt.lambda_spatial > 0 or opt.learned_attn
         self.use_cycle = opt.lambda_cycle > 0
-        self.loss_names = [
-            "D_A",
-            "D_B",
-            "G_A",
-            "G_B",
-            "rec_x_A",
-            "rec_x_B",
-            "rec_s_A",
-            "rec_s_B",
-            "rec_c_A",
-            "rec_c_B",
-        ] + (["cycle_A", "cycle_B"] if self.use_cycle else [])
+        self.use_idt = opt.lambda_identity > 0
+        if self.use_idt and opt.input_nc != opt.output_nc:
+            raise UserError(
+                f"--lambda_identity {opt.lambda_identity} needs --input_nc equal to --output_nc "
+                f"(got {opt.input_nc} and {opt.output_nc}); or set --lambda_identity 0"
+            )
+        self.loss_names = (
+            [
+                "D_A",
+                "D_B",
+                "G_A",
+                "G_B",
+                "rec_x_A",
+                "rec_x_B",
+                "rec_s_A",
+                "rec_s_B",
+                "rec_c_A",
+                "rec_c_B",
+            ]
+            + (["cycle_A", "cycle_B"] if self.use_cycle else [])
+            + (["idt_A", "idt_B"] if self.use_idt else [])
+        )
         self.loss_names += (["G_s"] if opt.lambda_spatial > 0 else []) + (["spatial"] if opt.learned_attn else [])
         self.visual_names = ["real_A", "fake_B", "rec_A", "real_B", "fake_A", "rec_B"]
         self.visual_names += ["cyc_A", "cyc_B"] if self.use_cycle else []
+        self.visual_names += ["idt_A", "idt_B"] if self.use_idt else []
         self.model_names += ["D_A", "D_B"] + (["F"] if opt.learned_attn else [])
         self.compile_names = ["G_A", "G_B", "D_A", "D_B"]
         if self.use_spatial:
@@ -264,17 +290,35 @@ class MMSCModel(BaseModel):
             self.style_images = batch["style_B"].to(self.device, memory_format=self.memory_format)
 
     def forward(self) -> None:
-        """The training pass of the docstring; each decoder decodes its two batches at once."""
+        """The training pass of the docstring; each encoder and each decoder runs its batches at once."""
         if not self.is_train:
             self.translate()
             return
         n = self.real_A.shape[0]
         with self.autocast():
             s_a, s_b = self._style_noise(n), self._style_noise(n)
-            c_a, s_a_prime = self.netG_A(self.real_A)
-            c_b, s_b_prime = self.netG_B(self.real_B)
-            self.rec_A, self.fake_A = self.netG_A(torch.cat([c_a, c_b]), torch.cat([s_a_prime, s_a])).float().split(n)
-            self.rec_B, self.fake_B = self.netG_B(torch.cat([c_b, c_a]), torch.cat([s_b_prime, s_b])).float().split(n)
+            if self.use_idt:  # the other domain's real through each encoder too: (c_a, c_idt_B), (c_b, c_idt_A)
+                (c_a, c_idt_B), (s_a_prime, _) = (
+                    t.split(n) for t in self.netG_A(torch.cat([self.real_A, self.real_B]))
+                )
+                (c_b, c_idt_A), (s_b_prime, _) = (
+                    t.split(n) for t in self.netG_B(torch.cat([self.real_B, self.real_A]))
+                )
+                self.rec_A, self.fake_A, self.idt_A = (
+                    self.netG_A(torch.cat([c_a, c_b, c_idt_A]), torch.cat([s_a_prime, s_a, s_a_prime])).float().split(n)
+                )
+                self.rec_B, self.fake_B, self.idt_B = (
+                    self.netG_B(torch.cat([c_b, c_a, c_idt_B]), torch.cat([s_b_prime, s_b, s_b_prime])).float().split(n)
+                )
+            else:
+                c_a, s_a_prime = self.netG_A(self.real_A)
+                c_b, s_b_prime = self.netG_B(self.real_B)
+                self.rec_A, self.fake_A = (
+                    self.netG_A(torch.cat([c_a, c_b]), torch.cat([s_a_prime, s_a])).float().split(n)
+                )
+                self.rec_B, self.fake_B = (
+                    self.netG_B(torch.cat([c_b, c_a]), torch.cat([s_b_prime, s_b])).float().split(n)
+                )
             c_b_rec, s_a_rec = self.netG_A(self.fake_A)
             c_a_rec, s_b_rec = self.netG_B(self.fake_B)
             if self.use_cycle:
@@ -383,6 +427,9 @@ class MMSCModel(BaseModel):
         if self.use_cycle:
             terms["cycle_A"] = F.l1_loss(self.cyc_A, self.real_A) * opt.lambda_cycle
             terms["cycle_B"] = F.l1_loss(self.cyc_B, self.real_B) * opt.lambda_cycle
+        if self.use_idt:
+            terms["idt_A"] = F.l1_loss(self.idt_A, self.real_A) * opt.lambda_identity
+            terms["idt_B"] = F.l1_loss(self.idt_B, self.real_B) * opt.lambda_identity
         if opt.lambda_spatial > 0:
             other = self.feats["other"] if opt.loss_mode == "info" else None
             # the loss averages over the batch of both directions: x2 gives the sum of the two means

@@ -4,20 +4,28 @@
         --n_epochs 4 --n_epochs_decay 2 --load_size 128 --crop_size 96 --features efficientnet_lite0 \
         --train_args "--netG resnet_6blocks --ngf 32 --ndf 32 --lr 0.0002 --num_threads 0"
 
-Methods (``--methods``, default all): ``sc_fsesim`` (--model sc), ``sc_lsesim`` (--model sc
---learned_attn --augment --patch_size 32), ``cut``, ``fastcut`` (--model cut --CUT_mode FastCUT) and
-``cycle_gan``. Every method gets the same epochs, crop, batch, seed and ``--train_args``; everything
-else is the method's published default. Each is trained by train.py in its own process
-(``<output_dir>/checkpoints/<method>``), translates the test split at its own size with test.py's
-code, and is scored with the same code: FID and KID (test_fid.py's, on ``--features``) against
-``--real_dir``; SSIM and PSNR against the image of the same name in ``--real_dir`` where there is one
-(the demo's testB holds painted versions of the test photos); the spatially-correlative structure
-score (FSeSim, ImageNet VGG16, every location a query) between each input and its translation;
-seconds per training step and the training process's peak resident memory.
+Methods (``--methods``, default all): ``sc_fsesim`` (--model sc: the paper's command), ``sc_recommended``
+(--model sc --lambda_identity 1: the README's, which keeps the photo's light and dark, docs/polarity.md),
+``sc_lsesim`` (--model sc --learned_attn --augment --patch_size 32), ``cut``, ``fastcut`` (--model cut
+--CUT_mode FastCUT) and ``cycle_gan``. Every method gets the same epochs, crop, batch, seeds and
+``--train_args``; everything else is the method's published default.
 
-Writes comparison.csv, comparison.md (a Markdown table) and comparison.png (rows: test inputs;
-columns: input, each method, the ground truth if any). A method whose training and scores are done
-is skipped when the command is run again; one interrupted in training resumes (--continue_train).
+``--seeds N`` trains every method N times, with seeds ``--seed`` ... ``--seed`` + N - 1 (runs named
+``<method>_s<seed>``; with one seed, ``<method>``): one run per method ranks them by the luck of one
+draw (initial weights, data order, which can decide even the polarity of the output). The table then
+gives each method's mean ± standard deviation over its seeds, and below it every run's row.
+
+Each run is trained by train.py in its own process (``<output_dir>/checkpoints/<run>``), translates
+the test split at its own size with test.py's code, and is scored with the same code: FID and KID
+(test_fid.py's, on ``--features``) against ``--real_dir``; SSIM and PSNR against the image of the same
+name in ``--real_dir`` where there is one (the demo's testB holds painted versions of the test photos);
+the spatially-correlative structure score (FSeSim, ImageNet VGG16, every location a query) between each
+input and its translation; seconds per training step and the training process's peak resident memory.
+
+Writes comparison.csv (one row per run), comparison_summary.csv (per method: mean and standard deviation
+over the seeds), comparison.md (the Markdown tables) and comparison.png (rows: test inputs; columns:
+input, each method's run with the first seed, the ground truth if any). A run whose training and scores
+are done is skipped when the command is run again; one interrupted in training resumes (--continue_train).
 """
 
 from __future__ import annotations
@@ -60,6 +68,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 METHODS: dict[str, list[str]] = {
     "sc_fsesim": ["--model", "sc"],
+    "sc_recommended": ["--model", "sc", "--lambda_identity", "1"],
     "sc_lsesim": ["--model", "sc", "--learned_attn", "--augment", "--patch_size", "32"],
     "cut": ["--model", "cut"],
     "fastcut": ["--model", "cut", "--CUT_mode", "FastCUT"],
@@ -87,7 +96,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--load_size", type=int, default=286, help="train.py --load_size (all)")
     parser.add_argument("--crop_size", type=int, default=256, help="train.py --crop_size (all)")
     parser.add_argument("--batch_size", type=int, default=1, help="train.py --batch_size (all)")
-    parser.add_argument("--seed", type=int, default=0, help="train.py --seed (all)")
+    parser.add_argument("--seed", type=int, default=0, help="train.py --seed (all); the first seed with --seeds")
+    parser.add_argument("--seeds", type=int, default=1, help="runs per method, seeds --seed, --seed + 1, ...")
     parser.add_argument("--gpu_ids", default="-1", help="train.py / test.py --gpu_ids (default: the CPU)")
     parser.add_argument("--train_args", default="", help="more train.py options, the same for every method")
     parser.add_argument(
@@ -110,13 +120,23 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 # ---- training ------------------------------------------------------------------------------------
-def train_argv(args: argparse.Namespace, method: str) -> list[str]:
-    """train.py's command line for ``method`` under the shared budget."""
+def seeds_of(args: argparse.Namespace) -> list[int]:
+    return list(range(args.seed, args.seed + args.seeds))
+
+
+def run_name(args: argparse.Namespace, method: str, seed: int) -> str:
+    """The run's folder name: the method's own with one seed (as before --seeds), else <method>_s<seed>."""
+    return method if args.seeds == 1 else f"{method}_s{seed}"
+
+
+def train_argv(args: argparse.Namespace, method: str, seed: int | None = None) -> list[str]:
+    """train.py's command line for ``method`` under the shared budget (``seed``: default ``--seed``)."""
+    seed = args.seed if seed is None else seed
     argv = [
         "--dataroot",
         args.dataroot,
         "--name",
-        method,
+        run_name(args, method, seed),
         "--checkpoints_dir",
         checkpoints_dir(args),
         "--n_epochs",
@@ -130,7 +150,7 @@ def train_argv(args: argparse.Namespace, method: str) -> list[str]:
         "--batch_size",
         str(args.batch_size),
         "--seed",
-        str(args.seed),
+        str(seed),
         "--gpu_ids",
         args.gpu_ids,
     ]
@@ -159,20 +179,22 @@ def run_train(argv: list[str]) -> tuple[int, float, float]:
     return code, time.time() - start, usage.ru_maxrss / 1024.0  # Linux reports KiB
 
 
-def steps_done(args: argparse.Namespace, method: str) -> int:
-    path = os.path.join(checkpoints_dir(args), method, "latest_train_state.pth")
+def steps_done(args: argparse.Namespace, run: str) -> int:
+    path = os.path.join(checkpoints_dir(args), run, "latest_train_state.pth")
     if not os.path.isfile(path):
         return 0
     return int(torch.load(path, map_location="cpu", weights_only=True)["counters"]["steps"])
 
 
-def train_method(args: argparse.Namespace, method: str) -> dict:
-    """Train (or resume) ``method`` unless done; returns its record {argv, seconds, timed_steps, peak_rss_mb, done}.
+def train_method(args: argparse.Namespace, method: str, seed: int) -> dict:
+    """Train (or resume) ``method`` with ``seed`` unless done; returns the run's record {argv, seconds,
+    timed_steps, peak_rss_mb, done}.
 
     seconds and timed_steps add up every attempt made by this script (interrupted ones included).
     """
-    path = os.path.join(checkpoints_dir(args), method, "compare_training.json")
-    argv = train_argv(args, method)
+    run = run_name(args, method, seed)
+    path = os.path.join(checkpoints_dir(args), run, "compare_training.json")
+    argv = train_argv(args, method, seed)
     record = json.loads(Path(path).read_text()) if os.path.isfile(path) else {}
     if record and record["argv"] != argv:
         raise UserError(
@@ -182,12 +204,12 @@ def train_method(args: argparse.Namespace, method: str) -> dict:
     if record.get("done"):
         return record
     record = record or {"argv": argv, "seconds": 0.0, "timed_steps": 0, "peak_rss_mb": 0.0, "done": False}
-    before = steps_done(args, method)
+    before = steps_done(args, run)
     resume = ["--continue_train"] if before else []
     print(f"  training: python train.py {shlex.join(argv + resume)}", flush=True)
     code, seconds, peak = run_train(argv + resume)
     # An interrupted attempt counts too: the steps it finished are in its checkpoint.
-    timed = record["timed_steps"] + steps_done(args, method) - before
+    timed = record["timed_steps"] + steps_done(args, run) - before
     record.update(
         seconds=record["seconds"] + seconds,
         timed_steps=timed,
@@ -198,20 +220,20 @@ def train_method(args: argparse.Namespace, method: str) -> dict:
     if code == 130 or code < 0:
         raise KeyboardInterrupt
     if code != 0:
-        raise UserError(f"training {method} failed (train.py exit status {code}); see its message above")
+        raise UserError(f"training {run} failed (train.py exit status {code}); see its message above")
     return record
 
 
 # ---- scoring -------------------------------------------------------------------------------------
-def translate_method(args: argparse.Namespace, method: str) -> str:
-    """fake_B of every test input as <output_dir>/translations/<method>/<input name>.png, loaded and translated
+def translate_method(args: argparse.Namespace, run: str) -> str:
+    """fake_B of every test input as <output_dir>/translations/<run>/<input name>.png, loaded and translated
     as test.py and test_fid.py do (the inference package's loader and loop)."""
     opt = TestOptions(
         [
             "--dataroot",
             args.dataroot,
             "--name",
-            method,
+            run,
             "--checkpoints_dir",
             checkpoints_dir(args),
             "--gpu_ids",
@@ -223,7 +245,7 @@ def translate_method(args: argparse.Namespace, method: str) -> str:
         ]
     ).parse()
     dataset = create_dataset(opt, extras=batch_extras(opt))
-    folder = os.path.join(args.output_dir, "translations", method)
+    folder = os.path.join(args.output_dir, "translations", run)
     return translate(Translator.from_options(opt), dataset, folder, len(dataset))
 
 
@@ -257,13 +279,15 @@ def structure_score(input_dir: str, fake_dir: str, vgg: VGG16Features, device: t
     return float(np.mean(values))
 
 
-def score_method(args: argparse.Namespace, method: str, scorers: dict, record: dict) -> dict:
-    """One row of the comparison: realism, paired, structure and cost scores of ``method``."""
-    folder = translate_method(args, method)
+def score_method(args: argparse.Namespace, method: str, seed: int, scorers: dict, record: dict) -> dict:
+    """One row of the comparison: realism, paired, structure and cost scores of ``method``'s run with ``seed``."""
+    run = run_name(args, method, seed)
+    folder = translate_method(args, run)
     fake = compute_features(list_images(folder), scorers["extractor"], 50, scorers["device"])
     realism = realism_scores(scorers["real"], fake, kid_subsets=100, kid_subset_size=1000, prdc_k=0, seed=args.seed)
     row = {
         "method": method,
+        "seed": seed,
         "images": len(fake),
         "fid": realism["fid"],
         "kid": realism["kid"],
@@ -277,7 +301,7 @@ def score_method(args: argparse.Namespace, method: str, scorers: dict, record: d
         pass  # no ground truth of the same names: the paired scores stay empty
     row["structure"] = structure_score(os.path.join(args.dataroot, "testA"), folder, scorers["vgg"], scorers["device"])
     row.update(
-        steps=steps_done(args, method),
+        steps=steps_done(args, run),
         sec_per_step=record["seconds"] / max(record["timed_steps"], 1),
         peak_rss_mb=record["peak_rss_mb"],
     )
@@ -302,28 +326,70 @@ def build_scorers(args: argparse.Namespace) -> dict:
 
 
 # ---- outputs -------------------------------------------------------------------------------------
-def markdown_table(rows: list[dict]) -> str:
-    """The comparison as a Markdown table, best value of each score in bold."""
-    lower_is_better = {"fid", "kid", "structure", "sec_per_step", "peak_rss_mb"}
-    best = {}
-    for key in COLUMNS:
-        values = [r[key] for r in rows if not math.isnan(r[key])]
-        best[key] = (min if key in lower_is_better else max)(values) if values else None
-    lines = ["| method | " + " | ".join(HEADINGS) + " |", "|---" * (len(COLUMNS) + 1) + "|"]
+LOWER_IS_BETTER = {"fid", "kid", "structure", "sec_per_step", "peak_rss_mb"}
+
+
+def _number(key: str, value: float) -> str:
+    return "–" if math.isnan(value) else (f"{value:.4f}" if key == "kid" else f"{value:.3g}")
+
+
+def _best(rows: list[dict], key: str) -> float | None:
+    values = [r[key] for r in rows if not math.isnan(r[key])]
+    return (min if key in LOWER_IS_BETTER else max)(values) if values else None
+
+
+def markdown_table(rows: list[dict], label: str = "method") -> str:
+    """Rows as a Markdown table, the best value of each score in bold (``label``: the first column's key)."""
+    best = {key: _best(rows, key) for key in COLUMNS}
+    lines = [f"| {label} | " + " | ".join(HEADINGS) + " |", "|---" * (len(COLUMNS) + 1) + "|"]
     for row in rows:
         cells = []
         for key in COLUMNS:
-            value = row[key]
-            text = "–" if math.isnan(value) else (f"{value:.4f}" if key == "kid" else f"{value:.3g}")
-            cells.append(f"**{text}**" if value == best[key] and len(rows) > 1 else text)
-        lines.append(f"| {row['method']} | " + " | ".join(cells) + " |")
+            text = _number(key, row[key])
+            cells.append(f"**{text}**" if row[key] == best[key] and len(rows) > 1 else text)
+        lines.append(f"| {row[label]} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def summarise(rows: list[dict]) -> list[dict]:
+    """Per method, in the rows' order: the number of seeds and each score's mean and sample standard deviation
+    over them (``<key>`` and ``<key>_sd``; the sd is nan for one seed)."""
+    methods = list(dict.fromkeys(r["method"] for r in rows))
+    summary = []
+    for method in methods:
+        runs = [r for r in rows if r["method"] == method]
+        entry: dict = {"method": method, "seeds": len(runs)}
+        for key in COLUMNS:
+            values = np.array([r[key] for r in runs], dtype=np.float64)
+            finite = values[~np.isnan(values)]
+            entry[key] = float(finite.mean()) if len(finite) else math.nan
+            entry[f"{key}_sd"] = float(finite.std(ddof=1)) if len(finite) > 1 else math.nan
+        summary.append(entry)
+    return summary
+
+
+def summary_table(summary: list[dict]) -> str:
+    """Mean ± sd over the seeds per method; the best mean of each score in bold."""
+    best = {key: _best(summary, key) for key in COLUMNS}
+    lines = ["| method | seeds | " + " | ".join(HEADINGS) + " |", "|---" * (len(COLUMNS) + 2) + "|"]
+    for entry in summary:
+        cells = []
+        for key in COLUMNS:
+            text = _number(key, entry[key])
+            if not math.isnan(entry[f"{key}_sd"]):
+                text += f" ± {_number(key, entry[key + '_sd'])}"
+            cells.append(f"**{text}**" if entry[key] == best[key] and len(summary) > 1 else text)
+        lines.append(f"| {entry['method']} | {entry['seeds']} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
 def figure(args: argparse.Namespace, rows: list[dict], real_dir: str, path: str) -> None:
     """Grid: one row per test input (the first ``--figure_rows`` by name); columns input, methods, truth."""
     inputs = by_stem(os.path.join(args.dataroot, "testA"))
-    fakes = {r["method"]: by_stem(os.path.join(args.output_dir, "translations", r["method"])) for r in rows}
+    first = {}
+    for row in rows:  # each method's run with the first seed
+        first.setdefault(row["method"], run_name(args, row["method"], int(row.get("seed", args.seed))))
+    fakes = {method: by_stem(os.path.join(args.output_dir, "translations", run)) for method, run in first.items()}
     truths = by_stem(real_dir)
     names = sorted(set(inputs).intersection(*[set(f) for f in fakes.values()]))[: args.figure_rows]
     columns = [inputs] + list(fakes.values()) + ([truths] if names and all(n in truths for n in names) else [])
@@ -341,7 +407,19 @@ def figure(args: argparse.Namespace, rows: list[dict], real_dir: str, path: str)
 
 def write_outputs(args: argparse.Namespace, rows: list[dict], real_dir: str) -> None:
     write_scores_csv(rows, os.path.join(args.output_dir, "comparison.csv"))
-    table = markdown_table(rows)
+    if args.seeds == 1:
+        table = markdown_table(rows)
+    else:
+        summary = summarise(rows)
+        write_scores_csv(summary, os.path.join(args.output_dir, "comparison_summary.csv"))
+        for row in rows:
+            row["run"] = run_name(args, row["method"], int(row["seed"]))
+        table = (
+            f"Mean ± standard deviation over seeds {args.seed}-{args.seed + args.seeds - 1}:\n\n"
+            + summary_table(summary)
+            + "\nEvery run:\n\n"
+            + markdown_table(rows, label="run")
+        )
     write_text_atomic(os.path.join(args.output_dir, "comparison.md"), table)
     figure(args, rows, real_dir, os.path.join(args.output_dir, "comparison.png"))
     print(table)
@@ -356,7 +434,7 @@ def check_arguments(args: argparse.Namespace) -> None:
             raise UserError(f"--{option} {getattr(args, option)}: must be 0 or more")
     if args.n_epochs + args.n_epochs_decay < 1:
         raise UserError("--n_epochs and --n_epochs_decay: train at least one epoch in all")
-    for option in ("load_size", "crop_size", "batch_size", "figure_rows", "figure_size"):
+    for option in ("load_size", "crop_size", "batch_size", "seeds", "figure_rows", "figure_size"):
         if getattr(args, option) < 1:
             raise UserError(f"--{option} {getattr(args, option)}: must be at least 1")
     if args.crop_size > args.load_size:
@@ -376,20 +454,25 @@ def main() -> None:
     os.makedirs(args.output_dir, exist_ok=True)
     scorers = None
     rows = []
-    for index, method in enumerate(args.methods, 1):
-        score_path = os.path.join(args.output_dir, "scores", f"{method}.json")
-        print(f"[{index}/{len(args.methods)}] {method}", flush=True)
-        record = train_method(args, method)
+    runs = [(method, seed) for seed in seeds_of(args) for method in args.methods]  # every method once per seed
+    for index, (method, seed) in enumerate(runs, 1):
+        run = run_name(args, method, seed)
+        score_path = os.path.join(args.output_dir, "scores", f"{run}.json")
+        print(f"[{index}/{len(runs)}] {run}", flush=True)
+        record = train_method(args, method, seed)
         if os.path.isfile(score_path):
             print("  trained and scored before: skipped", flush=True)
-            rows.append(json.loads(Path(score_path).read_text()))
+            row = json.loads(Path(score_path).read_text())
+            rows.append({"seed": seed, **row})  # files written before --seeds have no seed
             continue
         print("  scoring", flush=True)
         scorers = scorers or build_scorers(args)
-        row = score_method(args, method, scorers, record)
+        row = score_method(args, method, seed, scorers, record)
         os.makedirs(os.path.dirname(score_path), exist_ok=True)
         write_text_atomic(score_path, json.dumps(row, indent=1))
         rows.append(row)
+    order = {method: i for i, method in enumerate(args.methods)}
+    rows.sort(key=lambda r: (order[r["method"]], r["seed"]))
     write_outputs(args, rows, args.real_dir or os.path.join(args.dataroot, "testB"))
 
 

@@ -21,6 +21,8 @@ own size) with this project's generator code, and scored:
 - ``ssim``: SSIM of the output to the painted ground truth (``testB``, same names), the mean over photos.
 - ``colour``: colour-histogram distance (0..1) of the output to the painted truth: whether the palette was
   taken, wherever it is (the photos themselves score ``photo`` in the table's first line).
+- ``lpips`` (``--model mmsc``): the LPIPS between every two of a photo's ``--n_styles`` translations, the mean
+  over the photos: how much the style code changes the output (evaluations/lpips.py).
 
 ``--figure PATH TAGS SEEDS`` trains nothing: it draws the first test photos, their painted truth and the
 last-epoch output of each listed setting (comma-separated tags) and seed, one column each.
@@ -91,7 +93,7 @@ BASE_OPTIONS = [
     "1000000",
     "--no_html",
 ]
-FIELDS = ["code", "tag", "seed", "epoch", "r_mean", "r_min", "n_neg", "n_images", "ssim", "colour", "train_s"]
+FIELDS = ["code", "tag", "seed", "epoch", "r_mean", "r_min", "n_neg", "n_images", "ssim", "colour", "lpips", "train_s"]
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -325,7 +327,27 @@ def score_run(
     if not os.path.isfile(os.path.join(folder, f"{epoch}_net_G_A.pth")):
         return None
     styles = translate_test_py(args, seed, epoch, extra)
-    return score_outputs([y for outputs in styles for y in outputs], pairs * len(styles))
+    scores = score_outputs([y for outputs in styles for y in outputs], pairs * len(styles))
+    if len(styles) > 1:
+        scores["lpips"] = style_diversity(styles, args.vgg_weights or "imagenet")
+    return scores
+
+
+_LPIPS: dict = {}
+
+
+def style_diversity(styles: list[list[np.ndarray]], weights: str) -> float:
+    """Mean over the photos of the LPIPS between every two of its translations (``styles[k][photo]``)."""
+    from evaluations.lpips import LPIPSVGG
+
+    if weights not in _LPIPS:
+        _LPIPS[weights] = LPIPSVGG(weights)
+    values = []
+    with torch.no_grad():
+        for outputs in zip(*styles):
+            batch = torch.from_numpy(np.stack(outputs)).permute(0, 3, 1, 2).float() * 2 - 1
+            values.append(_LPIPS[weights].diversity(batch))
+    return float(np.mean(values))
 
 
 def read_rows(path: str) -> list[dict]:
@@ -351,18 +373,20 @@ def summary(rows: list[dict], pairs: list[tuple[np.ndarray, np.ndarray]]) -> str
         groups.setdefault((row["code"], row["tag"], int(row["epoch"])), []).append(row)
     lines = [
         "| code | setting | epoch | runs keeping polarity | r_mean: mean (min) | SSIM to truth: mean ± sd "
-        "| colour distance to truth |",
-        "|---|---|---|---|---|---|---|",
+        "| colour distance to truth | LPIPS between styles |",
+        "|---|---|---|---|---|---|---|---|",
         f"| untranslated photos | | | | +1.00 | {np.mean([ssim(p, t) for p, t in pairs]):.3f} "
-        f"| {np.mean([colour_distance(p, t) for p, t in pairs]):.3f} |",
+        f"| {np.mean([colour_distance(p, t) for p, t in pairs]):.3f} | |",
     ]
     for (code, tag, epoch), group in sorted(groups.items()):
         r = np.array([float(g["r_mean"]) for g in group])
         s = np.array([float(g["ssim"]) for g in group])
         c = np.array([float(g.get("colour") or "nan") for g in group])
+        d = np.array([float(g.get("lpips") or "nan") for g in group])
+        diversity = "" if np.isnan(d).all() else f"{np.nanmean(d):.3f}"
         lines.append(
             f"| {code} | {tag} | {epoch} | {int((r > 0).sum())} of {len(r)} | {r.mean():+.2f} ({r.min():+.2f})"
-            f" | {s.mean():.3f} ± {s.std(ddof=1) if len(s) > 1 else 0.0:.3f} | {c.mean():.3f} |"
+            f" | {s.mean():.3f} ± {s.std(ddof=1) if len(s) > 1 else 0.0:.3f} | {c.mean():.3f} | {diversity} |"
         )
     return "\n".join(lines)
 

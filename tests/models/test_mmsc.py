@@ -169,6 +169,7 @@ def test_munit_defaults():
         (["--crop_size", "30", "--load_size", "30"], "--crop_size 30: --model mmsc needs a multiple of 4"),
         (["--n_scales_D", "3", "--n_layers_D", "4"], "needs at least 64"),
         (["--style_dim", "0"], "--style_dim 0: must be at least 1"),
+        (["--lambda_identity", "1", "--output_nc", "1"], "--lambda_identity 1.0 needs --input_nc equal to --output_nc"),
     ],
 )
 def test_bad_training_options_are_one_line(extra, needle, tiny, tmp_path, monkeypatch, capsys):
@@ -229,6 +230,35 @@ def test_spatial_loss_sums_both_directions(tiny, tmp_path):
         feats = [[f[model.vgg.layers.index(i)] for i in model.attn_layers] for f in feats]
         apart = float(model.netF(feats[0], feats[1]) + model.netF(feats[2], feats[3])) * 10
     assert together == pytest.approx(apart, rel=1e-5)
+
+
+def test_identity_term_is_each_domain_through_the_others_encoder_with_its_own_style(tiny, tmp_path):
+    """--lambda_identity 2: idt_B = G_B(content of real_B by E_A, style of real_B by E_B), each computed on its
+    own; the batched translations and reconstructions equal those of a run without the term."""
+    argv = common(tiny, tmp_path, "idt") + ["--lambda_identity", "2"]
+    opt, model = build(argv)
+    _, plain = build(common(tiny, tmp_path, "plain"))
+    batch = next(iter(create_dataset(opt)))
+    terms = g_terms(model, batch)
+    for net in ("G_A", "G_B"):
+        for a, b in zip(getattr(model, "net" + net).parameters(), getattr(plain, "net" + net).parameters()):
+            assert torch.equal(a, b)
+    with torch.no_grad():
+        c_idt_b, _ = model.netG_A(model.real_B)
+        _, s_b = model.netG_B(model.real_B)
+        idt_b = model.netG_B(c_idt_b, s_b)
+        c_idt_a, _ = model.netG_B(model.real_A)
+        _, s_a = model.netG_A(model.real_A)
+        idt_a = model.netG_A(c_idt_a, s_a)
+    assert torch.allclose(model.idt_B, idt_b, atol=1e-5) and torch.allclose(model.idt_A, idt_a, atol=1e-5)
+    expected = 2 * (idt_b - model.real_B).abs().mean()
+    assert float(terms["idt_B"]) == pytest.approx(float(expected), rel=1e-5)
+    assert float(terms["idt_A"]) == pytest.approx(float(2 * (idt_a - model.real_A).abs().mean()), rel=1e-5)
+    plain_terms = g_terms(plain, batch)
+    assert "idt_A" not in plain_terms
+    torch.testing.assert_close(model.fake_B, plain.fake_B, atol=1e-5, rtol=0)
+    torch.testing.assert_close(model.rec_A, plain.rec_A, atol=1e-5, rtol=0)
+    assert {"idt_A", "idt_B"} <= set(model.loss_names) and {"idt_A", "idt_B"} <= set(model.visual_names)
 
 
 def test_lsesim_resume_is_bit_identical_and_test_py_writes_k_outputs(tiny, tmp_path, monkeypatch):

@@ -1,6 +1,7 @@
 """scripts/compare.py on a tiny dataset: trains, scores, writes CSV / table / figure, resumes and skips."""
 
 import csv
+import json
 
 import numpy as np
 import pytest
@@ -74,3 +75,46 @@ def test_compare_trains_scores_resumes_and_skips(tmp_path, monkeypatch, capsys):
     second = capsys.readouterr().out
     assert "training:" not in second and second.count("skipped") == 2
     assert stamps == {p: p.stat().st_mtime_ns for p in (out / "checkpoints").rglob("*.pth")}
+
+
+@pytest.mark.slow
+def test_compare_over_seeds_gives_each_method_mean_and_spread(tmp_path, monkeypatch, capsys):
+    """--seeds 2: every method trained with seeds 3 and 4 in runs of their own; the summary is the mean and the
+    sample standard deviation of the per-run rows (recomputed here from comparison.csv)."""
+    root = write_unaligned(tmp_path / "data", 2)
+    weights = tmp_path / "effnet.pth"
+    torch.manual_seed(0)
+    torch.save(EfficientNetLite0().state_dict(), weights)
+    out = tmp_path / "cmp"
+    argv = ["--dataroot", root, "--output_dir", out, "--methods", "sc_recommended", "fastcut", "--seed", "3"]
+    argv += ["--seeds", "2", "--n_epochs", "1", "--n_epochs_decay", "0", "--load_size", "36", "--crop_size", "32"]
+    argv += ["--vgg_weights", "random", "--features", "efficientnet_lite0", "--feature_weights", weights]
+    argv += ["--train_args", "--ngf 8 --ndf 8 --num_threads 0"]
+    assert run_script(compare, argv, monkeypatch) == 0
+    capsys.readouterr()
+    rows = list(csv.DictReader(open(out / "comparison.csv")))
+    assert [(r["method"], r["seed"]) for r in rows] == [
+        ("sc_recommended", "3"),
+        ("sc_recommended", "4"),
+        ("fastcut", "3"),
+        ("fastcut", "4"),
+    ]
+    for run in ("sc_recommended_s3", "sc_recommended_s4", "fastcut_s3", "fastcut_s4"):
+        options = json.loads((out / "checkpoints" / run / "opt.json").read_text())
+        assert options["seed"] == int(run[-1])
+    assert json.loads((out / "checkpoints" / "sc_recommended_s3" / "opt.json").read_text())["lambda_identity"] == 1.0
+    a, b = (np.asarray(Image.open(out / "translations" / f"fastcut_s{s}" / "img_0.png"), dtype=int) for s in (3, 4))
+    assert np.abs(a - b).max() > 0  # the seed reached the runs
+    summary = list(csv.DictReader(open(out / "comparison_summary.csv")))
+    assert [s["method"] for s in summary] == ["sc_recommended", "fastcut"]
+    for entry in summary:
+        runs = [r for r in rows if r["method"] == entry["method"]]
+        for key in ("fid", "kid", "ssim", "structure"):
+            values = [float(r[key]) for r in runs]
+            mean = sum(values) / 2
+            sd = (sum((v - mean) ** 2 for v in values) / (2 - 1)) ** 0.5
+            assert float(entry[key]) == pytest.approx(mean, rel=1e-4, abs=1e-9)
+            assert float(entry[key + "_sd"]) == pytest.approx(sd, rel=1e-3, abs=1e-6)
+    table = (out / "comparison.md").read_text()
+    assert table.startswith("Mean ± standard deviation over seeds 3-4")
+    assert "| sc_recommended | 2 |" in table and "| fastcut_s4 |" in table
