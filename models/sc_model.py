@@ -26,6 +26,7 @@ from models.base_model import Adversary, BaseModel, frozen_config
 from models.losses import gradient_penalty, perceptual_loss, style_loss
 from models.networks import build_discriminator, build_generator, discriminator_settings, generator_settings
 from models.spatial import add_spatial_options, build_spatial_loss, needs_other, parse_attn_layers, rot180, vgg_features
+from util.errors import UserError
 from util.image_pool import ImagePool
 
 
@@ -39,6 +40,7 @@ class SCConfig:
     lambda_spatial: float
     lambda_spatial_idt: float
     lambda_identity: float
+    identity_scale: float
     lambda_perceptual: float
     lambda_style: float
     lambda_gradient: float
@@ -64,6 +66,12 @@ class SCModel(BaseModel):
         g.add_argument("--lambda_perceptual", type=float, default=0.0, help="L1 of relu3_3 of real_A vs fake_B")
         g.add_argument("--lambda_style", type=float, default=0.0, help="Gram-matrix L1 of real_B vs fake_B")
         g.add_argument("--lambda_identity", type=float, default=0.0, help="L1 of G(real_B) vs real_B")
+        g.add_argument(
+            "--identity_scale",
+            type=float,
+            default=1.0,
+            help="the identity pass on real_B resized by this factor (0 < s <= 1; 0.5: a quarter of its cost)",
+        )
         g.add_argument("--lambda_gradient", type=float, default=0.0, help="WGAN-GP gradient penalty weight")
         return parser
 
@@ -82,6 +90,13 @@ class SCModel(BaseModel):
 
     # ---- construction -------------------------------------------------------------------
     def _build_training(self, opt: argparse.Namespace) -> None:
+        if not 0 < opt.identity_scale <= 1:
+            raise UserError(f"--identity_scale {opt.identity_scale}: must be in (0, 1]")
+        if opt.identity_scale < 1 and opt.lambda_spatial_idt > 0:
+            raise UserError(
+                f"--identity_scale {opt.identity_scale}: resizes the identity pass of --lambda_identity only; "
+                "with --lambda_spatial_idt leave it at 1"
+            )
         if opt.augment and not opt.learned_attn:
             print("Note: --augment only feeds the learned heads; without --learned_attn it has no effect.")
         self.loss_names = ["G_GAN", "G_s", "D_real", "D_fake"]
@@ -111,7 +126,17 @@ class SCModel(BaseModel):
         with self.autocast():
             self.fake_B = self.netG(self.real_A).float()
             if self.is_train and self.use_idt:
-                self.idt_B = self.netG(self.real_B).float()
+                self.idt_B = self.netG(self.identity_source()).float()
+
+    def identity_source(self) -> torch.Tensor:
+        """real_B, or with ``--identity_scale s < 1`` real_B resized to round(s * side) (bilinear, antialiased):
+        the image the identity pass translates and its L1 target."""
+        scale = self.cfg.identity_scale
+        if scale == 1:
+            return self.real_B
+        h, w = self.real_B.shape[2:]
+        size = (max(1, round(h * scale)), max(1, round(w * scale)))
+        return torch.nn.functional.interpolate(self.real_B, size=size, mode="bilinear", antialias=True)
 
     def _layer_feats(self, feats: list[torch.Tensor], layers: tuple | list) -> list[torch.Tensor]:
         return [feats[self.vgg.layers.index(i)] for i in layers]
@@ -175,7 +200,7 @@ class SCModel(BaseModel):
             idt = self._layer_feats(self.feats["idt_B"], self.attn_layers)
             terms["G_s_idt_B"] = self.netF(src_b, idt, other) * opt.lambda_spatial_idt
         if opt.lambda_identity > 0:
-            terms["idt_B"] = torch.nn.functional.l1_loss(self.idt_B, self.real_B) * opt.lambda_identity
+            terms["idt_B"] = torch.nn.functional.l1_loss(self.idt_B, self.identity_source()) * opt.lambda_identity
         if opt.lambda_perceptual > 0:
             a, b = (self._layer_feats(self.feats[k], [PERCEPTUAL_LAYER])[0] for k in ("A", "fake_B"))
             terms["per"] = perceptual_loss(a, b) * opt.lambda_perceptual
