@@ -24,6 +24,12 @@ own size) with this project's generator code, and scored:
 - ``lpips`` (``--model mmsc``): the LPIPS between every two of a photo's ``--n_styles`` translations, the mean
   over the photos: how much the style code changes the output (evaluations/lpips.py).
 
+``--single`` measures ``--model sinsc`` instead: each seed trains on the one photo and the one painting of
+``--dataroot`` (default: the embedded ``datasets/single_demo``) with ``make demo-single``'s options (960 crops
+of 64² in batches of 4, 1 + 1 epochs, 480 steps), and the whole photo is translated at its own size;
+``ssim`` is then the output's SSIM to the photo itself (the structure kept) and ``colour`` its distance to
+the painting's palette.
+
 ``--figure PATH TAGS SEEDS`` trains nothing: it draws the first test photos, their painted truth and the
 last-epoch output of each listed setting (comma-separated tags) and seed, one column each.
 ``--loss_check`` trains nothing: it prints what the spatially-correlative loss and the perceptual loss
@@ -54,6 +60,7 @@ from util.errors import UserError, run_cli
 from util.metrics import colour_distance, luminance, ssim
 
 ROOT = Path(__file__).resolve().parents[1]
+BASE: list[str] = []  # the runs' shared options: BASE_OPTIONS, or SINGLE_OPTIONS with --single
 
 # The comparison's options, shared by both codes (each code's every other option at its default).
 BASE_OPTIONS = [
@@ -93,6 +100,13 @@ BASE_OPTIONS = [
     "1000000",
     "--no_html",
 ]
+# --single: make demo-single's options for --model sinsc (scripts/demo_sinsc.sh)
+SINGLE_OPTIONS = [
+    *("--model", "sinsc", "--crop_size", "64", "--batch_size", "4", "--max_dataset_size", "960"),
+    *("--n_epochs", "1", "--n_epochs_decay", "1", "--gpu_ids", "-1", "--num_threads", "0", "--display_id", "0"),
+    *("--save_epoch_freq", "1", "--print_freq", "1000000", "--display_freq", "1000000"),
+    *("--update_html_freq", "1000000", "--no_html"),
+]
 FIELDS = ["code", "tag", "seed", "epoch", "r_mean", "r_min", "n_neg", "n_images", "ssim", "colour", "lpips", "train_s"]
 
 
@@ -115,7 +129,8 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     p.add_argument("--published_root", default=None, help="checkout of the published code (--code published)")
     p.add_argument("--seeds", default="0-7")
     p.add_argument("--tag", default="default", help="name of this setting in the table and the run folders")
-    p.add_argument("--dataroot", default=str(ROOT / "datasets" / "photo2painting"))
+    p.add_argument("--dataroot", default=None, help="default: datasets/photo2painting (--single: single_demo)")
+    p.add_argument("--single", action="store_true", help="--model sinsc on one photo and one painting")
     p.add_argument("--out", default="./polarity_runs", help="run folders and runs.csv go here")
     p.add_argument("--jobs", type=int, default=2, help="runs trained at once (one thread each)")
     p.add_argument("--vgg_weights", default=None, help="VGG16 weight file for both codes (default: torch hub cache)")
@@ -131,7 +146,12 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     args = p.parse_args(argv[:cut])
     if args.code == "published" and not args.published_root:
         raise UserError("--code published needs --published_root (a checkout of the published F-LSeSim code)")
-    for name in ("testA", "testB", "trainA", "trainB"):
+    if args.single and args.code == "published":
+        raise UserError("--single: only --code project (the published sinsc needs a GPU build)")
+    args.dataroot = args.dataroot or str(ROOT / "datasets" / ("single_demo" if args.single else "photo2painting"))
+    global BASE
+    BASE = SINGLE_OPTIONS if args.single else BASE_OPTIONS
+    for name in ("trainA", "trainB") if args.single else ("testA", "testB", "trainA", "trainB"):
         if not os.path.isdir(os.path.join(args.dataroot, name)):
             raise UserError(f"--dataroot: {args.dataroot} has no {name} folder")
     return args, argv[cut + 1 :]
@@ -143,7 +163,7 @@ def run_name(args: argparse.Namespace, seed: int) -> str:
 
 def option(extra: list[str], key: str, default: str | None = None) -> str | None:
     """The value of ``key`` on the run's command line (the last one wins), or ``default``."""
-    argv = BASE_OPTIONS + extra
+    argv = BASE + extra
     values = [argv[i + 1] for i, a in enumerate(argv[:-1]) if a == key]
     return values[-1] if values else default
 
@@ -175,7 +195,7 @@ def train_command(args: argparse.Namespace, seed: int, extra: list[str]) -> list
         run_name(args, seed),
         "--checkpoints_dir",
         os.path.abspath(args.out),
-    ] + BASE_OPTIONS
+    ] + BASE
     if args.code == "project":
         vgg = ["--vgg_weights", args.vgg_weights] if args.vgg_weights else []
         return [sys.executable, str(ROOT / "train.py"), "--seed", str(seed)] + vgg + common + extra
@@ -199,7 +219,7 @@ def train_command(args: argparse.Namespace, seed: int, extra: list[str]) -> list
 def train_all(args: argparse.Namespace, seeds: list[int], extra: list[str]) -> dict[int, float]:
     """Train the seeds whose last checkpoint is missing, ``--jobs`` at a time; seconds per run."""
     final = last_epoch(extra)
-    net = "G" if option(extra, "--model") == "sc" else "G_A"
+    net = "G" if option(extra, "--model") in ("sc", "sinsc") else "G_A"
     todo = [s for s in seeds if not os.path.isfile(os.path.join(args.out, run_name(args, s), f"{final}_net_{net}.pth"))]
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
     running: dict[int, tuple[subprocess.Popen, float, object]] = {}
@@ -240,7 +260,13 @@ def pearson(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def test_pairs(dataroot: str) -> list[tuple[np.ndarray, np.ndarray]]:
-    """(photo, painted truth) of every test photo that has a ground truth of the same name."""
+    """(photo, painted truth) of every test photo that has a ground truth of the same name; with ``--single``
+    (no test split) the one (photo, painting) pair of trainA and trainB."""
+    if BASE is SINGLE_OPTIONS:
+        photos, paintings = (sorted(make_dataset(os.path.join(dataroot, d))) for d in ("trainA", "trainB"))
+        if not photos or not paintings:
+            raise UserError(f"--dataroot: {dataroot} needs a photo in trainA and a painting in trainB")
+        return [(load_rgb(photos[0]), load_rgb(paintings[0]))]
     truths = {Path(p).stem: p for p in make_dataset(os.path.join(dataroot, "testB"))}
     pairs = [
         (load_rgb(p), load_rgb(truths[Path(p).stem]))
@@ -302,9 +328,11 @@ def translate_test_py(args: argparse.Namespace, seed: int, epoch: int, extra: li
 
 
 def score_outputs(outputs: list[np.ndarray], pairs: list[tuple[np.ndarray, np.ndarray]]) -> dict:
-    """Polarity (luminance correlation with the photo), SSIM and colour distance to the painted truth."""
+    """Polarity (luminance correlation with the photo), SSIM and colour distance to the painted truth
+    (``--single``: SSIM to the photo itself, colour distance to the painting)."""
     rs = [pearson(luminance(photo), luminance(y)) for y, (photo, _) in zip(outputs, pairs)]
-    ssims = [ssim(y, truth) for y, (_, truth) in zip(outputs, pairs)]
+    single = BASE is SINGLE_OPTIONS
+    ssims = [ssim(y, photo if single else truth) for y, (photo, truth) in zip(outputs, pairs)]
     colours = [colour_distance(y, truth) for y, (_, truth) in zip(outputs, pairs)]
     return {
         "r_mean": float(np.mean(rs)),
@@ -321,6 +349,15 @@ def score_run(
 ) -> dict | None:
     """Scores of one run's generator after ``epoch`` (None when that epoch was not saved)."""
     folder = os.path.join(args.out, run_name(args, seed))
+    if option(extra, "--model") == "sinsc":
+        if not os.path.isfile(os.path.join(folder, f"{epoch}_net_G.pth")):
+            return None
+        translator = Translator.load(folder, epoch=str(epoch))
+        outputs = []
+        for photo, _ in pairs:
+            x = torch.from_numpy(photo).permute(2, 0, 1)[None].float()
+            outputs.append(translator.translate(x, seed=0)[0].permute(1, 2, 0).double().numpy())
+        return score_outputs(outputs, pairs)
     if option(extra, "--model") == "sc":
         path = os.path.join(folder, f"{epoch}_net_G.pth")
         return score_outputs(translate_sc(path, pairs, generator_spec(extra)), pairs) if os.path.isfile(path) else None
@@ -368,14 +405,16 @@ def write_rows(path: str, rows: list[dict]) -> None:
 
 def summary(rows: list[dict], pairs: list[tuple[np.ndarray, np.ndarray]]) -> str:
     """Markdown: the untranslated photos, then one line per (code, tag, epoch)."""
+    single = BASE is SINGLE_OPTIONS  # SSIM to the photo itself, colour distance to the painting
     groups: dict[tuple, list[dict]] = {}
     for row in rows:
         groups.setdefault((row["code"], row["tag"], int(row["epoch"])), []).append(row)
+    to = ("the photo", "the painting") if single else ("truth", "truth")
     lines = [
-        "| code | setting | epoch | runs keeping polarity | r_mean: mean (min) | SSIM to truth: mean ± sd "
-        "| colour distance to truth | LPIPS between styles |",
+        f"| code | setting | epoch | runs keeping polarity | r_mean: mean (min) | SSIM to {to[0]}: mean ± sd "
+        f"| colour distance to {to[1]} | LPIPS between styles |",
         "|---|---|---|---|---|---|---|---|",
-        f"| untranslated photos | | | | +1.00 | {np.mean([ssim(p, t) for p, t in pairs]):.3f} "
+        f"| untranslated photos | | | | +1.00 | {np.mean([ssim(p, p if single else t) for p, t in pairs]):.3f} "
         f"| {np.mean([colour_distance(p, t) for p, t in pairs]):.3f} | |",
     ]
     for (code, tag, epoch), group in sorted(groups.items()):
