@@ -46,10 +46,18 @@ MODELS = {  # name: (train.py flags, batch size)
     "fsesim": (["--model", "sc"], 1),
     # the setting that keeps the photo's polarity (docs/polarity.md): one more G pass, on real_B
     "fsesim_idt": (["--model", "sc", "--lambda_identity", "1"], 1),
+    # the cheaper anchor measured against it: the identity pass on real_B at half its side
+    "fsesim_idt_half": (["--model", "sc", "--lambda_identity", "1", "--identity_scale", "0.5"], 1),
     "lsesim": (["--model", "sc", "--learned_attn", "--augment", "--patch_size", "32"], 1),
     "sinsc": (["--model", "sinsc"], 16),
 }
-NAMES = {"fsesim": "sc FSeSim", "fsesim_idt": "sc FSeSim + identity 1", "lsesim": "sc LSeSim p32", "sinsc": "sinsc"}
+NAMES = {
+    "fsesim": "sc FSeSim",
+    "fsesim_idt": "sc FSeSim + identity 1",
+    "fsesim_idt_half": "sc FSeSim + identity 1 at half size",
+    "lsesim": "sc LSeSim p32",
+    "sinsc": "sinsc",
+}
 MATMUL_SIZE = {"cpu": 1024, "cuda": 8192}
 TINY_FLAGS = ["--ngf", "8", "--ndf", "8"]  # --tiny: networks small enough to check the script in seconds
 
