@@ -165,18 +165,44 @@ def checkpoints_dir(args: argparse.Namespace) -> str:
 def run_train(argv: list[str]) -> tuple[int, float, float]:
     """Run train.py in a child process; returns (exit status, wall seconds, peak resident MB of the child).
 
+    The peak is the child's own high-water mark (``VmHWM`` of /proc/<pid>/status, read every 0.2 s until it
+    exits). ``ru_maxrss`` from wait4 would not do: on Linux a child starts from its parent's high-water mark,
+    so once this process holds the scoring networks every later run would report at least its size.
     Ctrl-C reaches the child too (it saves 'latest' and stops); the status is then 130.
     """
+    return run_child([sys.executable, str(ROOT / "train.py"), *argv])
+
+
+def run_child(cmd: list[str]) -> tuple[int, float, float]:
+    """:func:`run_train` for any command line: (exit status, wall seconds, the child's own peak MB)."""
     start = time.time()
-    child = subprocess.Popen([sys.executable, str(ROOT / "train.py"), *argv])
+    child = subprocess.Popen(cmd)
+    peak_kib = 0
     while True:
         try:
-            _, status, usage = os.wait4(child.pid, 0)
-            break
+            pid, status, usage = os.wait4(child.pid, os.WNOHANG)
+            if pid:
+                break
+            peak_kib = max(peak_kib, high_water_kib(child.pid))
+            time.sleep(0.2)
         except KeyboardInterrupt:
             continue  # wait for the child to save and exit
     code = os.waitstatus_to_exitcode(status)
-    return code, time.time() - start, usage.ru_maxrss / 1024.0  # Linux reports KiB
+    if not peak_kib:  # no /proc (not Linux): the rusage figure, with the caveat above
+        peak_kib = usage.ru_maxrss
+    return code, time.time() - start, peak_kib / 1024.0
+
+
+def high_water_kib(pid: int) -> int:
+    """VmHWM of a live process in KiB (0 when it cannot be read)."""
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return 0
 
 
 def steps_done(args: argparse.Namespace, run: str) -> int:

@@ -376,3 +376,21 @@ def poison_training(monkeypatch, train_module, names_for_step) -> None:
 
     monkeypatch.setattr(train_module, "guarded_step", guarded_step)
     poison_losses(monkeypatch, lambda model: names[0])
+
+
+def build_training_model(argv: list) -> tuple[argparse.Namespace, BaseModel]:
+    """Training options parsed from ``argv`` (any objects, as strings), the run's seed set, the model built
+    (the random-VGG warning silenced) and set up: (opt, model)."""
+    import warnings
+
+    from models import create_model
+    from options.train_options import TrainOptions
+    from util.seeding import seed_everything
+
+    opt = TrainOptions([str(a) for a in argv]).parse()
+    seed_everything(opt.seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # random VGG
+        model = create_model(opt)
+    model.setup()
+    return opt, model

@@ -4,7 +4,6 @@ import os
 import re
 import subprocess
 import sys
-import warnings
 
 import numpy as np
 import pytest
@@ -14,13 +13,12 @@ from PIL import Image
 import test as test_script
 import train as train_script
 from data import create_dataset
-from helpers import LSESIM, MMSC_SMALL, ROOT, TINY, run_script as run, write_images
+from helpers import LSESIM, MMSC_SMALL, ROOT, TINY, build_training_model, run_script as run, write_images
 from models import batch_extras, create_model
 from models.wrappers import CompiledOrEager
 from models.networks.munit import LayerNorm, MultiScaleImageDiscriminator, MUNITGenerator, adaptive_instance_norm
 from options.test_options import TestOptions
 from options.train_options import TrainOptions
-from util.seeding import seed_everything
 
 # Small MUNIT: 8 filters, one residual block, a 16-wide MLP, a 3-layer D at 2 scales (32 px crops).
 SMALL = MMSC_SMALL
@@ -31,14 +29,7 @@ def common(tiny, ck, name):
     return ["--dataroot", str(tiny), "--name", name, "--checkpoints_dir", str(ck)] + TINY + SMALL
 
 
-def build(argv):
-    opt = TrainOptions([str(a) for a in argv]).parse()
-    seed_everything(opt.seed)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # random VGG
-        model = create_model(opt)
-    model.setup()
-    return opt, model
+build = build_training_model
 
 
 # ---- networks ------------------------------------------------------------------------------------

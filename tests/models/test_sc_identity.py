@@ -1,7 +1,5 @@
 """sc's identity term: --lambda_identity on real_B, and --identity_scale, the same pass on real_B resized."""
 
-import warnings
-
 import numpy as np
 import pytest
 import torch
@@ -9,21 +7,13 @@ from PIL import Image
 
 import train as train_script
 from data import create_dataset
-from helpers import TINY, run_script
-from models import create_model
-from options.train_options import TrainOptions
-from util.seeding import seed_everything
+from helpers import TINY, build_training_model, run_script
 
 
 def build(tiny, ck, extra):
-    argv = ["--dataroot", tiny, "--name", "idt", "--checkpoints_dir", ck, "--model", "sc"] + TINY + extra
-    opt = TrainOptions([str(a) for a in argv]).parse()
-    seed_everything(opt.seed)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # random VGG
-        model = create_model(opt)
-    model.setup()
-    return opt, model
+    return build_training_model(
+        ["--dataroot", tiny, "--name", "idt", "--checkpoints_dir", ck, "--model", "sc"] + TINY + extra
+    )
 
 
 def g_terms(model, batch):

@@ -2,6 +2,7 @@
 
 import csv
 import json
+import sys
 
 import numpy as np
 import pytest
@@ -118,3 +119,13 @@ def test_compare_over_seeds_gives_each_method_mean_and_spread(tmp_path, monkeypa
     table = (out / "comparison.md").read_text()
     assert table.startswith("Mean ± standard deviation over seeds 3-4")
     assert "| sc_recommended | 2 |" in table and "| fastcut_s4 |" in table
+
+
+def test_a_childs_peak_memory_is_its_own_not_its_parents():
+    """The parent holds 400 MB (touched); a child that allocates 60 MB reports about 60 MB plus Python's own,
+    where wait4's ru_maxrss starts from the parent's high-water mark."""
+    held = np.ones(400 * 2**20 // 8)  # noqa: F841 (kept alive: the parent's resident memory)
+    code = "import numpy, time; a = numpy.ones(60 * 2**20 // 8); time.sleep(0.6)"
+    status, seconds, peak_mb = compare.run_child([sys.executable, "-c", code])
+    assert status == 0 and seconds > 0.5
+    assert 60 < peak_mb < 250, peak_mb
