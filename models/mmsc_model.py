@@ -297,28 +297,17 @@ class MMSCModel(BaseModel):
         n = self.real_A.shape[0]
         with self.autocast():
             s_a, s_b = self._style_noise(n), self._style_noise(n)
-            if self.use_idt:  # the other domain's real through each encoder too: (c_a, c_idt_B), (c_b, c_idt_A)
-                (c_a, c_idt_B), (s_a_prime, _) = (
-                    t.split(n) for t in self.netG_A(torch.cat([self.real_A, self.real_B]))
-                )
-                (c_b, c_idt_A), (s_b_prime, _) = (
-                    t.split(n) for t in self.netG_B(torch.cat([self.real_B, self.real_A]))
-                )
-                self.rec_A, self.fake_A, self.idt_A = (
-                    self.netG_A(torch.cat([c_a, c_b, c_idt_A]), torch.cat([s_a_prime, s_a, s_a_prime])).float().split(n)
-                )
-                self.rec_B, self.fake_B, self.idt_B = (
-                    self.netG_B(torch.cat([c_b, c_a, c_idt_B]), torch.cat([s_b_prime, s_b, s_b_prime])).float().split(n)
-                )
-            else:
-                c_a, s_a_prime = self.netG_A(self.real_A)
-                c_b, s_b_prime = self.netG_B(self.real_B)
-                self.rec_A, self.fake_A = (
-                    self.netG_A(torch.cat([c_a, c_b]), torch.cat([s_a_prime, s_a])).float().split(n)
-                )
-                self.rec_B, self.fake_B = (
-                    self.netG_B(torch.cat([c_b, c_a]), torch.cat([s_b_prime, s_b])).float().split(n)
-                )
+            idt = self.use_idt  # then the other domain's real goes through each encoder and decoder too
+            encoded_A = self.netG_A(torch.cat([self.real_A, self.real_B]) if idt else self.real_A)
+            encoded_B = self.netG_B(torch.cat([self.real_B, self.real_A]) if idt else self.real_B)
+            (c_a, *c_idt_B), (s_a_prime, *_) = (t.split(n) for t in encoded_A)
+            (c_b, *c_idt_A), (s_b_prime, *_) = (t.split(n) for t in encoded_B)
+            styles_A = torch.cat([s_a_prime, s_a] + [s_a_prime] * idt)
+            styles_B = torch.cat([s_b_prime, s_b] + [s_b_prime] * idt)
+            self.rec_A, self.fake_A, *idt_A = self.netG_A(torch.cat([c_a, c_b, *c_idt_A]), styles_A).float().split(n)
+            self.rec_B, self.fake_B, *idt_B = self.netG_B(torch.cat([c_b, c_a, *c_idt_B]), styles_B).float().split(n)
+            if idt:
+                self.idt_A, self.idt_B = idt_A[0], idt_B[0]
             c_b_rec, s_a_rec = self.netG_A(self.fake_A)
             c_a_rec, s_b_rec = self.netG_B(self.fake_B)
             if self.use_cycle:
