@@ -30,7 +30,7 @@ from data.image_folder import IMG_EXTENSIONS, is_image_file, load_image
 from options.base_options import OptionParser
 from inference import Translator
 from inference.streaming import TooLarge, parse_bytes
-from inference.video import STATISTICS, is_video_file, translate_video
+from inference.video import CUT_THRESHOLD, STATISTICS, is_video_file, translate_video
 from util.errors import UserError, run_cli
 from util.image_io import atomic_path
 
@@ -96,14 +96,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--statistics",
         default=None,
         choices=list(STATISTICS),
-        help="what the norms use across frames: the clip's (default where the generator allows), "
-        "a running average, or each frame's own",
+        help="what the norms use across frames: auto (default where the generator allows: each shot's shared "
+        "statistics, a still shot's frames their own), clip (each shot's), running (an average), frame (each its own)",
     )
     g.add_argument(
         "--clip_frames",
         type=int,
         default=16,
-        help="frames spread over the clip that give its statistics (0: every frame, decoded again)",
+        help="frames spread over each shot that give its statistics (0: every frame)",
     )
     g.add_argument(
         "--clip_exact",
@@ -111,6 +111,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="gather the clip statistics layer by layer (exact; about 11 passes over those frames instead of one)",
     )
     g.add_argument("--momentum", type=float, default=0.9, help="--statistics running: weight of the past")
+    g.add_argument(
+        "--cut_threshold",
+        type=float,
+        default=CUT_THRESHOLD,
+        help="a new shot where consecutive frames' colour histograms differ by more (0..1; 1: no cuts)",
+    )
     g.add_argument("--batch", type=int, default=4, help="frames, or images of one size, translated at once")
     g.add_argument("--max_frames", type=int, default=None, help="translate only the first N frames")
     g = parser.add_argument_group("mmsc")
@@ -173,6 +179,7 @@ def main() -> None:
             clip_frames=args.clip_frames,
             clip_exact=args.clip_exact,
             momentum=args.momentum,
+            cut_threshold=args.cut_threshold,
             batch=args.batch,
             max_frames=args.max_frames,
             max_side=args.max_side,
@@ -279,6 +286,10 @@ def check_video_options(args: argparse.Namespace) -> None:
             raise UserError(f"--{option} {value}: must be at least {least}")
     if not 0.0 <= args.momentum < 1.0:
         raise UserError(f"--momentum {args.momentum}: must be in [0, 1)")
+    if not 0.0 < args.cut_threshold <= 1.0:
+        raise UserError(f"--cut_threshold {args.cut_threshold}: must be in (0, 1] (1: no cuts)")
+    if args.clip_exact and args.clip_frames == 0:
+        raise UserError("--clip_exact: gathering layer by layer needs a sample of each shot (--clip_frames above 0)")
     if args.n_styles is not None or args.style_image is not None:
         raise UserError("--n_styles/--style_image: a video is translated with one generator pass per frame")
 

@@ -12,6 +12,7 @@ takes over a network's instance norms so that they normalise with statistics set
 - pooled (:meth:`NormStatistics.gather_pooled`): one pass recording every layer's input over all the inputs,
   each normalised by its own statistics as usual: a clip's statistics at the cost of one pass over the sample
   (inference/video.py's default);
+- pooled as they come (:meth:`record_pooled`, then :meth:`adopt`): the same, one batch at a time;
 - running (``momentum``): every call updates each layer's statistics with its input's own, as an exponential
   moving average, and normalises with the result: one pass, for streams.
 """
@@ -95,7 +96,7 @@ class NormStatistics:
         so_far = self.moments.get(id(module))
         self.moments[id(module)] = [a + b for a, b in zip(so_far, moments)] if so_far else moments
 
-    def _adopt(self) -> None:
+    def adopt(self) -> None:
         """The recorded moments become the recording layers' known statistics."""
         for key, (total, squares, count) in self.moments.items():
             mean = total / count
@@ -115,7 +116,7 @@ class NormStatistics:
             for layer in self.layers:
                 self.recording = {id(layer)}
                 passes(self._record_pass)
-                self._adopt()
+                self.adopt()
 
     def gather_pooled(self, passes: Callable[[Callable[..., None]], None], shared: bool = True) -> None:
         """Every layer's statistics in one pass: each layer's input recorded (pooled over all inputs) while every
@@ -129,7 +130,15 @@ class NormStatistics:
         with self.attached():
             self.recording = {id(layer) for layer in self.layers}
             passes(self._record_pass)
-            self._adopt()
+            self.adopt()
+
+    def record_pooled(self, net: Callable[[torch.Tensor], object], x: torch.Tensor) -> None:
+        """One batch of :meth:`gather_pooled`'s pass, for inputs that arrive one batch at a time (a shot's frames
+        as they are decoded), pooled into one statistic; :meth:`adopt` makes the recorded moments the statistics."""
+        self.shared, self.stop = True, False
+        self.recording = {id(layer) for layer in self.layers}
+        with self.attached():
+            self._record_pass(net, x)
 
     def _record_pass(self, net: Callable[[torch.Tensor], object], x: torch.Tensor, owned: Region = WHOLE) -> None:
         """Run ``net(x)`` (up to the recording layer, layer by layer), adding the moments over ``owned``."""
@@ -161,3 +170,31 @@ def instance_norms(net: nn.Module) -> list[nn.InstanceNorm2d]:
     return [
         m for m in net.modules() if isinstance(m, nn.InstanceNorm2d) and not (m.track_running_stats and not m.training)
     ]
+
+
+def input_moments(net: Callable[[torch.Tensor], object], layer: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """Each input's per-channel mean and variance at ``layer``'s input, (N, 2, C) float64, running ``net`` on
+    ``x`` only up to that layer."""
+    seen: list[torch.Tensor] = []
+
+    def look(module: nn.Module, args: tuple) -> None:
+        var, mean = torch.var_mean(args[0].double(), dim=(-2, -1), unbiased=False)
+        seen.append(torch.stack([mean, var], 1))
+        raise _Stop
+
+    handle = layer.register_forward_pre_hook(look)
+    try:
+        with contextlib.suppress(_Stop):
+            net(x)
+    finally:
+        handle.remove()
+    return seen[0]
+
+
+def statistics_spread(moments: torch.Tensor) -> float:
+    """How far a set of inputs' own statistics move, from their :func:`input_moments` (T, 2, C): per channel,
+    the standard deviation of their means over the pooled standard deviation (of every value of every input),
+    averaged over the channels; 0 for one input."""
+    mean, var = moments[:, 0], moments[:, 1]
+    pooled = (var.mean(0) + mean.var(0, unbiased=False)).clamp_min(1e-20).sqrt()
+    return float((mean.std(0, unbiased=False) / pooled).mean())

@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from inference import Translator
-from inference.video import clip_statistics, default_statistics, read_frames, translate_frames
+from inference.video import default_statistics, read_frames, shot_statistics, translate_frames
 from util.errors import UserError, run_cli
 
 Motion = tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray]]  # frames, flows (t -> t-1), masks
@@ -60,10 +60,13 @@ def inside(flow: np.ndarray) -> np.ndarray:
 
 
 def warping_errors(frames: list[np.ndarray], flows: list[np.ndarray], masks: list[np.ndarray]) -> list[float]:
-    """Per consecutive pair (t-1, t): mean |frame_t - warp(frame_(t-1), flow_t)| over mask_t, 0-255 units."""
+    """Per consecutive pair (t-1, t): mean |frame_t - warp(frame_(t-1), flow_t)| over mask_t, 0-255 units (pairs
+    with an empty mask, across a cut, left out)."""
     errors = []
     for t in range(1, len(frames)):
         current, previous = frames[t].astype(np.float32), frames[t - 1].astype(np.float32)
+        if not masks[t - 1].any():  # a cut: nothing of the previous frame is visible
+            continue
         diff = np.abs(current - warp(previous, flows[t - 1])).mean(axis=-1)
         errors.append(float(diff[masks[t - 1]].mean()))
     return errors
@@ -127,9 +130,13 @@ def estimated_flows(frames: list[np.ndarray]) -> tuple[list[np.ndarray], list[np
 
 
 def translated(translator: Translator, frames: list[np.ndarray], statistics: str) -> list[np.ndarray]:
-    """The frames translated with ``statistics`` ('clip': over all of them)."""
-    stats = clip_statistics(translator, lambda: frames) if statistics == "clip" else statistics
-    return list(translate_frames(translator, frames, statistics=stats))
+    """The frames translated with ``statistics`` as translate.py would ('auto', 'clip': each shot's, from 16
+    frames spread over it)."""
+    if statistics in ("auto", "clip"):
+        shots = shot_statistics(translator, frames, statistics)
+        print(f"  {statistics}: {len(shots)} shots, spreads " + " ".join(f"{s.spread:.3f}" for s in shots))
+        statistics = shots
+    return list(translate_frames(translator, frames, statistics=statistics))
 
 
 def interior(masks: list[np.ndarray], margin: int) -> list[np.ndarray]:
@@ -200,7 +207,7 @@ def strip(series: dict, path: str, columns: int = 5, side: int = 128) -> None:
     input and each setting; columns: ``columns`` frames spread over the motion."""
     rows = []
     for label, by_setting in series.items():
-        if label.startswith("clip "):
+        if label.startswith(("clip ", "cuts")):
             continue
         for frames, _ in by_setting.values():
             picks = np.linspace(0, len(frames) - 1, columns).round().astype(int)
@@ -245,11 +252,25 @@ def real_clip(path: str, count: int, side: int) -> Motion:
     return frames, flows, masks
 
 
+def with_cuts(shots: list[Motion]) -> Motion:
+    """The shots one after the other, the pair across each cut masked out."""
+    frames, flows, masks = [], [], []
+    for shot_frames, shot_flows, shot_masks in shots:
+        if frames:
+            flows.append(np.zeros(shot_frames[0].shape[:2] + (2,), np.float32))
+            masks.append(np.zeros(shot_frames[0].shape[:2], bool))
+        frames += shot_frames
+        flows += shot_flows
+        masks += shot_masks
+    return frames, flows, masks
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--name", required=True, help="the model (anything Translator.load takes)")
     parser.add_argument("--checkpoints_dir", default="./checkpoints")
     parser.add_argument("--photo", required=True, help="a real photo the pans and zooms move over")
+    parser.add_argument("--photo2", default=None, help="a second real photo, for the clip with cuts")
     parser.add_argument("--clip", action="append", default=[], help="a real clip (repeatable)")
     parser.add_argument("--clip_max_frames", type=int, default=60)
     parser.add_argument("--clip_side", type=int, default=256, help="real clips are shrunk to this width")
@@ -261,7 +282,7 @@ def main() -> None:
     parser.add_argument("--out", required=True, help="folder for flicker.csv, .md, _strip.jpg, _plot.png")
     args = parser.parse_args()
     translator = Translator.load(args.name, checkpoints_dir=args.checkpoints_dir)
-    settings = ["frame", "clip", "running"] if default_statistics(translator) == "clip" else ["frame"]
+    settings = ["frame", "auto", "clip", "running"] if default_statistics(translator) == "auto" else ["frame"]
     with Image.open(args.photo) as image:
         photo = np.asarray(image.convert("RGB"))
     size = tuple(args.size)
@@ -279,6 +300,20 @@ def main() -> None:
     }
     for clip in args.clip:
         motions[f"clip {os.path.basename(clip)}"] = real_clip(clip, args.clip_max_frames, args.clip_side)
+    if args.clip and args.photo2:
+        with Image.open(args.photo2) as image:
+            photo2 = np.asarray(image.convert("RGB"))
+        real = [f.image for f in read_frames(args.clip[0], max_frames=2 * args.frames + 24)]
+        real = [np.asarray(Image.fromarray(f).resize(size[::-1], Image.Resampling.BICUBIC)) for f in real]
+        motions[f"cuts: {os.path.basename(args.clip[0])}, pans and a zoom"] = with_cuts(
+            [
+                (real[: args.frames], *estimated_flows(real[: args.frames])),
+                pan(photo, args.frames, size, (3, 0)),
+                zoom(photo2, args.frames, size, 1.01),
+                (real[-args.frames :], *estimated_flows(real[-args.frames :])),
+                pan(photo2, args.frames, size, (1.5, 1.0)),
+            ]
+        )
     os.makedirs(args.out, exist_ok=True)
     with torch.no_grad():
         rows, series = measure(translator, motions, settings, args.margin)

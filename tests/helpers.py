@@ -20,6 +20,7 @@ from util.errors import run_cli
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(__file__).resolve().parent / "fixtures"  # files the tests read (copies of published key lists)
 PHOTO = ROOT / "datasets" / "single_demo" / "trainA" / "home.jpg"  # 512 x 384, a real photo
+PAINTING = ROOT / "datasets" / "single_demo" / "trainB" / "starry_night.jpg"  # 752 x 600, a real painting
 
 # The tiny training configuration every end-to-end test starts from: CPU, random VGG, 8 filters,
 # 32² crops of 36² loads, no loader processes, one epoch plus one decay epoch, log everything.
@@ -164,9 +165,10 @@ def write_every_layout(root: Path) -> Path:
 
 
 # ---- clips made from the repository's real photo ---------------------------------------------------------
-def photo_pan(count: int, step: int, size=(64, 96), scale: int = 4) -> list[np.ndarray]:
-    """``count`` (H, W, 3) uint8 crops of the photo (shrunk by ``scale``), each ``step`` pixels right of the last."""
-    photo = Image.open(PHOTO).convert("RGB")
+def photo_pan(count: int, step: int, size=(64, 96), scale: int = 4, image: Path = PHOTO) -> list[np.ndarray]:
+    """``count`` (H, W, 3) uint8 crops of the photo (or ``image``; shrunk by ``scale``), each ``step`` pixels right
+    of the last."""
+    photo = Image.open(image).convert("RGB")
     photo = np.asarray(photo.resize((photo.width // scale, photo.height // scale), Image.Resampling.BICUBIC))
     h, w = size
     return [np.ascontiguousarray(photo[8 : 8 + h, i * step : i * step + w]) for i in range(count)]

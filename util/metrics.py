@@ -49,16 +49,20 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
     return float("inf") if mse == 0 else 10.0 * np.log10(1.0 / mse)
 
 
+def colour_histogram(image: np.ndarray, bins: int = 8) -> np.ndarray:
+    """The joint RGB histogram of an image in [0, 1] (uint8 images: their values / 256), ``bins`` levels a
+    channel, normalised to sum 1: (bins ** 3,) float64."""
+    image = np.asarray(image)[..., :3]
+    scaled = image.astype(np.float64) * (bins / 256.0) if image.dtype == np.uint8 else image * bins
+    q = np.clip(scaled.astype(int), 0, bins - 1).reshape(-1, 3)
+    h = np.bincount((q[:, 0] * bins + q[:, 1]) * bins + q[:, 2], minlength=bins**3).astype(np.float64)
+    return h / h.sum()
+
+
 def colour_distance(a: np.ndarray, b: np.ndarray, bins: int = 8) -> float:
     """Appearance gap: total-variation distance (0..1) of the two images' joint RGB histograms.
 
     Ignores where colours are, only which colours occur and how often, so it measures whether an
     output took the target's palette regardless of structure.
     """
-
-    def hist(image: np.ndarray) -> np.ndarray:
-        q = np.clip((np.asarray(image)[..., :3] * bins).astype(int), 0, bins - 1).reshape(-1, 3)
-        h = np.bincount((q[:, 0] * bins + q[:, 1]) * bins + q[:, 2], minlength=bins**3).astype(np.float64)
-        return h / h.sum()
-
-    return 0.5 * float(np.abs(hist(a) - hist(b)).sum())
+    return 0.5 * float(np.abs(colour_histogram(a, bins) - colour_histogram(b, bins)).sum())

@@ -16,11 +16,19 @@ import torch
 from PIL import Image
 
 import translate as translate_script
+from helpers import PAINTING
 from helpers import photo_pan as pan
 from helpers import run_script, train_tiny_runs, write_clip, write_images
 from inference import Translator
 from util.errors import UserError
-from inference.video import VideoWriter, clip_statistics, translate_frames, translate_video
+from inference.video import (
+    STILL_SPREAD,
+    VideoWriter,
+    clip_statistics,
+    shot_statistics,
+    translate_frames,
+    translate_video,
+)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -197,6 +205,87 @@ def test_clip_statistics_pooled_and_exact_against_the_moments_by_hand(run):
     assert float((pooled.known[id(last)][0] - exact.known[id(last)][0]).abs().max()) > 1e-6
 
 
+def first_conv(translator: Translator, frames: list[np.ndarray]) -> np.ndarray:
+    """The first instance norm's input for each frame, (N, C, H, W) float64: the generator's reflection pad and
+    convolution run on their own (sc's ResnetGenerator: ReflectionPad2d, Conv2d, InstanceNorm2d)."""
+    with torch.no_grad():
+        x = torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2).float() / 127.5 - 1
+        return translator.generator.model[:2](x).double().numpy()
+
+
+def as_tensors(frames: list[np.ndarray]) -> list[torch.Tensor]:
+    return [torch.from_numpy(f).permute(2, 0, 1).float() / 255 for f in frames]
+
+
+def two_shots() -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """A pan over the photo, then (a cut) a pan over the painting: real images, 64 x 96."""
+    return pan(5, 4), pan(5, 4, scale=6, image=PAINTING)
+
+
+def test_cuts_are_found_and_every_shot_gets_the_statistics_of_its_own_frames(run):
+    """The cut between the two shots is found where it is; each shot's first-norm statistics are the moments of
+    its own frames' first-norm input (numpy), so the second shot comes out as it does translated alone. One set
+    over the whole clip (no cut detection) leaves the second shot far from that."""
+    translator = Translator.load("sc", checkpoints_dir=str(run))
+    photo, painting = two_shots()
+    shots = shot_statistics(translator, photo + painting, "clip")
+    assert [shot.start for shot in shots] == [0, 5]
+    layer0 = translator.generator.model[2]
+    for shot, frames in zip(shots, (photo, painting)):
+        conv = first_conv(translator, frames)
+        mean, var = shot.stats.known[id(layer0)]
+        np.testing.assert_allclose(mean[0].numpy(), conv.mean(axis=(0, 2, 3)), rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(var[0].numpy(), conv.var(axis=(0, 2, 3)), rtol=1e-4, atol=1e-6)
+    frames = as_tensors(photo + painting)
+    with torch.no_grad():
+        by_shot = list(translate_frames(translator, frames, statistics=shots))
+        alone = list(translate_frames(translator, frames[5:], statistics=clip_statistics(translator, lambda: painting)))
+        one_set = shot_statistics(translator, photo + painting, "clip", cut_threshold=1.0)
+        whole = list(translate_frames(translator, frames, statistics=one_set))
+    assert len(one_set) == 1
+    assert max(float((a - b).abs().max()) for a, b in zip(by_shot[5:], alone)) < 1e-5
+    assert min(float((a - b).abs().mean()) for a, b in zip(whole[5:], alone)) > 1e-3
+
+
+def test_auto_leaves_a_still_shot_its_frames_own_statistics_and_shares_a_pans(run):
+    """'auto': a still shot (one crop of the photo, its brightness flickering by a level) is translated with
+    each frame's own statistics, exactly the per-frame output; a pan over the photo shares its statistics. The
+    spread that decides is checked against numpy: per channel, the standard deviation over the frames of their
+    first-norm means over the standard deviation of every value, averaged over channels."""
+    translator = Translator.load("sc", checkpoints_dir=str(run))
+    base = pan(1, 0)[0].astype(int)
+    still = [np.clip(base + d, 0, 255).astype(np.uint8) for d in (0, 1, -1, 1, 0, -1)]
+    moving = pan(6, 8, scale=2)
+    spreads = {}
+    for name, frames in (("still", still), ("pan", moving)):
+        (shot,) = shot_statistics(translator, frames, "auto")
+        conv = first_conv(translator, frames)
+        means = conv.mean(axis=(2, 3))  # (N, C)
+        pooled = conv.transpose(1, 0, 2, 3).reshape(conv.shape[1], -1).std(axis=1)
+        np.testing.assert_allclose(shot.spread, (means.std(axis=0) / pooled).mean(), rtol=1e-5)
+        spreads[name] = shot
+    assert spreads["still"].spread < STILL_SPREAD < spreads["pan"].spread
+    assert spreads["still"].stats is None and spreads["pan"].stats is not None
+    with torch.no_grad():
+        auto = list(translate_frames(translator, as_tensors(still), statistics=[spreads["still"]]))
+        per_frame = list(translate_frames(translator, as_tensors(still), statistics="frame"))
+    assert all(torch.equal(a, b) for a, b in zip(auto, per_frame))
+
+
+def test_running_statistics_start_afresh_at_a_cut(run):
+    """After the cut the running average restarts from the new shot's first frame (so that frame is normalised
+    by its own statistics, as per frame); without cut detection it carries the first shot's over."""
+    translator = Translator.load("sc", checkpoints_dir=str(run))
+    frames = as_tensors(sum(two_shots(), []))
+    with torch.no_grad():
+        per_frame = list(translate_frames(translator, frames, statistics="frame", batch=1))
+        running = list(translate_frames(translator, frames, statistics="running", batch=1))
+        carried = list(translate_frames(translator, frames, statistics="running", batch=1, cut_threshold=1.0))
+    assert float((running[5] - per_frame[5]).abs().max()) < 1e-5
+    assert float((running[6] - per_frame[6]).abs().max()) > 1e-3  # the average goes on within the shot
+    assert float((carried[5] - per_frame[5]).abs().mean()) > 1e-3
+
+
 def test_an_interrupted_write_leaves_no_file_under_the_output_name(run, tmp_path, monkeypatch):
     source, target = tmp_path / "clip.mp4", tmp_path / "out.mp4"
     write_clip(source, pan(8, 2))
@@ -245,6 +334,8 @@ def write_no_frames(path: Path) -> None:
         ("no_frames", "holds no frame"),
         ("missing_folder", "output: the folder"),
         ("bad_option", "--momentum 1.5: must be in [0, 1)"),
+        ("bad_cut", "--cut_threshold 0.0: must be in (0, 1] (1: no cuts)"),
+        ("exact_every_frame", "--clip_exact: gathering layer by layer needs a sample of each shot"),
         ("webm_aac", "the clip's sound cannot be stored in .webm unchanged"),
     ],
 )
@@ -267,7 +358,11 @@ def test_bad_video_input_is_one_line_and_writes_nothing(case, message, run, tmp_
         if case == "missing_folder":
             target = tmp_path / "nowhere" / "out.mp4"
         else:
-            extra = ["--momentum", "1.5"]
+            extra = {
+                "bad_option": ["--momentum", "1.5"],
+                "bad_cut": ["--cut_threshold", "0"],
+                "exact_every_frame": ["--clip_exact", "--clip_frames", "0"],
+            }[case]
     assert translate_py(["--name", "sc", "--checkpoints_dir", run, source, target, *extra], monkeypatch) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and message in err[0], err
