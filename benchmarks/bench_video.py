@@ -10,7 +10,10 @@ with an AAC tone), and times, in one process:
   only (what translating the frames as images costs at best);
 - video, per-frame statistics: ``translate_video`` end to end, decoding, translating, encoding and copying
   the sound, overlapped in threads;
-- video, clip statistics (the default): the same plus the first pass that gathers the clip's statistics.
+- video, clip statistics: the same plus the first pass that finds the shots (a colour histogram per frame) and
+  gathers each shot's statistics over its sample frames;
+- video, auto statistics (the default): the same as clip, plus the first layer once more over the sample (the
+  spread of the frames' statistics, which decides between the shot's shared statistics and each frame's own).
 
 Prints frames/s of each and the video's share of the image path's rate.
 """
@@ -90,7 +93,7 @@ def main() -> None:
                 translator.translate_tensor(model_input(translator, frames[i : i + args.batch]))
             image_seconds = time.perf_counter() - start
         rows = [("image path (compute only)", image_seconds)]
-        for statistics in ("frame", "clip"):
+        for statistics in ("frame", "clip", "auto"):
             start = time.perf_counter()
             translate_video(
                 translator,

@@ -1,7 +1,7 @@
 """Flicker, measured: the warping error of translated clips under each normalisation-statistics setting.
 
     python scripts/flicker.py --name demo_photo2painting --photo datasets/single_demo/trainA/home.jpg \
-        --out docs/video [--clip walking.mp4 --clip_max_frames 100 --clip_side 320]
+        --out docs/video [--clip walking.mp4 --clip_max_frames 100 --clip_side 320 --photo2 painting.jpg]
 
 The warping error of a clip (Lai et al., ECCV 2018) is the mean absolute difference, in 0-255 units, between
 each frame and the previous frame carried along the motion onto it, over the pixels visible in both: for every
@@ -12,11 +12,17 @@ pixel p of frame t, its position in frame t-1 is p + flow(p), and the previous f
   pixels a frame has the flow (dx, dy) everywhere, visible where p + flow stays inside the frame; a zoom by a
   factor z a frame about the centre c has the flow (p - c)(1 / z - 1);
 - a real clip (``--clip``): the flow estimated on the input frames by OpenCV's dense Farneback method, from
-  frame t back to frame t-1, with pixels whose forward-backward flows disagree (occlusions) left out.
+  frame t back to frame t-1, with pixels whose forward-backward flows disagree (occlusions) left out;
+- a clip with cuts (``--photo2`` and a ``--clip``): five shots of ``--frames`` frames at ``--size``, one after
+  the other: the real clip's first frames, a pan over ``--photo``, a zoom into ``--photo2``, later frames of the
+  real clip, a diagonal pan over ``--photo2``; the pairs across the cuts are left out.
 
 For each motion every statistics setting of inference/video.py translates the frames ('frame': each its own,
 'clip', 'running'); writes flicker.csv (one row per motion and setting, with the input's floor),
-flicker.md (the table: whole frame / interior, ``--margin`` pixels from the edges left out),
+flicker.md (the table: whole frame / interior, ``--margin`` pixels from the edges left out; for the clip with
+cuts, also the clip's statistics without cut detection and how far each setting's frames are from each shot
+translated alone), flicker_shifts.md (the generator's own response to shifts of 1 to 8 pixels with the
+statistics fixed),
 flicker_strip.jpg (the pans and zooms; rows: input and each setting; columns: frames) and flicker_plot.png
 (the error between consecutive frames over time, per setting).
 """
@@ -33,7 +39,14 @@ import torch.nn.functional as F
 from PIL import Image
 
 from inference import Translator
-from inference.video import default_statistics, read_frames, shot_statistics, translate_frames
+from inference.video import (
+    CUT_THRESHOLD,
+    clip_statistics,
+    default_statistics,
+    read_frames,
+    shot_statistics,
+    translate_frames,
+)
 from util.errors import UserError, run_cli
 
 Motion = tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray]]  # frames, flows (t -> t-1), masks
@@ -129,11 +142,16 @@ def estimated_flows(frames: list[np.ndarray]) -> tuple[list[np.ndarray], list[np
     return flows, masks
 
 
+ONE_SET = "clip, no cuts"  # the clip statistics of the whole clip, shots or not (no cut detection)
+
+
 def translated(translator: Translator, frames: list[np.ndarray], statistics: str) -> list[np.ndarray]:
     """The frames translated with ``statistics`` as translate.py would ('auto', 'clip': each shot's, from 16
-    frames spread over it)."""
-    if statistics in ("auto", "clip"):
-        shots = shot_statistics(translator, frames, statistics)
+    frames spread over it; ONE_SET: the clip's, as if it had no cuts)."""
+    if statistics in ("auto", "clip", ONE_SET):
+        one_set = statistics == ONE_SET
+        statistics = "clip" if one_set else statistics
+        shots = shot_statistics(translator, frames, statistics, cut_threshold=1.0 if one_set else CUT_THRESHOLD)
         print(f"  {statistics}: {len(shots)} shots, spreads " + " ".join(f"{s.spread:.3f}" for s in shots))
         statistics = shots
     return list(translate_frames(translator, frames, statistics=statistics))
@@ -159,10 +177,12 @@ def measure(
         floor = warping_errors(frames, flows, masks)
         inner = interior(masks, margin)
         series[label] = {"input": (frames, floor)}
-        for setting in settings:
-            outputs = translated(translator, frames, setting)
-            errors = warping_errors(outputs, flows, masks)
-            series[label][setting] = (outputs, errors)
+        outputs = {}
+        for setting in settings + ([ONE_SET] if label.startswith("cuts") and "clip" in settings else []):
+            outputs[setting] = translated(translator, frames, setting)
+            errors = warping_errors(outputs[setting], flows, masks)
+            if setting != ONE_SET:
+                series[label][setting] = (outputs[setting], errors)
             rows.append(
                 {
                     "motion": label,
@@ -170,7 +190,7 @@ def measure(
                     "frames": len(frames),
                     "warping_error": float(np.mean(errors)),
                     "max_step": float(np.max(errors)),
-                    "interior": float(np.mean(warping_errors(outputs, flows, inner))),
+                    "interior": float(np.mean(warping_errors(outputs[setting], flows, inner))),
                     "input_floor": float(np.mean(floor)),
                 }
             )
@@ -179,11 +199,22 @@ def measure(
                 f"{rows[-1]['interior']:.3f} (input {np.mean(floor):.3f})",
                 flush=True,
             )
+        for row in rows[-len(outputs) :]:  # how far from each shot translated alone ('clip': each shot's own)
+            by_shot = outputs.get("clip")
+            row["from_shots"] = (
+                float(
+                    np.mean(
+                        [np.abs(a.astype(np.float32) - b).mean() for a, b in zip(outputs[row["statistics"]], by_shot)]
+                    )
+                )
+                if by_shot is not None
+                else float("nan")
+            )
     return rows, series
 
 
 def write_table(rows: list[dict], path: str) -> str:
-    settings = list(dict.fromkeys(r["statistics"] for r in rows))
+    settings = [s for s in dict.fromkeys(r["statistics"] for r in rows) if s != ONE_SET]
     lines = [
         "| motion | input (floor) | " + " | ".join(f"{s} statistics" for s in settings) + " |",
         "|---|---|" + "---|" * len(settings),
@@ -196,6 +227,17 @@ def write_table(rows: list[dict], path: str) -> str:
             + " | ".join(f"{cells[s]['warping_error']:.2f} / {cells[s]['interior']:.2f}" for s in settings)
             + " |"
         )
+    cuts = [r for r in rows if r["motion"].startswith("cuts") and r["statistics"] != "clip"]
+    if cuts:
+        lines += [
+            "",
+            "| clip with cuts | warping error | interior | mean distance from each shot translated alone (0-255) |",
+            "|---|---|---|---|",
+        ]
+        lines += [
+            f"| {r['statistics']} | {r['warping_error']:.2f} | {r['interior']:.2f} | {r['from_shots']:.2f} |"
+            for r in cuts
+        ]
     table = "\n".join(lines) + "\n"
     with open(path, "w") as handle:
         handle.write(table)
@@ -250,6 +292,27 @@ def real_clip(path: str, count: int, side: int) -> Motion:
         raise UserError(f"--clip {path}: needs at least 2 frames")
     flows, masks = estimated_flows(frames)
     return frames, flows, masks
+
+
+def shift_errors(translator: Translator, photo: np.ndarray, size: tuple[int, int], margin: int, path: str) -> str:
+    """With one fixed set of statistics (a pan's clip statistics), the interior warping error between the output
+    of a frame and that of the frame shifted by 1 to 8 pixels: what is left when the statistics cannot change,
+    the generator's own response to the shift (exact copies only at multiples of its stride)."""
+    frames = pan(photo, 17, size, (1, 0))[0]
+    stats = clip_statistics(translator, lambda: frames)
+    outputs = list(translate_frames(translator, frames, statistics=stats))
+    errors = {}
+    for k in range(1, 9):
+        flow = np.broadcast_to(np.array([k, 0], np.float32), size + (2,)).copy()
+        mask = interior([inside(flow)], margin)[0]
+        errors[k] = np.mean([warping_errors([outputs[t], outputs[t + k]], [flow], [mask])[0] for t in range(17 - k)])
+    table = (
+        "| shift (pixels) | " + " | ".join(str(k) for k in errors) + " |\n|---|" + "---|" * len(errors) + "\n"
+        "| interior warping error, fixed statistics | " + " | ".join(f"{e:.2f}" for e in errors.values()) + " |\n"
+    )
+    with open(path, "w") as handle:
+        handle.write(table)
+    return table
 
 
 def with_cuts(shots: list[Motion]) -> Motion:
@@ -322,6 +385,9 @@ def main() -> None:
         writer.writeheader()
         writer.writerows(rows)
     print(write_table(rows, os.path.join(args.out, "flicker.md")))
+    if "clip" in settings:
+        with torch.no_grad():
+            print(shift_errors(translator, photo, size, args.margin, os.path.join(args.out, "flicker_shifts.md")))
     strip(series, os.path.join(args.out, "flicker_strip.jpg"))
     plot(series, os.path.join(args.out, "flicker_plot.png"))
     print(f"wrote flicker.csv, flicker.md, flicker_strip.jpg, flicker_plot.png in {args.out}")
