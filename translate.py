@@ -117,6 +117,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=CUT_THRESHOLD,
         help="a new shot where consecutive frames' colour histograms differ by more (0..1; 1: no cuts)",
     )
+    g.add_argument(
+        "--phase_average",
+        action="store_true",
+        help="average each frame over the generator's grid phases (16 passes for a stride of 4): the output then "
+        "follows a pan by any whole number of pixels (docs/video.md)",
+    )
     g.add_argument("--batch", type=int, default=4, help="frames, or images of one size, translated at once")
     g.add_argument("--max_frames", type=int, default=None, help="translate only the first N frames")
     g = parser.add_argument_group("mmsc")
@@ -184,6 +190,7 @@ def main() -> None:
             max_frames=args.max_frames,
             max_side=args.max_side,
             tile=args.tile,
+            phase_average=args.phase_average,
         )
         print(f"translated {count} frames into {args.output}")
         return

@@ -31,6 +31,7 @@ docs/video.md has the measured flicker of each on camera pans, zooms and real cl
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import queue
 import threading
@@ -45,6 +46,7 @@ from tqdm import tqdm
 
 from inference.statistics import NormStatistics, input_moments, instance_norms, statistics_spread
 from inference.traits import traits_of
+from models.networks.layers import pad2d
 from util.errors import UserError
 from util.image_io import atomic_path
 from util.metrics import colour_histogram
@@ -457,6 +459,11 @@ def frame_statistics(
     layers = shareable_norms(translator, statistics)
     if statistics != "running" or not layers:
         return None
+    if options.get("phase_average"):
+        raise UserError(
+            "statistics running: phase averaging translates each frame several times, which would update the "
+            "running statistics each time; use statistics 'auto', 'clip' or 'frame'"
+        )
     if options.get("tile") or options.get("max_side"):
         raise UserError(
             "statistics running: tiles would update the running statistics once per tile; use "
@@ -537,11 +544,41 @@ def _size(image_of: Callable[[Any], np.ndarray], frame: Any) -> tuple[int, int]:
 
 
 def translate_chunk(translator: Any, chunk: list[Any], stats: Optional[NormStatistics], options: dict) -> list[Any]:
-    """One batch of equal-sized frames through ``Translator.translate``, its norms using ``stats``."""
+    """One batch of equal-sized frames through ``Translator.translate``, its norms using ``stats`` (averaged over
+    the grid's phases with ``options['phase_average']``: :func:`phase_average`)."""
+    options = dict(options)
+    if options.pop("phase_average", False):
+        multiple = traits_of(translator.generator, translator.generator_name, "phase-averaged").size_multiple
+        average = functools.partial(phase_average, multiple=multiple)
+    else:
+        average = _once
     if isinstance(chunk[0], torch.Tensor):
-        return list(translator.translate(torch.stack(chunk).to(translator.model.device), statistics=stats, **options))
+        x = torch.stack(chunk).to(translator.model.device)
+        return list(average(lambda t: translator.translate(t, statistics=stats, **options), x))
     x = model_input(translator, [np.asarray(f.convert("RGB") if isinstance(f, Image.Image) else f) for f in chunk])
-    return to_images(translator.translate_tensor(x, statistics=stats, **options)[:, 0])
+    return to_images(average(lambda t: translator.translate_tensor(t, statistics=stats, **options), x)[:, 0])
+
+
+def _once(translate: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+    return translate(x)
+
+
+def phase_average(translate: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, multiple: int) -> torch.Tensor:
+    """The mean of ``translate`` over the ``multiple``² placements of ``x`` (N, C, H, W) on the generator's
+    sampling grid (``multiple``: its stride): ``x`` padded by reflection with a and ``multiple`` - a columns
+    (b and ``multiple`` - b rows), translated, and cropped back, for a, b in 0 .. ``multiple`` - 1. A strided
+    generator's output shifts with its input only for shifts by multiples of its stride; every integer shift of
+    ``x`` turns this set of placements into itself, so the mean shifts with the input by any whole number of
+    pixels (away from the borders, and with statistics that do not change: shared across the frames).
+    ``multiple``² passes."""
+    h, w = x.shape[-2:]
+    total = None
+    for b in range(multiple):
+        for a in range(multiple):
+            padded = pad2d(x, (a, multiple - a, b, multiple - b), "reflect")
+            out = translate(padded)[..., b : b + h, a : a + w]
+            total = out if total is None else total + out
+    return total / multiple**2
 
 
 # ---- the clip -----------------------------------------------------------------------------------------------

@@ -18,7 +18,8 @@ pixel p of frame t, its position in frame t-1 is p + flow(p), and the previous f
   real clip, a diagonal pan over ``--photo2``; the pairs across the cuts are left out.
 
 For each motion every statistics setting of inference/video.py translates the frames ('frame': each its own,
-'clip', 'running'); writes flicker.csv (one row per motion and setting, with the input's floor),
+'auto', 'clip', 'running'; for the pans and zooms also 'auto' with ``phase_average``, the mean over the
+generator's 16 grid phases); writes flicker.csv (one row per motion and setting, with the input's floor),
 flicker.md (the table: whole frame / interior, ``--margin`` pixels from the edges left out; for the clip with
 cuts, also the clip's statistics without cut detection and how far each setting's frames are from each shot
 translated alone), flicker_shifts.md (the generator's own response to shifts of 1 to 8 pixels with the
@@ -143,18 +144,20 @@ def estimated_flows(frames: list[np.ndarray]) -> tuple[list[np.ndarray], list[np
 
 
 ONE_SET = "clip, no cuts"  # the clip statistics of the whole clip, shots or not (no cut detection)
+PHASED = "auto, phase-averaged"  # --phase_average: the mean over the generator's grid phases (16 passes)
 
 
 def translated(translator: Translator, frames: list[np.ndarray], statistics: str) -> list[np.ndarray]:
     """The frames translated with ``statistics`` as translate.py would ('auto', 'clip': each shot's, from 16
     frames spread over it; ONE_SET: the clip's, as if it had no cuts)."""
-    if statistics in ("auto", "clip", ONE_SET):
+    options = {"phase_average": statistics == PHASED}
+    if statistics in ("auto", "clip", ONE_SET, PHASED):
         one_set = statistics == ONE_SET
-        statistics = "clip" if one_set else statistics
+        statistics = "clip" if one_set else "auto" if statistics == PHASED else statistics
         shots = shot_statistics(translator, frames, statistics, cut_threshold=1.0 if one_set else CUT_THRESHOLD)
         print(f"  {statistics}: {len(shots)} shots, spreads " + " ".join(f"{s.spread:.3f}" for s in shots))
         statistics = shots
-    return list(translate_frames(translator, frames, statistics=statistics))
+    return list(translate_frames(translator, frames, statistics=statistics, **options))
 
 
 def interior(masks: list[np.ndarray], margin: int) -> list[np.ndarray]:
@@ -178,7 +181,9 @@ def measure(
         inner = interior(masks, margin)
         series[label] = {"input": (frames, floor)}
         outputs = {}
-        for setting in settings + ([ONE_SET] if label.startswith("cuts") and "clip" in settings else []):
+        extra = [] if "clip" not in settings else [ONE_SET] if label.startswith("cuts") else []
+        extra += [PHASED] if "clip" in settings and not label.startswith(("clip ", "cuts")) else []
+        for setting in settings + extra:
             outputs[setting] = translated(translator, frames, setting)
             errors = warping_errors(outputs[setting], flows, masks)
             if setting != ONE_SET:
@@ -224,7 +229,9 @@ def write_table(rows: list[dict], path: str) -> str:
         floor = next(iter(cells.values()))["input_floor"]
         lines.append(
             f"| {motion} | {floor:.2f} | "
-            + " | ".join(f"{cells[s]['warping_error']:.2f} / {cells[s]['interior']:.2f}" for s in settings)
+            + " | ".join(
+                f"{cells[s]['warping_error']:.2f} / {cells[s]['interior']:.2f}" if s in cells else "–" for s in settings
+            )
             + " |"
         )
     cuts = [r for r in rows if r["motion"].startswith("cuts") and r["statistics"] != "clip"]

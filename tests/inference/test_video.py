@@ -171,6 +171,21 @@ def test_clip_statistics_make_a_pan_shifted_copies_and_per_frame_statistics_do_n
     assert max(float((a - b).abs().max()) for a, b in zip(running, per_frame)) < 1e-5
 
 
+def test_phase_averaging_makes_a_pan_by_any_whole_number_of_pixels_shifted_copies(run):
+    """A pan by 3 pixels (not a multiple of the stride) with clip statistics: the strided generator's frames are
+    not shifted copies of each other, but averaged over the 16 phases of its grid they are, within 1e-5."""
+    translator = Translator.load("sc", checkpoints_dir=str(run))
+    frames = [torch.from_numpy(f).permute(2, 0, 1).float() / 255 for f in pan(3, 3, size=(224, 320), scale=1)]
+    stats = clip_statistics(translator, lambda: [np.asarray(f.permute(1, 2, 0) * 255, dtype=np.uint8) for f in frames])
+    with torch.no_grad():
+        plain = list(translate_frames(translator, frames, statistics=stats))
+        averaged = list(translate_frames(translator, frames, statistics=stats, phase_average=True))
+    assert shifted_difference(plain, 3, 96) > 1e-3
+    assert shifted_difference(averaged, 3, 96) < 1e-5
+    with pytest.raises(UserError, match="statistics running: phase averaging"):
+        list(translate_frames(translator, frames, statistics="running", phase_average=True))
+
+
 def test_frames_too_large_for_one_pass_are_tiled_with_the_clip_statistics(run):
     """Tiling still applies to video frames: with the clip's statistics given, tiles share them as they are and
     the tiled frame equals the whole one within 1e-5."""
