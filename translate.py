@@ -194,6 +194,8 @@ def main() -> None:
         )
         print(f"translated {count} frames into {args.output}")
         return
+    if args.phase_average:
+        raise UserError(f"--phase_average: for video inputs (.mp4, .avi, ...); {args.input} is not one")
     max_memory = memory_option(args)
     if args.batch < 1:
         raise UserError(f"--batch {args.batch}: must be at least 1")

@@ -351,6 +351,7 @@ def write_no_frames(path: Path) -> None:
         ("bad_option", "--momentum 1.5: must be in [0, 1)"),
         ("bad_cut", "--cut_threshold 0.0: must be in (0, 1] (1: no cuts)"),
         ("exact_every_frame", "--clip_exact: gathering layer by layer needs a sample of each shot"),
+        ("phase_average_image", "--phase_average: for video inputs"),
         ("webm_aac", "the clip's sound cannot be stored in .webm unchanged"),
     ],
 )
@@ -365,6 +366,10 @@ def test_bad_video_input_is_one_line_and_writes_nothing(case, message, run, tmp_
     elif case == "no_frames":
         source = tmp_path / "clip.mkv"  # Matroska keeps an empty track (MP4 drops it)
         write_no_frames(source)
+    elif case == "phase_average_image":
+        source = tmp_path / "photo.png"
+        Image.fromarray(pan(1, 0)[0]).save(source)
+        target, extra = tmp_path / "out" / "photo.png", ["--phase_average"]
     elif case == "webm_aac":
         write_clip(source, pan(3, 2))
         target = tmp_path / "out" / "out.webm"
