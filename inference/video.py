@@ -25,6 +25,10 @@ every frame's colours and contrast: flicker. ``statistics`` chooses what the nor
   each cut, one pass, for streams (:func:`translate_frames` on an iterator);
 - ``'frame'``: every frame by its own statistics, as an image (what a frame-by-frame script gives).
 
+``phase_average=True`` translates each frame at every phase of the generator's sampling grid and averages
+(:func:`phase_average`; 16 passes for a stride of 4): the output then follows a pan by any whole number of
+pixels, not only by multiples of the stride.
+
 docs/video.md has the measured flicker of each on camera pans, zooms and real clips (scripts/flicker.py).
 """
 
@@ -600,8 +604,9 @@ def translate_video(
     """Translate the clip ``source`` into ``destination`` (a video file, or a folder for numbered PNGs); returns
     the number of frames written. See the module docstring for ``statistics`` (default: 'auto' where the
     generator can share its statistics), ``clip_frames``, ``clip_exact`` and ``cut_threshold`` (see
-    :func:`shot_statistics`) and ``momentum``. ``max_frames`` cuts the clip.
-    ``options`` go to ``Translator.translate`` (``tile``, ``max_side``)."""
+    :func:`shot_statistics`) and ``momentum``. ``max_frames`` cuts the clip. ``options`` go to
+    ``Translator.translate`` (``tile``, ``max_side``), but ``phase_average=True``: each frame averaged over the
+    generator's grid phases (:func:`phase_average`)."""
     info = probe(source)
     statistics = statistics or default_statistics(translator)
     shareable_norms(translator, statistics)
